@@ -1,0 +1,71 @@
+# One-command setup: every target installs what is missing first.
+#   make dev     serve the app on http://localhost:8787 (wrangler dev)
+#   make test    run every test (cargo, clippy on host and wasm32, Miniflare, browser)
+#   make deploy  publish with wrangler deploy
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+WORKER_BUILD_VERSION := 0.8.7
+# wasm-bindgen-cli must match the wasm-bindgen library in Cargo.lock exactly.
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
+CARGO_BIN := $(HOME)/.cargo/bin
+
+# worker-build would download these from GitHub; use the pinned local copies instead.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
+export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
+export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: help setup tools build dev test test-rust test-node lint deploy dry-run clean
+
+help:
+	@echo "make dev     serve the app locally on http://localhost:8787"
+	@echo "make test    run every test"
+	@echo "make deploy  wrangler deploy"
+
+setup: tools $(NPM_STAMP)
+
+tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+	  || rustup target add wasm32-unknown-unknown
+	@[ "$$($(CARGO_BIN)/worker-build --version 2>/dev/null)" = "$(WORKER_BUILD_VERSION)" ] \
+	  || cargo install worker-build --version "=$(WORKER_BUILD_VERSION)"
+	@[ "$$($(CARGO_BIN)/wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] \
+	  || cargo install wasm-bindgen-cli --version "=$(WASM_BINDGEN_VERSION)"
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Called by wrangler ([build] in wrangler.toml) and by the targets below.
+build: setup
+	worker-build --release
+
+dev: setup
+	wrangler dev
+
+test: setup test-rust lint build test-node
+
+test-rust:
+	cargo test --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -- -D warnings
+
+test-node:
+	node --test --test-concurrency=1 test/
+
+deploy: setup
+	wrangler deploy
+
+dry-run: setup
+	wrangler deploy --dry-run --outdir build/dry-run
+
+clean:
+	rm -rf build target/wasm32-unknown-unknown .wrangler

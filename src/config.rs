@@ -1,0 +1,314 @@
+//! Configuration from wrangler `[vars]`. A bad value never fails a request: it is reported as a
+//! [`ConfigWarning`] (the shell logs it loudly) and the default is used instead.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::fmt;
+
+pub const DEFAULT_ICE_SERVERS: &str = r#"[{"urls":"stun:stun.cloudflare.com:3478"}]"#;
+/// The platform refuses WebSocket frames over 1 MiB, so a larger limit could never apply.
+pub const MAX_MESSAGE_BYTES_CEILING: usize = 1 << 20;
+
+/// Who may open sockets besides the Worker's own origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// The effective configuration of a Worker isolate and its Durable Objects.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub allowed_origins: AllowedOrigins,
+    /// A validated JSON array of RTCIceServer objects, passed to clients verbatim.
+    pub ice_servers: Box<RawValue>,
+    pub max_message_bytes: usize,
+    pub rate_limit_burst: u32,
+    pub rate_limit_per_sec: f64,
+    pub resume_grace_ms: u64,
+    pub stale_after_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            allowed_origins: AllowedOrigins::Any,
+            ice_servers: default_ice_servers(),
+            max_message_bytes: 65_536,
+            rate_limit_burst: 100,
+            rate_limit_per_sec: 20.0,
+            resume_grace_ms: 15_000,
+            stale_after_ms: 60_000,
+        }
+    }
+}
+
+fn default_ice_servers() -> Box<RawValue> {
+    RawValue::from_string(DEFAULT_ICE_SERVERS.to_owned())
+        .unwrap_or_else(|_| Box::<RawValue>::default())
+}
+
+/// A configuration value that was ignored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {}: {}; using the default",
+            self.name, self.problem
+        )
+    }
+}
+
+impl Config {
+    /// Builds the configuration from a lookup of variable names (absent → default).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<ConfigWarning>) {
+        let mut config = Config::default();
+        let mut warnings = Vec::new();
+        let mut apply = |name: &'static str, result: Option<Result<(), String>>| {
+            if let Some(Err(problem)) = result {
+                warnings.push(ConfigWarning { name, problem });
+            }
+        };
+        let value = |name: &str| get(name).map(|v| v.trim().to_owned());
+
+        apply(
+            "ALLOWED_ORIGINS",
+            value("ALLOWED_ORIGINS")
+                .map(|v| parse_origins(&v).map(|o| config.allowed_origins = o)),
+        );
+        apply(
+            "ICE_SERVERS",
+            value("ICE_SERVERS").map(|v| parse_ice_servers(v).map(|s| config.ice_servers = s)),
+        );
+        apply(
+            "MAX_MESSAGE_BYTES",
+            value("MAX_MESSAGE_BYTES").map(|v| {
+                parse_int(&v, 1, MAX_MESSAGE_BYTES_CEILING as u64)
+                    .map(|n| config.max_message_bytes = n as usize)
+            }),
+        );
+        apply(
+            "RATE_LIMIT_BURST",
+            value("RATE_LIMIT_BURST").map(|v| {
+                parse_int(&v, 1, 1_000_000).map(|n| config.rate_limit_burst = n as u32)
+            }),
+        );
+        apply(
+            "RATE_LIMIT_PER_SEC",
+            value("RATE_LIMIT_PER_SEC").map(|v| match v.parse::<f64>() {
+                Ok(n) if n.is_finite() && n > 0.0 && n <= 1_000_000.0 => {
+                    config.rate_limit_per_sec = n;
+                    Ok(())
+                }
+                _ => Err(format!("{v:?} is not a number above 0")),
+            }),
+        );
+        apply(
+            "RESUME_GRACE_MS",
+            value("RESUME_GRACE_MS").map(|v| {
+                parse_int(&v, 0, 86_400_000).map(|n| config.resume_grace_ms = n)
+            }),
+        );
+        apply(
+            "STALE_AFTER_MS",
+            value("STALE_AFTER_MS")
+                .map(|v| parse_int(&v, 1, 86_400_000).map(|n| config.stale_after_ms = n)),
+        );
+        (config, warnings)
+    }
+}
+
+fn parse_int(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{v:?} is not a whole number from {min} to {max}")),
+    }
+}
+
+fn parse_origins(v: &str) -> Result<AllowedOrigins, String> {
+    if v == "*" {
+        return Ok(AllowedOrigins::Any);
+    }
+    let mut list = Vec::new();
+    for origin in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if !is_origin(origin) {
+            return Err(format!(
+                "{origin:?} is not an origin like https://example.com"
+            ));
+        }
+        list.push(origin.to_owned());
+    }
+    Ok(AllowedOrigins::List(list))
+}
+
+/// `scheme://host[:port]` with nothing after the authority, as browsers send `Origin`.
+fn is_origin(o: &str) -> bool {
+    let Some((scheme, authority)) = o.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@', ' '])
+}
+
+fn parse_ice_servers(v: String) -> Result<Box<RawValue>, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    #[derive(Deserialize)]
+    struct IceServer {
+        urls: Urls,
+    }
+    let servers: Vec<IceServer> = serde_json::from_str(&v)
+        .map_err(|e| format!("not a JSON array of {{\"urls\": ...}} objects ({e})"))?;
+    let urls_ok = servers.iter().all(|s| match &s.urls {
+        Urls::One(u) => !u.is_empty(),
+        Urls::Many(list) => !list.is_empty() && list.iter().all(|u| !u.is_empty()),
+    });
+    if !urls_ok {
+        return Err("an ICE server has empty urls".to_owned());
+    }
+    RawValue::from_string(v).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> (Config, Vec<ConfigWarning>) {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_when_unset() {
+        let (c, w) = parse(&[]);
+        assert!(w.is_empty());
+        assert_eq!(c.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(c.ice_servers.get(), DEFAULT_ICE_SERVERS);
+        assert_eq!(c.max_message_bytes, 65_536);
+        assert_eq!(c.rate_limit_burst, 100);
+        assert_eq!(c.rate_limit_per_sec, 20.0);
+        assert_eq!(c.resume_grace_ms, 15_000);
+        assert_eq!(c.stale_after_ms, 60_000);
+    }
+
+    #[test]
+    fn reads_valid_values() {
+        let (c, w) = parse(&[
+            (
+                "ALLOWED_ORIGINS",
+                " https://a.example , http://localhost:3000 ",
+            ),
+            (
+                "ICE_SERVERS",
+                r#"[{"urls":["turn:t.example:3478"],"username":"u","credential":"c"}]"#,
+            ),
+            ("MAX_MESSAGE_BYTES", "1024"),
+            ("RATE_LIMIT_BURST", "5"),
+            ("RATE_LIMIT_PER_SEC", "0.5"),
+            ("RESUME_GRACE_MS", "0"),
+            ("STALE_AFTER_MS", "2000"),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.allowed_origins,
+            AllowedOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        assert!(c.allowed_origins.allows("HTTPS://A.example"));
+        assert!(!c.allowed_origins.allows("https://b.example"));
+        assert_eq!(
+            c.ice_servers.get(),
+            r#"[{"urls":["turn:t.example:3478"],"username":"u","credential":"c"}]"#
+        );
+        assert_eq!(
+            (
+                c.max_message_bytes,
+                c.rate_limit_burst,
+                c.rate_limit_per_sec
+            ),
+            (1024, 5, 0.5)
+        );
+        assert_eq!((c.resume_grace_ms, c.stale_after_ms), (0, 2000));
+    }
+
+    #[test]
+    fn invalid_values_fall_back_with_a_warning() {
+        let (c, w) = parse(&[
+            ("ALLOWED_ORIGINS", "https://ok.example, not an origin"),
+            ("ICE_SERVERS", r#"{"urls":"stun:x"}"#),
+            ("MAX_MESSAGE_BYTES", "2000000"),
+            ("RATE_LIMIT_BURST", "0"),
+            ("RATE_LIMIT_PER_SEC", "NaN"),
+            ("RESUME_GRACE_MS", "-1"),
+            ("STALE_AFTER_MS", "soon"),
+        ]);
+        let names: Vec<_> = w.iter().map(|w| w.name).collect();
+        assert_eq!(
+            names,
+            [
+                "ALLOWED_ORIGINS",
+                "ICE_SERVERS",
+                "MAX_MESSAGE_BYTES",
+                "RATE_LIMIT_BURST",
+                "RATE_LIMIT_PER_SEC",
+                "RESUME_GRACE_MS",
+                "STALE_AFTER_MS"
+            ]
+        );
+        let d = Config::default();
+        assert_eq!(c.allowed_origins, d.allowed_origins);
+        assert_eq!(c.ice_servers.get(), d.ice_servers.get());
+        assert_eq!(c.max_message_bytes, d.max_message_bytes);
+        assert_eq!(c.rate_limit_burst, d.rate_limit_burst);
+        assert_eq!(c.rate_limit_per_sec, d.rate_limit_per_sec);
+        assert_eq!(c.resume_grace_ms, d.resume_grace_ms);
+        assert_eq!(c.stale_after_ms, d.stale_after_ms);
+        assert!(w[0].to_string().contains("not an origin"));
+    }
+
+    #[test]
+    fn ice_servers_need_urls() {
+        for bad in [
+            "[{}]",
+            r#"[{"urls":""}]"#,
+            r#"[{"urls":[]}]"#,
+            "[1]",
+            "nope",
+        ] {
+            let (_, w) = parse(&[("ICE_SERVERS", bad)]);
+            assert_eq!(w.len(), 1, "{bad}");
+        }
+        let (c, w) = parse(&[("ICE_SERVERS", "[]")]);
+        assert!(w.is_empty());
+        assert_eq!(c.ice_servers.get(), "[]");
+    }
+}

@@ -1,0 +1,360 @@
+//! Wire types of protocol v1: frames from client to server (`ClientFrame`) and from server to
+//! client (`ServerFrame`), the error and close codes, and the one place where a refused frame
+//! becomes an `error` frame. See `docs/protocol.md` for the normative text.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// The protocol version announced in every welcome frame.
+pub const VERSION: u8 = 1;
+/// A room holds at most this many slots.
+pub const MAX_PEERS: u8 = 2;
+/// The exact keep-alive text the runtime answers without waking the object.
+pub const PING_TEXT: &str = r#"{"type":"ping"}"#;
+/// The exact auto-response to [`PING_TEXT`].
+pub const PONG_TEXT: &str = r#"{"type":"pong"}"#;
+
+/// A frame sent by a client, borrowed from the text it was parsed from.
+#[derive(Debug)]
+pub enum ClientFrame<'a> {
+    /// Relay `data` to the other peer, byte for byte.
+    Message(&'a RawValue),
+    /// Release my slot now.
+    Leave,
+    /// Keep-alive that did not match [`PING_TEXT`] exactly, so the object answers it.
+    Ping,
+}
+
+impl PartialEq for ClientFrame<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ClientFrame::Message(a), ClientFrame::Message(b)) => a.get() == b.get(),
+            (ClientFrame::Leave, ClientFrame::Leave) | (ClientFrame::Ping, ClientFrame::Ping) => {
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+}
+
+/// Keeps `"data": null` apart from a missing `data`: null is a value a client may relay.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl<'a> ClientFrame<'a> {
+    /// Parses one text frame; unknown fields are ignored.
+    pub fn parse(text: &'a str) -> Result<Self, ErrorCode> {
+        let envelope: Envelope<'a> =
+            serde_json::from_str(text).map_err(|_| ErrorCode::BadMessage)?;
+        match envelope.kind.as_deref() {
+            Some("message") => envelope
+                .data
+                .map(ClientFrame::Message)
+                .ok_or(ErrorCode::BadMessage),
+            Some("leave") => Ok(ClientFrame::Leave),
+            Some("ping") => Ok(ClientFrame::Ping),
+            _ => Err(ErrorCode::BadMessage),
+        }
+    }
+}
+
+/// Why a slot was released, as told to the remaining peer in `peer-left`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaveReason {
+    /// The peer sent `leave` or closed its socket with 1000.
+    Leave,
+    /// The socket dropped and `RESUME_GRACE_MS` is 0.
+    Closed,
+    /// The socket dropped and nobody resumed the slot within the grace.
+    Timeout,
+    /// The peer stopped pinging and a newcomer needed its slot.
+    Stale,
+}
+
+impl LeaveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Leave => "leave",
+            LeaveReason::Closed => "closed",
+            LeaveReason::Timeout => "timeout",
+            LeaveReason::Stale => "stale",
+        }
+    }
+}
+
+/// A frame sent by the server. Field names are camelCase on the wire.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerFrame {
+    /// You opened an empty room.
+    #[serde(rename_all = "camelCase")]
+    Created {
+        version: u8,
+        room: String,
+        client_id: String,
+        resume_token: String,
+        ice_servers: Box<RawValue>,
+        max_peers: u8,
+        peers: Vec<String>,
+    },
+    /// You entered a room that had a slot taken, or you resumed your slot.
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        version: u8,
+        room: String,
+        client_id: String,
+        resume_token: String,
+        ice_servers: Box<RawValue>,
+        max_peers: u8,
+        peers: Vec<String>,
+        resumed: bool,
+    },
+    /// Another peer joined or resumed beside you.
+    #[serde(rename_all = "camelCase")]
+    PeerJoined {
+        room: String,
+        client_id: String,
+        resumed: bool,
+    },
+    /// Both peers are connected; `initiator` makes the offer.
+    Ready {
+        room: String,
+        initiator: String,
+        peers: [String; 2],
+    },
+    /// The other peer's socket dropped; its slot is held for the resume grace.
+    #[serde(rename_all = "camelCase")]
+    PeerAway { room: String, client_id: String },
+    /// The other peer's slot was released.
+    #[serde(rename_all = "camelCase")]
+    PeerLeft {
+        room: String,
+        client_id: String,
+        reason: LeaveReason,
+    },
+    /// The room has no slot for you; a 4409 close follows.
+    #[serde(rename_all = "camelCase")]
+    Full { room: String, max_peers: u8 },
+    /// A frame was refused.
+    Error { code: ErrorCode, message: String },
+}
+
+impl ServerFrame {
+    pub fn to_text(&self) -> String {
+        // Serializing these types cannot fail: every map key is a string and RawValue is valid JSON.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The relay frame, written around the sender's `data` without parsing it again.
+pub fn relay_text(from: &str, data: &RawValue) -> String {
+    #[derive(Serialize)]
+    struct Relay<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        from: &'a str,
+        data: &'a RawValue,
+    }
+    serde_json::to_string(&Relay {
+        kind: "message",
+        from,
+        data,
+    })
+    .unwrap_or_default()
+}
+
+/// Why a client frame was refused. Each becomes an `error` frame; the socket stays open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    BadMessage,
+    UnsupportedBinary,
+    TooLarge,
+    RateLimited,
+    NoPeer,
+}
+
+impl ErrorCode {
+    fn message(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => {
+                "expected a JSON object with type \"message\" (with data), \"leave\" or \"ping\""
+            }
+            ErrorCode::UnsupportedBinary => "binary frames are not supported; send JSON text",
+            ErrorCode::TooLarge => "frame exceeds MAX_MESSAGE_BYTES",
+            ErrorCode::RateLimited => "too many frames; slow down",
+            ErrorCode::NoPeer => "no other peer is connected to receive this message",
+        }
+    }
+
+    /// The one place a refusal becomes an `error` frame.
+    pub fn to_frame(self) -> ServerFrame {
+        ServerFrame::Error {
+            code: self,
+            message: self.message().to_owned(),
+        }
+    }
+}
+
+/// Close codes the server uses, each with its fixed reason text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// After `leave`.
+    Left,
+    /// The slot was resumed on another socket.
+    Replaced,
+    /// The socket stopped pinging and its slot was given to a newcomer.
+    Stale,
+    /// The room has no slot.
+    RoomFull,
+    /// Too many frames refused by the rate limit.
+    RateLimited,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Left => 1000,
+            CloseCode::Replaced => 4000,
+            CloseCode::Stale => 4408,
+            CloseCode::RoomFull => 4409,
+            CloseCode::RateLimited => 4429,
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Left => "left",
+            CloseCode::Replaced => "replaced",
+            CloseCode::Stale => "stale",
+            CloseCode::RoomFull => "room full",
+            CloseCode::RateLimited => "rate limited",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn parses_client_frames() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"leave"}"#),
+            Ok(ClientFrame::Leave)
+        );
+        assert_eq!(
+            ClientFrame::parse(r#" { "type" : "ping", "extra": [1] } "#),
+            Ok(ClientFrame::Ping)
+        );
+        let text = r#"{"type":"message","data": {"sdp" : "v=0\r\n", "n":[1, 2]}}"#;
+        match ClientFrame::parse(text) {
+            Ok(ClientFrame::Message(data)) => {
+                assert_eq!(data.get(), r#"{"sdp" : "v=0\r\n", "n":[1, 2]}"#)
+            }
+            other => panic!("{other:?}"),
+        }
+        match ClientFrame::parse(r#"{"type":"message","data":null}"#) {
+            Ok(ClientFrame::Message(data)) => assert_eq!(data.get(), "null"),
+            other => panic!("{other:?}"),
+        }
+        // An escaped type name is still the same name.
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"le\u0061ve"}"#),
+            Ok(ClientFrame::Leave)
+        );
+    }
+
+    #[test]
+    fn refuses_bad_frames() {
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            "\"message\"",
+            "42",
+            "null",
+            "{}",
+            r#"{"type":7}"#,
+            r#"{"type":"shout"}"#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"Message","data":1}"#,
+            r#"{"type":"message","data":1"#,
+            r#"{"type":"leave","type":"ping"}"#,
+        ] {
+            assert_eq!(
+                ClientFrame::parse(bad),
+                Err(ErrorCode::BadMessage),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn relay_keeps_data_verbatim() {
+        let data = raw(r#"{"a" : [1,2 , "é\u00e9"]}"#);
+        assert_eq!(
+            relay_text("c1", &data),
+            r#"{"type":"message","from":"c1","data":{"a" : [1,2 , "é\u00e9"]}}"#
+        );
+    }
+
+    #[test]
+    fn server_frames_match_the_wire_format() {
+        let created = ServerFrame::Created {
+            version: VERSION,
+            room: "r".into(),
+            client_id: "a".into(),
+            resume_token: "t".into(),
+            ice_servers: raw(r#"[{"urls":"stun:x"}]"#),
+            max_peers: MAX_PEERS,
+            peers: vec![],
+        };
+        assert_eq!(
+            created.to_text(),
+            r#"{"type":"created","version":1,"room":"r","clientId":"a","resumeToken":"t","iceServers":[{"urls":"stun:x"}],"maxPeers":2,"peers":[]}"#
+        );
+        let left = ServerFrame::PeerLeft {
+            room: "r".into(),
+            client_id: "b".into(),
+            reason: LeaveReason::Timeout,
+        };
+        assert_eq!(
+            left.to_text(),
+            r#"{"type":"peer-left","room":"r","clientId":"b","reason":"timeout"}"#
+        );
+        assert_eq!(
+            ErrorCode::NoPeer.to_frame().to_text(),
+            r#"{"type":"error","code":"no-peer","message":"no other peer is connected to receive this message"}"#
+        );
+        let ready = ServerFrame::Ready {
+            room: "r".into(),
+            initiator: "a".into(),
+            peers: ["a".into(), "b".into()],
+        };
+        assert_eq!(
+            ready.to_text(),
+            r#"{"type":"ready","room":"r","initiator":"a","peers":["a","b"]}"#
+        );
+        let full = ServerFrame::Full {
+            room: "r".into(),
+            max_peers: 2,
+        };
+        assert_eq!(full.to_text(), r#"{"type":"full","room":"r","maxPeers":2}"#);
+    }
+}

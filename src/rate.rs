@@ -1,0 +1,99 @@
+//! The per-socket token bucket for client frames, and the strike count that turns persistent
+//! flooding into a 4429 close.
+
+/// Refusals are counted over this window; more than `burst` of them in it closes the socket.
+pub const STRIKE_WINDOW_MS: u64 = 10_000;
+
+/// What the limiter says about one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    /// Refuse the frame with `rate-limited`.
+    Refused,
+    /// Refuse it and close the socket with 4429.
+    Exceeded,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimiter {
+    tokens: f64,
+    updated_ms: u64,
+    strikes: u32,
+    strikes_since_ms: u64,
+}
+
+impl RateLimiter {
+    /// A full bucket.
+    pub fn new(burst: u32, now_ms: u64) -> Self {
+        RateLimiter {
+            tokens: f64::from(burst),
+            updated_ms: now_ms,
+            strikes: 0,
+            strikes_since_ms: now_ms,
+        }
+    }
+
+    pub fn admit(&mut self, now_ms: u64, burst: u32, per_sec: f64) -> Admission {
+        let elapsed = now_ms.saturating_sub(self.updated_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * per_sec).min(f64::from(burst));
+        self.updated_ms = now_ms;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Admission::Allowed;
+        }
+        if now_ms.saturating_sub(self.strikes_since_ms) >= STRIKE_WINDOW_MS {
+            self.strikes = 0;
+            self.strikes_since_ms = now_ms;
+        }
+        self.strikes += 1;
+        if self.strikes > burst {
+            Admission::Exceeded
+        } else {
+            Admission::Refused
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let mut rl = RateLimiter::new(3, 0);
+        for _ in 0..3 {
+            assert_eq!(rl.admit(0, 3, 2.0), Admission::Allowed);
+        }
+        assert_eq!(rl.admit(0, 3, 2.0), Admission::Refused);
+        // Half a second at 2/s refills exactly one token.
+        assert_eq!(rl.admit(500, 3, 2.0), Admission::Allowed);
+        assert_eq!(rl.admit(500, 3, 2.0), Admission::Refused);
+        // Refill never exceeds the burst.
+        for _ in 0..3 {
+            assert_eq!(rl.admit(60_000, 3, 2.0), Admission::Allowed);
+        }
+        assert_eq!(rl.admit(60_000, 3, 2.0), Admission::Refused);
+    }
+
+    #[test]
+    fn more_than_burst_refusals_in_the_window_exceed() {
+        let mut rl = RateLimiter::new(2, 0);
+        assert_eq!(rl.admit(0, 2, 0.001), Admission::Allowed);
+        assert_eq!(rl.admit(0, 2, 0.001), Admission::Allowed);
+        assert_eq!(rl.admit(1, 2, 0.001), Admission::Refused);
+        assert_eq!(rl.admit(2, 2, 0.001), Admission::Refused);
+        assert_eq!(rl.admit(3, 2, 0.001), Admission::Exceeded);
+    }
+
+    #[test]
+    fn strikes_expire_with_the_window() {
+        let mut rl = RateLimiter::new(2, 0);
+        rl.admit(0, 2, 0.0001);
+        rl.admit(0, 2, 0.0001);
+        assert_eq!(rl.admit(1, 2, 0.0001), Admission::Refused);
+        assert_eq!(rl.admit(2, 2, 0.0001), Admission::Refused);
+        assert_eq!(rl.admit(10_001, 2, 0.0001), Admission::Refused);
+        assert_eq!(rl.admit(10_002, 2, 0.0001), Admission::Refused);
+        assert_eq!(rl.admit(10_003, 2, 0.0001), Admission::Exceeded);
+    }
+}

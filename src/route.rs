@@ -1,0 +1,291 @@
+//! HTTP routing decisions of the Worker, as a pure function of the request's method, path and
+//! headers. The shell turns a [`Route`] into a response; every refusal is an [`HttpError`].
+
+use crate::config::AllowedOrigins;
+use serde::Serialize;
+
+/// Longest room name accepted; names are used as Durable Object names and in URLs.
+pub const MAX_ROOM_LEN: usize = 64;
+
+/// What the Worker must do with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`.
+    Health,
+    /// A valid WebSocket upgrade for this room: forward to its Durable Object.
+    Socket { room: String },
+    /// `/{room}`: serve the app page, which joins that room.
+    AppPage,
+    /// Anything else: the static assets decide.
+    Asset,
+}
+
+/// The parts of a request that routing looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The `Origin` header, when present.
+    pub origin: Option<&'a str>,
+    /// The Worker's own origin (`scheme://host[:port]` of the request URL).
+    pub own_origin: &'a str,
+    /// The `Upgrade` header, when present.
+    pub upgrade: Option<&'a str>,
+}
+
+/// A refused request, answered as `{"error":{"code","message"}}` with `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    InvalidRoom,
+    MethodNotAllowed,
+    ForbiddenOrigin,
+    UpgradeRequired,
+    NotFound,
+}
+
+impl HttpError {
+    pub fn status(self) -> u16 {
+        match self {
+            HttpError::InvalidRoom => 400,
+            HttpError::ForbiddenOrigin => 403,
+            HttpError::NotFound => 404,
+            HttpError::MethodNotAllowed => 405,
+            HttpError::UpgradeRequired => 426,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            HttpError::InvalidRoom => "invalid-room",
+            HttpError::MethodNotAllowed => "method-not-allowed",
+            HttpError::ForbiddenOrigin => "forbidden-origin",
+            HttpError::UpgradeRequired => "upgrade-required",
+            HttpError::NotFound => "not-found",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            HttpError::InvalidRoom => "room names are 1-64 characters of A-Z, a-z, 0-9, _ and -",
+            HttpError::MethodNotAllowed => "only GET is allowed here",
+            HttpError::ForbiddenOrigin => "this origin may not open sockets here",
+            HttpError::UpgradeRequired => "this endpoint only accepts WebSocket upgrades",
+            HttpError::NotFound => "no such endpoint",
+        }
+    }
+
+    /// The JSON body of the error response.
+    pub fn body(self) -> String {
+        #[derive(Serialize)]
+        struct Body {
+            error: Inner,
+        }
+        #[derive(Serialize)]
+        struct Inner {
+            code: &'static str,
+            message: &'static str,
+        }
+        serde_json::to_string(&Body {
+            error: Inner {
+                code: self.code(),
+                message: self.message(),
+            },
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// Whether `name` is a valid room name.
+pub fn is_room_name(name: &str) -> bool {
+    (1..=MAX_ROOM_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The room named by a `/ws/{room}` path, if the path is under `/ws`.
+pub fn socket_path_room(path: &str) -> Option<&str> {
+    if path == "/ws" {
+        return Some("");
+    }
+    path.strip_prefix("/ws/")
+}
+
+/// Decides what to do with a request. On `/ws/...` the checks run in the order method, room
+/// name, origin, upgrade, so a refused origin never reaches a Durable Object.
+pub fn route(req: RequestParts<'_>, allowed: &AllowedOrigins) -> Result<Route, HttpError> {
+    if let Some(room) = socket_path_room(req.path) {
+        if req.method != "GET" {
+            return Err(HttpError::MethodNotAllowed);
+        }
+        if !is_room_name(room) {
+            return Err(HttpError::InvalidRoom);
+        }
+        if let Some(origin) = req.origin {
+            if !origin.eq_ignore_ascii_case(req.own_origin) && !allowed.allows(origin) {
+                return Err(HttpError::ForbiddenOrigin);
+            }
+        }
+        if !req
+            .upgrade
+            .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
+        {
+            return Err(HttpError::UpgradeRequired);
+        }
+        return Ok(Route::Socket {
+            room: room.to_owned(),
+        });
+    }
+    if req.path == "/healthz" {
+        return match req.method {
+            "GET" | "HEAD" => Ok(Route::Health),
+            _ => Err(HttpError::MethodNotAllowed),
+        };
+    }
+    if req.path == "/api" || req.path.starts_with("/api/") {
+        return Err(HttpError::NotFound);
+    }
+    match req.path.strip_prefix('/') {
+        Some(name) if is_room_name(name) => Ok(Route::AppPage),
+        _ => Ok(Route::Asset),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &'static str, path: &'static str) -> RequestParts<'static> {
+        RequestParts {
+            method,
+            path,
+            origin: None,
+            own_origin: "https://duet.example",
+            upgrade: Some("websocket"),
+        }
+    }
+
+    #[test]
+    fn socket_routes() {
+        let any = AllowedOrigins::Any;
+        assert_eq!(
+            route(req("GET", "/ws/abc_D-9"), &any),
+            Ok(Route::Socket {
+                room: "abc_D-9".into()
+            })
+        );
+        let long = "/ws/".to_owned() + &"a".repeat(64);
+        let r = RequestParts {
+            path: &long,
+            ..req("GET", "")
+        };
+        assert!(matches!(route(r, &any), Ok(Route::Socket { .. })));
+        let too_long = "/ws/".to_owned() + &"a".repeat(65);
+        let r = RequestParts {
+            path: &too_long,
+            ..req("GET", "")
+        };
+        assert_eq!(route(r, &any), Err(HttpError::InvalidRoom));
+        for path in [
+            "/ws", "/ws/", "/ws/a/", "/ws/a/b", "/ws/a.b", "/ws/%20", "/ws/é",
+        ] {
+            assert_eq!(
+                route(req("GET", path), &any),
+                Err(HttpError::InvalidRoom),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn socket_checks_run_in_order() {
+        let list = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let bad_everything = RequestParts {
+            method: "HEAD",
+            path: "/ws/a/b",
+            origin: Some("https://evil.example"),
+            own_origin: "https://duet.example",
+            upgrade: None,
+        };
+        assert_eq!(
+            route(bad_everything, &list),
+            Err(HttpError::MethodNotAllowed)
+        );
+        let r = RequestParts {
+            method: "GET",
+            ..bad_everything
+        };
+        assert_eq!(route(r, &list), Err(HttpError::InvalidRoom));
+        let r = RequestParts { path: "/ws/a", ..r };
+        assert_eq!(route(r, &list), Err(HttpError::ForbiddenOrigin));
+        let r = RequestParts {
+            origin: Some("https://friend.example"),
+            ..r
+        };
+        assert_eq!(route(r, &list), Err(HttpError::UpgradeRequired));
+        let r = RequestParts {
+            upgrade: Some("WebSocket"),
+            ..r
+        };
+        assert!(matches!(route(r, &list), Ok(Route::Socket { .. })));
+        for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            assert_eq!(
+                route(req(method, "/ws/a"), &list),
+                Err(HttpError::MethodNotAllowed)
+            );
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let list = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let with = |origin| RequestParts {
+            origin: Some(origin),
+            ..req("GET", "/ws/a")
+        };
+        assert!(route(with("https://duet.example"), &list).is_ok());
+        assert!(route(with("https://friend.example"), &list).is_ok());
+        assert!(route(req("GET", "/ws/a"), &list).is_ok());
+        assert_eq!(
+            route(with("http://duet.example"), &list),
+            Err(HttpError::ForbiddenOrigin)
+        );
+        assert_eq!(
+            route(with("null"), &list),
+            Err(HttpError::ForbiddenOrigin)
+        );
+        assert!(route(with("https://anyone.example"), &AllowedOrigins::Any).is_ok());
+        assert_eq!(
+            route(with("https://friend.example"), &AllowedOrigins::List(vec![])),
+            Err(HttpError::ForbiddenOrigin)
+        );
+    }
+
+    #[test]
+    fn other_routes() {
+        let any = AllowedOrigins::Any;
+        assert_eq!(route(req("GET", "/healthz"), &any), Ok(Route::Health));
+        assert_eq!(
+            route(req("POST", "/healthz"), &any),
+            Err(HttpError::MethodNotAllowed)
+        );
+        assert_eq!(
+            route(req("GET", "/api/rooms"), &any),
+            Err(HttpError::NotFound)
+        );
+        assert_eq!(route(req("GET", "/api"), &any), Err(HttpError::NotFound));
+        assert_eq!(route(req("GET", "/my-room"), &any), Ok(Route::AppPage));
+        assert_eq!(route(req("GET", "/"), &any), Ok(Route::Asset));
+        assert_eq!(route(req("GET", "/index.html"), &any), Ok(Route::Asset));
+        assert_eq!(route(req("GET", "/js/app.js"), &any), Ok(Route::Asset));
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            HttpError::UpgradeRequired.body(),
+            r#"{"error":{"code":"upgrade-required","message":"this endpoint only accepts WebSocket upgrades"}}"#
+        );
+        assert_eq!(HttpError::UpgradeRequired.status(), 426);
+    }
+}

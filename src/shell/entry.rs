@@ -1,0 +1,76 @@
+//! The Worker's `fetch`: routes by [`crate::route::route`], forwards sockets to the room's
+//! Durable Object (returning its 101 untouched), and serves the app from the assets binding.
+
+use super::platform;
+use crate::route::{route, HttpError, RequestParts, Route};
+use worker::{console_error, event, Context, Env, Headers, Request, Response, Result};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    match handle(req, &env).await {
+        Ok(response) => Ok(response),
+        Err(err) => {
+            // Details go to the log only; the client gets a fixed message.
+            console_error!(
+                "{}",
+                serde_json::json!({"event": "internal-error", "message": err.to_string()})
+            );
+            json_response(
+                500,
+                r#"{"error":{"code":"internal","message":"internal error"}}"#,
+            )
+        }
+    }
+}
+
+async fn handle(req: Request, env: &Env) -> Result<Response> {
+    let config = platform::config(env);
+    let url = req.url()?;
+    let own_origin = url.origin().ascii_serialization();
+    let headers = req.headers();
+    let origin = headers.get("Origin")?;
+    let upgrade = headers.get("Upgrade")?;
+    let method = req.method();
+    let parts = RequestParts {
+        method: method.as_ref(),
+        path: url.path(),
+        origin: origin.as_deref(),
+        own_origin: &own_origin,
+        upgrade: upgrade.as_deref(),
+    };
+    match route(parts, &config.allowed_origins) {
+        Err(err) => error_response(err),
+        Ok(Route::Health) => json_response(
+            200,
+            &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
+        ),
+        Ok(Route::Socket { room }) => {
+            let stub = env.durable_object("ROOMS")?.get_by_name(&room)?;
+            stub.fetch_with_request(req).await
+        }
+        Ok(Route::AppPage) => {
+            let mut index = url.clone();
+            index.set_path("/");
+            index.set_query(None);
+            env.assets("ASSETS")?.fetch(index.to_string(), None).await
+        }
+        Ok(Route::Asset) => env.assets("ASSETS")?.fetch_request(req).await,
+    }
+}
+
+/// The one place an [`HttpError`] becomes a response.
+fn error_response(err: HttpError) -> Result<Response> {
+    json_response(err.status(), &err.body())
+}
+
+fn json_response(status: u16, body: &str) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json; charset=utf-8")?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::ok(body)?.with_status(status).with_headers(headers))
+}

@@ -1,0 +1,86 @@
+//! Small bridges to the runtime: clock, randomness, `[vars]`, logging, and the one
+//! hibernation call workers-rs does not bind.
+
+use crate::config::Config;
+use crate::room::LogEvent;
+use crate::token::to_hex;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::{console_error, console_log, Env};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `DurableObjectState`, for the one method workers-rs does not bind.
+    type StateExt;
+
+    /// When the runtime last answered this socket's ping by auto-response, or null.
+    #[wasm_bindgen(method, catch, js_name = getWebSocketAutoResponseTimestamp)]
+    fn get_web_socket_auto_response_timestamp(
+        this: &StateExt,
+        ws: &web_sys::WebSocket,
+    ) -> Result<JsValue, JsValue>;
+}
+
+pub fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+/// `bytes` random bytes from the runtime's CSPRNG, as hex.
+pub fn random_hex(bytes: usize) -> worker::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    scope.crypto()?.get_random_values_with_u8_array(&mut buf)?;
+    Ok(to_hex(&buf))
+}
+
+/// Milliseconds of the runtime's last auto-response pong on `ws`, if any.
+pub fn auto_response_ms(state: &worker::State, ws: &worker::WebSocket) -> Option<u64> {
+    let value = state
+        .as_raw()
+        .unchecked_ref::<StateExt>()
+        .get_web_socket_auto_response_timestamp(ws.as_ref())
+        .ok()?;
+    let date = value.dyn_into::<js_sys::Date>().ok()?;
+    let ms = date.get_time();
+    ms.is_finite().then_some(ms as u64)
+}
+
+/// A `[vars]` value as text: strings as they are, numbers and objects as JSON.
+fn var(env: &Env, name: &str) -> Option<String> {
+    let value = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(name)).ok()?;
+    if value.is_undefined() || value.is_null() {
+        return None;
+    }
+    value
+        .as_string()
+        .or_else(|| js_sys::JSON::stringify(&value).ok().and_then(|s| s.as_string()))
+}
+
+thread_local! {
+    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
+/// The isolate's configuration, parsed once; each problem is logged once, loudly.
+pub fn config(env: &Env) -> Rc<Config> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| {
+            let (config, warnings) = Config::from_vars(|name| var(env, name));
+            for warning in warnings {
+                console_error!(
+                    "{}",
+                    serde_json::json!({"event": "config-error", "message": warning.to_string()})
+                );
+            }
+            Rc::new(config)
+        })
+        .clone()
+    })
+}
+
+/// One JSON line per lifecycle event.
+pub fn log(event: &LogEvent) {
+    if let Ok(line) = serde_json::to_string(event) {
+        console_log!("{line}");
+    }
+}
