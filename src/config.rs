@@ -88,8 +88,7 @@ impl Config {
 
         apply(
             "ALLOWED_ORIGINS",
-            value("ALLOWED_ORIGINS")
-                .map(|v| parse_origins(&v).map(|o| config.allowed_origins = o)),
+            value("ALLOWED_ORIGINS").map(|v| parse_origins(&v).map(|o| config.allowed_origins = o)),
         );
         apply(
             "ICE_SERVERS",
@@ -104,9 +103,8 @@ impl Config {
         );
         apply(
             "RATE_LIMIT_BURST",
-            value("RATE_LIMIT_BURST").map(|v| {
-                parse_int(&v, 1, 1_000_000).map(|n| config.rate_limit_burst = n as u32)
-            }),
+            value("RATE_LIMIT_BURST")
+                .map(|v| parse_int(&v, 1, 1_000_000).map(|n| config.rate_limit_burst = n as u32)),
         );
         apply(
             "RATE_LIMIT_PER_SEC",
@@ -120,9 +118,8 @@ impl Config {
         );
         apply(
             "RESUME_GRACE_MS",
-            value("RESUME_GRACE_MS").map(|v| {
-                parse_int(&v, 0, 86_400_000).map(|n| config.resume_grace_ms = n)
-            }),
+            value("RESUME_GRACE_MS")
+                .map(|v| parse_int(&v, 0, 86_400_000).map(|n| config.resume_grace_ms = n)),
         );
         apply(
             "STALE_AFTER_MS",

@@ -18,7 +18,9 @@ pub const SWEEP_INTERVAL_MS: u64 = 5 * 60 * 1000;
 pub enum Presence {
     Connected,
     /// Dropped without leaving; held for its owner until `deadline` (ms since the epoch).
-    Away { deadline: u64 },
+    Away {
+        deadline: u64,
+    },
 }
 
 /// One of the room's two places.
@@ -145,15 +147,22 @@ impl Room {
     /// Marks connected slots whose socket no longer exists as away from `now` (a restart or a
     /// lost close event), and lets their peers know.
     pub fn reconcile(&mut self, now: u64, timing: Timing, live: &Live) -> Vec<Effect> {
-        let mut out = Vec::new();
         let gone: Vec<String> = self
             .slots
             .iter()
             .filter(|s| s.presence == Presence::Connected && !live.contains_key(&s.conn))
-            .map(|s| s.conn.clone())
+            .map(|s| s.client_id.clone())
             .collect();
-        for conn in gone {
-            out.extend(self.drop_conn(now, timing, &conn));
+        // Mark them all first, so none of them is told about another vanished one.
+        let deadline = now.saturating_add(timing.resume_grace_ms);
+        for slot in &mut self.slots {
+            if gone.contains(&slot.client_id) {
+                slot.presence = Presence::Away { deadline };
+            }
+        }
+        let mut out = Vec::new();
+        for client_id in gone {
+            out.extend(self.announce_away(&client_id, timing));
         }
         out
     }
@@ -244,7 +253,13 @@ impl Room {
         }
     }
 
-    fn resume(&mut self, index: usize, live: &Live, arrival: Arrival, mut out: Vec<Effect>) -> Join {
+    fn resume(
+        &mut self,
+        index: usize,
+        live: &Live,
+        arrival: Arrival,
+        mut out: Vec<Effect>,
+    ) -> Join {
         let slot = &mut self.slots[index];
         let old_conn = std::mem::replace(&mut slot.conn, arrival.conn.clone());
         slot.token_hash = arrival.new_token_hash;
@@ -380,23 +395,32 @@ impl Room {
         let Some(index) = self.index_of_conn(conn) else {
             return Vec::new();
         };
-        if self.slots[index].presence != Presence::Connected {
+        let slot = &mut self.slots[index];
+        if slot.presence != Presence::Connected {
             return Vec::new();
         }
-        if timing.resume_grace_ms == 0 {
-            return self.release(index, LeaveReason::Closed);
-        }
-        let slot = &mut self.slots[index];
         slot.presence = Presence::Away {
             deadline: now.saturating_add(timing.resume_grace_ms),
         };
         let client_id = slot.client_id.clone();
-        let mut out = vec![self.log("away", &client_id, None)];
+        self.announce_away(&client_id, timing)
+    }
+
+    /// Tells the peer that `client_id` (already marked away) dropped, or releases the slot at
+    /// once when there is no grace.
+    fn announce_away(&mut self, client_id: &str, timing: Timing) -> Vec<Effect> {
+        let Some(index) = self.slots.iter().position(|s| s.client_id == client_id) else {
+            return Vec::new();
+        };
+        if timing.resume_grace_ms == 0 {
+            return self.release(index, LeaveReason::Closed);
+        }
+        let mut out = vec![self.log("away", client_id, None)];
         let away = ServerFrame::PeerAway {
             room: self.name.clone(),
-            client_id: client_id.clone(),
+            client_id: client_id.to_owned(),
         };
-        self.tell_others(&client_id, &away, &mut out);
+        self.tell_others(client_id, &away, &mut out);
         out
     }
 
@@ -428,9 +452,12 @@ impl Room {
 /// Compares token hashes without leaking how many leading characters matched.
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
+
+#[cfg(test)]
+#[path = "room_tests.rs"]
+mod tests;

@@ -250,13 +250,13 @@ mod tests {
             route(with("http://duet.example"), &list),
             Err(HttpError::ForbiddenOrigin)
         );
-        assert_eq!(
-            route(with("null"), &list),
-            Err(HttpError::ForbiddenOrigin)
-        );
+        assert_eq!(route(with("null"), &list), Err(HttpError::ForbiddenOrigin));
         assert!(route(with("https://anyone.example"), &AllowedOrigins::Any).is_ok());
         assert_eq!(
-            route(with("https://friend.example"), &AllowedOrigins::List(vec![])),
+            route(
+                with("https://friend.example"),
+                &AllowedOrigins::List(vec![])
+            ),
             Err(HttpError::ForbiddenOrigin)
         );
     }

@@ -52,9 +52,11 @@ fn var(env: &Env, name: &str) -> Option<String> {
     if value.is_undefined() || value.is_null() {
         return None;
     }
-    value
-        .as_string()
-        .or_else(|| js_sys::JSON::stringify(&value).ok().and_then(|s| s.as_string()))
+    value.as_string().or_else(|| {
+        js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|s| s.as_string())
+    })
 }
 
 thread_local! {

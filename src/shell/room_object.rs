@@ -52,9 +52,11 @@ fn is_open(ws: &WebSocket) -> bool {
 
 /// Close codes a server may send back; 1005 and 1006 only describe what happened.
 fn echo_code(code: usize) -> u16 {
-    match u16::try_from(code) {
-        Ok(c @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => c,
-        _ => 1000,
+    let code = u16::try_from(code).unwrap_or(1006);
+    if matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        code
+    } else {
+        1000
     }
 }
 
@@ -123,7 +125,11 @@ impl DurableObject for Room {
         Response::from_websocket(pair.client)
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         let Some(mut info) = ws.deserialize_attachment::<SocketInfo>()? else {
             return Ok(());
         };
@@ -279,7 +285,12 @@ impl Room {
         Ok(())
     }
 
-    async fn save_if_changed(&self, before: &room::Room, room: &room::Room, now: u64) -> Result<()> {
+    async fn save_if_changed(
+        &self,
+        before: &room::Room,
+        room: &room::Room,
+        now: u64,
+    ) -> Result<()> {
         if before != room {
             self.save(room, now).await?;
         }

@@ -1,0 +1,458 @@
+//! The room's decisions checked with exact frames, closes and stored state; no sockets.
+
+use super::*;
+use crate::token;
+
+const GRACE: u64 = 15_000;
+const STALE: u64 = 60_000;
+const TIMING: Timing = Timing {
+    resume_grace_ms: GRACE,
+    stale_after_ms: STALE,
+};
+
+fn ice() -> Box<RawValue> {
+    RawValue::from_string(r#"[{"urls":"stun:s"}]"#.to_owned()).unwrap()
+}
+
+/// An arrival whose ids are derived from `n`: socket `sN`, client `cN`, token `tN`.
+fn arrival(n: u32, resume: Option<&str>) -> Arrival {
+    Arrival {
+        conn: format!("s{n}"),
+        new_client_id: format!("c{n}"),
+        new_token: format!("t{n}"),
+        new_token_hash: token::hash(&format!("t{n}")),
+        resume_hash: token::resume_hash(resume),
+        ice_servers: ice(),
+    }
+}
+
+fn live(conns: &[&str]) -> Live {
+    conns.iter().map(|c| (c.to_string(), None)).collect()
+}
+
+fn admitted(join: Join) -> Vec<Effect> {
+    match join {
+        Join::Admitted { effects, .. } => effects,
+        Join::Full { .. } => panic!("expected admission, got full"),
+    }
+}
+
+/// The frames and closes of `effects` as `(socket, text)`, in order; closes read `close N reason`.
+fn wire(effects: &[Effect]) -> Vec<(String, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { conn, frame } => Some((conn.clone(), frame.to_text())),
+            Effect::Close { conn, code } => Some((
+                conn.clone(),
+                format!("close {} {}", code.code(), code.reason()),
+            )),
+            Effect::Log(_) => None,
+        })
+        .collect()
+}
+
+fn logs(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Log(l) => Some(serde_json::to_string(l).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn w(conn: &str, text: &str) -> (String, String) {
+    (conn.to_owned(), text.to_owned())
+}
+
+const READY_12: &str = r#"{"type":"ready","room":"r","initiator":"c1","peers":["c1","c2"]}"#;
+
+/// A room where c1 (socket s1) and c2 (socket s2) are connected and were told ready.
+fn pair() -> Room {
+    let mut room = Room::new("r");
+    admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
+    admitted(room.join(0, TIMING, &live(&["s1"]), arrival(2, None)));
+    room
+}
+
+#[test]
+fn first_peer_creates_and_second_joins_then_both_are_ready() {
+    let mut room = Room::new("r");
+    let effects = admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s1",
+            r#"{"type":"created","version":1,"room":"r","clientId":"c1","resumeToken":"t1","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":[]}"#
+        )]
+    );
+    assert_eq!(
+        logs(&effects),
+        [r#"{"event":"join","room":"r","clientId":"c1"}"#]
+    );
+
+    let effects = admitted(room.join(5, TIMING, &live(&["s1"]), arrival(2, None)));
+    assert_eq!(
+        wire(&effects),
+        [
+            w(
+                "s2",
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
+            ),
+            w(
+                "s1",
+                r#"{"type":"peer-joined","room":"r","clientId":"c2","resumed":false}"#
+            ),
+            w("s1", READY_12),
+            w("s2", READY_12),
+        ]
+    );
+    assert_eq!(room.ready_pair, Some(["c1".into(), "c2".into()]));
+    // Only the hash of a token is kept.
+    assert_eq!(room.slots[1].token_hash, token::hash("t2"));
+    assert!(!serde_json::to_string(&room).unwrap().contains("\"t2\""));
+}
+
+#[test]
+fn third_peer_finds_the_room_full() {
+    let mut room = pair();
+    let before = room.clone();
+    match room.join(9, TIMING, &live(&["s1", "s2"]), arrival(3, None)) {
+        Join::Full { frame, effects } => {
+            assert_eq!(
+                frame.to_text(),
+                r#"{"type":"full","room":"r","maxPeers":2}"#
+            );
+            assert!(wire(&effects).is_empty());
+            assert_eq!(logs(&effects), [r#"{"event":"full","room":"r"}"#]);
+        }
+        Join::Admitted { .. } => panic!("a third peer was admitted"),
+    }
+    assert_eq!(room, before);
+}
+
+#[test]
+fn an_away_slot_is_held_so_the_room_stays_full() {
+    let mut room = pair();
+    room.closed(100, TIMING, "s2", 1006);
+    assert!(matches!(
+        room.join(200, TIMING, &live(&["s1"]), arrival(3, None)),
+        Join::Full { .. }
+    ));
+}
+
+#[test]
+fn leave_releases_the_slot_and_closes_with_1000() {
+    let mut room = pair();
+    let effects = room.leave("s2");
+    assert_eq!(
+        wire(&effects),
+        [
+            w(
+                "s1",
+                r#"{"type":"peer-left","room":"r","clientId":"c2","reason":"leave"}"#
+            ),
+            w("s2", "close 1000 left"),
+        ]
+    );
+    assert_eq!(
+        logs(&effects),
+        [r#"{"event":"leave","room":"r","clientId":"c2","reason":"leave"}"#]
+    );
+    assert_eq!(room.slots.len(), 1);
+    assert_eq!(room.ready_pair, None);
+    // The echo of our own close changes nothing.
+    assert!(room.closed(1, TIMING, "s2", 1000).is_empty());
+}
+
+#[test]
+fn a_clean_client_close_is_a_leave() {
+    let mut room = pair();
+    let effects = room.closed(1, TIMING, "s1", 1000);
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s2",
+            r#"{"type":"peer-left","room":"r","clientId":"c1","reason":"leave"}"#
+        )]
+    );
+    // The remaining peer is now first, so it will be the initiator of the next pair.
+    admitted(room.join(2, TIMING, &live(&["s2"]), arrival(3, None)));
+    assert_eq!(room.ready_pair, Some(["c2".into(), "c3".into()]));
+}
+
+#[test]
+fn a_dropped_socket_is_away_then_times_out() {
+    let mut room = pair();
+    let effects = room.closed(1_000, TIMING, "s2", 1006);
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s1",
+            r#"{"type":"peer-away","room":"r","clientId":"c2"}"#
+        )]
+    );
+    assert_eq!(
+        room.slots[1].presence,
+        Presence::Away {
+            deadline: 1_000 + GRACE
+        }
+    );
+    assert_eq!(room.next_alarm(1_000), Some(1_000 + GRACE));
+    // A second close event for the same socket is not a second drop.
+    assert!(room.closed(1_001, TIMING, "s2", 1001).is_empty());
+    // Before the deadline the alarm frees nothing.
+    assert!(wire(&room.alarm(1_000 + GRACE - 1, TIMING, &live(&["s1"]))).is_empty());
+    let effects = room.alarm(1_000 + GRACE, TIMING, &live(&["s1"]));
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s1",
+            r#"{"type":"peer-left","room":"r","clientId":"c2","reason":"timeout"}"#
+        )]
+    );
+    assert_eq!(room.slots.len(), 1);
+    assert_eq!(
+        room.next_alarm(20_000),
+        Some(20_000 + SWEEP_INTERVAL_MS),
+        "a room with a connected peer keeps a sweep alarm"
+    );
+}
+
+#[test]
+fn with_no_grace_a_drop_releases_at_once() {
+    let timing = Timing {
+        resume_grace_ms: 0,
+        ..TIMING
+    };
+    let mut room = pair();
+    let effects = room.closed(1, timing, "s1", 1006);
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s2",
+            r#"{"type":"peer-left","room":"r","clientId":"c1","reason":"closed"}"#
+        )]
+    );
+    assert_eq!(room.slots.len(), 1);
+}
+
+#[test]
+fn resume_after_a_blip_keeps_the_id_rotates_the_token_and_sends_no_ready() {
+    let mut room = pair();
+    room.closed(1_000, TIMING, "s2", 1006);
+    let effects = admitted(room.join(2_000, TIMING, &live(&["s1"]), arrival(3, Some("t2"))));
+    assert_eq!(
+        wire(&effects),
+        [
+            w(
+                "s3",
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t3","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c1"],"resumed":true}"#
+            ),
+            w(
+                "s1",
+                r#"{"type":"peer-joined","room":"r","clientId":"c2","resumed":true}"#
+            ),
+        ]
+    );
+    assert_eq!(
+        logs(&effects),
+        [r#"{"event":"resume","room":"r","clientId":"c2"}"#]
+    );
+    assert_eq!(room.slots[1].conn, "s3");
+    assert_eq!(room.slots[1].presence, Presence::Connected);
+    // The old token is spent: it is now an ordinary join, and the room is full.
+    assert!(matches!(
+        room.join(3_000, TIMING, &live(&["s1", "s3"]), arrival(4, Some("t2"))),
+        Join::Full { .. }
+    ));
+}
+
+#[test]
+fn resume_while_the_old_socket_is_open_replaces_it() {
+    let mut room = pair();
+    let effects = admitted(room.join(5, TIMING, &live(&["s1", "s2"]), arrival(3, Some("t2"))));
+    let wire = wire(&effects);
+    assert_eq!(wire[0], w("s2", "close 4000 replaced"));
+    assert_eq!(wire.len(), 3, "{wire:?}");
+    assert_eq!(
+        wire[2],
+        w(
+            "s1",
+            r#"{"type":"peer-joined","room":"r","clientId":"c2","resumed":true}"#
+        )
+    );
+    // The replaced socket's close event is ignored.
+    assert!(room.closed(6, TIMING, "s2", 4000).is_empty());
+    assert_eq!(room.slots[1].presence, Presence::Connected);
+}
+
+#[test]
+fn an_unknown_token_is_an_ordinary_join() {
+    let mut room = Room::new("r");
+    admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
+    let effects = admitted(room.join(0, TIMING, &live(&["s1"]), arrival(2, Some("nope"))));
+    assert!(wire(&effects)[0].1.contains(r#""clientId":"c2""#));
+    assert!(wire(&effects)[0].1.contains(r#""resumed":false"#));
+}
+
+#[test]
+fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
+    // c1 drops before anyone else arrives.
+    let mut room = Room::new("r");
+    admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
+    room.closed(10, TIMING, "s1", 1006);
+    let effects = admitted(room.join(20, TIMING, &live(&[]), arrival(2, None)));
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s2",
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
+        )]
+    );
+    // c1 comes back: they were never ready together, so both get ready; c1 was there first.
+    let effects = admitted(room.join(30, TIMING, &live(&["s2"]), arrival(3, Some("t1"))));
+    assert_eq!(
+        wire(&effects)[1..],
+        [
+            w(
+                "s2",
+                r#"{"type":"peer-joined","room":"r","clientId":"c1","resumed":true}"#
+            ),
+            w("s3", READY_12),
+            w("s2", READY_12),
+        ]
+    );
+}
+
+#[test]
+fn a_resume_into_a_new_pair_gets_ready() {
+    let mut room = pair();
+    room.closed(1, TIMING, "s1", 1006);
+    room.leave("s2");
+    admitted(room.join(2, TIMING, &live(&[]), arrival(3, None)));
+    let effects = admitted(room.join(3, TIMING, &live(&["s3"]), arrival(4, Some("t1"))));
+    let ready = r#"{"type":"ready","room":"r","initiator":"c1","peers":["c1","c3"]}"#;
+    assert_eq!(wire(&effects)[2..], [w("s4", ready), w("s3", ready)]);
+}
+
+#[test]
+fn a_stale_occupant_makes_room_for_a_newcomer() {
+    let mut room = pair();
+    let mut lv = live(&["s1", "s2"]);
+    lv.insert("s1".into(), Some(1_000));
+    lv.insert("s2".into(), None); // never pinged: exempt
+    let now = 1_000 + STALE + 1;
+    let effects = admitted(room.join(now, TIMING, &lv, arrival(3, None)));
+    assert_eq!(
+        wire(&effects),
+        [
+            w("s1", "close 4408 stale"),
+            w(
+                "s2",
+                r#"{"type":"peer-left","room":"r","clientId":"c1","reason":"stale"}"#
+            ),
+            w(
+                "s3",
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c3","resumeToken":"t3","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c2"],"resumed":false}"#
+            ),
+            w(
+                "s2",
+                r#"{"type":"peer-joined","room":"r","clientId":"c3","resumed":false}"#
+            ),
+            w(
+                "s2",
+                r#"{"type":"ready","room":"r","initiator":"c2","peers":["c2","c3"]}"#
+            ),
+            w(
+                "s3",
+                r#"{"type":"ready","room":"r","initiator":"c2","peers":["c2","c3"]}"#
+            ),
+        ]
+    );
+    // The evicted socket's close event changes nothing.
+    assert!(room.closed(now, TIMING, "s1", 4408).is_empty());
+}
+
+#[test]
+fn pings_within_the_limit_are_not_stale() {
+    let mut room = pair();
+    let mut lv = live(&["s1", "s2"]);
+    lv.insert("s1".into(), Some(1_000));
+    assert!(matches!(
+        room.join(1_000 + STALE, TIMING, &lv, arrival(3, None)),
+        Join::Full { .. }
+    ));
+}
+
+#[test]
+fn the_stalest_of_two_is_evicted() {
+    let mut room = pair();
+    let mut lv = Live::new();
+    lv.insert("s1".into(), Some(500));
+    lv.insert("s2".into(), Some(100));
+    let effects = admitted(room.join(500 + STALE + 1, TIMING, &lv, arrival(3, None)));
+    assert_eq!(wire(&effects)[0], w("s2", "close 4408 stale"));
+    assert_eq!(room.ids(), ["c1", "c3"]);
+}
+
+#[test]
+fn slots_whose_sockets_vanished_become_away_on_wake() {
+    // After a restart no socket exists and no close event ever arrives.
+    let mut room = pair();
+    let stored: Room = serde_json::from_str(&serde_json::to_string(&room).unwrap()).unwrap();
+    assert_eq!(stored, room);
+    let effects = admitted(room.join(50_000, TIMING, &live(&[]), arrival(3, Some("t1"))));
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s3",
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c1","resumeToken":"t3","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c2"],"resumed":true}"#
+        )]
+    );
+    assert_eq!(
+        room.slots[1].presence,
+        Presence::Away {
+            deadline: 50_000 + GRACE
+        }
+    );
+    let effects = room.alarm(50_000 + GRACE, TIMING, &live(&["s3"]));
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s3",
+            r#"{"type":"peer-left","room":"r","clientId":"c2","reason":"timeout"}"#
+        )]
+    );
+}
+
+#[test]
+fn the_sweep_alarm_catches_sockets_lost_without_a_close() {
+    let mut room = pair();
+    let effects = room.alarm(7, TIMING, &live(&["s1"]));
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s1",
+            r#"{"type":"peer-away","room":"r","clientId":"c2"}"#
+        )]
+    );
+    assert_eq!(room.next_alarm(7), Some(7 + GRACE));
+}
+
+#[test]
+fn an_empty_room_needs_no_alarm() {
+    let mut room = pair();
+    room.leave("s1");
+    room.leave("s2");
+    assert!(room.is_empty());
+    assert_eq!(room.next_alarm(0), None);
+}
+
+#[test]
+fn token_comparison_needs_the_whole_hash() {
+    assert!(constant_time_eq("abc", "abc"));
+    assert!(!constant_time_eq("abc", "abd"));
+    assert!(!constant_time_eq("abc", "ab"));
+}
