@@ -1,6 +1,7 @@
 //! Configuration from wrangler `[vars]`. A bad value never fails a request: it is reported as a
 //! [`ConfigWarning`] (the shell logs it loudly) and the default is used instead.
 
+use crate::turn::TurnSettings;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt;
@@ -36,6 +37,8 @@ pub struct Config {
     pub rate_limit_per_sec: f64,
     pub resume_grace_ms: u64,
     pub stale_after_ms: u64,
+    /// TURN services whose credentials are added to `ice_servers` per client.
+    pub turn: TurnSettings,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             rate_limit_per_sec: 20.0,
             resume_grace_ms: 15_000,
             stale_after_ms: 60_000,
+            turn: TurnSettings::default(),
         }
     }
 }
@@ -126,6 +130,9 @@ impl Config {
             value("STALE_AFTER_MS")
                 .map(|v| parse_int(&v, 1, 86_400_000).map(|n| config.stale_after_ms = n)),
         );
+        let (turn, turn_warnings) = TurnSettings::from_vars(&get);
+        config.turn = turn;
+        warnings.extend(turn_warnings);
         (config, warnings)
     }
 }

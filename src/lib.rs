@@ -37,6 +37,7 @@ pub mod rate;
 pub mod room;
 pub mod route;
 pub mod token;
+pub mod turn;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;

@@ -76,8 +76,11 @@ pub struct LogEvent {
     pub reason: Option<&'static str>,
 }
 
+/// Builds the welcome frame's `iceServers` for the client id the join settles on (TURN
+/// credentials name the client, and a resume keeps its old id).
+pub type IceServersFor = Box<dyn FnOnce(&str) -> Box<RawValue>>;
+
 /// A socket asking for a slot, with fresh random ids made by the shell.
-#[derive(Debug, Clone)]
 pub struct Arrival {
     pub conn: String,
     /// The client id to use if this is not a resume.
@@ -87,8 +90,7 @@ pub struct Arrival {
     pub new_token_hash: String,
     /// Hash of the `resume` query parameter, if one was given.
     pub resume_hash: Option<String>,
-    /// The ICE servers for this client's welcome frame.
-    pub ice_servers: Box<RawValue>,
+    pub ice_servers: IceServersFor,
 }
 
 /// The answer to an [`Arrival`].
@@ -206,6 +208,7 @@ impl Room {
             }
         }
         let client_id = arrival.new_client_id;
+        let ice_servers = (arrival.ice_servers)(&client_id);
         let peers = self.ids();
         let welcome = if peers.is_empty() {
             ServerFrame::Created {
@@ -213,7 +216,7 @@ impl Room {
                 room: self.name.clone(),
                 client_id: client_id.clone(),
                 resume_token: arrival.new_token,
-                ice_servers: arrival.ice_servers,
+                ice_servers,
                 max_peers: MAX_PEERS,
                 peers,
             }
@@ -223,7 +226,7 @@ impl Room {
                 room: self.name.clone(),
                 client_id: client_id.clone(),
                 resume_token: arrival.new_token,
-                ice_servers: arrival.ice_servers,
+                ice_servers,
                 max_peers: MAX_PEERS,
                 peers,
                 resumed: false,
@@ -284,7 +287,7 @@ impl Room {
                 room: self.name.clone(),
                 client_id: client_id.clone(),
                 resume_token: arrival.new_token,
-                ice_servers: arrival.ice_servers,
+                ice_servers: (arrival.ice_servers)(&client_id),
                 max_peers: MAX_PEERS,
                 peers,
                 resumed: true,

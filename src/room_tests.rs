@@ -10,8 +10,12 @@ const TIMING: Timing = Timing {
     stale_after_ms: STALE,
 };
 
-fn ice() -> Box<RawValue> {
-    RawValue::from_string(r#"[{"urls":"stun:s"}]"#.to_owned()).unwrap()
+/// A welcome list that names the client it was made for, so tests see which id it got.
+fn ice() -> IceServersFor {
+    Box::new(|client_id| {
+        let list = format!(r#"[{{"urls":"stun:s","for":"{client_id}"}}]"#);
+        RawValue::from_string(list).unwrap()
+    })
 }
 
 /// An arrival whose ids are derived from `n`: socket `sN`, client `cN`, token `tN`.
@@ -84,7 +88,7 @@ fn first_peer_creates_and_second_joins_then_both_are_ready() {
         wire(&effects),
         [w(
             "s1",
-            r#"{"type":"created","version":1,"room":"r","clientId":"c1","resumeToken":"t1","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":[]}"#
+            r#"{"type":"created","version":1,"room":"r","clientId":"c1","resumeToken":"t1","iceServers":[{"urls":"stun:s","for":"c1"}],"maxPeers":2,"peers":[]}"#
         )]
     );
     assert_eq!(
@@ -98,7 +102,7 @@ fn first_peer_creates_and_second_joins_then_both_are_ready() {
         [
             w(
                 "s2",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s","for":"c2"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
             ),
             w(
                 "s1",
@@ -248,7 +252,7 @@ fn resume_after_a_blip_keeps_the_id_rotates_the_token_and_sends_no_ready() {
         [
             w(
                 "s3",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t3","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c1"],"resumed":true}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t3","iceServers":[{"urls":"stun:s","for":"c2"}],"maxPeers":2,"peers":["c1"],"resumed":true}"#
             ),
             w(
                 "s1",
@@ -308,7 +312,7 @@ fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
         wire(&effects),
         [w(
             "s2",
-            r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s","for":"c2"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
         )]
     );
     // c1 comes back: they were never ready together, so both get ready; c1 was there first.
@@ -355,7 +359,7 @@ fn a_stale_occupant_makes_room_for_a_newcomer() {
             ),
             w(
                 "s3",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c3","resumeToken":"t3","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c2"],"resumed":false}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c3","resumeToken":"t3","iceServers":[{"urls":"stun:s","for":"c3"}],"maxPeers":2,"peers":["c2"],"resumed":false}"#
             ),
             w(
                 "s2",
@@ -408,7 +412,7 @@ fn slots_whose_sockets_vanished_become_away_on_wake() {
         wire(&effects),
         [w(
             "s3",
-            r#"{"type":"joined","version":1,"room":"r","clientId":"c1","resumeToken":"t3","iceServers":[{"urls":"stun:s"}],"maxPeers":2,"peers":["c2"],"resumed":true}"#
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c1","resumeToken":"t3","iceServers":[{"urls":"stun:s","for":"c1"}],"maxPeers":2,"peers":["c2"],"resumed":true}"#
         )]
     );
     assert_eq!(

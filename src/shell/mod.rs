@@ -1,5 +1,6 @@
 //! The wasm32 shell: performs the core's decisions on the Workers runtime.
 
+mod cloudflare_turn;
 mod entry;
 mod platform;
 mod room_object;

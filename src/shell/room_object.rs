@@ -3,14 +3,15 @@
 //! that the room needs after an eviction: slots are in storage, each socket's identity is in
 //! its tag and attachment, and deadlines are in the alarm.
 
+use super::cloudflare_turn;
 use super::platform::{self, now_ms, random_hex};
 use crate::config::Config;
 use crate::intake::{intake, Incoming, Intake};
 use crate::protocol::{ClientFrame, CloseCode, ErrorCode, PING_TEXT, PONG_TEXT};
 use crate::rate::RateLimiter;
-use crate::room::{self, Arrival, Effect, Join, Live, Timing};
+use crate::room::{self, Arrival, Effect, IceServersFor, Join, Live, Timing};
 use crate::route::{is_room_name, socket_path_room};
-use crate::token;
+use crate::{token, turn};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -84,6 +85,9 @@ impl DurableObject for Room {
             .query_pairs()
             .find(|(k, _)| k == "resume")
             .map(|(_, v)| v.into_owned());
+        // Any outbound call happens before the room is loaded: from the load on, only storage
+        // is awaited, so no other event can interleave with this join.
+        let ice_servers = self.ice_servers_for().await;
         let new_token = random_hex(token::TOKEN_BYTES)?;
         let arrival = Arrival {
             conn: random_hex(token::ID_BYTES)?,
@@ -91,7 +95,7 @@ impl DurableObject for Room {
             new_token_hash: token::hash(&new_token),
             new_token,
             resume_hash: token::resume_hash(resume.as_deref()),
-            ice_servers: self.config.ice_servers.clone(),
+            ice_servers,
         };
         let conn = arrival.conn.clone();
         let now = now_ms();
@@ -207,6 +211,24 @@ impl DurableObject for Room {
 }
 
 impl Room {
+    /// The welcome frame's ICE servers: `ICE_SERVERS`, then Cloudflare's TURN servers, then a
+    /// shared-secret TURN entry minted for the client id the join settles on.
+    async fn ice_servers_for(&self) -> IceServersFor {
+        let cloudflare = match &self.config.turn.cloudflare {
+            Some(turn) => cloudflare_turn::ice_servers(turn).await,
+            None => Vec::new(),
+        };
+        let config = Rc::clone(&self.config);
+        let now_s = now_ms() / 1000;
+        Box::new(move |client_id: &str| {
+            let mut extra = cloudflare;
+            if let Some(rest) = &config.turn.rest {
+                extra.push(rest.ice_server(client_id, now_s));
+            }
+            turn::merge(&config.ice_servers, extra)
+        })
+    }
+
     fn timing(&self) -> Timing {
         Timing {
             resume_grace_ms: self.config.resume_grace_ms,

@@ -1,0 +1,73 @@
+//! Fetches Cloudflare TURN credentials, at most once per half credential lifetime per isolate,
+//! with a timeout. A failure is logged and the join goes on with the configured STUN list.
+
+use super::platform::now_ms;
+use crate::turn::{parse_cloudflare, Cached, CloudflareTurn, TurnError, CLOUDFLARE_TIMEOUT_MS};
+use futures_util::future::{select, Either};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::pin::pin;
+use std::time::Duration;
+use worker::{console_error, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+thread_local! {
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+/// Cloudflare's ICE servers for a welcome frame, or none while the service fails.
+pub async fn ice_servers(turn: &CloudflareTurn) -> Vec<Value> {
+    let now = now_ms();
+    if let Some(servers) = CACHE.with(|c| c.borrow().as_ref().and_then(|e| e.fresh(now))) {
+        return servers;
+    }
+    let entry = match fetch(turn).await {
+        Ok(servers) => Cached::servers(servers, now, turn.ttl_ms()),
+        Err(err) => {
+            // The error kind and status only: never the token or the response body.
+            let status = match err {
+                TurnError::Status(code) => Some(code),
+                _ => None,
+            };
+            console_error!(
+                "{}",
+                serde_json::json!({"event": "turn-error", "kind": err.kind(), "status": status})
+            );
+            Cached::failed(now)
+        }
+    };
+    let servers = entry.fresh(now).unwrap_or_default();
+    CACHE.with(|c| *c.borrow_mut() = Some(entry));
+    servers
+}
+
+async fn fetch(turn: &CloudflareTurn) -> Result<Vec<Value>, TurnError> {
+    let call = turn.call();
+    let headers = Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| TurnError::Network);
+    set("Authorization", &call.authorization)?;
+    set("Content-Type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(call.body.into()));
+    let request = Request::new_with_init(&call.url, &init).map_err(|_| TurnError::Network)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let send = pin!(async {
+        let mut response = Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+            .map_err(|_| TurnError::Network)?;
+        let status = response.status_code();
+        let body = response.text().await.map_err(|_| TurnError::Malformed)?;
+        parse_cloudflare(status, &body)
+    });
+    let timeout = pin!(Delay::from(Duration::from_millis(CLOUDFLARE_TIMEOUT_MS)));
+    match select(send, timeout).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => {
+            controller.abort();
+            Err(TurnError::Timeout)
+        }
+    }
+}

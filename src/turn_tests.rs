@@ -1,0 +1,177 @@
+use super::*;
+use std::collections::HashMap;
+
+fn settings(pairs: &[(&str, &str)]) -> (TurnSettings, Vec<ConfigWarning>) {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    TurnSettings::from_vars(|n| map.get(n).cloned())
+}
+
+#[test]
+fn hmac_sha1_known_vectors() {
+    // RFC 2202, test case 2.
+    assert_eq!(
+        rest_credential("Jefe", "what do ya want for nothing?"),
+        "7/zfauXrL6LSdBbV8YTfnCWafHk="
+    );
+    // Computed independently with Python's hmac module.
+    assert_eq!(
+        rest_credential("duet-test-secret", "1700003600:0123456789abcdef"),
+        "JnNF6StTy5wLjPzYAdZ1LRn7n7o="
+    );
+}
+
+#[test]
+fn rest_entry_has_expiry_client_and_credential() {
+    let (s, w) = settings(&[
+        ("TURN_SECRET", "duet-test-secret"),
+        (
+            "TURN_URLS",
+            "turn:127.0.0.1:3478?transport=udp, turns:t.example:5349",
+        ),
+    ]);
+    assert!(w.is_empty(), "{w:?}");
+    let rest = s.rest.expect("rest TURN configured");
+    assert_eq!(
+        rest.ice_server("0123456789abcdef", 1_700_000_000),
+        json!({
+            "urls": ["turn:127.0.0.1:3478?transport=udp", "turns:t.example:5349"],
+            "username": "1700003600:0123456789abcdef",
+            "credential": "JnNF6StTy5wLjPzYAdZ1LRn7n7o=",
+        })
+    );
+}
+
+#[test]
+fn ttl_and_json_urls() {
+    let (s, w) = settings(&[
+        ("TURN_SECRET", "k"),
+        ("TURN_URLS", r#"["turn:a.example:3478"]"#),
+        ("TURN_TTL_SECONDS", "600"),
+    ]);
+    assert!(w.is_empty());
+    let entry = s.rest.unwrap().ice_server("c", 1000);
+    assert_eq!(entry["username"], "1600:c");
+    assert_eq!(entry["urls"], json!(["turn:a.example:3478"]));
+}
+
+#[test]
+fn half_configured_or_invalid_is_off_with_a_warning() {
+    for (pairs, name) in [
+        (vec![("TURN_SECRET", "k")], "TURN_URLS"),
+        (vec![("TURN_URLS", "turn:a:1")], "TURN_SECRET"),
+        (
+            vec![("TURN_SECRET", "k"), ("TURN_URLS", "stun:a:1")],
+            "TURN_URLS",
+        ),
+        (vec![("CF_TURN_KEY_ID", "abc")], "CF_TURN_API_TOKEN"),
+        (
+            vec![("CF_TURN_KEY_ID", "a/b"), ("CF_TURN_API_TOKEN", "t")],
+            "CF_TURN_KEY_ID",
+        ),
+    ] {
+        let (s, w) = settings(&pairs);
+        assert!(s.rest.is_none() && s.cloudflare.is_none(), "{pairs:?}");
+        assert_eq!(w.len(), 1, "{pairs:?}");
+        assert_eq!(w[0].name, name);
+    }
+    let (_, w) = settings(&[("TURN_TTL_SECONDS", "5")]);
+    assert_eq!(w[0].name, "TURN_TTL_SECONDS");
+}
+
+#[test]
+fn secrets_never_show_in_debug_or_warnings() {
+    let (s, w) = settings(&[
+        ("TURN_SECRET", "super-secret-1"),
+        ("TURN_URLS", "turn:a.example:3478"),
+        ("CF_TURN_KEY_ID", "key123"),
+        ("CF_TURN_API_TOKEN", "super-secret-2"),
+    ]);
+    assert!(w.is_empty());
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("super-secret"), "{debug}");
+    assert!(debug.contains("key123"));
+    let (_, w) = settings(&[("TURN_SECRET", "super-secret-1")]);
+    assert!(!w[0].to_string().contains("super-secret"));
+}
+
+#[test]
+fn cloudflare_call() {
+    let (s, _) = settings(&[
+        ("CF_TURN_KEY_ID", "key123"),
+        ("CF_TURN_API_TOKEN", "tok"),
+        ("TURN_TTL_SECONDS", "7200"),
+    ]);
+    let call = s.cloudflare.unwrap().call();
+    assert_eq!(
+        call.url,
+        "https://rtc.live.cloudflare.com/v1/turn/keys/key123/credentials/generate-ice-servers"
+    );
+    assert_eq!(call.authorization, "Bearer tok");
+    assert_eq!(call.body, r#"{"ttl":7200}"#);
+}
+
+#[test]
+fn parses_cloudflare_answers() {
+    let body = r#"{"iceServers":[
+        {"urls":["stun:stun.cloudflare.com:3478","stun:stun.cloudflare.com:53"]},
+        {"urls":["turn:turn.cloudflare.com:3478?transport=udp","turn:turn.cloudflare.com:53?transport=udp","turns:turn.cloudflare.com:443?transport=tcp"],
+         "username":"u","credential":"c"}]}"#;
+    assert_eq!(
+        parse_cloudflare(201, body),
+        Ok(vec![
+            json!({"urls":["stun:stun.cloudflare.com:3478"]}),
+            json!({"urls":["turn:turn.cloudflare.com:3478?transport=udp","turns:turn.cloudflare.com:443?transport=tcp"],"username":"u","credential":"c"}),
+        ])
+    );
+    // The older endpoint answers a single object.
+    let single = r#"{"iceServers":{"urls":["turn:t:3478"],"username":"u","credential":"c"}}"#;
+    assert_eq!(parse_cloudflare(200, single).map(|s| s.len()), Ok(1));
+}
+
+#[test]
+fn refuses_bad_cloudflare_answers() {
+    assert_eq!(parse_cloudflare(401, "{}"), Err(TurnError::Status(401)));
+    assert_eq!(parse_cloudflare(500, ""), Err(TurnError::Status(500)));
+    for garbage in [
+        "",
+        "<html>",
+        "{}",
+        r#"{"iceServers":7}"#,
+        r#"{"iceServers":[]}"#,
+        r#"{"iceServers":[{"urls":5}]}"#,
+        r#"{"iceServers":[{"urls":["turn:t:3478"]}]}"#,
+    ] {
+        assert_eq!(
+            parse_cloudflare(201, garbage),
+            Err(TurnError::Malformed),
+            "{garbage}"
+        );
+    }
+}
+
+#[test]
+fn cache_lifetime() {
+    let entry = Cached::servers(vec![json!({"urls":"turn:x"})], 1_000, 10_000);
+    assert_eq!(entry.fresh(5_999).map(|s| s.len()), Some(1));
+    assert_eq!(entry.fresh(6_000), None);
+    let failed = Cached::failed(1_000);
+    assert_eq!(failed.fresh(1_000 + FAILURE_BACKOFF_MS - 1), Some(vec![]));
+    assert_eq!(failed.fresh(1_000 + FAILURE_BACKOFF_MS), None);
+}
+
+#[test]
+fn merge_appends_to_the_base_list() {
+    let base = RawValue::from_string(r#"[{"urls":"stun:s"}]"#.to_owned()).unwrap();
+    assert_eq!(merge(&base, vec![]).get(), r#"[{"urls":"stun:s"}]"#);
+    assert_eq!(
+        merge(
+            &base,
+            vec![json!({"urls":"turn:t","username":"u","credential":"c"})]
+        )
+        .get(),
+        r#"[{"urls":"stun:s"},{"credential":"c","urls":"turn:t","username":"u"}]"#
+    );
+}
