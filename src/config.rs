@@ -1,6 +1,7 @@
 //! Configuration from wrangler `[vars]`. A bad value never fails a request: it is reported as a
 //! [`ConfigWarning`] (the shell logs it loudly) and the default is used instead.
 
+use crate::placement::parse_jurisdiction;
 use crate::turn::TurnSettings;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -39,6 +40,8 @@ pub struct Config {
     pub stale_after_ms: u64,
     /// TURN services whose credentials are added to `ice_servers` per client.
     pub turn: TurnSettings,
+    /// Keeps every room's Durable Object (and its storage) inside this jurisdiction.
+    pub room_jurisdiction: Option<&'static str>,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             resume_grace_ms: 15_000,
             stale_after_ms: 60_000,
             turn: TurnSettings::default(),
+            room_jurisdiction: None,
         }
     }
 }
@@ -129,6 +133,11 @@ impl Config {
             "STALE_AFTER_MS",
             value("STALE_AFTER_MS")
                 .map(|v| parse_int(&v, 1, 86_400_000).map(|n| config.stale_after_ms = n)),
+        );
+        apply(
+            "ROOM_JURISDICTION",
+            value("ROOM_JURISDICTION")
+                .map(|v| parse_jurisdiction(&v).map(|j| config.room_jurisdiction = j)),
         );
         let (turn, turn_warnings) = TurnSettings::from_vars(&get);
         config.turn = turn;
@@ -238,6 +247,7 @@ mod tests {
             ("RATE_LIMIT_PER_SEC", "0.5"),
             ("RESUME_GRACE_MS", "0"),
             ("STALE_AFTER_MS", "2000"),
+            ("ROOM_JURISDICTION", "eu"),
         ]);
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(
@@ -262,6 +272,7 @@ mod tests {
             (1024, 5, 0.5)
         );
         assert_eq!((c.resume_grace_ms, c.stale_after_ms), (0, 2000));
+        assert_eq!(c.room_jurisdiction, Some("eu"));
     }
 
     #[test]
@@ -274,6 +285,7 @@ mod tests {
             ("RATE_LIMIT_PER_SEC", "NaN"),
             ("RESUME_GRACE_MS", "-1"),
             ("STALE_AFTER_MS", "soon"),
+            ("ROOM_JURISDICTION", "moon"),
         ]);
         let names: Vec<_> = w.iter().map(|w| w.name).collect();
         assert_eq!(
@@ -285,7 +297,8 @@ mod tests {
                 "RATE_LIMIT_BURST",
                 "RATE_LIMIT_PER_SEC",
                 "RESUME_GRACE_MS",
-                "STALE_AFTER_MS"
+                "STALE_AFTER_MS",
+                "ROOM_JURISDICTION"
             ]
         );
         let d = Config::default();
@@ -296,6 +309,7 @@ mod tests {
         assert_eq!(c.rate_limit_per_sec, d.rate_limit_per_sec);
         assert_eq!(c.resume_grace_ms, d.resume_grace_ms);
         assert_eq!(c.stale_after_ms, d.stale_after_ms);
+        assert_eq!(c.room_jurisdiction, None);
         assert!(w[0].to_string().contains("not an origin"));
     }
 

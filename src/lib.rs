@@ -10,6 +10,8 @@
 //!   - [`route`]: which HTTP request goes where, and the HTTP errors.
 //!   - [`config`]: the `[vars]`, validated, with defaults.
 //!   - [`token`]: ids, resume tokens and their stored hashes.
+//!   - [`turn`]: TURN credentials (shared secret per client, Cloudflare's managed TURN).
+//!   - [`placement`]: the location hint and jurisdiction of a room's Durable Object.
 //! - Shell (`shell`, wasm32 only): the Worker's `fetch` and the `Room` Durable Object, which
 //!   perform the core's decisions through the WebSocket hibernation API.
 //!
@@ -17,7 +19,9 @@
 //! - Binding `ROOMS`: the `Room` Durable Object namespace (SQLite-backed).
 //! - Binding `ASSETS`: the static files in `public/`.
 //! - Vars: `ALLOWED_ORIGINS`, `ICE_SERVERS`, `MAX_MESSAGE_BYTES`, `RATE_LIMIT_BURST`,
-//!   `RATE_LIMIT_PER_SEC`, `RESUME_GRACE_MS`, `STALE_AFTER_MS` (see `docs/protocol.md`).
+//!   `RATE_LIMIT_PER_SEC`, `RESUME_GRACE_MS`, `STALE_AFTER_MS`, `ROOM_JURISDICTION`,
+//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID` (see `docs/protocol.md`).
+//! - Secrets: `TURN_SECRET`, `CF_TURN_API_TOKEN` (see `docs/deploy.md`).
 //!
 //! ## What is stored where
 //! One Durable Object per room name. Its object is evicted whenever its sockets hibernate and
@@ -32,6 +36,7 @@
 
 pub mod config;
 pub mod intake;
+pub mod placement;
 pub mod protocol;
 pub mod rate;
 pub mod room;

@@ -2,8 +2,9 @@
 //! Durable Object (returning its 101 untouched), and serves the app from the assets binding.
 
 use super::platform;
+use crate::placement::location_hint;
 use crate::route::{route, HttpError, RequestParts, Route};
-use worker::{console_error, event, Context, Env, Headers, Request, Response, Result};
+use worker::{console_error, console_log, event, Context, Env, Headers, Request, Response, Result};
 
 #[event(start)]
 fn start() {
@@ -50,7 +51,30 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
         ),
         Ok(Route::Socket { room }) => {
-            let stub = env.durable_object("ROOMS")?.get_by_name(&room)?;
+            let mut rooms = env.durable_object("ROOMS")?;
+            if let Some(jurisdiction) = config.room_jurisdiction {
+                rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
+            }
+            let cf = |key| platform::cf_field(&req, key);
+            let longitude = cf("longitude").and_then(|l| l.parse::<f64>().ok());
+            let hint = location_hint(
+                cf("continent").as_deref(),
+                cf("country").as_deref(),
+                longitude,
+            );
+            console_log!(
+                "{}",
+                serde_json::json!({
+                    "event": "placement",
+                    "room": room,
+                    "locationHint": hint,
+                    "jurisdiction": config.room_jurisdiction,
+                })
+            );
+            let stub = match hint {
+                Some(hint) => rooms.get_by_name_with_location_hint(&room, hint)?,
+                None => rooms.get_by_name(&room)?,
+            };
             stub.fetch_with_request(req).await
         }
         Ok(Route::AppPage) => {

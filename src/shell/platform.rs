@@ -22,6 +22,39 @@ extern "C" {
     ) -> Result<JsValue, JsValue>;
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `DurableObjectNamespace`, for `jurisdiction()`, which workers-rs does not bind.
+    type NamespaceExt;
+
+    #[wasm_bindgen(method, catch)]
+    fn jurisdiction(this: &NamespaceExt, name: &str) -> Result<JsValue, JsValue>;
+}
+
+/// The namespace whose objects (and their storage) stay inside `jurisdiction`.
+pub fn in_jurisdiction(
+    rooms: &worker::ObjectNamespace,
+    jurisdiction: &str,
+) -> worker::Result<worker::ObjectNamespace> {
+    let ns: &JsValue = rooms.as_ref();
+    let restricted = ns
+        .unchecked_ref::<NamespaceExt>()
+        .jurisdiction(jurisdiction)?;
+    Ok(worker::ObjectNamespace::unchecked_from_js(restricted))
+}
+
+/// A text or number field of `request.cf`, read without trusting its shape.
+pub fn cf_field(req: &worker::Request, key: &str) -> Option<String> {
+    let cf = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")).ok()?;
+    if !cf.is_object() {
+        return None;
+    }
+    let value = js_sys::Reflect::get(&cf, &JsValue::from_str(key)).ok()?;
+    value
+        .as_string()
+        .or_else(|| value.as_f64().map(|n| n.to_string()))
+}
+
 pub fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
