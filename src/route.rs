@@ -95,6 +95,42 @@ impl HttpError {
     }
 }
 
+/// The parts of an absolute request URL as the runtime hands it over (already normalized:
+/// `scheme://authority/path?query`), split without a URL parser, whose Unicode tables would
+/// be most of the Worker's size.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    /// `scheme://authority`, the request's own origin.
+    pub origin: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    pub fn split(url: &'a str) -> Option<Self> {
+        let authority_start = url.find("://")? + 3;
+        let rest = &url[authority_start..];
+        let path_start = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let origin = &url[..authority_start + path_start];
+        let rest = &rest[path_start..];
+        let rest = rest.split('#').next().unwrap_or(rest);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        Some(UrlParts {
+            origin,
+            path: if path.is_empty() { "/" } else { path },
+            query,
+        })
+    }
+
+    /// The first value of query parameter `name`, as sent (room tokens need no decoding).
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+}
+
 /// Whether `name` is a valid room name.
 pub fn is_room_name(name: &str) -> bool {
     (1..=MAX_ROOM_LEN).contains(&name.len())
@@ -278,6 +314,30 @@ mod tests {
         assert_eq!(route(req("GET", "/"), &any), Ok(Route::Asset));
         assert_eq!(route(req("GET", "/index.html"), &any), Ok(Route::Asset));
         assert_eq!(route(req("GET", "/js/app.js"), &any), Ok(Route::Asset));
+    }
+
+    #[test]
+    fn splits_urls() {
+        let u = UrlParts::split("https://duet.example:8443/ws/room?resume=abc&x=1#frag").unwrap();
+        assert_eq!(
+            u,
+            UrlParts {
+                origin: "https://duet.example:8443",
+                path: "/ws/room",
+                query: "resume=abc&x=1"
+            }
+        );
+        assert_eq!(u.param("resume"), Some("abc"));
+        assert_eq!(u.param("x"), Some("1"));
+        assert_eq!(u.param("y"), None);
+        let bare = UrlParts::split("http://127.0.0.1:8787").unwrap();
+        assert_eq!(
+            (bare.origin, bare.path, bare.query),
+            ("http://127.0.0.1:8787", "/", "")
+        );
+        let q = UrlParts::split("http://h?resume=&resume=2").unwrap();
+        assert_eq!((q.path, q.param("resume")), ("/", Some("")));
+        assert_eq!(UrlParts::split("no scheme"), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::platform;
 use crate::placement::location_hint;
-use crate::route::{route, HttpError, RequestParts, Route};
+use crate::route::{route, HttpError, RequestParts, Route, UrlParts};
 use worker::{console_error, console_log, event, Context, Env, Headers, Request, Response, Result};
 
 #[event(start)]
@@ -31,17 +31,17 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 async fn handle(req: Request, env: &Env) -> Result<Response> {
     let config = platform::config(env);
-    let url = req.url()?;
-    let own_origin = url.origin().ascii_serialization();
+    let url_text = req.inner().url();
+    let url = UrlParts::split(&url_text).ok_or("request URL without a scheme")?;
     let headers = req.headers();
     let origin = headers.get("Origin")?;
     let upgrade = headers.get("Upgrade")?;
     let method = req.method();
     let parts = RequestParts {
         method: method.as_ref(),
-        path: url.path(),
+        path: url.path,
         origin: origin.as_deref(),
-        own_origin: &own_origin,
+        own_origin: url.origin,
         upgrade: upgrade.as_deref(),
     };
     match route(parts, &config.allowed_origins) {
@@ -56,11 +56,10 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
                 rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
             }
             let cf = |key| platform::cf_field(&req, key);
-            let longitude = cf("longitude").and_then(|l| l.parse::<f64>().ok());
             let hint = location_hint(
                 cf("continent").as_deref(),
                 cf("country").as_deref(),
-                longitude,
+                platform::cf_number(&req, "longitude"),
             );
             console_log!(
                 "{}",
@@ -78,10 +77,8 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             stub.fetch_with_request(req).await
         }
         Ok(Route::AppPage) => {
-            let mut index = url.clone();
-            index.set_path("/");
-            index.set_query(None);
-            env.assets("ASSETS")?.fetch(index.to_string(), None).await
+            let index = format!("{}/", url.origin);
+            env.assets("ASSETS")?.fetch(index, None).await
         }
         Ok(Route::Asset) => env.assets("ASSETS")?.fetch_request(req).await,
     }

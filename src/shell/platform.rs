@@ -43,16 +43,25 @@ pub fn in_jurisdiction(
     Ok(worker::ObjectNamespace::unchecked_from_js(restricted))
 }
 
-/// A text or number field of `request.cf`, read without trusting its shape.
-pub fn cf_field(req: &worker::Request, key: &str) -> Option<String> {
+fn cf_value(req: &worker::Request, key: &str) -> Option<JsValue> {
     let cf = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")).ok()?;
     if !cf.is_object() {
         return None;
     }
-    let value = js_sys::Reflect::get(&cf, &JsValue::from_str(key)).ok()?;
+    js_sys::Reflect::get(&cf, &JsValue::from_str(key)).ok()
+}
+
+/// A text field of `request.cf`, read without trusting its shape.
+pub fn cf_field(req: &worker::Request, key: &str) -> Option<String> {
+    cf_value(req, key)?.as_string()
+}
+
+/// A number of `request.cf`, which the runtime may give as a number or as text.
+pub fn cf_number(req: &worker::Request, key: &str) -> Option<f64> {
+    let value = cf_value(req, key)?;
     value
-        .as_string()
-        .or_else(|| value.as_f64().map(|n| n.to_string()))
+        .as_f64()
+        .or_else(|| value.as_string().and_then(|s| s.trim().parse().ok()))
 }
 
 pub fn now_ms() -> u64 {

@@ -10,7 +10,7 @@ use crate::intake::{intake, Incoming, Intake};
 use crate::protocol::{ClientFrame, CloseCode, ErrorCode, PING_TEXT, PONG_TEXT};
 use crate::rate::RateLimiter;
 use crate::room::{self, Arrival, Effect, IceServersFor, Join, Live, Timing};
-use crate::route::{is_room_name, socket_path_room};
+use crate::route::{is_room_name, socket_path_room, UrlParts};
 use crate::{token, turn};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
@@ -76,15 +76,14 @@ impl DurableObject for Room {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let url = req.url()?;
-        let Some(name) = socket_path_room(url.path()).filter(|n| is_room_name(n)) else {
+        let url_text = req.inner().url();
+        let Some(url) = UrlParts::split(&url_text) else {
+            return Response::error("invalid URL", 400);
+        };
+        let Some(name) = socket_path_room(url.path).filter(|n| is_room_name(n)) else {
             return Response::error("invalid room", 400);
         };
         self.note_start(name);
-        let resume = url
-            .query_pairs()
-            .find(|(k, _)| k == "resume")
-            .map(|(_, v)| v.into_owned());
         // Any outbound call happens before the room is loaded: from the load on, only storage
         // is awaited, so no other event can interleave with this join.
         let ice_servers = self.ice_servers_for().await;
@@ -94,7 +93,7 @@ impl DurableObject for Room {
             new_client_id: random_hex(token::ID_BYTES)?,
             new_token_hash: token::hash(&new_token),
             new_token,
-            resume_hash: token::resume_hash(resume.as_deref()),
+            resume_hash: token::resume_hash(url.param("resume")),
             ice_servers,
         };
         let conn = arrival.conn.clone();
