@@ -19,8 +19,10 @@ export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 NPM_STAMP := node_modules/.package-lock.json
+# Gzipped size budget of the release wasm: the measured size (bench/BASELINE.md) plus ~5%.
+WASM_GZIP_BUDGET := 174000
 
-.PHONY: help setup tools build dev test test-rust test-node lint deploy dry-run clean
+.PHONY: help setup tools build dev test test-rust test-node lint size-check deploy dry-run clean
 
 help:
 	@echo "make dev     serve the app locally on http://localhost:8787"
@@ -52,7 +54,7 @@ build: setup
 dev: setup
 	wrangler dev
 
-test: setup test-rust lint build test-node
+test: setup test-rust lint build size-check test-node
 
 test-rust:
 	cargo test --all-targets
@@ -61,6 +63,12 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -- -D warnings
+
+size-check:
+	@size=$$(gzip -9c build/index_bg.wasm | wc -c); \
+	if [ "$$size" -gt $(WASM_GZIP_BUDGET) ]; then \
+	  echo "wasm is $$size bytes gzipped, over the budget of $(WASM_GZIP_BUDGET)"; exit 1; \
+	else echo "wasm size ok: $$size of $(WASM_GZIP_BUDGET) bytes gzipped"; fi
 
 test-node:
 	node --test --test-concurrency=1 test/
