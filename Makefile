@@ -57,12 +57,12 @@ dev: setup
 test: setup test-rust lint build size-check test-node
 
 test-rust:
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p duet --target wasm32-unknown-unknown -- -D warnings
 
 size-check:
 	@size=$$(gzip -9c build/index_bg.wasm | wc -c); \
