@@ -1,0 +1,111 @@
+// Real eviction: local workerd evicts a Durable Object that has been idle for ~10 s while its
+// sockets hibernate. Three rooms are set up, left idle for 13 s, and then each must show that
+// its object was re-created (a `wake` log line) and that nothing was lost: relay, ping/pong,
+// leave, the last ping (for stale eviction) and a held slot's resume token.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  OBJECT_PING,
+  PING,
+  PONG,
+  checkWelcome,
+  closed,
+  connect,
+  expectFrame,
+  expectQuiet,
+  joinBeside,
+  nextFrame,
+  nextText,
+  openPair,
+  resume,
+  send,
+  sleep,
+  startServer,
+  terminateAll,
+} from "./helpers/miniflare.mjs";
+
+const IDLE_MS = 13_000;
+const STALE_AFTER_MS = 5000;
+
+describe("rooms survive eviction", { timeout: 60_000 }, () => {
+  let server;
+  let relayRoom; // a, b: untouched while idle
+  let staleRoom; // a, b: b pinged once before the idle period
+  let awayRoom; // a, b: b dropped just before the idle period
+  let idleFrom; // index of the first log line printed after the idle period
+
+  before(async () => {
+    server = await startServer({
+      vars: { STALE_AFTER_MS: String(STALE_AFTER_MS), RESUME_GRACE_MS: "60000" },
+    });
+    relayRoom = await openPair(server);
+    staleRoom = await openPair(server);
+    staleRoom.b.ws.send(PING);
+    assert.equal(await nextText(staleRoom.b.ws), PONG);
+    awayRoom = await openPair(server);
+    awayRoom.b.ws.terminate();
+    await expectFrame(awayRoom.a.ws, { type: "peer-away", room: awayRoom.room, clientId: awayRoom.b.id });
+    await server.waitForLine((l) => l.json?.event === "away" && l.json.room === awayRoom.room);
+    // Nothing reaches the objects now; the runtime hibernates the sockets and evicts them.
+    await sleep(IDLE_MS);
+    idleFrom = server.lines.length;
+  });
+  after(async () => {
+    terminateAll([relayRoom, staleRoom, awayRoom].map((p) => [p?.a.ws, p?.b.ws]));
+    await server?.dispose();
+  });
+
+  /** Waits for the `wake` line of `room`, printed after the idle period. */
+  async function woke(room) {
+    const line = await server.waitForLine((l) => l.json?.event === "wake" && l.json.room === room);
+    assert.ok(server.lines.indexOf(line) >= idleFrom, "the object woke before the idle period ended");
+    assert.deepStrictEqual(line.json, { event: "wake", room });
+    assert.equal(server.events(room).filter((e) => e.event === "start").length, 1);
+  }
+
+  test("relay both ways, ping/pong and leave work on the hibernated sockets", async () => {
+    const { room, a, b } = relayRoom;
+    send(a.ws, { type: "message", data: { after: "eviction" } });
+    await expectFrame(b.ws, { type: "message", from: a.id, data: { after: "eviction" } });
+    await woke(room);
+    send(b.ws, { type: "message", data: "and back" });
+    await expectFrame(a.ws, { type: "message", from: b.id, data: "and back" });
+    for (const ws of [a.ws, b.ws]) {
+      ws.send(PING);
+      assert.equal(await nextText(ws), PONG);
+      ws.send(OBJECT_PING);
+      assert.equal(await nextText(ws), PONG);
+    }
+    send(a.ws, { type: "leave" });
+    assert.deepStrictEqual(await closed(a.ws), { code: 1000, reason: "left" });
+    await expectFrame(b.ws, { type: "peer-left", room, clientId: a.id, reason: "leave" });
+    // The stored room is intact: a newcomer takes the free slot beside b.
+    const c = await joinBeside(server, room, b);
+    terminateAll(c.ws);
+  });
+
+  test("the last ping is kept across eviction: a ping older than STALE_AFTER_MS makes its socket stale", async () => {
+    const { room, a, b } = staleRoom;
+    const c = await connect(server.ws(`/ws/${room}`));
+    const newcomer = checkWelcome(await nextFrame(c), { type: "joined", room, peers: [a.id], resumed: false });
+    await woke(room);
+    assert.deepStrictEqual(await closed(b.ws), { code: 4408, reason: "stale" });
+    await expectFrame(a.ws, { type: "peer-left", room, clientId: b.id, reason: "stale" });
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: newcomer.id, resumed: false });
+    const ready = { type: "ready", room, initiator: a.id, peers: [a.id, newcomer.id] };
+    await expectFrame(a.ws, ready);
+    await expectFrame(c, ready);
+    terminateAll(c);
+  });
+
+  test("a slot held for an away peer can be resumed after eviction", async () => {
+    const { room, a, b } = awayRoom;
+    const back = await resume(server, room, b, [a.id]);
+    await woke(room);
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    await expectQuiet(a.ws);
+    await expectQuiet(back.ws);
+    terminateAll(back.ws);
+  });
+});

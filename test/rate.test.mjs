@@ -1,0 +1,150 @@
+// The per-socket rate limit: RATE_LIMIT_BURST frames at once, refilled at RATE_LIMIT_PER_SEC;
+// refused frames get `rate-limited`, and more than RATE_LIMIT_BURST refusals within 10 s close
+// the socket with 4429, which leaves its slot away (resumable) like any other drop.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  OBJECT_PING,
+  PING,
+  PONG,
+  closed,
+  expectError,
+  expectFrame,
+  expectQuiet,
+  nextText,
+  openPair,
+  resume,
+  send,
+  sleep,
+  startServer,
+  terminateAll,
+} from "./helpers/miniflare.mjs";
+
+const message = (n) => ({ type: "message", data: n });
+
+/** Sends `count` messages from `from` and checks that `to` receives each. */
+async function relayMany(from, to, count) {
+  for (let n = 0; n < count; n++) send(from.ws, message(n));
+  for (let n = 0; n < count; n++) {
+    await expectFrame(to.ws, { type: "message", from: from.id, data: n });
+  }
+}
+
+describe("rate limit (burst 5, refill 0.01/s)", () => {
+  const BURST = 5;
+  const GRACE = 1000;
+  let server;
+  before(async () => {
+    server = await startServer({
+      vars: { RATE_LIMIT_BURST: String(BURST), RATE_LIMIT_PER_SEC: "0.01", RESUME_GRACE_MS: String(GRACE) },
+    });
+  });
+  after(() => server?.dispose());
+
+  test("RATE_LIMIT_BURST frames pass; the next is refused with rate-limited and dropped", async () => {
+    const { a, b } = await openPair(server);
+    await relayMany(a, b, BURST);
+    send(a.ws, message("one too many"));
+    await expectError(a.ws, "rate-limited");
+    // The exact ping is answered by the runtime, not the object, so it costs no token.
+    a.ws.send(PING);
+    assert.equal(await nextText(a.ws), PONG);
+    // Any other ping reaches the object and is refused like every other frame.
+    a.ws.send(OBJECT_PING);
+    await expectError(a.ws, "rate-limited");
+    await expectQuiet(b.ws);
+    terminateAll(a.ws, b.ws);
+  });
+
+  test("every frame that reaches the object costs a token, refused ones included", async () => {
+    const { a, b } = await openPair(server);
+    for (const frame of ["not json", "{}", '{"type":"message"}']) {
+      a.ws.send(frame);
+      await expectError(a.ws, "bad-message");
+    }
+    a.ws.send(Buffer.from("binary"), { binary: true });
+    await expectError(a.ws, "unsupported-binary");
+    send(a.ws, message("the fifth"));
+    await expectFrame(b.ws, { type: "message", from: a.id, data: "the fifth" });
+    send(a.ws, message("the sixth"));
+    await expectError(a.ws, "rate-limited");
+    await expectQuiet(b.ws);
+    terminateAll(a.ws, b.ws);
+  });
+
+  test("more than RATE_LIMIT_BURST refusals close with 4429; the slot goes away, then times out", async () => {
+    const { room, a, b } = await openPair(server);
+    await relayMany(a, b, BURST);
+    for (let i = 0; i < BURST; i++) send(a.ws, message("refused"));
+    for (let i = 0; i < BURST; i++) await expectError(a.ws, "rate-limited");
+    a.ws.send(PING);
+    assert.equal(await nextText(a.ws), PONG, "the socket is still open after RATE_LIMIT_BURST refusals");
+    send(a.ws, message("the last straw"));
+    await expectError(a.ws, "rate-limited");
+    assert.deepStrictEqual(await closed(a.ws), { code: 4429, reason: "rate limited" });
+    await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
+    await expectFrame(b.ws, { type: "peer-left", room, clientId: a.id, reason: "timeout" }, GRACE + 5000);
+    await expectQuiet(b.ws);
+    terminateAll(b.ws);
+  });
+
+  test("a peer closed with 4429 can resume its slot, with a fresh bucket", async () => {
+    const { room, a, b } = await openPair(server);
+    await relayMany(a, b, BURST);
+    for (let i = 0; i <= BURST; i++) send(a.ws, message("refused"));
+    assert.equal((await closed(a.ws)).code, 4429);
+    await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
+    const again = await resume(server, room, a, [b.id]);
+    await expectFrame(b.ws, { type: "peer-joined", room, clientId: a.id, resumed: true });
+    await relayMany(again, b, BURST);
+    await expectQuiet(b.ws);
+    terminateAll(again.ws, b.ws);
+  });
+
+  test("refusals are counted over 10 s: RATE_LIMIT_BURST refusals per window do not close", async () => {
+    const { a, b } = await openPair(server);
+    const start = Date.now();
+    await relayMany(a, b, BURST);
+    for (let i = 0; i < BURST; i++) send(a.ws, message("refused"));
+    for (let i = 0; i < BURST; i++) await expectError(a.ws, "rate-limited");
+    // Let the 10 s window pass. b keeps the object busy meanwhile (a ping every 3 s, within
+    // its own burst), so the object is not evicted: buckets live in its memory.
+    while (Date.now() - start < 10_200) {
+      b.ws.send(OBJECT_PING);
+      assert.equal(await nextText(b.ws), PONG);
+      await sleep(Math.min(3000, 10_200 - (Date.now() - start)));
+    }
+    for (let i = 0; i < BURST; i++) send(a.ws, message("refused again"));
+    for (let i = 0; i < BURST; i++) await expectError(a.ws, "rate-limited");
+    a.ws.send(PING);
+    assert.equal(await nextText(a.ws), PONG, "RATE_LIMIT_BURST refusals in a new window must not close");
+    send(a.ws, message("the last straw"));
+    await expectError(a.ws, "rate-limited");
+    assert.deepStrictEqual(await closed(a.ws), { code: 4429, reason: "rate limited" });
+    terminateAll(b.ws);
+  });
+});
+
+describe("rate limit refill (burst 3, 2/s)", () => {
+  let server;
+  before(async () => {
+    server = await startServer({ vars: { RATE_LIMIT_BURST: "3", RATE_LIMIT_PER_SEC: "2" } });
+  });
+  after(() => server?.dispose());
+
+  test("tokens come back at RATE_LIMIT_PER_SEC", async () => {
+    const { a, b } = await openPair(server);
+    await relayMany(a, b, 3);
+    send(a.ws, message("too soon"));
+    await expectError(a.ws, "rate-limited");
+    // 2 tokens per second: after 0.6 s exactly one frame may pass again.
+    await sleep(600);
+    send(a.ws, message("refilled"));
+    send(a.ws, message("too soon again"));
+    await expectFrame(b.ws, { type: "message", from: a.id, data: "refilled" });
+    await expectError(a.ws, "rate-limited");
+    await expectQuiet(b.ws);
+    terminateAll(a.ws, b.ws);
+  });
+});

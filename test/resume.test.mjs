@@ -1,0 +1,206 @@
+// Dropped sockets and resumes: peer-away, resuming a slot with its token (same client id, 4000
+// on a socket still open, rotated token, no second ready), the resume grace running out, a
+// fresh join beside an away peer, and RESUME_GRACE_MS=0.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import {
+  PING,
+  PONG,
+  checkWelcome,
+  closed,
+  connect,
+  expectFrame,
+  expectQuiet,
+  joinBeside,
+  nextFrame,
+  nextText,
+  openFirst,
+  openPair,
+  resume,
+  roomName,
+  send,
+  startServer,
+  terminateAll,
+} from "./helpers/miniflare.mjs";
+
+/** Checks that `a` and `b` relay to each other. */
+async function relayBothWays(a, b) {
+  send(a.ws, { type: "message", data: "ping from a" });
+  await expectFrame(b.ws, { type: "message", from: a.id, data: "ping from a" });
+  send(b.ws, { type: "message", data: "ping from b" });
+  await expectFrame(a.ws, { type: "message", from: b.id, data: "ping from b" });
+}
+
+describe("resume (RESUME_GRACE_MS=1500)", () => {
+  const GRACE = 1500;
+  let server;
+  before(async () => {
+    server = await startServer({ vars: { RESUME_GRACE_MS: String(GRACE) } });
+  });
+  after(() => server?.dispose());
+
+  test("a dropped socket makes its peer get peer-away; a resume brings it back without a second ready", async () => {
+    const { room, a, b } = await openPair(server);
+    b.ws.terminate();
+    await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
+    const back = await resume(server, room, b, [a.id]);
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    await expectQuiet(a.ws);
+    await expectQuiet(back.ws);
+    await relayBothWays(a, back);
+    terminateAll(a.ws, back.ws);
+  });
+
+  test("resuming a slot whose socket is still open closes that socket with 4000 replaced", async () => {
+    const { room, a, b } = await openPair(server);
+    // The old socket has been used (a ping answered by the runtime).
+    b.ws.send(PING);
+    assert.equal(await nextText(b.ws), PONG);
+    const back = await resume(server, room, b, [a.id]);
+    assert.deepStrictEqual(await closed(b.ws), { code: 4000, reason: "replaced" });
+    // The other peer sees only peer-joined: no peer-away, no peer-left, no ready.
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    await expectQuiet(a.ws);
+    await expectQuiet(back.ws);
+    await relayBothWays(a, back);
+    terminateAll(a.ws, back.ws);
+  });
+
+  test("a replaced socket that never sent a frame is closed with 4000 replaced too", async () => {
+    const { room, a, b } = await openPair(server);
+    const back = await resume(server, room, b, [a.id]);
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    assert.deepStrictEqual(await closed(b.ws), { code: 4000, reason: "replaced" });
+    terminateAll(a.ws, back.ws);
+  });
+
+  test("the token is rotated: the old one no longer resumes, the new one does", async () => {
+    const { room, a, b } = await openPair(server);
+    const back = await resume(server, room, b, [a.id]);
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    // The old token is now unknown, so it is an ordinary join, and the room is full.
+    const stale = await connect(server.ws(`/ws/${room}?resume=${b.token}`));
+    await expectFrame(stale, { type: "full", room, maxPeers: 2 });
+    assert.deepStrictEqual(await closed(stale), { code: 4409, reason: "room full" });
+    back.ws.send(PING);
+    assert.equal(await nextText(back.ws), PONG);
+    const again = await resume(server, room, back, [a.id]);
+    assert.deepStrictEqual(await closed(back.ws), { code: 4000, reason: "replaced" });
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    await expectQuiet(a.ws);
+    terminateAll(a.ws, again.ws);
+  });
+
+  test("the initiator can resume too, and keeps its place", async () => {
+    const { room, a, b } = await openPair(server);
+    a.ws.terminate();
+    await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
+    const back = await resume(server, room, a, [b.id]);
+    await expectFrame(b.ws, { type: "peer-joined", room, clientId: a.id, resumed: true });
+    await expectQuiet(back.ws);
+    await expectQuiet(b.ws);
+    terminateAll(back.ws, b.ws);
+  });
+
+  test("an unknown token, or a token of another room, is an ordinary join", async () => {
+    const unknown = randomBytes(32).toString("hex");
+    const room = roomName("unknown-token");
+    const ws = await connect(server.ws(`/ws/${room}?resume=${unknown}`));
+    const first = { ws, ...checkWelcome(await nextFrame(ws), { type: "created", room, peers: [] }) };
+    const elsewhere = await openFirst(server, roomName("elsewhere"));
+    const second = await joinBeside(server, room, first, { path: `/ws/${room}?resume=${elsewhere.token}` });
+    assert.notEqual(second.id, elsewhere.id);
+    // The slot in the other room is untouched.
+    await expectQuiet(elsewhere.ws);
+    terminateAll(ws, second.ws, elsewhere.ws);
+  });
+
+  test("when nobody resumes within RESUME_GRACE_MS the peer gets peer-left (timeout)", async () => {
+    const { room, a, b } = await openPair(server);
+    b.ws.terminate();
+    const awayAt = Date.now();
+    await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
+    await expectFrame(a.ws, { type: "peer-left", room, clientId: b.id, reason: "timeout" }, GRACE + 5000);
+    assert.ok(Date.now() - awayAt >= GRACE - 50, "the slot was released before the grace ran out");
+    await expectQuiet(a.ws);
+    // The expired token is unknown now: an ordinary join beside a, which gets a new ready.
+    const late = await joinBeside(server, room, a, { path: `/ws/${room}?resume=${b.token}` });
+    assert.notEqual(late.id, b.id);
+    terminateAll(a.ws, late.ws);
+  });
+
+  test("a lone peer that drops and resumes gets its room back", async () => {
+    const room = roomName("lone");
+    const first = await openFirst(server, room);
+    first.ws.terminate();
+    // Nobody is there to be told; the resume finds the slot held.
+    const back = await resume(server, room, first, []);
+    await expectQuiet(back.ws);
+    terminateAll(back.ws);
+  });
+
+  test("a fresh join beside an away peer lists it; ready waits until both are connected", async () => {
+    const room = roomName("beside-away");
+    const first = await openFirst(server, room);
+    first.ws.terminate();
+    // The newcomer joins while the first slot is away.
+    const c = await connect(server.ws(`/ws/${room}`));
+    const newcomer = checkWelcome(await nextFrame(c), { type: "joined", room, peers: [first.id], resumed: false });
+    await expectQuiet(c);
+    // The first peer resumes: the pair is complete for the first time, so both get ready.
+    const back = await resume(server, room, first, [newcomer.id]);
+    await expectFrame(c, { type: "peer-joined", room, clientId: first.id, resumed: true });
+    const ready = { type: "ready", room, initiator: first.id, peers: [first.id, newcomer.id] };
+    await expectFrame(c, ready);
+    await expectFrame(back.ws, ready);
+    await relayBothWays(back, { ws: c, id: newcomer.id });
+    terminateAll(back.ws, c);
+  });
+
+  test("the peer beside an away slot that times out is told, and the room is free again", async () => {
+    const room = roomName("beside-timeout");
+    const first = await openFirst(server, room);
+    first.ws.terminate();
+    const c = await connect(server.ws(`/ws/${room}`));
+    const newcomer = { ws: c, ...checkWelcome(await nextFrame(c), { type: "joined", room, peers: [first.id], resumed: false }) };
+    await expectFrame(c, { type: "peer-left", room, clientId: first.id, reason: "timeout" }, GRACE + 5000);
+    const d = await joinBeside(server, room, newcomer);
+    terminateAll(c, d.ws);
+  });
+});
+
+describe("no resume grace (RESUME_GRACE_MS=0)", () => {
+  let server;
+  before(async () => {
+    server = await startServer({ vars: { RESUME_GRACE_MS: "0" } });
+  });
+  after(() => server?.dispose());
+
+  test("a dropped socket releases its slot at once: peer-left (closed)", async () => {
+    const { room, a, b } = await openPair(server);
+    b.ws.terminate();
+    await expectFrame(a.ws, { type: "peer-left", room, clientId: b.id, reason: "closed" });
+    await expectQuiet(a.ws);
+    // The token died with the slot: it is an ordinary join now.
+    const late = await connect(server.ws(`/ws/${room}?resume=${b.token}`));
+    const newcomer = checkWelcome(await nextFrame(late), { type: "joined", room, peers: [a.id], resumed: false });
+    assert.notEqual(newcomer.id, b.id);
+    terminateAll(a.ws, late);
+  });
+
+  test("a close with a code other than 1000 also releases the slot as closed", async () => {
+    const { room, a, b } = await openPair(server);
+    b.ws.close(4001, "gone");
+    await expectFrame(a.ws, { type: "peer-left", room, clientId: b.id, reason: "closed" });
+    terminateAll(a.ws);
+  });
+
+  test("a client close with 1000 is still a leave", async () => {
+    const { room, a, b } = await openPair(server);
+    b.ws.close(1000);
+    await expectFrame(a.ws, { type: "peer-left", room, clientId: b.id, reason: "leave" });
+    terminateAll(a.ws);
+  });
+});
