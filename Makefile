@@ -71,7 +71,7 @@ size-check:
 	else echo "wasm size ok: $$size of $(WASM_GZIP_BUDGET) bytes gzipped"; fi
 
 test-node:
-	node --test --test-concurrency=1 test/
+	node --test --test-concurrency=1 test/*.test.mjs test/*/*.test.mjs
 
 deploy: setup
 	wrangler deploy

@@ -10,6 +10,7 @@ import {
   PONG,
   checkWelcome,
   closed,
+  closeFrame,
   connect,
   expectFrame,
   expectQuiet,
@@ -68,11 +69,15 @@ describe("resume (RESUME_GRACE_MS=1500)", () => {
     terminateAll(a.ws, back.ws);
   });
 
-  test("a replaced socket that never sent a frame is closed with 4000 replaced too", async () => {
+  // workerd leaves the TCP connection of a hibernatable socket that never sent a frame open
+  // after the close handshake (until the object hibernates), so for such a socket only the
+  // close frame is prompt; the bundled client pings as soon as it is welcomed, which avoids
+  // the case. The test above checks the full close of a socket that has sent a frame.
+  test("a replaced socket that never sent a frame gets the close frame 4000 replaced", async () => {
     const { room, a, b } = await openPair(server);
     const back = await resume(server, room, b, [a.id]);
     await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
-    assert.deepStrictEqual(await closed(b.ws), { code: 4000, reason: "replaced" });
+    assert.deepStrictEqual(await closeFrame(b.ws), { code: 4000, reason: "replaced" });
     terminateAll(a.ws, back.ws);
   });
 

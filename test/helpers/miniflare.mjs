@@ -293,6 +293,24 @@ export function closed(ws, timeoutMs = 5000) {
   ]);
 }
 
+/**
+ * Resolves with the `{code, reason}` of the close frame the server sent to `ws`, as soon as it
+ * arrives, without waiting for the TCP connection to end. (`ws` has no public event for this;
+ * its receiver's `conclude` event is it, and the `ws` version is pinned.)
+ */
+export function closeFrame(ws, timeoutMs = 5000) {
+  if (ws._closeFrameReceived) {
+    return Promise.resolve({ code: ws._closeCode, reason: ws._closeMessage.toString() });
+  }
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no close frame within ${timeoutMs} ms`)), timeoutMs);
+    ws._receiver.once("conclude", (code, reason) => {
+      clearTimeout(timer);
+      resolve({ code, reason: reason.toString() });
+    });
+  });
+}
+
 /** A ping that does not match the auto-response text, so the Durable Object answers it. */
 export const OBJECT_PING = '{"type":"ping","probe":true}';
 
