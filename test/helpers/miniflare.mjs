@@ -77,9 +77,10 @@ function collectLines(stream, name, push) {
 
 /**
  * Starts the Worker. `vars` override wrangler.toml's [vars]; `persistDir` keeps Durable Object
- * storage on disk across servers (for the restart test).
+ * storage on disk across servers (for the restart test); `outboundService(request)` answers the
+ * Worker's outbound fetches.
  */
-export async function startServer({ vars = {}, persistDir } = {}) {
+export async function startServer({ vars = {}, persistDir, outboundService } = {}) {
   const lines = [];
   const waiters = new Set();
   const push = (stream, text) => {
@@ -104,6 +105,8 @@ export async function startServer({ vars = {}, persistDir } = {}) {
     host: "127.0.0.1",
     port: 0,
     durableObjectsPersist: persistDir ?? false,
+    // Answers the Worker's own outbound fetches (the Cloudflare TURN API) in tests.
+    ...(outboundService && { outboundService }),
     handleRuntimeStdio(stdout, stderr) {
       collectLines(stdout, "stdout", push);
       collectLines(stderr, "stderr", push);
