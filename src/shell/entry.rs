@@ -51,10 +51,6 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
         ),
         Ok(Route::Socket { room }) => {
-            let mut rooms = env.durable_object("ROOMS")?;
-            if let Some(jurisdiction) = config.room_jurisdiction {
-                rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
-            }
             let cf = |key| platform::cf_field(&req, key);
             let hint = location_hint(
                 cf("continent").as_deref(),
@@ -70,6 +66,10 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
                     "jurisdiction": config.room_jurisdiction,
                 })
             );
+            let mut rooms = env.durable_object("ROOMS")?;
+            if let Some(jurisdiction) = config.room_jurisdiction {
+                rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
+            }
             let stub = match hint {
                 Some(hint) => rooms.get_by_name_with_location_hint(&room, hint)?,
                 None => rooms.get_by_name(&room)?,
