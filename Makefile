@@ -44,7 +44,12 @@ $(NPM_STAMP): package.json package-lock.json
 	@touch $@
 
 # Called by wrangler ([build] in wrangler.toml) and by the targets below.
-build: setup
+RUST_INPUTS := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
+
+build: setup build/index_bg.wasm
+
+# Only when a Rust input changed: wrangler dev runs its build command twice per start.
+build/index_bg.wasm: $(RUST_INPUTS)
 	worker-build --release
 	@# worker-build keeps the name section for stack traces (wasm-opt --debuginfo); panics abort
 	@# and print their message anyway, so drop it: a third of the module.

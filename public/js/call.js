@@ -1,0 +1,429 @@
+// @ts-check
+/**
+ * One two-person call: local media, the signaling connection (`duet.js`), the peer connection
+ * with perfect negotiation (`negotiation.js`), and a data channel for chat and photos
+ * (`transfer.js`). No DOM here: the UI (`app.js`) listens to the events below.
+ *
+ * Events (`CustomEvent`s):
+ * - `status`: `detail = {status}`, see `status.js`;
+ * - `localstream` / `remotestream`: `detail = {stream}` (`null` when gone);
+ * - `chat`: `detail = {from: "me" | "peer", text}`;
+ * - `photo`: `detail = {from: "me" | "peer", blob}`;
+ * - `channel`: `detail = {open}`, whether chat and photos can be sent;
+ * - `connectionstate`: `detail = {state}`, the peer connection's state changed.
+ *
+ * ## Messages between the peers
+ * Everything rides in the `data` of signaling `message` frames as
+ * `{kind: "signal", pc, to, description | candidate}`. `pc` is a random id of the sender's
+ * RTCPeerConnection and `to` the id of ours it was answering (null at first). A signal from a
+ * peer connection we have not seen means the peer started afresh (say, its page reloaded and
+ * resumed its slot), so we start afresh too; a signal addressed to a peer connection we no
+ * longer have is stale and dropped. That keeps one rule for first contact and for recovery.
+ * @module call
+ */
+
+import { connect } from "./duet.js";
+import { Negotiator } from "./negotiation.js";
+import { PhotoReceiver, sendPhoto } from "./transfer.js";
+import { deriveStatus } from "./status.js";
+import { acquireMedia } from "./media.js";
+
+export const CHAT_MAX_CHARS = 2000;
+/** How long ICE may stay "disconnected" before we restart it. */
+const DISCONNECTED_GRACE_MS = 4000;
+/**
+ * How long a negotiated connection may stay "new" (not a single connectivity check) before we
+ * restart ICE: the impolite side first, the polite side later in case that did not help.
+ * Chromium sometimes gathers no candidates after the polite side rolled back an offer.
+ */
+const STUCK_NEW_MS = { impolite: 5000, polite: 10000 };
+
+/**
+ * @typedef {object} CallOptions
+ * @property {string} room
+ * @property {string} [baseUrl] the Duet server, default this page's origin
+ * @property {boolean} [relay] only use TURN relays (`iceTransportPolicy: "relay"`)
+ * @property {import("./duet.js").ConnectOptions} [signaling] more options for `connect()`
+ * @property {(c: MediaStreamConstraints) => Promise<MediaStream>} [getUserMedia]
+ */
+
+export class Call extends EventTarget {
+  /** @type {import("./media.js").LocalMedia} */
+  media = { stream: null, mode: "none", problem: null };
+  /** @type {import("./duet.js").DuetConnection | null} */
+  signaling = null;
+  /** @type {RTCPeerConnection | null} */
+  pc = null;
+  /** Id of our current peer connection, sent with every signal. @type {string | null} */
+  pcId = null;
+  /** Id of the peer's peer connection we talk to. @type {string | null} */
+  remotePcId = null;
+  /** @type {Negotiator | null} */
+  negotiator = null;
+  /** @type {RTCDataChannel | null} */
+  channel = null;
+  /** @type {MediaStream | null} */
+  remoteStream = null;
+  /** @type {import("./status.js").Status} */
+  status = "starting";
+  /** Every status this call has shown, in order (for tests and debugging). @type {string[]} */
+  statusHistory = ["starting"];
+  /** Counters for tests and debugging. */
+  stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0 };
+  /** Last problem worth telling the person about. @type {string | null} */
+  problem = null;
+
+  #options;
+  /** @type {import("./status.js").CallFacts["phase"]} */
+  #phase = "starting";
+  /** @type {import("./status.js").CallFacts["peer"]} */
+  #peer = "none";
+  #photos = new PhotoReceiver();
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #disconnectedTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #stuckTimer;
+  #offersBefore = { sent: 0, answered: 0 };
+
+  /** @param {CallOptions} options */
+  constructor(options) {
+    super();
+    this.#options = options;
+  }
+
+  /** Gets camera and microphone (or not), then joins the room. */
+  async start() {
+    this.media = await acquireMedia(this.#options.getUserMedia);
+    this.#emit("localstream", { stream: this.media.stream });
+    const signaling = connect(this.#options.room, { baseUrl: this.#options.baseUrl, ...this.#options.signaling });
+    this.signaling = signaling;
+    signaling.addEventListener("created", () => {
+      this.#phase = "in-room";
+      this.#closePc(); // only after a reconnect that found the room empty
+      this.#setPeer("none");
+    });
+    signaling.addEventListener("joined", (e) => this.#onJoined(/** @type {CustomEvent} */ (e).detail));
+    signaling.addEventListener("peer-joined", (e) => this.#onPeerJoined(/** @type {CustomEvent} */ (e).detail));
+    signaling.addEventListener("ready", () => this.#onReady());
+    signaling.addEventListener("message", (e) => this.#onMessage(/** @type {CustomEvent} */ (e).detail.data));
+    signaling.addEventListener("peer-away", () => this.#setPeer("away"));
+    signaling.addEventListener("peer-left", () => {
+      this.#closePc();
+      this.#setPeer("left");
+    });
+    signaling.addEventListener("full", () => {
+      this.#phase = "full";
+      this.#update();
+    });
+    signaling.addEventListener("error", (e) => {
+      const { code, message } = /** @type {CustomEvent} */ (e).detail;
+      // `no-peer`: the peer is away, and what we sent is lost; recovery happens on its return.
+      if (code !== "no-peer") console.warn("signaling refused a frame:", code, message);
+    });
+    signaling.addEventListener("reconnecting", () => this.#update());
+    signaling.addEventListener("reconnected", (e) => {
+      this.stats.reconnects += 1;
+      if (/** @type {CustomEvent} */ (e).detail.resumed) this.#afterSignalingGap();
+      this.#update();
+    });
+    signaling.addEventListener("close", (e) => this.#onSignalingClosed(/** @type {CustomEvent} */ (e).detail));
+    this.#update();
+  }
+
+  /** Leaves the room (the peer sees "peer left") and turns the camera off. */
+  hangUp() {
+    this.#phase = "ended";
+    this.signaling?.leave();
+    this.#closePc();
+    for (const track of this.media.stream?.getTracks() ?? []) track.stop();
+    this.#update();
+  }
+
+  /** @param {"audio" | "video"} kind */
+  hasTrack(kind) {
+    return (this.media.stream?.getTracks() ?? []).some((t) => t.kind === kind);
+  }
+
+  /**
+   * Mutes or unmutes the microphone, or turns the camera on or off (the track keeps its place
+   * in the call; a disabled track sends silence or black).
+   * @param {"audio" | "video"} kind
+   * @param {boolean} enabled
+   */
+  setEnabled(kind, enabled) {
+    for (const track of this.media.stream?.getTracks() ?? []) if (track.kind === kind) track.enabled = enabled;
+  }
+
+  /**
+   * Sends a chat message over the data channel.
+   * @param {string} text
+   * @returns {boolean} whether it was sent
+   */
+  sendChat(text) {
+    const message = text.trim().slice(0, CHAT_MAX_CHARS);
+    if (!message || this.channel?.readyState !== "open") return false;
+    this.channel.send(JSON.stringify({ kind: "chat", text: message }));
+    this.#emit("chat", { from: "me", text: message });
+    return true;
+  }
+
+  /**
+   * Sends a photo over the data channel, in chunks.
+   * @param {Blob} blob
+   */
+  async sendPhoto(blob) {
+    const channel = this.channel;
+    if (channel?.readyState !== "open") throw new Error("not connected to a peer");
+    await sendPhoto(channel, blob, crypto.randomUUID());
+    this.#emit("photo", { from: "me", blob });
+  }
+
+  /** Drops the signaling socket as a network failure would; it resumes on its own. */
+  dropSignaling() {
+    this.signaling?.reconnect();
+  }
+
+  // --- signaling events ------------------------------------------------------------------
+
+  /** @param {{peers: string[], resumed: boolean}} frame */
+  #onJoined(frame) {
+    this.#phase = "in-room";
+    const others = this.signaling?.peers ?? [];
+    if (!frame.resumed) {
+      // A fresh slot (maybe our old one expired while we were away): a `ready` will pair us.
+      this.#closePc();
+    } else if (!this.pc && others.length > 0 && this.#paired()) {
+      // A reloaded page took its slot back: start a new peer connection; its first offer tells
+      // the peer to start afresh too (see "Messages between the peers").
+      this.#createPc();
+    }
+    this.#setPeer(others.length > 0 ? "present" : "none");
+  }
+
+  /** @param {{resumed: boolean}} frame */
+  #onPeerJoined(frame) {
+    if (frame.resumed) {
+      this.#afterSignalingGap();
+    } else {
+      this.#closePc(); // a new person; `ready` follows
+    }
+    this.#setPeer("present");
+  }
+
+  #onReady() {
+    this.#closePc();
+    // The initiator (impolite) offers at once; the other side answers on the first offer.
+    if (this.signaling?.isInitiator) this.#createPc();
+    this.#setPeer("present");
+  }
+
+  /**
+   * After either side's signaling came back: whatever was sent meanwhile may be lost. Re-send an
+   * unanswered offer; restart ICE if the media path broke too.
+   */
+  #afterSignalingGap() {
+    const pc = this.pc;
+    if (!pc) {
+      // A fresh peer connection announces itself with its first offer.
+      if (this.#paired() && (this.signaling?.peers.length ?? 0) > 0) this.#createPc();
+      return;
+    }
+    this.negotiator?.resendPendingOffer();
+    if (pc.connectionState === "failed" || pc.connectionState === "disconnected") this.#restartIce();
+  }
+
+  /** @param {{code: number, reason: string}} detail */
+  #onSignalingClosed({ code, reason }) {
+    if (this.#phase === "ended" || this.#phase === "full") return;
+    if (code === 4000) {
+      this.#phase = "replaced";
+    } else {
+      this.#phase = "error";
+      this.problem =
+        code === 4408
+          ? "The server dropped this call after a long silence."
+          : code === 4429
+            ? "Too many messages were sent too fast."
+            : `Lost the connection to the server (${code}${reason ? ` ${reason}` : ""}).`;
+    }
+    this.#closePc();
+    this.#update();
+  }
+
+  /** @param {unknown} data */
+  #onMessage(data) {
+    if (!data || typeof data !== "object") return;
+    const msg = /** @type {Record<string, any>} */ (data);
+    if (msg.kind !== "signal" || typeof msg.pc !== "string") return;
+    if (msg.to && msg.to !== this.pcId) return; // for a peer connection we no longer have
+    if (!this.pc || (this.remotePcId !== null && msg.pc !== this.remotePcId)) this.#createPc();
+    if (this.remotePcId === null) this.remotePcId = msg.pc;
+    this.negotiator?.handle(msg);
+  }
+
+  // --- the peer connection ---------------------------------------------------------------
+
+  /** Whether the room paired us with the peer (a `ready`, possibly before a reload). */
+  #paired() {
+    return this.signaling?.isInitiator !== null;
+  }
+
+  #polite() {
+    const signaling = this.signaling;
+    if (signaling?.isInitiator !== null && signaling?.isInitiator !== undefined) return !signaling.isInitiator;
+    // Pairing unknown (storage was unavailable across a reload): any rule both sides agree on.
+    return (signaling?.clientId ?? "") > (signaling?.peers[0] ?? "");
+  }
+
+  #createPc() {
+    this.#closePc();
+    const pc = new RTCPeerConnection({
+      iceServers: this.signaling?.iceServers ?? [],
+      iceTransportPolicy: this.#options.relay ? "relay" : "all",
+    });
+    const pcId = crypto.randomUUID();
+    this.pc = pc;
+    this.pcId = pcId;
+    this.remotePcId = null;
+    this.stats.peerConnections += 1;
+    const negotiator = new Negotiator(pc, {
+      polite: this.#polite(),
+      send: (signal) => {
+        if (pc === this.pc) this.signaling?.send({ kind: "signal", pc: pcId, to: this.remotePcId, ...signal });
+      },
+    });
+    this.negotiator = negotiator;
+
+    // Negotiated with a fixed id on both sides, so neither waits for the other to announce it.
+    const channel = pc.createDataChannel("duet", { negotiated: true, id: 0 });
+    channel.binaryType = "arraybuffer";
+    this.channel = channel;
+    channel.addEventListener("open", () => channel === this.channel && this.#emit("channel", { open: true }));
+    channel.addEventListener("close", () => channel === this.channel && this.#emit("channel", { open: false }));
+    channel.addEventListener("message", (e) => channel === this.channel && this.#onChannelMessage(e.data));
+
+    const stream = this.media.stream;
+    for (const track of stream?.getTracks() ?? []) pc.addTrack(track, stream);
+
+    const remote = new MediaStream();
+    this.remoteStream = remote;
+    pc.addEventListener("track", ({ track }) => {
+      if (pc !== this.pc) return;
+      remote.addTrack(track);
+      this.#emit("remotestream", { stream: remote });
+    });
+    pc.addEventListener("connectionstatechange", () => pc === this.pc && this.#onPcState(pc));
+    pc.addEventListener("signalingstatechange", () => pc === this.pc && this.#watchForStuck(pc));
+    this.#emit("remotestream", { stream: remote });
+    this.#update();
+  }
+
+  #closePc() {
+    clearTimeout(this.#disconnectedTimer);
+    clearTimeout(this.#stuckTimer);
+    const pc = this.pc;
+    if (!pc) return;
+    if (this.negotiator) {
+      this.#offersBefore.sent += this.negotiator.offersSent;
+      this.#offersBefore.answered += this.negotiator.offersAnswered;
+    }
+    this.pc = null;
+    this.pcId = null;
+    this.remotePcId = null;
+    this.negotiator = null;
+    this.channel = null;
+    this.remoteStream = null;
+    pc.close();
+    this.#emit("channel", { open: false });
+    this.#emit("remotestream", { stream: null });
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  #onPcState(pc) {
+    clearTimeout(this.#disconnectedTimer);
+    this.#emit("connectionstate", { state: pc.connectionState });
+    if (pc.connectionState === "failed") {
+      this.#restartIce();
+    } else if (pc.connectionState === "disconnected") {
+      // Often heals by itself within a few seconds (a Wi-Fi hiccup); restart if it does not.
+      this.#disconnectedTimer = setTimeout(() => {
+        if (pc === this.pc && pc.connectionState === "disconnected") this.#restartIce();
+      }, DISCONNECTED_GRACE_MS);
+    }
+    this.#update();
+  }
+
+  /**
+   * After each completed negotiation: if ICE has not started at all some seconds later, restart it.
+   * @param {RTCPeerConnection} pc
+   */
+  #watchForStuck(pc) {
+    clearTimeout(this.#stuckTimer);
+    const stuck = () => pc === this.pc && pc.signalingState === "stable" && pc.connectionState === "new";
+    if (!pc.remoteDescription || !stuck()) return;
+    const delay = this.negotiator?.polite ? STUCK_NEW_MS.polite : STUCK_NEW_MS.impolite;
+    this.#stuckTimer = setTimeout(() => stuck() && this.#restartIce(), delay);
+  }
+
+  #restartIce() {
+    if (!this.pc) return;
+    this.stats.iceRestarts += 1;
+    this.pc.restartIce(); // fires negotiationneeded; the negotiator sends the new offer
+  }
+
+  /** Offers made and answered over all the peer connections of this call. */
+  get offers() {
+    return {
+      sent: this.#offersBefore.sent + (this.negotiator?.offersSent ?? 0),
+      answered: this.#offersBefore.answered + (this.negotiator?.offersAnswered ?? 0),
+    };
+  }
+
+  // --- the data channel ------------------------------------------------------------------
+
+  /** @param {unknown} data */
+  #onChannelMessage(data) {
+    if (typeof data !== "string") {
+      const photo = data instanceof ArrayBuffer ? this.#photos.push(data) : null;
+      if (photo) this.#emit("photo", { from: "peer", blob: photo.blob });
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (msg?.kind === "chat" && typeof msg.text === "string") {
+      this.#emit("chat", { from: "peer", text: msg.text.slice(0, CHAT_MAX_CHARS) });
+    } else if (msg?.kind === "photo") {
+      this.#photos.begin(msg);
+    }
+  }
+
+  // --- status ----------------------------------------------------------------------------
+
+  /** @param {import("./status.js").CallFacts["peer"]} peer */
+  #setPeer(peer) {
+    this.#peer = peer;
+    this.#update();
+  }
+
+  #update() {
+    const status = deriveStatus({
+      phase: this.#phase,
+      signaling: this.signaling?.state ?? "connecting",
+      peer: this.#peer,
+      media: this.pc?.connectionState ?? null,
+    });
+    if (status === this.status) return;
+    this.status = status;
+    this.statusHistory.push(status);
+    this.#emit("status", { status });
+  }
+
+  /** @param {string} type @param {unknown} detail */
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

@@ -1,0 +1,466 @@
+// @ts-check
+/**
+ * # Duet signaling client (protocol v1)
+ *
+ * A small, dependency-free ES module that speaks Duet's signaling protocol (see
+ * `docs/protocol.md`) and keeps the connection alive:
+ *
+ * - one event per server frame type (`created`, `joined`, `peer-joined`, `ready`, `message`,
+ *   `peer-away`, `peer-left`, `full`, `error`, `pong`), each a `CustomEvent` whose `detail` is
+ *   the frame as received;
+ * - keep-alive: the exact text `{"type":"ping"}` every 20 s, which the server's runtime answers
+ *   without waking the room; a missing answer counts as a dropped connection;
+ * - reconnect with exponential backoff and jitter after any drop except `leave()`, `full` and
+ *   the close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
+ *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
+ *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good.
+ *
+ * It knows nothing about WebRTC: it carries whatever JSON the application sends.
+ * API and example: `docs/client.md`.
+ * @module duet
+ */
+
+import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Server frame types; each is emitted as an event of the same name. */
+export const FRAME_TYPES = Object.freeze([
+  "created",
+  "joined",
+  "peer-joined",
+  "ready",
+  "message",
+  "peer-away",
+  "peer-left",
+  "full",
+  "error",
+  "pong",
+]);
+
+/** Close codes of protocol v1. */
+export const CloseCode = Object.freeze({
+  /** After `leave`. */
+  LEFT: 1000,
+  /** Our slot was resumed on another socket (for example a duplicated tab). */
+  REPLACED: 4000,
+  /** We stopped pinging and a newcomer evicted us. */
+  STALE: 4408,
+  /** The room had no slot for us. */
+  ROOM_FULL: 4409,
+  /** Too many frames refused by the rate limit. */
+  RATE_LIMITED: 4429,
+  /** Used by this client when it drops a socket itself (no pong, `reconnect()`). */
+  CLIENT_DROP: 4001,
+});
+
+/** Closes after which reconnecting would be wrong or pointless. */
+const FINAL_CLOSE_CODES = new Set([CloseCode.REPLACED, CloseCode.STALE, CloseCode.ROOM_FULL, CloseCode.RATE_LIMITED]);
+
+/** Byte-exact, so the runtime's auto-response answers it without waking the room. */
+const PING_TEXT = '{"type":"ping"}';
+const LEAVE_TEXT = '{"type":"leave"}';
+const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const OPEN = 1;
+
+/**
+ * @typedef {object} ConnectOptions
+ * @property {string} [baseUrl] origin of the Duet server, e.g. `"https://duet.example"`
+ *   (`http(s):` or `ws(s):`); defaults to the page's own origin.
+ * @property {number} [pingIntervalMs=20000] keep-alive interval; 0 disables pings.
+ * @property {number} [pongTimeoutMs=10000] how long to wait for any frame after a ping before
+ *   treating the socket as dead and reconnecting; 0 disables the check.
+ * @property {import("./backoff.js").BackoffOptions} [backoff] reconnect delays.
+ * @property {number} [maxReconnectAttempts=Infinity] give up (emit `close`) after this many
+ *   failed attempts in a row.
+ * @property {Storage | null} [storage] where resume tokens are kept; defaults to
+ *   `sessionStorage`; `null` keeps them in memory only (a reload then joins afresh).
+ * @property {boolean} [resume=true] resume a stored slot when connecting.
+ * @property {number} [maxMessageBytes=65536] the server's frame limit, checked by `send()`.
+ * @property {typeof WebSocket} [WebSocket] a WebSocket implementation (e.g. the `ws` package
+ *   in Node.js); defaults to the global one.
+ */
+
+/**
+ * What the client remembers per room across reloads.
+ * @typedef {object} SavedSlot
+ * @property {string} token the latest resume token
+ * @property {string} clientId
+ * @property {string | null} initiator the initiator named by the last `ready`
+ */
+
+/**
+ * Opens a connection to room `room` and returns it at once; listen for `created`/`joined`.
+ * @param {string} room 1–64 characters of `A–Z a–z 0–9 _ -`
+ * @param {ConnectOptions} [options]
+ * @returns {DuetConnection}
+ */
+export function connect(room, options = {}) {
+  return new DuetConnection(room, options);
+}
+
+/**
+ * A signaling connection to one room. Events (all `CustomEvent`s):
+ * - one per server frame type (see {@link FRAME_TYPES}), `detail` = the frame;
+ * - `frame`: every server frame, including types this version does not know;
+ * - `reconnecting`: `detail = {attempt, delayMs, code, reason}`, the socket dropped and a new
+ *   one opens after `delayMs`;
+ * - `reconnected`: `detail = {resumed, clientId}`, a new socket got its welcome frame; with
+ *   `resumed: false` the old slot had expired and this is a fresh join (new `clientId`);
+ * - `close`: `detail = {code, reason}`, the connection has stopped for good.
+ */
+export class DuetConnection extends EventTarget {
+  /** @type {string} */
+  room;
+  /** Our id in the room, from the welcome frame; kept when a slot is resumed. @type {string | null} */
+  clientId = null;
+  /** Ids of the other peers in the room (at most one). @type {string[]} */
+  peers = [];
+  /** ICE servers from the welcome frame, for `new RTCPeerConnection({iceServers})`. @type {RTCIceServer[]} */
+  iceServers = [];
+  /** The peer that makes the offer, from the last `ready`. @type {string | null} */
+  initiator = null;
+  /** Whether the welcome frame said we resumed a held slot. */
+  resumed = false;
+  /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
+  state = "connecting";
+
+  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff">> & {backoff: import("./backoff.js").BackoffOptions}} */
+  #options;
+  /** @type {typeof WebSocket} */
+  #WebSocket;
+  /** @type {Storage | null} */
+  #storage;
+  /** @type {SavedSlot | null} used when there is no storage */
+  #memory = null;
+  #url;
+  #storageKey;
+  /** @type {WebSocket | null} the current socket; events of any other socket are ignored */
+  #socket = null;
+  #attempt = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #retryTimer;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #pingTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #pongTimer;
+  #welcomed = false;
+  #full = false;
+  #onOnline = () => {
+    if (this.state === "reconnecting" && !this.#socket) {
+      clearTimeout(this.#retryTimer);
+      this.#open();
+    }
+  };
+
+  /**
+   * Use {@link connect}.
+   * @param {string} room
+   * @param {ConnectOptions} options
+   */
+  constructor(room, options) {
+    super();
+    if (typeof room !== "string" || !ROOM_NAME.test(room)) {
+      throw new TypeError("room names are 1-64 characters of A-Z, a-z, 0-9, _ and -");
+    }
+    this.room = room;
+    this.#options = {
+      pingIntervalMs: options.pingIntervalMs ?? 20000,
+      pongTimeoutMs: options.pongTimeoutMs ?? 10000,
+      maxReconnectAttempts: options.maxReconnectAttempts ?? Infinity,
+      resume: options.resume ?? true,
+      maxMessageBytes: options.maxMessageBytes ?? 65536,
+      backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+    };
+    const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
+    if (!WebSocketImpl) throw new TypeError("no WebSocket implementation: pass options.WebSocket");
+    this.#WebSocket = WebSocketImpl;
+    this.#storage = options.storage === undefined ? defaultStorage() : options.storage;
+    this.#url = socketUrl(options.baseUrl, room);
+    this.#storageKey = `duet:${this.#url.href}`;
+    globalThis.addEventListener?.("online", this.#onOnline);
+    this.#open();
+  }
+
+  /** Whether we make the offer; `null` until a `ready` (or a resumed slot) says. */
+  get isInitiator() {
+    return this.initiator === null || this.clientId === null ? null : this.initiator === this.clientId;
+  }
+
+  /**
+   * Relays `data` (any JSON value) to the other peer as `{"type":"message","data":data}`.
+   * Returns `false` when no socket is open (while reconnecting); nothing is queued. With no peer
+   * in the room, the server answers with an `error` event (`no-peer`).
+   * @param {unknown} data
+   * @returns {boolean} whether the frame was handed to the socket
+   */
+  send(data) {
+    if (data === undefined) throw new TypeError("send(data): data must be a JSON value");
+    const text = JSON.stringify({ type: "message", data });
+    if (utf8Length(text) > this.#options.maxMessageBytes) {
+      throw new RangeError(`frame of ${utf8Length(text)} bytes exceeds ${this.#options.maxMessageBytes}`);
+    }
+    const ws = this.#socket;
+    if (this.state !== "open" || !ws || ws.readyState !== OPEN) return false;
+    ws.send(text);
+    return true;
+  }
+
+  /**
+   * Leaves the room for good: the server releases the slot at once and the peer gets
+   * `peer-left` (`leave`). The stored resume token is forgotten. Emits `close` (1000).
+   */
+  leave() {
+    if (this.state === "closed") return;
+    const ws = this.#socket;
+    if (ws && ws.readyState === OPEN && this.#welcomed) {
+      ws.send(LEAVE_TEXT);
+      // The server closes with 1000; close ourselves if it does not.
+      setTimeout(() => ws.readyState === OPEN && ws.close(1000, "left"), 2000);
+    } else if (ws) {
+      closeQuietly(ws, 1000, "left");
+    }
+    this.#forget();
+    this.#finish(CloseCode.LEFT, "left");
+  }
+
+  /**
+   * Drops the socket as a network failure would (the slot is held for the peer to see
+   * `peer-away`) and reconnects through the usual backoff, resuming the slot. Useful after a
+   * known network change, and in tests.
+   */
+  reconnect() {
+    if (this.state === "closed") return;
+    const ws = this.#socket;
+    if (ws) closeQuietly(ws, CloseCode.CLIENT_DROP, "reconnect");
+    this.#socketGone(CloseCode.CLIENT_DROP, "reconnect");
+  }
+
+  /** @param {string} type @param {unknown} detail */
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #open() {
+    this.#retryTimer = undefined;
+    const url = new URL(this.#url);
+    const saved = this.#options.resume ? this.#load() : null;
+    if (saved?.token) url.searchParams.set("resume", saved.token);
+    /** @type {WebSocket} */
+    let ws;
+    try {
+      ws = new this.#WebSocket(url.href);
+    } catch (err) {
+      // A malformed URL or a blocked scheme will not get better by retrying.
+      this.#finish(1006, String(err));
+      return;
+    }
+    this.#socket = ws;
+    ws.addEventListener("open", () => ws === this.#socket && this.#startKeepAlive());
+    ws.addEventListener("message", (ev) => ws === this.#socket && this.#onText(ev.data));
+    ws.addEventListener("close", (ev) => ws === this.#socket && this.#onClose(ev.code, ev.reason));
+    // An "error" event is always followed by "close", which does the work.
+  }
+
+  /** @param {unknown} text */
+  #onText(text) {
+    this.#alive();
+    if (typeof text !== "string") return;
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
+    this.#onFrame(frame);
+  }
+
+  /** @param {Record<string, any>} frame */
+  #onFrame(frame) {
+    const wasReconnecting = this.#welcomed;
+    switch (frame.type) {
+      case "created":
+      case "joined": {
+        this.clientId = String(frame.clientId);
+        this.iceServers = Array.isArray(frame.iceServers) ? frame.iceServers : [];
+        this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
+        this.resumed = frame.resumed === true;
+        const saved = this.#load();
+        // A resumed slot keeps its pairing; a fresh slot waits for a new `ready`.
+        this.initiator = this.resumed && saved?.clientId === this.clientId ? saved.initiator : null;
+        this.#save({ token: String(frame.resumeToken), clientId: this.clientId, initiator: this.initiator });
+        this.state = "open";
+        this.#attempt = 0;
+        this.#welcomed = true;
+        // A first ping at once: workerd only ends the TCP connection of a socket it closes
+        // (4000 after a resume elsewhere) promptly once that socket has sent a frame.
+        if (this.#socket?.readyState === OPEN && this.#options.pingIntervalMs > 0) this.#socket.send(PING_TEXT);
+        break;
+      }
+      case "peer-joined":
+        if (!this.peers.includes(frame.clientId)) this.peers = [...this.peers, frame.clientId];
+        break;
+      case "peer-left":
+        this.peers = this.peers.filter((id) => id !== frame.clientId);
+        this.initiator = null;
+        this.#saveInitiator();
+        break;
+      case "ready":
+        this.initiator = String(frame.initiator);
+        if (Array.isArray(frame.peers)) this.peers = frame.peers.filter((id) => id !== this.clientId);
+        this.#saveInitiator();
+        break;
+      case "full":
+        this.#full = true;
+        break;
+    }
+    this.#emit("frame", frame);
+    this.#emit(frame.type, frame);
+    if (wasReconnecting && (frame.type === "created" || frame.type === "joined")) {
+      this.#emit("reconnected", { resumed: this.resumed, clientId: this.clientId });
+    }
+  }
+
+  /** @param {number} code @param {string} reason */
+  #onClose(code, reason) {
+    if (this.#full || code === CloseCode.ROOM_FULL || code === CloseCode.STALE) {
+      this.#forget();
+      this.#finish(code, reason);
+    } else if (FINAL_CLOSE_CODES.has(code)) {
+      this.#finish(code, reason);
+    } else {
+      this.#socketGone(code, reason);
+    }
+  }
+
+  /** The socket is gone but we are not done: schedule the next attempt. */
+  #socketGone(/** @type {number} */ code, /** @type {string} */ reason) {
+    this.#socket = null;
+    this.#stopKeepAlive();
+    clearTimeout(this.#retryTimer);
+    if (this.#attempt >= this.#options.maxReconnectAttempts) {
+      this.#finish(code, reason);
+      return;
+    }
+    const delayMs = backoffDelay(this.#attempt, this.#options.backoff);
+    this.#attempt += 1;
+    this.state = "reconnecting";
+    this.#retryTimer = setTimeout(() => this.#open(), delayMs);
+    this.#emit("reconnecting", { attempt: this.#attempt, delayMs, code, reason });
+  }
+
+  /** @param {number} code @param {string} reason */
+  #finish(code, reason) {
+    this.#socket = null;
+    this.#stopKeepAlive();
+    clearTimeout(this.#retryTimer);
+    globalThis.removeEventListener?.("online", this.#onOnline);
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.#emit("close", { code, reason });
+  }
+
+  #startKeepAlive() {
+    this.#stopKeepAlive();
+    const { pingIntervalMs, pongTimeoutMs } = this.#options;
+    if (!(pingIntervalMs > 0)) return;
+    const ws = this.#socket;
+    this.#pingTimer = setInterval(() => {
+      if (ws !== this.#socket || !ws || ws.readyState !== OPEN) return;
+      ws.send(PING_TEXT);
+      if (pongTimeoutMs > 0 && this.#pongTimer === undefined) {
+        this.#pongTimer = setTimeout(() => {
+          this.#pongTimer = undefined;
+          if (ws === this.#socket) this.reconnect();
+        }, pongTimeoutMs);
+      }
+    }, pingIntervalMs);
+  }
+
+  #stopKeepAlive() {
+    clearInterval(this.#pingTimer);
+    this.#alive();
+  }
+
+  /** Any frame proves the socket is alive. */
+  #alive() {
+    clearTimeout(this.#pongTimer);
+    this.#pongTimer = undefined;
+  }
+
+  /** @returns {SavedSlot | null} */
+  #load() {
+    if (!this.#storage) return this.#memory;
+    try {
+      const value = JSON.parse(this.#storage.getItem(this.#storageKey) ?? "null");
+      return value && typeof value.token === "string" ? value : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** @param {SavedSlot} slot */
+  #save(slot) {
+    this.#memory = slot;
+    try {
+      this.#storage?.setItem(this.#storageKey, JSON.stringify(slot));
+    } catch {
+      // Storage can be full or blocked; the in-memory copy still resumes within this page.
+    }
+  }
+
+  #saveInitiator() {
+    const saved = this.#load();
+    if (saved) this.#save({ ...saved, initiator: this.initiator });
+  }
+
+  #forget() {
+    this.#memory = null;
+    try {
+      this.#storage?.removeItem(this.#storageKey);
+    } catch {
+      // See #save.
+    }
+  }
+}
+
+/**
+ * The socket URL for `room` on the server at `baseUrl`.
+ * @param {string | undefined} baseUrl
+ * @param {string} room
+ */
+export function socketUrl(baseUrl, room) {
+  const base = baseUrl ?? globalThis.location?.origin;
+  if (!base) throw new TypeError("options.baseUrl is required outside a browser page");
+  const url = new URL(`/ws/${room}`, base);
+  if (url.protocol === "http:") url.protocol = "ws:";
+  else if (url.protocol === "https:") url.protocol = "wss:";
+  else if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new TypeError(`baseUrl must be http(s) or ws(s), not ${url.protocol}`);
+  }
+  return url;
+}
+
+/** @returns {Storage | null} */
+function defaultStorage() {
+  try {
+    return globalThis.sessionStorage ?? null;
+  } catch {
+    return null; // blocked by the browser's privacy settings
+  }
+}
+
+/** @param {WebSocket} ws @param {number} code @param {string} reason */
+function closeQuietly(ws, code, reason) {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closing.
+  }
+}
+
+/** @param {string} text */
+function utf8Length(text) {
+  return new TextEncoder().encode(text).length;
+}
