@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { launchChromium, openPage, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
+import { launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
 
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 
@@ -88,20 +88,7 @@ describe("a call between two browsers", () => {
     t.diagnostic(message);
 
     for (const page of [alice, bob]) {
-      // Frames arrive and the clock runs: the remote video really plays.
-      const first = await until(page, () => {
-        const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
-        const frames = video.getVideoPlaybackQuality().totalVideoFrames;
-        return video.videoWidth > 0 && video.currentTime > 0 && !video.paused && frames > 0 && { time: video.currentTime, frames };
-      });
-      await until(
-        page,
-        (previous) => {
-          const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
-          return video.currentTime > previous.time && video.getVideoPlaybackQuality().totalVideoFrames > previous.frames;
-        },
-        first,
-      );
+      await remoteVideoPlays(page);
       assert.match(await page.locator("#status").textContent(), /^Connected$/);
       assert.equal(await page.evaluate(() => window.duetDebug.mediaMode), "audio-video");
     }

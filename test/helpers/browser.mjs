@@ -176,3 +176,24 @@ export async function until(page, predicate, arg, timeout = 20_000) {
   const handle = await page.waitForFunction(predicate, arg, { timeout, polling: 50 });
   return handle.jsonValue();
 }
+
+/**
+ * Waits until the page's remote video really plays: it has a size, and both its clock and its
+ * decoded frame count move forward.
+ * @param {import("playwright-core").Page} page
+ */
+export async function remoteVideoPlays(page) {
+  const first = await until(page, () => {
+    const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
+    const frames = video.getVideoPlaybackQuality().totalVideoFrames;
+    return video.videoWidth > 0 && video.currentTime > 0 && !video.paused && frames > 0 && { time: video.currentTime, frames };
+  });
+  await until(
+    page,
+    (previous) => {
+      const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
+      return video.currentTime > previous.time && video.getVideoPlaybackQuality().totalVideoFrames > previous.frames;
+    },
+    first,
+  );
+}

@@ -1,0 +1,137 @@
+// A call through a real TURN server: Debian's coturn on loopback with `use-auth-secret`, the
+// Worker minting credentials with the same secret, and both pages forced to relay-only ICE.
+// With a wrong secret the same setup must not connect: the credential is really checked.
+
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { launchChromium, openPage, remoteVideoPlays, roomName, startDevServer, until } from "../helpers/browser.mjs";
+
+const TURNSERVER = process.env.TURNSERVER_PATH || "turnserver";
+const SECRET = "duet-coturn-test-secret";
+
+/** A port free on 127.0.0.1 for both TCP and UDP a moment ago (TCP checked; UDP is rarely busy). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts coturn on loopback; `log()` is everything it printed. */
+async function startCoturn() {
+  if (spawnSync(TURNSERVER, ["--help"], { stdio: "ignore" }).error) {
+    throw new Error(
+      "No coturn: the TURN test needs Debian's coturn (`sudo apt-get install coturn`), " +
+        "or TURNSERVER_PATH pointing at a turnserver binary.",
+    );
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "duet-coturn-"));
+  const minPort = 40000 + Math.floor(Math.random() * 20000);
+  const child = spawn(TURNSERVER, [
+    "-n", "--listening-ip=127.0.0.1", `--listening-port=${port}`, "--relay-ip=127.0.0.1",
+    `--min-port=${minPort}`, `--max-port=${minPort + 200}`,
+    "--use-auth-secret", `--static-auth-secret=${SECRET}`, "--realm=duet.test",
+    "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers", "--fingerprint", "--verbose",
+    "--log-file=stdout", "--simple-log", `--pidfile=${join(dir, "pid")}`, `--db=${join(dir, "turndb")}`,
+  ]);
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const deadline = Date.now() + 10_000;
+  while (!/Total (UDP|General) servers/i.test(output) && !/listener opened on/i.test(output)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`coturn did not start:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // polling its log for readiness
+  }
+  return {
+    url: `turn:127.0.0.1:${port}?transport=udp`,
+    log: () => output,
+    stop() {
+      child.kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The selected candidate pair's local and remote candidate types, once ICE has one. */
+async function selectedPairTypes(page) {
+  return page.evaluate(async () => {
+    const stats = await window.duetDebug.pc.getStats();
+    let pairId;
+    stats.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId && stats.get(pairId);
+    if (!pair) return null;
+    return { local: stats.get(pair.localCandidateId).candidateType, remote: stats.get(pair.remoteCandidateId).candidateType };
+  });
+}
+
+/** Both pages of a relay-only call in a fresh room, against a Worker that uses `secret`. */
+function relaySuite(name, secret, check) {
+  describe(name, () => {
+    let turn, server, browser;
+    before(async () => {
+      turn = await startCoturn();
+      server = await startDevServer({ vars: { TURN_SECRET: secret, TURN_URLS: turn.url, ICE_SERVERS: "[]" } });
+      browser = await launchChromium();
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+      turn?.stop();
+    });
+    test("two relay-only pages", async (t) => {
+      const url = `${server.origin}/${roomName("turn")}?relay=1`;
+      const pages = [await openPage(browser, url), await openPage(browser, url)];
+      try {
+        await check(pages, turn, t);
+      } finally {
+        await Promise.all(pages.map((page) => page.context().close()));
+      }
+    });
+  });
+}
+
+relaySuite("TURN with the right secret", SECRET, async (pages, turn, t) => {
+  const started = performance.now();
+  for (const page of pages) await until(page, () => window.duetDebug.pc?.connectionState === "connected", undefined, 30_000);
+  t.diagnostic(`relay-only call connected in ${Math.round(performance.now() - started)} ms`);
+  for (const page of pages) {
+    assert.equal(await page.evaluate(() => window.duetDebug.pc.getConfiguration().iceTransportPolicy), "relay");
+    assert.deepEqual(await selectedPairTypes(page), { local: "relay", remote: "relay" });
+    await remoteVideoPlays(page);
+  }
+  // coturn saw allocations for the minted usernames: "<expiry>:<clientId>".
+  const clientIds = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.clientId)));
+  for (const id of clientIds) assert.match(turn.log(), new RegExp(`\\d{10}:${id}`), `coturn saw ${id}`);
+});
+
+relaySuite("TURN with a wrong secret", "not-the-turn-secret", async (pages, turn) => {
+  // Each side gets its TURN credential, tries to allocate, is refused (401), and so gathers no
+  // relay candidate: the call cannot connect.
+  for (const page of pages) {
+    await until(page, () => {
+      const pc = window.duetDebug.pc;
+      return pc && pc.iceGatheringState === "complete" && pc.getConfiguration().iceServers.some((s) => s.username);
+    }, undefined, 30_000);
+  }
+  for (const page of pages) {
+    const candidates = await page.evaluate(async () => {
+      const stats = await window.duetDebug.pc.getStats();
+      return [...stats.values()].filter((s) => s.type === "local-candidate").map((s) => s.candidateType);
+    });
+    assert.deepEqual(candidates, [], "no relay candidate without a valid credential");
+    assert.notEqual(await page.evaluate(() => window.duetDebug.pc.connectionState), "connected");
+  }
+  assert.match(turn.log(), /401/, "coturn refused the credential");
+});
