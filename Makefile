@@ -59,7 +59,7 @@ build/index_bg.wasm: $(RUST_INPUTS)
 dev: setup
 	wrangler dev
 
-test: setup test-rust lint build size-check test-node
+test: setup test-rust lint build size-check dry-run test-node
 
 test-rust:
 	cargo test --workspace --all-targets
@@ -81,6 +81,7 @@ test-node:
 deploy: setup
 	wrangler deploy
 
+# Bundles for deployment without uploading (works offline); part of `make test`.
 dry-run: setup
 	wrangler deploy --dry-run --outdir build/dry-run
 

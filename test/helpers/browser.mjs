@@ -11,8 +11,8 @@
 // - `until(page, predicate)` waits on a condition in the page (`window.duetDebug` state),
 //   never a fixed sleep.
 
-import { spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +21,11 @@ import { randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-export const SCREENSHOTS = join(ROOT, "docs", "screenshots");
+/**
+ * Where the suites save screenshots: test/artifacts/ on every run (ignored by git); the README's
+ * copies in docs/screenshots/ are refreshed with UPDATE_SCREENSHOTS=1.
+ */
+export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === "1" ? join(ROOT, "docs", "screenshots") : join(ROOT, "test", "artifacts");
 
 /** A room name no other test uses. */
 export function roomName(prefix = "room") {
@@ -41,7 +45,23 @@ function freePort() {
 }
 
 /**
- * Starts `wrangler dev` (which builds the Worker through wrangler.toml's [build] first).
+ * wrangler.toml without its [build] table, written to build/: the suites build once with
+ * `make build` and serve that, so a file changing under src/ while they run cannot make
+ * `wrangler dev` rebuild and restart mid-test.
+ */
+function staticConfig() {
+  execFileSync("make", ["--no-print-directory", "build"], { cwd: ROOT, stdio: "ignore" });
+  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+    .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
+    .replace(/^main = "([^"]+)"/m, 'main = "../$1"')
+    .replace(/^directory = "([^"]+)"/m, 'directory = "../$1"');
+  const path = join(ROOT, "build", "wrangler.test.toml");
+  writeFileSync(path, toml);
+  return path;
+}
+
+/**
+ * Starts `wrangler dev` on the built Worker.
  * @param {{ vars?: Record<string, string>, timeoutMs?: number }} [options]
  */
 export async function startDevServer({ vars = {}, timeoutMs = 180_000 } = {}) {
@@ -50,6 +70,7 @@ export async function startDevServer({ vars = {}, timeoutMs = 180_000 } = {}) {
   const args = [
     join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"),
     "dev",
+    "--config", staticConfig(),
     "--ip", "127.0.0.1",
     "--port", String(port),
     "--inspector-port", String(inspectorPort),
