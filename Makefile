@@ -22,11 +22,12 @@ NPM_STAMP := node_modules/.package-lock.json
 # Gzipped size budget of the release wasm: the measured size (bench/BASELINE.md) plus ~5%.
 WASM_GZIP_BUDGET := 174000
 
-.PHONY: help setup tools build dev test test-rust test-node lint size-check deploy dry-run clean
+.PHONY: help setup tools build dev test test-rust test-node lint size-check bench deploy dry-run clean
 
 help:
 	@echo "make dev     serve the app locally on http://localhost:8787"
 	@echo "make test    run every test"
+	@echo "make bench   load-test a local release build (bench/BASELINE.md)"
 	@echo "make deploy  wrangler deploy"
 
 setup: tools $(NPM_STAMP)
@@ -74,6 +75,12 @@ size-check:
 	if [ "$$size" -gt $(WASM_GZIP_BUDGET) ]; then \
 	  echo "wasm is $$size bytes gzipped, over the budget of $(WASM_GZIP_BUDGET)"; exit 1; \
 	else echo "wasm size ok: $$size of $(WASM_GZIP_BUDGET) bytes gzipped"; fi
+
+# Builds the release Worker, serves it with wrangler dev on a free loopback port, runs the
+# standard scenarios (duet-bench all), stops the server and prints the table. Flags for
+# `duet-bench all` go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--json".
+bench: setup
+	bench/run.sh $(BENCH_ARGS)
 
 test-node:
 	node --test --test-concurrency=1 test/*.test.mjs test/*/*.test.mjs

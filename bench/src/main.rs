@@ -1,1 +1,158 @@
-fn main() {}
+//! `duet-bench`: a load generator for Duet signaling (`docs/protocol.md`).
+//!
+//! # Layout
+//! - [`cli`]: the scenarios and their flags, and the bounds every run is checked against
+//!   (rooms, duration, size, URL).
+//! - [`frame`]: server frames classified by type, and the client frames sent.
+//! - [`conn`]: sockets: connect, wait for an expected frame, open a room of two, close.
+//! - [`scenario`]: `join`, `relay`, `idle`; `all` runs them in turn.
+//! - [`stats`]: latency histograms, failures counted by kind.
+//! - [`server`]: the local server's memory, open files and CPU time from /proc.
+//! - [`report`]: the table and the `--json` document.
+//!
+//! Every run targets only `--url`, opens at most the rooms asked for, and ends by itself:
+//! each wait has `--timeout`, each timed phase `--duration`.
+
+mod cli;
+mod conn;
+mod frame;
+mod report;
+mod scenario;
+mod server;
+mod stats;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use cli::{check_room_prefix, check_timeout, Cli, Scenario};
+use report::{Outcome, RunReport};
+use scenario::Ctx;
+use server::Server;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn main() -> ExitCode {
+    match bench(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("duet-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the scenario; an error for bad flags, or when a scenario got nothing through.
+fn bench(cli: Cli) -> Result<()> {
+    let common = &cli.common;
+    let base = cli::base_url(&common.url)?;
+    let timeout = check_timeout(common.timeout)?;
+    match &cli.scenario {
+        Scenario::Join(args) => args.check()?,
+        Scenario::Relay(args) => args.check()?,
+        Scenario::Idle(args) => args.check()?,
+        Scenario::All(args) => args.check()?,
+    }
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let prefix = match &common.room_prefix {
+        Some(prefix) => prefix.clone(),
+        None => format!("b{started}-{}", std::process::id()),
+    };
+    check_room_prefix(&prefix)?;
+
+    // Each socket is a file; the default soft limit (often 1024) is far too low.
+    let files = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    // wss:// needs a crypto provider; only one is compiled in, so this cannot conflict.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let ctx = Ctx {
+        server: Server::locate(
+            &common.server_pids,
+            base.host_str(),
+            base.port_or_known_default(),
+        ),
+        base,
+        timeout,
+        prefix: prefix.clone(),
+        progress: !common.no_progress && !common.json && std::io::stderr().is_terminal(),
+    };
+    if !common.json {
+        eprintln!(
+            "open-file limit {files}; server processes {:?}; rooms {prefix}-*",
+            ctx.server.procs
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let load_before = server::load_average();
+    let results = runtime.block_on(run(&ctx, &cli.scenario, !common.json));
+    let load_after = server::load_average();
+
+    let report = RunReport {
+        tool: "duet-bench",
+        version: env!("CARGO_PKG_VERSION"),
+        url: common.url.clone(),
+        room_prefix: prefix,
+        started_unix_s: started,
+        load_before,
+        load_after,
+        results,
+    };
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::table(&report));
+    }
+    if report.results.iter().any(|r| !r.did_anything()) {
+        anyhow::bail!(
+            "a scenario got nothing through: is the server up at {}?",
+            common.url
+        );
+    }
+    Ok(())
+}
+
+async fn run(ctx: &Ctx, scenario: &Scenario, chatty: bool) -> Vec<Outcome> {
+    let note = |what: String| {
+        if chatty {
+            eprintln!("{what}");
+        }
+    };
+    match scenario {
+        Scenario::Join(args) => {
+            let duration = Duration::from_secs_f64(args.duration);
+            vec![Outcome::Join(
+                scenario::join::run(ctx, "join", args, duration).await,
+            )]
+        }
+        Scenario::Relay(args) => vec![Outcome::Relay(
+            scenario::relay::run(ctx, "relay", args).await,
+        )],
+        Scenario::Idle(args) => vec![Outcome::Idle(scenario::idle::run(ctx, "idle", args).await)],
+        Scenario::All(args) => {
+            let mut results = Vec::new();
+            let join = args.join();
+            note(format!("join: {} rooms", join.rooms));
+            let duration = Duration::from_secs_f64(join.duration);
+            results.push(Outcome::Join(
+                scenario::join::run(ctx, "join", &join, duration).await,
+            ));
+            for (i, relay) in args.relays().iter().enumerate() {
+                note(format!(
+                    "relay: {} rooms, {} s",
+                    relay.rooms, relay.duration
+                ));
+                let tag = format!("relay{i}");
+                results.push(Outcome::Relay(scenario::relay::run(ctx, &tag, relay).await));
+            }
+            let idle = args.idle();
+            note(format!("idle: {} rooms, {} s", idle.rooms, idle.duration));
+            results.push(Outcome::Idle(scenario::idle::run(ctx, "idle", &idle).await));
+            results
+        }
+    }
+}
