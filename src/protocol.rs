@@ -157,21 +157,25 @@ impl ServerFrame {
     }
 }
 
-/// The relay frame, written around the sender's `data` without parsing it again.
+/// The relay frame, written around the sender's `data` without parsing it again. Written by
+/// hand: this runs for every relayed message, and serde_json would serialize the `RawValue`
+/// through its map machinery.
 pub fn relay_text(from: &str, data: &RawValue) -> String {
-    #[derive(Serialize)]
-    struct Relay<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        from: &'a str,
-        data: &'a RawValue,
+    let data = data.get();
+    let mut text = String::with_capacity(from.len() + data.len() + 40);
+    text.push_str(r#"{"type":"message","from":"#);
+    if from.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        text.push('"');
+        text.push_str(from);
+        text.push('"');
+    } else {
+        // Client ids are hex; anything else is escaped as any JSON string would be.
+        text.push_str(&serde_json::to_string(from).unwrap_or_default());
     }
-    serde_json::to_string(&Relay {
-        kind: "message",
-        from,
-        data,
-    })
-    .unwrap_or_default()
+    text.push_str(r#","data":"#);
+    text.push_str(data);
+    text.push('}');
+    text
 }
 
 /// Why a client frame was refused. Each becomes an `error` frame; the socket stays open.
@@ -311,6 +315,15 @@ mod tests {
         assert_eq!(
             relay_text("c1", &data),
             r#"{"type":"message","from":"c1","data":{"a" : [1,2 , "é\u00e9"]}}"#
+        );
+    }
+
+    #[test]
+    fn relay_escapes_an_id_that_needs_it() {
+        let data = raw("1");
+        assert_eq!(
+            relay_text("a\"b", &data),
+            r#"{"type":"message","from":"a\"b","data":1}"#
         );
     }
 

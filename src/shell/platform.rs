@@ -65,7 +65,8 @@ pub fn cf_number(req: &worker::Request, key: &str) -> Option<f64> {
 }
 
 pub fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    // js_sys's static Date.now() makes no Date object, unlike worker::Date::now().
+    js_sys::Date::now() as u64
 }
 
 /// `bytes` random bytes from the runtime's CSPRNG, as hex.

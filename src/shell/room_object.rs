@@ -45,6 +45,23 @@ pub struct Room {
     limiters: RefCell<HashMap<String, RateLimiter>>,
     /// Whether this instance has logged its first event (a wake from hibernation shows as one).
     started: Cell<bool>,
+    /// The open sockets and who holds them, for the relay path. A cache: dropped by every
+    /// event that can change the sockets, rebuilt from the runtime on the next message.
+    peers: RefCell<Option<Rc<[Peer]>>>,
+}
+
+/// An open socket of this room and its identity.
+struct Peer {
+    ws: WebSocket,
+    conn: String,
+    client_id: String,
+    room: String,
+}
+
+fn same_socket(a: &WebSocket, b: &WebSocket) -> bool {
+    let a: &web_sys::WebSocket = a.as_ref();
+    let b: &web_sys::WebSocket = b.as_ref();
+    AsRef::<wasm_bindgen::JsValue>::as_ref(a) == AsRef::<wasm_bindgen::JsValue>::as_ref(b)
 }
 
 fn is_open(ws: &WebSocket) -> bool {
@@ -72,10 +89,12 @@ impl DurableObject for Room {
             config: platform::config(&env),
             limiters: RefCell::default(),
             started: Cell::new(false),
+            peers: RefCell::new(None),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        self.peers.replace(None);
         let url_text = req.inner().url();
         let Some(url) = UrlParts::split(&url_text) else {
             return Response::error("invalid URL", 400);
@@ -133,13 +152,20 @@ impl DurableObject for Room {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let Some(mut info) = ws.deserialize_attachment::<SocketInfo>()? else {
-            return Ok(());
-        };
         if !is_open(&ws) {
             return Ok(());
         }
-        self.note_start(&info.room);
+        let mut peers = self.peers();
+        if !peers.iter().any(|p| same_socket(&p.ws, &ws)) {
+            // A socket the cache has not seen: rebuild it once from the runtime.
+            self.peers.replace(None);
+            peers = self.peers();
+        }
+        // Still unknown: the socket has no attachment, so it holds no slot.
+        let Some(me) = peers.iter().find(|p| same_socket(&p.ws, &ws)) else {
+            return Ok(());
+        };
+        self.note_start(&me.room);
         let now = now_ms();
         let incoming = match &message {
             WebSocketIncomingMessage::String(text) => Incoming::Text(text),
@@ -147,32 +173,46 @@ impl DurableObject for Room {
         };
         let decision = {
             let mut limiters = self.limiters.borrow_mut();
-            let limiter = limiters
-                .entry(info.conn.clone())
-                .or_insert_with(|| RateLimiter::new(self.config.rate_limit_burst, now));
-            intake(incoming, limiter, now, &self.config)
+            if !limiters.contains_key(&me.conn) {
+                let fresh = RateLimiter::new(self.config.rate_limit_burst, now);
+                limiters.insert(me.conn.clone(), fresh);
+            }
+            match limiters.get_mut(&me.conn) {
+                Some(limiter) => intake(incoming, limiter, now, &self.config),
+                None => return Ok(()),
+            }
         };
         match decision {
             Intake::Accept(ClientFrame::Message(data)) => {
-                let relayed = crate::protocol::relay_text(&info.client_id, data);
-                if !self.send_to_peer(&info.conn, &relayed) {
+                let relayed = crate::protocol::relay_text(&me.client_id, data);
+                let mut sent = false;
+                for peer in peers.iter().filter(|p| p.conn != me.conn) {
+                    if is_open(&peer.ws) {
+                        sent |= peer.ws.send_with_str(&relayed).is_ok();
+                    }
+                }
+                if !sent {
                     send(&ws, &ErrorCode::NoPeer.to_frame().to_text());
                 }
             }
             Intake::Accept(ClientFrame::Ping) => {
                 send(&ws, PONG_TEXT);
-                info.last_ping = Some(now);
-                ws.serialize_attachment(&info)?;
+                if let Some(mut info) = ws.deserialize_attachment::<SocketInfo>()? {
+                    info.last_ping = Some(now);
+                    ws.serialize_attachment(&info)?;
+                }
             }
             Intake::Accept(ClientFrame::Leave) => {
-                self.update(|room, _, _, _| room.leave(&info.conn)).await?;
+                self.peers.replace(None);
+                self.update(|room, _, _, _| room.leave(&me.conn)).await?;
             }
             Intake::Refuse(code) => send(&ws, &code.to_frame().to_text()),
             Intake::RefuseAndClose => {
                 send(&ws, &ErrorCode::RateLimited.to_frame().to_text());
                 let code = CloseCode::RateLimited;
                 ws.close(Some(code.code()), Some(code.reason()))?;
-                self.update(|room, now, timing, _| room.drop_conn(now, timing, &info.conn))
+                self.peers.replace(None);
+                self.update(|room, now, timing, _| room.drop_conn(now, timing, &me.conn))
                     .await?;
             }
         }
@@ -189,14 +229,17 @@ impl DurableObject for Room {
         // Answer the client's close frame. Newer runtimes answer it themselves, and then this
         // call finds the socket closed, which is fine.
         let _ = ws.close(Some(echo_code(code)), Some(reason));
+        self.peers.replace(None);
         self.socket_gone(&ws, code).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.peers.replace(None);
         self.socket_gone(&ws, 1006).await
     }
 
     async fn alarm(&self) -> Result<Response> {
+        self.peers.replace(None);
         let now = now_ms();
         if let Some(mut room) = self.load().await? {
             self.note_start(&room.name);
@@ -210,6 +253,30 @@ impl DurableObject for Room {
 }
 
 impl Room {
+    /// The cached peers, rebuilt from the runtime's sockets and their attachments if dropped.
+    fn peers(&self) -> Rc<[Peer]> {
+        if let Some(peers) = self.peers.borrow().as_ref() {
+            return Rc::clone(peers);
+        }
+        let peers: Rc<[Peer]> = self
+            .state
+            .get_websockets()
+            .into_iter()
+            .filter(is_open)
+            .filter_map(|ws| {
+                let info = ws.deserialize_attachment::<SocketInfo>().ok()??;
+                Some(Peer {
+                    ws,
+                    conn: info.conn,
+                    client_id: info.client_id,
+                    room: info.room,
+                })
+            })
+            .collect();
+        self.peers.replace(Some(Rc::clone(&peers)));
+        peers
+    }
+
     /// The welcome frame's ICE servers: `ICE_SERVERS`, then Cloudflare's TURN servers, then a
     /// shared-secret TURN entry minted for the client id the join settles on.
     async fn ice_servers_for(&self) -> IceServersFor {
@@ -263,17 +330,6 @@ impl Room {
             .collect()
     }
 
-    /// Relays to the other open socket. No storage is touched on this path.
-    fn send_to_peer(&self, from_conn: &str, text: &str) -> bool {
-        let mut sent = false;
-        for peer in self.state.get_websockets() {
-            if is_open(&peer) && !self.state.get_tags(&peer).iter().any(|t| t == from_conn) {
-                sent |= peer.send_with_str(text).is_ok();
-            }
-        }
-        sent
-    }
-
     async fn socket_gone(&self, ws: &WebSocket, code: usize) -> Result<()> {
         let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else {
             return Ok(());
@@ -324,6 +380,9 @@ impl Room {
         match room.next_alarm(now) {
             None => {
                 storage.delete_alarm().await?;
+                // delete_all(), though dearer than delete(ROOM_KEY) (bench/BASELINE.md): only it
+                // also drops the SQLite database's metadata, which would otherwise stay billed
+                // for every room name ever used.
                 storage.delete_all().await?;
             }
             Some(at) => {
