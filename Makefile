@@ -4,7 +4,9 @@
 #   make deploy  publish with wrangler deploy
 
 SHELL := bash
-.SHELLFLAGS := -eu -o pipefail -c
+# --norc: bash started with a socket on stdin (as Node starts it) would otherwise read the
+# system bashrc, which fails under -u.
+.SHELLFLAGS := --norc -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
 WORKER_BUILD_VERSION := 0.8.7
