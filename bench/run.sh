@@ -49,18 +49,17 @@ port=$(node -e '
 echo "bench: starting wrangler dev on 127.0.0.1:$port (log: $work/wrangler.log)" >&2
 # Job control on for this one job: it gets a process group of its own (its pid), so the trap
 # can stop wrangler with every child.
-# SHLVL: wrangler runs the [build] command with stdin on a socket, and bash then reads
-# /etc/bash.bashrc if SHLVL is below 2 (as when this script runs from a non-shell parent);
-# under the Makefile's `set -u` that fails on PS1. One level deeper avoids it.
+# The Worker is built above; a build-less copy of wrangler.toml keeps wrangler dev from
+# rebuilding and restarting mid-run when a file under src/ changes.
+config=$(node test/helpers/static-config.mjs wrangler.bench.toml)
 set -m
-SHLVL=$((SHLVL + 1)) node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$port" \
+node_modules/.bin/wrangler dev --config "$config" --ip 127.0.0.1 --port "$port" \
   --persist-to "$work/state" --show-interactive-dev-session=false \
   --var "RATE_LIMIT_BURST:$RATE_LIMIT" --var "RATE_LIMIT_PER_SEC:$RATE_LIMIT" \
   </dev/null >"$work/wrangler.log" 2>&1 &
 server_pid=$!
 set +m
 
-# wrangler dev runs the build command again before serving: allow for it.
 for _ in $(seq 240); do
   if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
     break

@@ -243,9 +243,16 @@ impl DurableObject for Room {
         let now = now_ms();
         if let Some(mut room) = self.load().await? {
             self.note_start(&room.name);
+            let before = room.clone();
             let effects = room.alarm(now, self.timing(), &self.live());
-            // The alarm that woke us is spent: always store, which re-arms it.
-            self.save(&room, now).await?;
+            if room == before {
+                // A sweep that found nothing: re-arm the spent alarm, write nothing else.
+                if let Some(at) = room.next_alarm(now) {
+                    self.state.storage().set_alarm(alarm_time(at)).await?;
+                }
+            } else {
+                self.save(&room, now).await?;
+            }
             self.apply(effects);
         }
         Response::empty()
@@ -387,9 +394,7 @@ impl Room {
             }
             Some(at) => {
                 storage.put(ROOM_KEY, room).await?;
-                // An i64 would be an offset from now; the deadline is absolute.
-                let at = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
-                storage.set_alarm(worker::ScheduledTime::new(at)).await?;
+                storage.set_alarm(alarm_time(at)).await?;
             }
         }
         Ok(())
@@ -414,6 +419,13 @@ impl Room {
             }
         }
     }
+}
+
+/// An absolute alarm time (an i64 would be taken as an offset from now).
+fn alarm_time(at_ms: u64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        at_ms as f64,
+    )))
 }
 
 /// Sends on a socket that may have closed meanwhile; its close event does the bookkeeping.

@@ -12,13 +12,14 @@
 //   never a fixed sleep.
 
 import { execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
+import { writeStaticConfig } from "./static-config.mjs";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /**
@@ -44,20 +45,10 @@ function freePort() {
   });
 }
 
-/**
- * wrangler.toml without its [build] table, written to build/: the suites build once with
- * `make build` and serve that, so a file changing under src/ while they run cannot make
- * `wrangler dev` rebuild and restart mid-test.
- */
+/** Builds the Worker once and returns a build-less copy of wrangler.toml that serves it. */
 function staticConfig() {
   execFileSync("make", ["--no-print-directory", "build"], { cwd: ROOT, stdio: "ignore" });
-  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
-    .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
-    .replace(/^main = "([^"]+)"/m, 'main = "../$1"')
-    .replace(/^directory = "([^"]+)"/m, 'directory = "../$1"');
-  const path = join(ROOT, "build", "wrangler.test.toml");
-  writeFileSync(path, toml);
-  return path;
+  return writeStaticConfig("wrangler.test.toml");
 }
 
 /**
