@@ -242,11 +242,17 @@ impl Room {
             conn: arrival.conn,
             frame: welcome,
         });
-        out.push(self.log("join", &client_id, None));
+        self.admit(client_id, false, out)
+    }
+
+    /// Logs the arrival, tells the other peer, and sends `ready` if the pair is now complete.
+    fn admit(&mut self, client_id: String, resumed: bool, mut out: Vec<Effect>) -> Join {
+        let event = if resumed { "resume" } else { "join" };
+        out.push(self.log(event, &client_id, None));
         let joined = ServerFrame::PeerJoined {
             room: self.name.clone(),
             client_id: client_id.clone(),
-            resumed: false,
+            resumed,
         };
         self.tell_others(&client_id, &joined, &mut out);
         out.extend(self.ready_if_complete());
@@ -293,18 +299,7 @@ impl Room {
                 resumed: true,
             },
         });
-        out.push(self.log("resume", &client_id, None));
-        let joined = ServerFrame::PeerJoined {
-            room: self.name.clone(),
-            client_id: client_id.clone(),
-            resumed: true,
-        };
-        self.tell_others(&client_id, &joined, &mut out);
-        out.extend(self.ready_if_complete());
-        Join::Admitted {
-            client_id,
-            effects: out,
-        }
+        self.admit(client_id, true, out)
     }
 
     /// The connected occupant with the oldest ping past `stale_after_ms`, if any. Sockets that

@@ -5,26 +5,13 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { launchChromium, openPage, remoteVideoPlays, roomName, startDevServer, until } from "../helpers/browser.mjs";
+import { freePort, launchChromium, openPage, remoteVideoPlays, roomName, startDevServer, until } from "../helpers/browser.mjs";
 
 const TURNSERVER = process.env.TURNSERVER_PATH || "turnserver";
 const SECRET = "duet-coturn-test-secret";
-
-/** A port free on 127.0.0.1 for both TCP and UDP a moment ago (TCP checked; UDP is rarely busy). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts coturn on loopback; `log()` is everything it printed. */
 async function startCoturn() {

@@ -34,7 +34,7 @@ export function roomName(prefix = "room") {
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on("error", reject);
