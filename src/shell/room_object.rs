@@ -94,7 +94,6 @@ impl DurableObject for Room {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        self.peers.replace(None);
         let url_text = req.inner().url();
         let Some(url) = UrlParts::split(&url_text) else {
             return Response::error("invalid URL", 400);
@@ -134,6 +133,9 @@ impl DurableObject for Room {
             Join::Admitted { client_id, effects } => {
                 self.state
                     .accept_websocket_with_tags(&pair.server, &[conn.as_str()]);
+                // After the accept: a message handled while this join awaited the TURN API
+                // may have rebuilt the cache without the new socket.
+                self.peers.replace(None);
                 pair.server.serialize_attachment(SocketInfo {
                     conn,
                     client_id,
