@@ -4,7 +4,7 @@
 
 use super::Ctx;
 use crate::cli::IdleArgs;
-use crate::conn::{close_pair, expect_data, open_room, send, Opened, Pair};
+use crate::conn::{close_pair, expect_data, open_room_in_batch, send, Opened, Pair};
 use crate::frame::{self, Frame};
 use crate::server::Sample;
 use crate::stats::{Failure, Failures, Latency, Summary};
@@ -169,16 +169,11 @@ impl Room {
         mut check_rx: watch::Receiver<bool>,
     ) -> RoomRun {
         let mut run = RoomRun::default();
-        let opened = {
-            let _permit = setup.acquire().await;
-            let mut opened = Opened::default();
-            let result = open_room(&self.url, self.timeout, &mut opened).await;
-            run.welcome = opened.welcome;
-            result
-        };
-        let _ = opened_tx.send(());
-        drop(opened_tx);
-        let mut pair = match opened {
+        let mut opened = Opened::default();
+        let result =
+            open_room_in_batch(&self.url, self.timeout, &setup, opened_tx, &mut opened).await;
+        run.welcome = opened.welcome;
+        let mut pair = match result {
             Ok(pair) => pair,
             Err(failure) => {
                 run.failure = Some(failure);

@@ -5,7 +5,9 @@
 
 use super::{cpu_between, Ctx, ProcCpu};
 use crate::cli::{RelayArgs, RelayMode};
-use crate::conn::{close_pair, expect, expect_data, next_text, open_room, send, Opened, Pair};
+use crate::conn::{
+    close_pair, expect, expect_data, next_text, open_room_in_batch, send, Opened, Pair,
+};
 use crate::frame::{self, Frame};
 use crate::server::own_cpu_s;
 use crate::stats::{rate, Failure, Failures, Latency, Summary};
@@ -160,12 +162,14 @@ impl Room {
         mut go_rx: watch::Receiver<Option<Window>>,
     ) -> RoomRun {
         let mut run = RoomRun::default();
-        let opened = {
-            let _permit = setup.acquire().await;
-            open_room(&self.url, self.timeout, &mut Opened::default()).await
-        };
-        let _ = opened_tx.send(());
-        drop(opened_tx);
+        let opened = open_room_in_batch(
+            &self.url,
+            self.timeout,
+            &setup,
+            opened_tx,
+            &mut Opened::default(),
+        )
+        .await;
         let mut pair = match opened {
             Ok(pair) => pair,
             Err(failure) => {
