@@ -205,17 +205,22 @@ fn parse_ice_servers(v: String) -> Result<Box<RawValue>, String> {
     RawValue::from_string(v).map_err(|e| e.to_string())
 }
 
+/// A `[vars]` lookup over fixed pairs, for tests.
+#[cfg(test)]
+pub(crate) fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn parse(pairs: &[(&str, &str)]) -> (Config, Vec<ConfigWarning>) {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_vars(|name| map.get(name).cloned())
+        Config::from_vars(vars(pairs))
     }
 
     #[test]

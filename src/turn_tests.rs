@@ -1,12 +1,8 @@
 use super::*;
-use std::collections::HashMap;
+use crate::config::vars;
 
 fn settings(pairs: &[(&str, &str)]) -> (TurnSettings, Vec<ConfigWarning>) {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    TurnSettings::from_vars(|n| map.get(n).cloned())
+    TurnSettings::from_vars(vars(pairs))
 }
 
 #[test]

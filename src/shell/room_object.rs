@@ -157,14 +157,17 @@ impl DurableObject for Room {
         if !is_open(&ws) {
             return Ok(());
         }
+        let find = |peers: &Rc<[Peer]>| peers.iter().position(|p| same_socket(&p.ws, &ws));
         let mut peers = self.peers();
-        if !peers.iter().any(|p| same_socket(&p.ws, &ws)) {
+        let mut index = find(&peers);
+        if index.is_none() {
             // A socket the cache has not seen: rebuild it once from the runtime.
             self.peers.replace(None);
             peers = self.peers();
+            index = find(&peers);
         }
         // Still unknown: the socket has no attachment, so it holds no slot.
-        let Some(me) = peers.iter().find(|p| same_socket(&p.ws, &ws)) else {
+        let Some(me) = index.map(|i| &peers[i]) else {
             return Ok(());
         };
         self.note_start(&me.room);
@@ -175,6 +178,7 @@ impl DurableObject for Room {
         };
         let decision = {
             let mut limiters = self.limiters.borrow_mut();
+            // Looked up by reference: the key is cloned only for a socket's first frame.
             if !limiters.contains_key(&me.conn) {
                 let fresh = RateLimiter::new(self.config.rate_limit_burst, now);
                 limiters.insert(me.conn.clone(), fresh);
