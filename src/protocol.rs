@@ -190,6 +190,26 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for the wire-constant checks of other languages.
+    pub const ALL: [ErrorCode; 5] = [
+        ErrorCode::BadMessage,
+        ErrorCode::UnsupportedBinary,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::NoPeer,
+    ];
+
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad-message",
+            ErrorCode::UnsupportedBinary => "unsupported-binary",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::NoPeer => "no-peer",
+        }
+    }
+
     fn message(self) -> &'static str {
         match self {
             ErrorCode::BadMessage => {
@@ -227,6 +247,15 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every code, for the wire-constant checks of other languages.
+    pub const ALL: [CloseCode; 5] = [
+        CloseCode::Left,
+        CloseCode::Replaced,
+        CloseCode::Stale,
+        CloseCode::RoomFull,
+        CloseCode::RateLimited,
+    ];
+
     pub fn code(self) -> u16 {
         match self {
             CloseCode::Left => 1000,
@@ -306,6 +335,14 @@ mod tests {
                 Err(ErrorCode::BadMessage),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn error_code_names_match_serde() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
     }
 
