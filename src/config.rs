@@ -3,9 +3,10 @@
 
 use crate::placement::parse_jurisdiction;
 use crate::turn::TurnSettings;
+use crate::vars::parse_int;
+pub use crate::vars::ConfigWarning;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::fmt;
 
 pub const DEFAULT_ICE_SERVERS: &str = r#"[{"urls":"stun:stun.cloudflare.com:3478"}]"#;
 /// The platform refuses WebSocket frames over 1 MiB, so a larger limit could never apply.
@@ -63,23 +64,6 @@ impl Default for Config {
 fn default_ice_servers() -> Box<RawValue> {
     RawValue::from_string(DEFAULT_ICE_SERVERS.to_owned())
         .unwrap_or_else(|_| Box::<RawValue>::default())
-}
-
-/// A configuration value that was ignored, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigWarning {
-    pub name: &'static str,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid {}: {}; using the default",
-            self.name, self.problem
-        )
-    }
 }
 
 impl Config {
@@ -146,13 +130,6 @@ impl Config {
     }
 }
 
-fn parse_int(v: &str, min: u64, max: u64) -> Result<u64, String> {
-    match v.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{v:?} is not a whole number from {min} to {max}")),
-    }
-}
-
 fn parse_origins(v: &str) -> Result<AllowedOrigins, String> {
     if v == "*" {
         return Ok(AllowedOrigins::Any);
@@ -205,19 +182,10 @@ fn parse_ice_servers(v: String) -> Result<Box<RawValue>, String> {
     RawValue::from_string(v).map_err(|e| e.to_string())
 }
 
-/// A `[vars]` lookup over fixed pairs, for tests.
-#[cfg(test)]
-pub(crate) fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: std::collections::HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name| map.get(name).cloned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vars::vars;
 
     fn parse(pairs: &[(&str, &str)]) -> (Config, Vec<ConfigWarning>) {
         Config::from_vars(vars(pairs))

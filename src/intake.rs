@@ -2,7 +2,7 @@
 //! binary, size, syntax. The rate limit comes first so that floods of bad frames are limited too.
 
 use crate::config::Config;
-use crate::protocol::{ClientFrame, ErrorCode};
+use crate::protocol::{ClientFrame, CloseCode, ErrorCode};
 use crate::rate::{Admission, RateLimiter};
 
 /// A frame as the socket delivered it.
@@ -18,8 +18,11 @@ pub enum Intake<'a> {
     Accept(ClientFrame<'a>),
     /// Answer with this error frame; the socket stays open.
     Refuse(ErrorCode),
-    /// Answer `rate-limited`, then close the socket with 4429.
-    RefuseAndClose,
+    /// Answer with `error`, then close the socket with `close`.
+    RefuseAndClose {
+        error: ErrorCode,
+        close: CloseCode,
+    },
 }
 
 pub fn intake<'a>(
@@ -31,7 +34,12 @@ pub fn intake<'a>(
     match limiter.admit(now_ms, config.rate_limit_burst, config.rate_limit_per_sec) {
         Admission::Allowed => {}
         Admission::Refused => return Intake::Refuse(ErrorCode::RateLimited),
-        Admission::Exceeded => return Intake::RefuseAndClose,
+        Admission::Exceeded => {
+            return Intake::RefuseAndClose {
+                error: ErrorCode::RateLimited,
+                close: CloseCode::RateLimited,
+            }
+        }
     }
     let text = match incoming {
         Incoming::Binary => return Intake::Refuse(ErrorCode::UnsupportedBinary),
@@ -81,7 +89,10 @@ mod tests {
         );
         assert_eq!(
             intake(Incoming::Text("{}"), &mut rl, 0, &c),
-            Intake::RefuseAndClose
+            Intake::RefuseAndClose {
+                error: ErrorCode::RateLimited,
+                close: CloseCode::RateLimited
+            }
         );
     }
 

@@ -35,14 +35,18 @@
 //! relays their SDP and ICE; media flows peer to peer.
 
 pub mod config;
+pub mod effect;
+pub mod frame;
 pub mod intake;
 pub mod placement;
 pub mod protocol;
 pub mod rate;
+pub mod registry;
 pub mod room;
 pub mod route;
 pub mod token;
 pub mod turn;
+pub mod vars;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;

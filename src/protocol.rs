@@ -106,6 +106,8 @@ pub enum ServerFrame {
         resume_token: String,
         ice_servers: Box<RawValue>,
         max_peers: u8,
+        /// The largest client frame the server accepts (`MAX_MESSAGE_BYTES`).
+        max_message_bytes: usize,
         peers: Vec<String>,
     },
     /// You entered a room that had a slot taken, or you resumed your slot.
@@ -117,6 +119,7 @@ pub enum ServerFrame {
         resume_token: String,
         ice_servers: Box<RawValue>,
         max_peers: u8,
+        max_message_bytes: usize,
         peers: Vec<String>,
         resumed: bool,
     },
@@ -229,6 +232,26 @@ impl ErrorCode {
             message: self.message().to_owned(),
         }
     }
+}
+
+/// A close frame carries at most 123 bytes of reason (RFC 6455, 5.5).
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// How the server answers a client's close frame: with the client's code where a server may
+/// send it (1005 and 1006 only describe what happened, so 1000 instead), and the reason cut to
+/// what a close frame can carry, at a character boundary.
+pub fn close_reply(code: usize, reason: &str) -> (u16, &str) {
+    let code = u16::try_from(code).unwrap_or(1006);
+    let code = if matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        code
+    } else {
+        1000
+    };
+    let mut end = reason.len().min(MAX_CLOSE_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    (code, &reason[..end])
 }
 
 /// Close codes the server uses, each with its fixed reason text.
@@ -347,6 +370,22 @@ mod tests {
     }
 
     #[test]
+    fn close_replies_are_valid_close_frames() {
+        assert_eq!(close_reply(1000, "bye"), (1000, "bye"));
+        assert_eq!(close_reply(4001, ""), (4001, ""));
+        for undescribed in [1005, 1006, 1015, 999, 5000, 70_000] {
+            assert_eq!(close_reply(undescribed, "x").0, 1000, "{undescribed}");
+        }
+        let long = "é".repeat(100);
+        let (_, cut) = close_reply(1000, &long);
+        assert_eq!(cut.len(), 122);
+        assert!(long.starts_with(cut));
+        let ascii = "a".repeat(200);
+        let (_, cut) = close_reply(1000, &ascii);
+        assert_eq!(cut.len(), MAX_CLOSE_REASON_BYTES);
+    }
+
+    #[test]
     fn relay_keeps_data_verbatim() {
         let data = raw(r#"{"a" : [1,2 , "é\u00e9"]}"#);
         assert_eq!(
@@ -373,11 +412,12 @@ mod tests {
             resume_token: "t".into(),
             ice_servers: raw(r#"[{"urls":"stun:x"}]"#),
             max_peers: MAX_PEERS,
+            max_message_bytes: 65_536,
             peers: vec![],
         };
         assert_eq!(
             created.to_text(),
-            r#"{"type":"created","version":1,"room":"r","clientId":"a","resumeToken":"t","iceServers":[{"urls":"stun:x"}],"maxPeers":2,"peers":[]}"#
+            r#"{"type":"created","version":1,"room":"r","clientId":"a","resumeToken":"t","iceServers":[{"urls":"stun:x"}],"maxPeers":2,"maxMessageBytes":65536,"peers":[]}"#
         );
         let left = ServerFrame::PeerLeft {
             room: "r".into(),

@@ -31,6 +31,9 @@ pub struct RequestParts<'a> {
     pub own_origin: &'a str,
     /// The `Upgrade` header, when present.
     pub upgrade: Option<&'a str>,
+    /// `Sec-WebSocket-Key` and `Sec-WebSocket-Version`, when present.
+    pub ws_key: Option<&'a str>,
+    pub ws_version: Option<&'a str>,
 }
 
 /// A refused request, answered as `{"error":{"code","message"}}` with `status`.
@@ -40,13 +43,14 @@ pub enum HttpError {
     MethodNotAllowed,
     ForbiddenOrigin,
     UpgradeRequired,
+    BadUpgrade,
     NotFound,
 }
 
 impl HttpError {
     pub fn status(self) -> u16 {
         match self {
-            HttpError::InvalidRoom => 400,
+            HttpError::InvalidRoom | HttpError::BadUpgrade => 400,
             HttpError::ForbiddenOrigin => 403,
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed => 405,
@@ -60,6 +64,7 @@ impl HttpError {
             HttpError::MethodNotAllowed => "method-not-allowed",
             HttpError::ForbiddenOrigin => "forbidden-origin",
             HttpError::UpgradeRequired => "upgrade-required",
+            HttpError::BadUpgrade => "bad-upgrade",
             HttpError::NotFound => "not-found",
         }
     }
@@ -70,6 +75,9 @@ impl HttpError {
             HttpError::MethodNotAllowed => "only GET is allowed here",
             HttpError::ForbiddenOrigin => "this origin may not open sockets here",
             HttpError::UpgradeRequired => "this endpoint only accepts WebSocket upgrades",
+            HttpError::BadUpgrade => {
+                "a WebSocket upgrade needs Sec-WebSocket-Version 13 and a Sec-WebSocket-Key of 16 base64 bytes"
+            }
             HttpError::NotFound => "no such endpoint",
         }
     }
@@ -147,6 +155,23 @@ pub fn socket_path_room(path: &str) -> Option<&str> {
     path.strip_prefix("/ws/")
 }
 
+/// Refuses an upgrade the runtime would refuse after the room had counted it: a key that is
+/// not 16 bytes in base64, or a version other than 13 (RFC 6455, 4.2.1).
+pub fn check_handshake(key: Option<&str>, version: Option<&str>) -> Result<(), HttpError> {
+    let key_ok = key.map(str::trim).is_some_and(|k| {
+        k.len() == 24
+            && k.ends_with("==")
+            && k[..22]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    });
+    if key_ok && version.map(str::trim) == Some("13") {
+        Ok(())
+    } else {
+        Err(HttpError::BadUpgrade)
+    }
+}
+
 /// Decides what to do with a request. On `/ws/...` the checks run in the order method, room
 /// name, origin, upgrade, so a refused origin never reaches a Durable Object.
 pub fn route(req: RequestParts<'_>, allowed: &AllowedOrigins) -> Result<Route, HttpError> {
@@ -168,6 +193,7 @@ pub fn route(req: RequestParts<'_>, allowed: &AllowedOrigins) -> Result<Route, H
         {
             return Err(HttpError::UpgradeRequired);
         }
+        check_handshake(req.ws_key, req.ws_version)?;
         return Ok(Route::Socket {
             room: room.to_owned(),
         });
@@ -198,8 +224,12 @@ mod tests {
             origin: None,
             own_origin: "https://duet.example",
             upgrade: Some("websocket"),
+            ws_key: Some(KEY),
+            ws_version: Some("13"),
         }
     }
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
     #[test]
     fn socket_routes() {
@@ -234,6 +264,30 @@ mod tests {
     }
 
     #[test]
+    fn handshakes_the_runtime_would_refuse() {
+        assert_eq!(check_handshake(Some(KEY), Some("13")), Ok(()));
+        for (key, version) in [
+            (None, Some("13")),
+            (Some(KEY), None),
+            (Some(KEY), Some("8")),
+            (Some(""), Some("13")),
+            (Some("dGhlIHNhbXBsZSBub25jZQ"), Some("13")),
+            (Some("dGhlIHNhbXBsZSBub25jZQ=x"), Some("13")),
+            (Some("dGhlIHNhbXBsZSBub25j*Q=="), Some("13")),
+        ] {
+            assert_eq!(
+                check_handshake(key, version),
+                Err(HttpError::BadUpgrade),
+                "{key:?} {version:?}"
+            );
+        }
+        assert_eq!(HttpError::BadUpgrade.status(), 400);
+        assert!(HttpError::BadUpgrade
+            .body()
+            .contains(r#""code":"bad-upgrade""#));
+    }
+
+    #[test]
     fn socket_checks_run_in_order() {
         let list = AllowedOrigins::List(vec!["https://friend.example".into()]);
         let bad_everything = RequestParts {
@@ -242,6 +296,8 @@ mod tests {
             origin: Some("https://evil.example"),
             own_origin: "https://duet.example",
             upgrade: None,
+            ws_key: None,
+            ws_version: None,
         };
         assert_eq!(
             route(bad_everything, &list),
@@ -263,7 +319,19 @@ mod tests {
             upgrade: Some("WebSocket"),
             ..r
         };
+        assert_eq!(route(r, &list), Err(HttpError::BadUpgrade));
+        let r = RequestParts {
+            ws_key: Some(KEY),
+            ws_version: Some("13"),
+            ..r
+        };
         assert!(matches!(route(r, &list), Ok(Route::Socket { .. })));
+        // An empty Origin header is present, and no listed origin.
+        let r = RequestParts {
+            origin: Some(""),
+            ..r
+        };
+        assert_eq!(route(r, &list), Err(HttpError::ForbiddenOrigin));
         for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
             assert_eq!(
                 route(req(method, "/ws/a"), &list),

@@ -6,7 +6,7 @@
 //!
 //! Secrets stay in this module's types, whose `Debug` output redacts them.
 
-use crate::config::ConfigWarning;
+use crate::vars::{parse_int, ConfigWarning};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -70,18 +70,13 @@ impl TurnSettings {
         let mut warnings = Vec::new();
         let ttl_s = match get("TURN_TTL_SECONDS") {
             None => DEFAULT_TTL_SECONDS,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&n) => n,
-                _ => {
-                    warnings.push(ConfigWarning {
-                        name: "TURN_TTL_SECONDS",
-                        problem: format!(
-                            "{v:?} is not a whole number from {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}"
-                        ),
-                    });
-                    DEFAULT_TTL_SECONDS
-                }
-            },
+            Some(v) => parse_int(&v, MIN_TTL_SECONDS, MAX_TTL_SECONDS).unwrap_or_else(|problem| {
+                warnings.push(ConfigWarning {
+                    name: "TURN_TTL_SECONDS",
+                    problem,
+                });
+                DEFAULT_TTL_SECONDS
+            }),
         };
         let rest = match (get("TURN_SECRET"), get("TURN_URLS")) {
             (Some(secret), Some(urls)) => match parse_turn_urls(&urls) {
@@ -308,6 +303,23 @@ impl Cached {
             _ => None,
         }
     }
+}
+
+/// The welcome frame's `iceServers` for `client_id`: `base` (`ICE_SERVERS`), then
+/// Cloudflare's servers already fetched, then a shared-secret TURN entry minted for this
+/// client (a resume keeps its old id, so credentials name the id the join settled on).
+pub fn ice_servers(
+    base: &RawValue,
+    turn: &TurnSettings,
+    cloudflare: &[Value],
+    client_id: &str,
+    now_ms: u64,
+) -> Box<RawValue> {
+    let mut extra = cloudflare.to_vec();
+    if let Some(rest) = &turn.rest {
+        extra.push(rest.ice_server(client_id, now_ms / 1000));
+    }
+    merge(base, extra)
 }
 
 /// `base` (the validated `ICE_SERVERS` array) followed by `extra`.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::vars;
+use crate::vars::vars;
 
 fn settings(pairs: &[(&str, &str)]) -> (TurnSettings, Vec<ConfigWarning>) {
     TurnSettings::from_vars(vars(pairs))

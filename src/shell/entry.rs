@@ -36,6 +36,8 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
     let headers = req.headers();
     let origin = headers.get("Origin")?;
     let upgrade = headers.get("Upgrade")?;
+    let ws_key = headers.get("Sec-WebSocket-Key")?;
+    let ws_version = headers.get("Sec-WebSocket-Version")?;
     let method = req.method();
     let parts = RequestParts {
         method: method.as_ref(),
@@ -43,6 +45,8 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         origin: origin.as_deref(),
         own_origin: url.origin,
         upgrade: upgrade.as_deref(),
+        ws_key: ws_key.as_deref(),
+        ws_version: ws_version.as_deref(),
     };
     match route(parts, &config.allowed_origins) {
         Err(err) => error_response(err),

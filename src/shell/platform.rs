@@ -2,7 +2,7 @@
 //! hibernation call workers-rs does not bind.
 
 use crate::config::Config;
-use crate::room::LogEvent;
+use crate::effect::LogEvent;
 use crate::token::to_hex;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;

@@ -1,21 +1,48 @@
 //! The room's decisions checked with exact frames, closes and stored state; no sockets.
 
 use super::*;
+use crate::config::Config;
+use crate::registry::Activity;
 use crate::token;
+use crate::turn::TurnSettings;
+use crate::vars::vars;
+use serde_json::value::RawValue;
+use std::sync::LazyLock;
 
 const GRACE: u64 = 15_000;
 const STALE: u64 = 60_000;
-const TIMING: Timing = Timing {
-    resume_grace_ms: GRACE,
-    stale_after_ms: STALE,
-};
 
-/// A welcome list that names the client it was made for, so tests see which id it got.
-fn ice() -> IceServersFor {
-    Box::new(|client_id| {
-        let list = format!(r#"[{{"urls":"stun:s","for":"{client_id}"}}]"#);
-        RawValue::from_string(list).unwrap()
-    })
+/// STUN `stun:s` and a shared-secret TURN server, so each welcome names the client id its
+/// credentials were minted for.
+fn test_config() -> Config {
+    let (turn, _) = TurnSettings::from_vars(vars(&[
+        ("TURN_SECRET", "k"),
+        ("TURN_URLS", "turn:t.example"),
+    ]));
+    Config {
+        ice_servers: RawValue::from_string(r#"[{"urls":"stun:s"}]"#.into()).unwrap(),
+        resume_grace_ms: GRACE,
+        stale_after_ms: STALE,
+        turn,
+        ..Config::default()
+    }
+}
+
+static CONFIG: LazyLock<Config> = LazyLock::new(test_config);
+static NO_SOCKETS: LazyLock<Activity> = LazyLock::new(Activity::new);
+
+/// The context at `now` with these open sockets.
+fn at(now: u64, activity: &Activity) -> Ctx<'_> {
+    Ctx {
+        now,
+        config: &CONFIG,
+        activity,
+    }
+}
+
+/// The context at `now` for decisions that do not look at sockets.
+fn quiet(now: u64) -> Ctx<'static> {
+    at(now, &NO_SOCKETS)
 }
 
 /// An arrival whose ids are derived from `n`: socket `sN`, client `cN`, token `tN`.
@@ -26,19 +53,48 @@ fn arrival(n: u32, resume: Option<&str>) -> Arrival {
         new_token: format!("t{n}"),
         new_token_hash: token::hash(&format!("t{n}")),
         resume_hash: token::resume_hash(resume),
-        ice_servers: ice(),
+        cloudflare_ice: Vec::new(),
     }
 }
 
-fn live(conns: &[&str]) -> Live {
+fn live(conns: &[&str]) -> Activity {
     conns.iter().map(|c| (c.to_string(), None)).collect()
 }
 
-fn admitted(join: Join) -> Vec<Effect> {
-    match join {
-        Join::Admitted { effects, .. } => effects,
-        Join::Full { .. } => panic!("expected admission, got full"),
+fn admitted((accept, effects): (Accept, Vec<Effect>)) -> Vec<Effect> {
+    assert!(
+        matches!(accept, Accept::Hibernate(_)),
+        "expected admission, got {accept:?}"
+    );
+    effects
+}
+
+fn is_full(joining: (Accept, Vec<Effect>)) -> bool {
+    joining.0 == Accept::Refuse
+}
+
+fn ids(room: &RoomState) -> Vec<String> {
+    room.slots.iter().map(|s| s.client_id.clone()).collect()
+}
+
+/// A welcome's `iceServers` as `[{"for":ID}]`, ID being the client its TURN entry names, after
+/// checking that the list is `stun:s` then that entry with the credential for its username.
+fn ice_for(frame: &ServerFrame) -> ServerFrame {
+    let mut frame = frame.clone();
+    if let ServerFrame::Created { ice_servers, .. } | ServerFrame::Joined { ice_servers, .. } =
+        &mut frame
+    {
+        let list: serde_json::Value = serde_json::from_str(ice_servers.get()).unwrap();
+        assert_eq!(list[0]["urls"], "stun:s");
+        let username = list[1]["username"].as_str().unwrap();
+        assert_eq!(
+            list[1]["credential"],
+            crate::turn::rest_credential("k", username)
+        );
+        let (_, id) = username.split_once(':').unwrap();
+        *ice_servers = RawValue::from_string(format!(r#"[{{"for":"{id}"}}]"#)).unwrap();
     }
+    frame
 }
 
 /// The frames and closes of `effects` as `(socket, text)`, in order; closes read `close N reason`.
@@ -46,12 +102,13 @@ fn wire(effects: &[Effect]) -> Vec<(String, String)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Send { conn, frame } => Some((conn.clone(), frame.to_text())),
+            Effect::Send { conn, frame } => Some((conn.clone(), ice_for(frame).to_text())),
+            Effect::SendText { conn, text } => Some((conn.clone(), text.clone())),
             Effect::Close { conn, code } => Some((
                 conn.clone(),
                 format!("close {} {}", code.code(), code.reason()),
             )),
-            Effect::Log(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -73,22 +130,22 @@ fn w(conn: &str, text: &str) -> (String, String) {
 const READY_12: &str = r#"{"type":"ready","room":"r","initiator":"c1","peers":["c1","c2"]}"#;
 
 /// A room where c1 (socket s1) and c2 (socket s2) are connected and were told ready.
-fn pair() -> Room {
-    let mut room = Room::new("r");
-    admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
-    admitted(room.join(0, TIMING, &live(&["s1"]), arrival(2, None)));
+fn pair() -> RoomState {
+    let mut room = RoomState::new("r");
+    admitted(room.join(at(0, &live(&[])), arrival(1, None)));
+    admitted(room.join(at(0, &live(&["s1"])), arrival(2, None)));
     room
 }
 
 #[test]
 fn first_peer_creates_and_second_joins_then_both_are_ready() {
-    let mut room = Room::new("r");
-    let effects = admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
+    let mut room = RoomState::new("r");
+    let effects = admitted(room.join(at(0, &live(&[])), arrival(1, None)));
     assert_eq!(
         wire(&effects),
         [w(
             "s1",
-            r#"{"type":"created","version":1,"room":"r","clientId":"c1","resumeToken":"t1","iceServers":[{"urls":"stun:s","for":"c1"}],"maxPeers":2,"peers":[]}"#
+            r#"{"type":"created","version":1,"room":"r","clientId":"c1","resumeToken":"t1","iceServers":[{"for":"c1"}],"maxPeers":2,"maxMessageBytes":65536,"peers":[]}"#
         )]
     );
     assert_eq!(
@@ -96,13 +153,13 @@ fn first_peer_creates_and_second_joins_then_both_are_ready() {
         [r#"{"event":"join","room":"r","clientId":"c1"}"#]
     );
 
-    let effects = admitted(room.join(5, TIMING, &live(&["s1"]), arrival(2, None)));
+    let effects = admitted(room.join(at(5, &live(&["s1"])), arrival(2, None)));
     assert_eq!(
         wire(&effects),
         [
             w(
                 "s2",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s","for":"c2"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"for":"c2"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":false}"#
             ),
             w(
                 "s1",
@@ -122,27 +179,25 @@ fn first_peer_creates_and_second_joins_then_both_are_ready() {
 fn third_peer_finds_the_room_full() {
     let mut room = pair();
     let before = room.clone();
-    match room.join(9, TIMING, &live(&["s1", "s2"]), arrival(3, None)) {
-        Join::Full { frame, effects } => {
-            assert_eq!(
-                frame.to_text(),
-                r#"{"type":"full","room":"r","maxPeers":2}"#
-            );
-            assert!(wire(&effects).is_empty());
-            assert_eq!(logs(&effects), [r#"{"event":"full","room":"r"}"#]);
-        }
-        Join::Admitted { .. } => panic!("a third peer was admitted"),
-    }
+    let (accept, effects) = room.join(at(9, &live(&["s1", "s2"])), arrival(3, None));
+    assert_eq!(accept, Accept::Refuse);
+    assert_eq!(
+        wire(&effects),
+        [
+            w("s3", r#"{"type":"full","room":"r","maxPeers":2}"#),
+            w("s3", "close 4409 room full")
+        ]
+    );
+    assert_eq!(logs(&effects), [r#"{"event":"full","room":"r"}"#]);
     assert_eq!(room, before);
 }
 
 #[test]
 fn an_away_slot_is_held_so_the_room_stays_full() {
     let mut room = pair();
-    room.closed(100, TIMING, "s2", 1006);
-    assert!(matches!(
-        room.join(200, TIMING, &live(&["s1"]), arrival(3, None)),
-        Join::Full { .. }
+    room.closed(quiet(100), "s2", 1006);
+    assert!(is_full(
+        room.join(at(200, &live(&["s1"])), arrival(3, None))
     ));
 }
 
@@ -167,13 +222,13 @@ fn leave_releases_the_slot_and_closes_with_1000() {
     assert_eq!(room.slots.len(), 1);
     assert_eq!(room.ready_pair, None);
     // The echo of our own close changes nothing.
-    assert!(room.closed(1, TIMING, "s2", 1000).is_empty());
+    assert!(room.closed(quiet(1), "s2", 1000).is_empty());
 }
 
 #[test]
 fn a_clean_client_close_is_a_leave() {
     let mut room = pair();
-    let effects = room.closed(1, TIMING, "s1", 1000);
+    let effects = room.closed(quiet(1), "s1", 1000);
     assert_eq!(
         wire(&effects),
         [w(
@@ -182,14 +237,14 @@ fn a_clean_client_close_is_a_leave() {
         )]
     );
     // The remaining peer is now first, so it will be the initiator of the next pair.
-    admitted(room.join(2, TIMING, &live(&["s2"]), arrival(3, None)));
+    admitted(room.join(at(2, &live(&["s2"])), arrival(3, None)));
     assert_eq!(room.ready_pair, Some(["c2".into(), "c3".into()]));
 }
 
 #[test]
 fn a_dropped_socket_is_away_then_times_out() {
     let mut room = pair();
-    let effects = room.closed(1_000, TIMING, "s2", 1006);
+    let effects = room.closed(quiet(1_000), "s2", 1006);
     assert_eq!(
         wire(&effects),
         [w(
@@ -205,10 +260,10 @@ fn a_dropped_socket_is_away_then_times_out() {
     );
     assert_eq!(room.next_alarm(1_000), Some(1_000 + GRACE));
     // A second close event for the same socket is not a second drop.
-    assert!(room.closed(1_001, TIMING, "s2", 1001).is_empty());
+    assert!(room.closed(quiet(1_001), "s2", 1001).is_empty());
     // Before the deadline the alarm frees nothing.
-    assert!(wire(&room.alarm(1_000 + GRACE - 1, TIMING, &live(&["s1"]))).is_empty());
-    let effects = room.alarm(1_000 + GRACE, TIMING, &live(&["s1"]));
+    assert!(wire(&room.alarm(at(1_000 + GRACE - 1, &live(&["s1"])))).is_empty());
+    let effects = room.alarm(at(1_000 + GRACE, &live(&["s1"])));
     assert_eq!(
         wire(&effects),
         [w(
@@ -226,12 +281,17 @@ fn a_dropped_socket_is_away_then_times_out() {
 
 #[test]
 fn with_no_grace_a_drop_releases_at_once() {
-    let timing = Timing {
+    let config = Config {
         resume_grace_ms: 0,
-        ..TIMING
+        ..test_config()
     };
     let mut room = pair();
-    let effects = room.closed(1, timing, "s1", 1006);
+    let ctx = Ctx {
+        now: 1,
+        config: &config,
+        activity: &NO_SOCKETS,
+    };
+    let effects = room.closed(ctx, "s1", 1006);
     assert_eq!(
         wire(&effects),
         [w(
@@ -245,14 +305,14 @@ fn with_no_grace_a_drop_releases_at_once() {
 #[test]
 fn resume_after_a_blip_keeps_the_id_rotates_the_token_and_sends_no_ready() {
     let mut room = pair();
-    room.closed(1_000, TIMING, "s2", 1006);
-    let effects = admitted(room.join(2_000, TIMING, &live(&["s1"]), arrival(3, Some("t2"))));
+    room.closed(quiet(1_000), "s2", 1006);
+    let effects = admitted(room.join(at(2_000, &live(&["s1"])), arrival(3, Some("t2"))));
     assert_eq!(
         wire(&effects),
         [
             w(
                 "s3",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t3","iceServers":[{"urls":"stun:s","for":"c2"}],"maxPeers":2,"peers":["c1"],"resumed":true}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t3","iceServers":[{"for":"c2"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":true}"#
             ),
             w(
                 "s1",
@@ -267,16 +327,15 @@ fn resume_after_a_blip_keeps_the_id_rotates_the_token_and_sends_no_ready() {
     assert_eq!(room.slots[1].conn, "s3");
     assert_eq!(room.slots[1].presence, Presence::Connected);
     // The old token is spent: it is now an ordinary join, and the room is full.
-    assert!(matches!(
-        room.join(3_000, TIMING, &live(&["s1", "s3"]), arrival(4, Some("t2"))),
-        Join::Full { .. }
+    assert!(is_full(
+        room.join(at(3_000, &live(&["s1", "s3"])), arrival(4, Some("t2")))
     ));
 }
 
 #[test]
 fn resume_while_the_old_socket_is_open_replaces_it() {
     let mut room = pair();
-    let effects = admitted(room.join(5, TIMING, &live(&["s1", "s2"]), arrival(3, Some("t2"))));
+    let effects = admitted(room.join(at(5, &live(&["s1", "s2"])), arrival(3, Some("t2"))));
     let wire = wire(&effects);
     assert_eq!(wire[0], w("s2", "close 4000 replaced"));
     assert_eq!(wire.len(), 3, "{wire:?}");
@@ -288,15 +347,15 @@ fn resume_while_the_old_socket_is_open_replaces_it() {
         )
     );
     // The replaced socket's close event is ignored.
-    assert!(room.closed(6, TIMING, "s2", 4000).is_empty());
+    assert!(room.closed(quiet(6), "s2", 4000).is_empty());
     assert_eq!(room.slots[1].presence, Presence::Connected);
 }
 
 #[test]
 fn an_unknown_token_is_an_ordinary_join() {
-    let mut room = Room::new("r");
-    admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
-    let effects = admitted(room.join(0, TIMING, &live(&["s1"]), arrival(2, Some("nope"))));
+    let mut room = RoomState::new("r");
+    admitted(room.join(at(0, &live(&[])), arrival(1, None)));
+    let effects = admitted(room.join(at(0, &live(&["s1"])), arrival(2, Some("nope"))));
     assert!(wire(&effects)[0].1.contains(r#""clientId":"c2""#));
     assert!(wire(&effects)[0].1.contains(r#""resumed":false"#));
 }
@@ -304,19 +363,19 @@ fn an_unknown_token_is_an_ordinary_join() {
 #[test]
 fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
     // c1 drops before anyone else arrives.
-    let mut room = Room::new("r");
-    admitted(room.join(0, TIMING, &live(&[]), arrival(1, None)));
-    room.closed(10, TIMING, "s1", 1006);
-    let effects = admitted(room.join(20, TIMING, &live(&[]), arrival(2, None)));
+    let mut room = RoomState::new("r");
+    admitted(room.join(at(0, &live(&[])), arrival(1, None)));
+    room.closed(quiet(10), "s1", 1006);
+    let effects = admitted(room.join(at(20, &live(&[])), arrival(2, None)));
     assert_eq!(
         wire(&effects),
         [w(
             "s2",
-            r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"urls":"stun:s","for":"c2"}],"maxPeers":2,"peers":["c1"],"resumed":false}"#
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"for":"c2"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":false}"#
         )]
     );
     // c1 comes back: they were never ready together, so both get ready; c1 was there first.
-    let effects = admitted(room.join(30, TIMING, &live(&["s2"]), arrival(3, Some("t1"))));
+    let effects = admitted(room.join(at(30, &live(&["s2"])), arrival(3, Some("t1"))));
     assert_eq!(
         wire(&effects)[1..],
         [
@@ -333,10 +392,10 @@ fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
 #[test]
 fn a_resume_into_a_new_pair_gets_ready() {
     let mut room = pair();
-    room.closed(1, TIMING, "s1", 1006);
+    room.closed(quiet(1), "s1", 1006);
     room.leave("s2");
-    admitted(room.join(2, TIMING, &live(&[]), arrival(3, None)));
-    let effects = admitted(room.join(3, TIMING, &live(&["s3"]), arrival(4, Some("t1"))));
+    admitted(room.join(at(2, &live(&[])), arrival(3, None)));
+    let effects = admitted(room.join(at(3, &live(&["s3"])), arrival(4, Some("t1"))));
     let ready = r#"{"type":"ready","room":"r","initiator":"c1","peers":["c1","c3"]}"#;
     assert_eq!(wire(&effects)[2..], [w("s4", ready), w("s3", ready)]);
 }
@@ -348,7 +407,7 @@ fn a_stale_occupant_makes_room_for_a_newcomer() {
     lv.insert("s1".into(), Some(1_000));
     lv.insert("s2".into(), None); // never pinged: exempt
     let now = 1_000 + STALE + 1;
-    let effects = admitted(room.join(now, TIMING, &lv, arrival(3, None)));
+    let effects = admitted(room.join(at(now, &lv), arrival(3, None)));
     assert_eq!(
         wire(&effects),
         [
@@ -359,7 +418,7 @@ fn a_stale_occupant_makes_room_for_a_newcomer() {
             ),
             w(
                 "s3",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c3","resumeToken":"t3","iceServers":[{"urls":"stun:s","for":"c3"}],"maxPeers":2,"peers":["c2"],"resumed":false}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c3","resumeToken":"t3","iceServers":[{"for":"c3"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c2"],"resumed":false}"#
             ),
             w(
                 "s2",
@@ -376,7 +435,7 @@ fn a_stale_occupant_makes_room_for_a_newcomer() {
         ]
     );
     // The evicted socket's close event changes nothing.
-    assert!(room.closed(now, TIMING, "s1", 4408).is_empty());
+    assert!(room.closed(quiet(now), "s1", 4408).is_empty());
 }
 
 #[test]
@@ -384,35 +443,32 @@ fn pings_within_the_limit_are_not_stale() {
     let mut room = pair();
     let mut lv = live(&["s1", "s2"]);
     lv.insert("s1".into(), Some(1_000));
-    assert!(matches!(
-        room.join(1_000 + STALE, TIMING, &lv, arrival(3, None)),
-        Join::Full { .. }
-    ));
+    assert!(is_full(room.join(at(1_000 + STALE, &lv), arrival(3, None))));
 }
 
 #[test]
 fn the_stalest_of_two_is_evicted() {
     let mut room = pair();
-    let mut lv = Live::new();
+    let mut lv = Activity::new();
     lv.insert("s1".into(), Some(500));
     lv.insert("s2".into(), Some(100));
-    let effects = admitted(room.join(500 + STALE + 1, TIMING, &lv, arrival(3, None)));
+    let effects = admitted(room.join(at(500 + STALE + 1, &lv), arrival(3, None)));
     assert_eq!(wire(&effects)[0], w("s2", "close 4408 stale"));
-    assert_eq!(room.ids(), ["c1", "c3"]);
+    assert_eq!(ids(&room), ["c1", "c3"]);
 }
 
 #[test]
 fn slots_whose_sockets_vanished_become_away_on_wake() {
     // After a restart no socket exists and no close event ever arrives.
     let mut room = pair();
-    let stored: Room = serde_json::from_str(&serde_json::to_string(&room).unwrap()).unwrap();
+    let stored: RoomState = serde_json::from_str(&serde_json::to_string(&room).unwrap()).unwrap();
     assert_eq!(stored, room);
-    let effects = admitted(room.join(50_000, TIMING, &live(&[]), arrival(3, Some("t1"))));
+    let effects = admitted(room.join(at(50_000, &live(&[])), arrival(3, Some("t1"))));
     assert_eq!(
         wire(&effects),
         [w(
             "s3",
-            r#"{"type":"joined","version":1,"room":"r","clientId":"c1","resumeToken":"t3","iceServers":[{"urls":"stun:s","for":"c1"}],"maxPeers":2,"peers":["c2"],"resumed":true}"#
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c1","resumeToken":"t3","iceServers":[{"for":"c1"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c2"],"resumed":true}"#
         )]
     );
     assert_eq!(
@@ -421,7 +477,7 @@ fn slots_whose_sockets_vanished_become_away_on_wake() {
             deadline: 50_000 + GRACE
         }
     );
-    let effects = room.alarm(50_000 + GRACE, TIMING, &live(&["s3"]));
+    let effects = room.alarm(at(50_000 + GRACE, &live(&["s3"])));
     assert_eq!(
         wire(&effects),
         [w(
@@ -434,7 +490,7 @@ fn slots_whose_sockets_vanished_become_away_on_wake() {
 #[test]
 fn the_sweep_alarm_catches_sockets_lost_without_a_close() {
     let mut room = pair();
-    let effects = room.alarm(7, TIMING, &live(&["s1"]));
+    let effects = room.alarm(at(7, &live(&["s1"])));
     assert_eq!(
         wire(&effects),
         [w(
@@ -459,4 +515,94 @@ fn token_comparison_needs_the_whole_hash() {
     assert!(constant_time_eq("abc", "abc"));
     assert!(!constant_time_eq("abc", "abd"));
     assert!(!constant_time_eq("abc", "ab"));
+}
+
+#[test]
+fn the_answer_to_a_server_close_is_not_a_leave() {
+    let mut room = pair();
+    let effects = room.drop_conn(quiet(10), "s2");
+    assert_eq!(
+        wire(&effects),
+        [w(
+            "s1",
+            r#"{"type":"peer-away","room":"r","clientId":"c2"}"#
+        )]
+    );
+    // The client answers the 4429 close with 1000: the slot stays away for its owner.
+    assert!(room.closed(quiet(11), "s2", 1000).is_empty());
+    assert_eq!(
+        room.slots[1].presence,
+        Presence::Away {
+            deadline: 10 + GRACE
+        }
+    );
+}
+
+/// The storage effects of a list, as text.
+fn stores(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Save { room, alarm_at } => {
+                Some(format!("save {} at {alarm_at}", room.slots.len()))
+            }
+            Effect::Clear => Some("clear".into()),
+            Effect::Rearm { at } => Some(format!("rearm {at}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn storage_is_written_first_and_only_on_change() {
+    let joining = on_join(None, "r", arrival(1, None), quiet(0));
+    assert!(matches!(joining.effects[0], Effect::Save { .. }));
+    assert_eq!(
+        stores(&joining.effects),
+        [format!("save 1 at {SWEEP_INTERVAL_MS}")]
+    );
+    let stored = Some(pair());
+    // A sweep that finds every socket re-arms and writes nothing else.
+    let effects = on_event(
+        stored.clone(),
+        RoomEvent::Alarm,
+        at(5, &live(&["s1", "s2"])),
+    );
+    assert_eq!(
+        stores(&effects),
+        [format!("rearm {}", 5 + SWEEP_INTERVAL_MS)]
+    );
+    assert!(wire(&effects).is_empty());
+    // A close of an unknown socket changes nothing and stores nothing.
+    let effects = on_event(
+        stored.clone(),
+        RoomEvent::Closed {
+            conn: "zz".into(),
+            code: 1000,
+        },
+        quiet(5),
+    );
+    assert!(effects.is_empty());
+    // A drop stores the away slot with its deadline as the alarm.
+    let effects = on_event(
+        stored.clone(),
+        RoomEvent::Closed {
+            conn: "s2".into(),
+            code: 1006,
+        },
+        quiet(5),
+    );
+    assert_eq!(stores(&effects), [format!("save 2 at {}", 5 + GRACE)]);
+    // The last leave clears the storage.
+    let mut alone = pair();
+    alone.leave("s1");
+    let effects = on_event(
+        Some(alone),
+        RoomEvent::Leave { conn: "s2".into() },
+        quiet(6),
+    );
+    assert_eq!(stores(&effects), ["clear"]);
+    assert!(matches!(effects[0], Effect::Clear));
+    // Nothing stored: nothing holds a slot.
+    assert!(on_event(None, RoomEvent::Alarm, quiet(7)).is_empty());
 }

@@ -1,0 +1,216 @@
+//! What one client frame on an open socket does: the hot path. It reads only the registry
+//! (never storage): a relay or a pong is decided here; a `leave` or a rate-limit close hands
+//! a [`RoomEvent`] on to the stored room.
+
+use crate::config::Config;
+use crate::effect::Effect;
+use crate::intake::{intake, Incoming, Intake};
+use crate::protocol::{relay_text, ClientFrame, ErrorCode, PONG_TEXT};
+use crate::registry::Registry;
+use crate::room::RoomEvent;
+use serde_json::value::RawValue;
+
+/// The outcome of one frame.
+#[derive(Debug)]
+pub enum Step {
+    /// Perform these; the stored room is not involved.
+    Done(Vec<Effect>),
+    /// Perform these, then apply the event to the stored room.
+    Room(Vec<Effect>, RoomEvent),
+}
+
+/// Handles a frame from the socket at `index` of `registry`.
+pub fn on_frame<S>(
+    registry: &mut Registry<S>,
+    index: usize,
+    incoming: Incoming<'_>,
+    now: u64,
+    config: &Config,
+) -> Step {
+    let Some(entry) = registry.entry_mut(index) else {
+        return Step::Done(Vec::new());
+    };
+    let conn = entry.info.conn.clone();
+    match intake(incoming, &mut entry.limiter, now, config) {
+        Intake::Accept(ClientFrame::Message(data)) => Step::Done(relay(registry, index, data)),
+        Intake::Accept(ClientFrame::Ping) => {
+            entry.info.last_ping = Some(now);
+            let info = entry.info.clone();
+            Step::Done(vec![
+                Effect::SendText {
+                    conn: conn.clone(),
+                    text: PONG_TEXT.to_owned(),
+                },
+                Effect::Attach { conn, info },
+            ])
+        }
+        Intake::Accept(ClientFrame::Leave) => Step::Room(Vec::new(), RoomEvent::Leave { conn }),
+        Intake::Refuse(code) => Step::Done(vec![Effect::Send {
+            conn,
+            frame: code.to_frame(),
+        }]),
+        Intake::RefuseAndClose { error, close } => Step::Room(
+            vec![
+                Effect::Send {
+                    conn: conn.clone(),
+                    frame: error.to_frame(),
+                },
+                Effect::Close {
+                    conn: conn.clone(),
+                    code: close,
+                },
+            ],
+            RoomEvent::ServerClosed { conn },
+        ),
+    }
+}
+
+/// `data` to every other open socket of the room, or `no-peer` back to the sender.
+fn relay<S>(registry: &Registry<S>, index: usize, data: &RawValue) -> Vec<Effect> {
+    let entries = registry.entries();
+    let Some(me) = entries.get(index) else {
+        return Vec::new();
+    };
+    let others: Vec<&str> = entries
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != index)
+        .map(|(_, e)| e.info.conn.as_str())
+        .collect();
+    if others.is_empty() {
+        return vec![Effect::Send {
+            conn: me.info.conn.clone(),
+            frame: ErrorCode::NoPeer.to_frame(),
+        }];
+    }
+    let text = relay_text(&me.info.client_id, data);
+    others
+        .into_iter()
+        .map(|conn| Effect::SendText {
+            conn: conn.to_owned(),
+            text: text.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::SocketInfo;
+
+    fn registry(conns: &[&str]) -> Registry<u8> {
+        let sockets = conns.iter().enumerate().map(|(i, c)| {
+            let info = SocketInfo {
+                conn: (*c).into(),
+                client_id: format!("id-{c}"),
+                room: "r".into(),
+                last_ping: None,
+            };
+            (i as u8, info)
+        });
+        Registry::new(sockets, 3, 0)
+    }
+
+    fn texts(step: &Step) -> Vec<String> {
+        let effects = match step {
+            Step::Done(e) | Step::Room(e, _) => e,
+        };
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::Send { conn, frame } => format!("{conn} {}", frame.to_text()),
+                Effect::SendText { conn, text } => format!("{conn} {text}"),
+                Effect::Close { conn, code } => format!("{conn} close {}", code.code()),
+                Effect::Attach { conn, info } => format!("{conn} attach {:?}", info.last_ping),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn text(t: &str) -> Incoming<'_> {
+        Incoming::Text(t)
+    }
+
+    #[test]
+    fn a_message_goes_to_the_other_socket_only() {
+        let mut r = registry(&["a", "b"]);
+        let step = on_frame(
+            &mut r,
+            0,
+            text(r#"{"type":"message","data":[1]}"#),
+            0,
+            &Config::default(),
+        );
+        assert_eq!(
+            texts(&step),
+            [r#"b {"type":"message","from":"id-a","data":[1]}"#]
+        );
+    }
+
+    #[test]
+    fn alone_a_message_gets_no_peer() {
+        let mut r = registry(&["a"]);
+        let step = on_frame(
+            &mut r,
+            0,
+            text(r#"{"type":"message","data":1}"#),
+            0,
+            &Config::default(),
+        );
+        assert_eq!(
+            texts(&step),
+            [
+                r#"a {"type":"error","code":"no-peer","message":"no other peer is connected to receive this message"}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ping_is_answered_and_remembered() {
+        let mut r = registry(&["a", "b"]);
+        let step = on_frame(
+            &mut r,
+            1,
+            text(r#"{"type": "ping"}"#),
+            7,
+            &Config::default(),
+        );
+        assert_eq!(texts(&step), [r#"b {"type":"pong"}"#, "b attach Some(7)"]);
+        assert_eq!(r.entries()[1].info.last_ping, Some(7));
+    }
+
+    #[test]
+    fn leave_goes_to_the_room() {
+        let mut r = registry(&["a"]);
+        let step = on_frame(
+            &mut r,
+            0,
+            text(r#"{"type":"leave"}"#),
+            0,
+            &Config::default(),
+        );
+        assert!(
+            matches!(step, Step::Room(ref e, RoomEvent::Leave { ref conn }) if e.is_empty() && conn == "a")
+        );
+    }
+
+    #[test]
+    fn a_flood_is_refused_then_closed_with_4429() {
+        let config = Config {
+            rate_limit_burst: 3,
+            rate_limit_per_sec: 0.001,
+            ..Config::default()
+        };
+        let mut r = registry(&["a", "b"]);
+        for _ in 0..3 {
+            on_frame(&mut r, 0, text("{}"), 0, &config);
+        }
+        for _ in 0..3 {
+            let step = on_frame(&mut r, 0, text("{}"), 0, &config);
+            assert!(texts(&step)[0].contains("rate-limited"));
+        }
+        let step = on_frame(&mut r, 0, text("{}"), 0, &config);
+        assert_eq!(texts(&step)[1], "a close 4429");
+        assert!(matches!(step, Step::Room(_, RoomEvent::ServerClosed { ref conn }) if conn == "a"));
+    }
+}

@@ -1,0 +1,235 @@
+//! The room of two: who may take a slot, what happens when a socket drops, resumes or goes
+//! stale, and which frames go to whom. [`on_join`] and [`on_event`] take the stored
+//! [`RoomState`] and return every [`Effect`] to perform, the storage write among them; the
+//! Durable Object only performs them.
+//!
+//! - `join`: a socket asks for a slot (a fresh join, a resume, a stale eviction, or full).
+//! - `lifecycle`: leaves, closes, drops, the alarm, and catching up on lost sockets.
+
+mod join;
+mod lifecycle;
+
+use crate::config::Config;
+use crate::effect::{Effect, LogEvent};
+use crate::protocol::{LeaveReason, ServerFrame};
+use crate::registry::{Activity, SocketInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How often a room with connected slots re-checks that their sockets still exist. A deploy
+/// drops sockets without any close event, so without this sweep such a room's storage would
+/// stay until somebody joined it again.
+pub const SWEEP_INTERVAL_MS: u64 = 5 * 60 * 1000;
+
+/// Whether a slot's socket is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Presence {
+    Connected,
+    /// Dropped without leaving; held for its owner until `deadline` (ms since the epoch).
+    Away {
+        deadline: u64,
+    },
+}
+
+/// One of the room's two places.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Slot {
+    pub client_id: String,
+    /// SHA-256 of the current resume token; the token itself is never stored.
+    pub token_hash: String,
+    /// The id of the socket that holds the slot now (also that socket's tag).
+    pub conn: String,
+    pub presence: Presence,
+}
+
+/// What the object stores for one room (storage key `room`). Slots are kept in arrival
+/// order: the first is the initiator when the room becomes ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomState {
+    pub name: String,
+    pub slots: Vec<Slot>,
+    /// The two client ids last told `ready` together; a resume within that pair needs none.
+    pub ready_pair: Option<[String; 2]>,
+}
+
+/// What a decision may look at besides the stored state.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub now: u64,
+    pub config: &'a Config,
+    /// The open sockets that hold slots, and their last pings.
+    pub activity: &'a Activity,
+}
+
+/// Something that happened to the room after a socket was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// The socket sent `leave`.
+    Leave { conn: String },
+    /// The client closed the socket with `code` (1006 when it errored).
+    Closed { conn: String, code: u16 },
+    /// The server closed the socket for misbehaving (a rate-limit close): its slot is away.
+    ServerClosed { conn: String },
+    /// The alarm fired.
+    Alarm,
+}
+
+/// A socket asking for a slot, with fresh random ids made by the shell.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub conn: String,
+    /// The client id to use if this is not a resume.
+    pub new_client_id: String,
+    /// The resume token to hand out, and its hash.
+    pub new_token: String,
+    pub new_token_hash: String,
+    /// Hash of the resume token offered, if any.
+    pub resume_hash: Option<String>,
+    /// Cloudflare's TURN servers, already fetched (empty without Cloudflare TURN).
+    pub cloudflare_ice: Vec<Value>,
+}
+
+/// How the shell accepts the arriving socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accept {
+    /// Through the hibernation API, with this attachment (and its `conn` as the tag).
+    Hibernate(SocketInfo),
+    /// As a plain socket that lives for the `full` frame and its close only.
+    Refuse,
+}
+
+/// The answer to an [`Arrival`]: how to accept the socket, then the effects to perform.
+#[derive(Debug)]
+pub struct Joining {
+    pub accept: Accept,
+    pub effects: Vec<Effect>,
+}
+
+/// A socket asks for a slot in room `name`, whose stored state is `stored`.
+pub fn on_join(stored: Option<RoomState>, name: &str, arrival: Arrival, ctx: Ctx) -> Joining {
+    let mut room = stored.clone().unwrap_or_else(|| RoomState::new(name));
+    let (accept, effects) = room.join(ctx, arrival);
+    Joining {
+        accept,
+        effects: persist(stored.as_ref(), room, ctx.now, false, effects),
+    }
+}
+
+/// Applies `event` to the stored room. Without a stored room nothing holds a slot.
+pub fn on_event(stored: Option<RoomState>, event: RoomEvent, ctx: Ctx) -> Vec<Effect> {
+    let Some(mut room) = stored.clone() else {
+        return Vec::new();
+    };
+    let effects = match &event {
+        RoomEvent::Leave { conn } => room.leave(conn),
+        RoomEvent::Closed { conn, code } => room.closed(ctx, conn, *code),
+        RoomEvent::ServerClosed { conn } => room.drop_conn(ctx, conn),
+        RoomEvent::Alarm => room.alarm(ctx),
+    };
+    let rearm = event == RoomEvent::Alarm;
+    persist(stored.as_ref(), room, ctx.now, rearm, effects)
+}
+
+/// Puts the storage effect for `before` → `after` ahead of `effects`. With `rearm` (an alarm
+/// that fired), an unchanged room still gets its next alarm.
+fn persist(
+    before: Option<&RoomState>,
+    after: RoomState,
+    now: u64,
+    rearm: bool,
+    effects: Vec<Effect>,
+) -> Vec<Effect> {
+    let store = if before == Some(&after) {
+        rearm
+            .then(|| after.next_alarm(now))
+            .flatten()
+            .map(|at| Effect::Rearm { at })
+    } else {
+        Some(match after.next_alarm(now) {
+            None => Effect::Clear,
+            Some(alarm_at) => Effect::Save {
+                room: after,
+                alarm_at,
+            },
+        })
+    };
+    store.into_iter().chain(effects).collect()
+}
+
+impl RoomState {
+    pub fn new(name: &str) -> Self {
+        RoomState {
+            name: name.to_owned(),
+            ..RoomState::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// When the alarm should next fire, if at all: the first resume deadline, or the sweep.
+    pub fn next_alarm(&self, now: u64) -> Option<u64> {
+        self.slots
+            .iter()
+            .map(|s| match s.presence {
+                Presence::Away { deadline } => deadline,
+                Presence::Connected => now.saturating_add(SWEEP_INTERVAL_MS),
+            })
+            .min()
+    }
+
+    fn log(&self, event: &'static str, client_id: &str, reason: Option<&'static str>) -> Effect {
+        Effect::Log(LogEvent {
+            event,
+            room: self.name.clone(),
+            client_id: Some(client_id.to_owned()),
+            reason,
+        })
+    }
+
+    fn index_of_conn(&self, conn: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.conn == conn)
+    }
+
+    /// Sends `frame` to every connected slot but `except`.
+    fn tell_others(&self, except: &str, frame: &ServerFrame, out: &mut Vec<Effect>) {
+        for slot in &self.slots {
+            if slot.client_id != except && slot.presence == Presence::Connected {
+                out.push(Effect::Send {
+                    conn: slot.conn.clone(),
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    /// Frees slot `index` and tells the other peer why.
+    fn release(&mut self, index: usize, reason: LeaveReason) -> Vec<Effect> {
+        let slot = self.slots.remove(index);
+        self.ready_pair = None;
+        let mut out = vec![self.log("leave", &slot.client_id, Some(reason.as_str()))];
+        let left = ServerFrame::PeerLeft {
+            room: self.name.clone(),
+            client_id: slot.client_id.clone(),
+            reason,
+        };
+        self.tell_others(&slot.client_id, &left, &mut out);
+        out
+    }
+}
+
+/// Compares token hashes without leaking how many leading characters matched.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests;
