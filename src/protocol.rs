@@ -153,6 +153,57 @@ pub enum ServerFrame {
     Error { code: ErrorCode, message: String },
 }
 
+/// The `type` of every frame the server sends: the [`ServerFrame`]s, the relayed `message`
+/// and the `pong`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFrameType {
+    Created,
+    Joined,
+    PeerJoined,
+    Ready,
+    PeerAway,
+    PeerLeft,
+    Full,
+    Error,
+    Message,
+    Pong,
+}
+
+impl ServerFrameType {
+    pub const ALL: [ServerFrameType; 10] = [
+        ServerFrameType::Created,
+        ServerFrameType::Joined,
+        ServerFrameType::PeerJoined,
+        ServerFrameType::Ready,
+        ServerFrameType::PeerAway,
+        ServerFrameType::PeerLeft,
+        ServerFrameType::Full,
+        ServerFrameType::Error,
+        ServerFrameType::Message,
+        ServerFrameType::Pong,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerFrameType::Created => "created",
+            ServerFrameType::Joined => "joined",
+            ServerFrameType::PeerJoined => "peer-joined",
+            ServerFrameType::Ready => "ready",
+            ServerFrameType::PeerAway => "peer-away",
+            ServerFrameType::PeerLeft => "peer-left",
+            ServerFrameType::Full => "full",
+            ServerFrameType::Error => "error",
+            ServerFrameType::Message => "message",
+            ServerFrameType::Pong => "pong",
+        }
+    }
+
+    /// The type named `name` on the wire.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
 impl ServerFrame {
     pub fn to_text(&self) -> String {
         // Serializing these types cannot fail: every map key is a string and RawValue is valid JSON.
@@ -383,6 +434,32 @@ mod tests {
         let ascii = "a".repeat(200);
         let (_, cut) = close_reply(1000, &ascii);
         assert_eq!(cut.len(), MAX_CLOSE_REASON_BYTES);
+    }
+
+    #[test]
+    fn every_server_frame_has_a_listed_type() {
+        let frames = [
+            ServerFrame::Full {
+                room: "r".into(),
+                max_peers: 2,
+            },
+            ErrorCode::NoPeer.to_frame(),
+            ServerFrame::PeerAway {
+                room: "r".into(),
+                client_id: "a".into(),
+            },
+        ];
+        let texts: Vec<String> = frames
+            .iter()
+            .map(ServerFrame::to_text)
+            .chain([PONG_TEXT.into(), relay_text("a", &raw("1"))])
+            .collect();
+        for text in texts {
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let name = value["type"].as_str().unwrap();
+            assert_eq!(ServerFrameType::parse(name).map(|t| t.as_str()), Some(name));
+        }
+        assert_eq!(ServerFrameType::parse("ping"), None);
     }
 
     #[test]

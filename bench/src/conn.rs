@@ -4,6 +4,7 @@
 
 use crate::frame::Frame;
 use crate::stats::{Failure, Latency};
+use duet::protocol::ServerFrameType;
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -93,7 +94,7 @@ pub async fn expect_data<R>(
         let text = next_text(ws, left, step).await?;
         match Frame::classify(&text) {
             Frame::Message { data } => return Ok(take(data)),
-            Frame::Pong => {}
+            Frame::Is(ServerFrameType::Pong) => {}
             other => return Err(Failure::Unexpected(other.kind())),
         }
     }
@@ -115,7 +116,7 @@ pub async fn expect(
         if want(&frame) {
             return Ok(text);
         }
-        if frame != Frame::Pong {
+        if frame != Frame::Is(ServerFrameType::Pong) {
             return Err(Failure::Unexpected(frame.kind()));
         }
     }
@@ -147,7 +148,10 @@ pub struct Opened {
 pub async fn open_room(url: &str, limit: Duration, opened: &mut Opened) -> Result<Pair, Failure> {
     let start = Instant::now();
     let mut a = connect(url, limit).await?;
-    expect(&mut a, limit, "created", |f| *f == Frame::Created).await?;
+    expect(&mut a, limit, "created", |f| {
+        *f == Frame::Is(ServerFrameType::Created)
+    })
+    .await?;
     opened.welcome.record(start.elapsed());
 
     let b_start = Instant::now();
@@ -158,15 +162,27 @@ pub async fn open_room(url: &str, limit: Duration, opened: &mut Opened) -> Resul
             return Err(failure);
         }
     };
-    let welcomed = expect(&mut b, limit, "joined", |f| *f == Frame::Joined).await;
+    let welcomed = expect(&mut b, limit, "joined", |f| {
+        *f == Frame::Is(ServerFrameType::Joined)
+    })
+    .await;
     if welcomed.is_ok() {
         opened.welcome.record(b_start.elapsed());
     }
     let ready = async {
         welcomed?;
-        expect(&mut a, limit, "peer-joined", |f| *f == Frame::PeerJoined).await?;
-        expect(&mut a, limit, "ready", |f| *f == Frame::Ready).await?;
-        expect(&mut b, limit, "ready", |f| *f == Frame::Ready).await?;
+        expect(&mut a, limit, "peer-joined", |f| {
+            *f == Frame::Is(ServerFrameType::PeerJoined)
+        })
+        .await?;
+        expect(&mut a, limit, "ready", |f| {
+            *f == Frame::Is(ServerFrameType::Ready)
+        })
+        .await?;
+        expect(&mut b, limit, "ready", |f| {
+            *f == Frame::Is(ServerFrameType::Ready)
+        })
+        .await?;
         Ok(())
     }
     .await;

@@ -1,12 +1,13 @@
 //! The frames of protocol v1 (`docs/protocol.md`) as the load generator sees them: server
 //! frames classified by type, and the client frames it sends.
 
+use duet::protocol::{ServerFrameType, PING_TEXT};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// The exact keep-alive text the runtime answers itself, without waking the room's object.
-pub const PING: &str = r#"{"type":"ping"}"#;
+pub const PING: &str = PING_TEXT;
 /// A ping spelled differently, so the room's object answers it (for profiling the object).
 pub const OBJECT_PING: &str = r#"{"type":"ping","via":"object"}"#;
 
@@ -15,24 +16,18 @@ const MESSAGE_HEAD: &str = r#"{"type":"message","data":"#;
 /// The smallest frame [`message`] builds: room for a 20-digit sequence number.
 pub const MIN_MESSAGE_BYTES: usize = 64;
 
-/// A server frame, classified by its `type`.
+/// A server frame, classified by its `type` (the types are the `duet` crate's).
 #[derive(Debug, PartialEq)]
 pub enum Frame<'a> {
-    Created,
-    Joined,
-    PeerJoined,
-    Ready,
     /// A relayed message; `data` is the sender's JSON, byte for byte.
     Message {
         data: &'a str,
     },
-    Pong,
-    Full,
-    PeerAway,
-    PeerLeft,
     Error {
         code: String,
     },
+    /// Any other frame of protocol v1.
+    Is(ServerFrameType),
     /// A well-formed frame of a type this tool does not know.
     Other(String),
     /// Not a JSON object with a string `type`.
@@ -59,39 +54,25 @@ impl<'a> Frame<'a> {
         let Ok(wire) = serde_json::from_str::<Wire<'a>>(text) else {
             return Frame::Invalid;
         };
-        match wire.kind.as_ref() {
-            "created" => Frame::Created,
-            "joined" => Frame::Joined,
-            "peer-joined" => Frame::PeerJoined,
-            "ready" => Frame::Ready,
-            "message" => match wire.data {
+        match ServerFrameType::parse(&wire.kind) {
+            Some(ServerFrameType::Message) => match wire.data {
                 Some(data) => Frame::Message { data: data.get() },
                 None => Frame::Invalid,
             },
-            "pong" => Frame::Pong,
-            "full" => Frame::Full,
-            "peer-away" => Frame::PeerAway,
-            "peer-left" => Frame::PeerLeft,
-            "error" => Frame::Error {
+            Some(ServerFrameType::Error) => Frame::Error {
                 code: wire.code.map(Cow::into_owned).unwrap_or_default(),
             },
-            other => Frame::Other(other.to_owned()),
+            Some(kind) => Frame::Is(kind),
+            None => Frame::Other(wire.kind.into_owned()),
         }
     }
 
     /// The name failures are counted under: the type, `error:<code>` for errors.
     pub fn kind(&self) -> String {
         match self {
-            Frame::Created => "created".into(),
-            Frame::Joined => "joined".into(),
-            Frame::PeerJoined => "peer-joined".into(),
-            Frame::Ready => "ready".into(),
-            Frame::Message { .. } => "message".into(),
-            Frame::Pong => "pong".into(),
-            Frame::Full => "full".into(),
-            Frame::PeerAway => "peer-away".into(),
-            Frame::PeerLeft => "peer-left".into(),
+            Frame::Message { .. } => ServerFrameType::Message.as_str().into(),
             Frame::Error { code } => format!("error:{code}"),
+            Frame::Is(kind) => kind.as_str().into(),
             Frame::Other(kind) => kind.clone(),
             Frame::Invalid => "invalid".into(),
         }

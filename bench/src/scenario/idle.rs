@@ -8,6 +8,7 @@ use crate::conn::{close_pair, expect_data, open_room_in_batch, send, Opened, Pai
 use crate::frame::{self, Frame};
 use crate::server::Sample;
 use crate::stats::{Failure, Failures, Latency, Summary};
+use duet::protocol::ServerFrameType;
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
@@ -250,7 +251,7 @@ fn pong(
 ) -> Result<u64, Failure> {
     match next {
         Some(Ok(Message::Text(text))) => match Frame::classify(&text) {
-            Frame::Pong => Ok(1),
+            Frame::Is(ServerFrameType::Pong) => Ok(1),
             other => Err(Failure::Unexpected(other.kind())),
         },
         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(0),

@@ -11,6 +11,7 @@ use crate::conn::{
 use crate::frame::{self, Frame};
 use crate::server::own_cpu_s;
 use crate::stats::{rate, Failure, Failures, Latency, Summary};
+use duet::protocol::ServerFrameType;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -229,7 +230,10 @@ impl Room {
                         frame::OBJECT_PING
                     };
                     send(&mut pair.a, ping).await?;
-                    expect(&mut pair.a, self.timeout, "pong", |f| *f == Frame::Pong).await?;
+                    expect(&mut pair.a, self.timeout, "pong", |f| {
+                        *f == Frame::Is(ServerFrameType::Pong)
+                    })
+                    .await?;
                 }
             }
             let done = Instant::now();
