@@ -34,16 +34,16 @@ describe("configured values", () => {
     const a = await connect(server.ws(`/ws/${room}`));
     const created = await nextText(a);
     assert.equal(rawField(created, "iceServers"), ICE_SERVERS);
-    const first = checkWelcome(JSON.parse(created), { type: "created", room, peers: [], iceServers });
+    const first = checkWelcome(JSON.parse(created), { type: "created", room, peers: [], iceServers, maxMessageBytes: 64 });
     const b = await connect(server.ws(`/ws/${room}`));
     const joined = await nextText(b);
     assert.equal(rawField(joined, "iceServers"), ICE_SERVERS);
-    checkWelcome(JSON.parse(joined), { type: "joined", room, peers: [first.id], iceServers });
+    checkWelcome(JSON.parse(joined), { type: "joined", room, peers: [first.id], iceServers, maxMessageBytes: 64 });
     terminateAll(a, b);
   });
 
   test("MAX_MESSAGE_BYTES=64: 64 bytes pass, 65 are too-large", async () => {
-    const { a, b } = await openPair(server, { iceServers: JSON.parse(ICE_SERVERS) });
+    const { a, b } = await openPair(server, { iceServers: JSON.parse(ICE_SERVERS), maxMessageBytes: 64 });
     const fits = `{"type":"message","data":"${"x".repeat(64 - 28)}"}`;
     assert.equal(Buffer.byteLength(fits), 64);
     a.ws.send(fits);

@@ -42,6 +42,9 @@ export const LIFECYCLE_EVENTS = ["start", "wake", "join", "resume", "ready", "aw
 /** The default ICE_SERVERS (of the protocol and of wrangler.toml). */
 export const DEFAULT_ICE_SERVERS = [{ urls: "stun:stun.cloudflare.com:3478" }];
 
+/** The default MAX_MESSAGE_BYTES, announced in every welcome as `maxMessageBytes`. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 65536;
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A room name no other test uses. */
@@ -338,7 +341,10 @@ export function terminateAll(...sockets) {
 // ---- rooms ----------------------------------------------------------------------------------
 
 /** The welcome frame expected for a fresh join, with the generated ids taken from `frame`. */
-export function checkWelcome(frame, { type, room, peers, iceServers = DEFAULT_ICE_SERVERS, resumed }) {
+export function checkWelcome(
+  frame,
+  { type, room, peers, iceServers = DEFAULT_ICE_SERVERS, resumed, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES },
+) {
   assert.match(frame.clientId ?? "", CLIENT_ID, "clientId");
   assert.match(frame.resumeToken ?? "", TOKEN, "resumeToken");
   const expected = {
@@ -349,6 +355,7 @@ export function checkWelcome(frame, { type, room, peers, iceServers = DEFAULT_IC
     resumeToken: frame.resumeToken,
     iceServers,
     maxPeers: 2,
+    maxMessageBytes,
     peers,
   };
   if (type === "joined") expected.resumed = resumed ?? false;
@@ -357,9 +364,9 @@ export function checkWelcome(frame, { type, room, peers, iceServers = DEFAULT_IC
 }
 
 /** Opens the first socket of an empty room and checks its `created` frame. */
-export async function openFirst(server, room, { origin, iceServers } = {}) {
+export async function openFirst(server, room, { origin, iceServers, maxMessageBytes } = {}) {
   const ws = await connect(server.ws(`/ws/${room}`), { origin });
-  const { id, token } = checkWelcome(await nextFrame(ws), { type: "created", room, peers: [], iceServers });
+  const { id, token } = checkWelcome(await nextFrame(ws), { type: "created", room, peers: [], iceServers, maxMessageBytes });
   return { ws, id, token };
 }
 
@@ -368,13 +375,14 @@ export async function openFirst(server, room, { origin, iceServers } = {}) {
  * gets `joined` listing the occupant, the occupant gets `peer-joined`, then both get `ready`
  * with the occupant as initiator. `path` overrides the socket path (to send a stale token).
  */
-export async function joinBeside(server, room, occupant, { iceServers, path = `/ws/${room}` } = {}) {
+export async function joinBeside(server, room, occupant, { iceServers, maxMessageBytes, path = `/ws/${room}` } = {}) {
   const ws = await connect(server.ws(path));
   const welcome = checkWelcome(await nextFrame(ws), {
     type: "joined",
     room,
     peers: [occupant.id],
     iceServers,
+    maxMessageBytes,
     resumed: false,
   });
   await expectFrame(occupant.ws, { type: "peer-joined", room, clientId: welcome.id, resumed: false });
@@ -385,9 +393,9 @@ export async function joinBeside(server, room, occupant, { iceServers, path = `/
 }
 
 /** Two peers in a fresh room after the whole handshake (see `openFirst` and `joinBeside`). */
-export async function openPair(server, { room = roomName("pair"), iceServers } = {}) {
-  const a = await openFirst(server, room, { iceServers });
-  const b = await joinBeside(server, room, a, { iceServers });
+export async function openPair(server, { room = roomName("pair"), iceServers, maxMessageBytes } = {}) {
+  const a = await openFirst(server, room, { iceServers, maxMessageBytes });
+  const b = await joinBeside(server, room, a, { iceServers, maxMessageBytes });
   return { room, a, b };
 }
 
