@@ -5,30 +5,43 @@
 //! - Core (plain Rust, tested on the host with `cargo test`):
 //!   - [`protocol`]: the wire types of protocol v1 and the error and close codes.
 //!   - [`intake`] and [`rate`]: the checks every client frame passes (rate, binary, size, syntax).
-//!   - [`room`]: the room of two as state transitions that return effects (frames to send,
-//!     sockets to close, lifecycle events to log).
-//!   - [`route`]: which HTTP request goes where, and the HTTP errors.
-//!   - [`config`]: the `[vars]`, validated, with defaults.
+//!   - [`registry`]: the room's open sockets, their attachments and rate buckets.
+//!   - [`frame`]: what one client frame does on the hot path (relay, pong, error), from the
+//!     registry alone.
+//!   - [`room`]: joins, resumes, leaves, drops and the alarm, as transitions of the stored
+//!     [`room::RoomState`].
+//!   - [`effect`]: what the core asks the shell to do (send, close, log, attach, store).
+//!   - [`route`]: which HTTP request goes where, the handshake check, and the HTTP errors.
+//!   - [`config`] and [`vars`]: the `[vars]`, validated, with defaults.
 //!   - [`token`]: ids, resume tokens and their stored hashes.
 //!   - [`turn`]: TURN credentials (shared secret per client, Cloudflare's managed TURN).
 //!   - [`placement`]: the location hint and jurisdiction of a room's Durable Object.
 //! - Shell (`shell`, wasm32 only): the Worker's `fetch` and the `Room` Durable Object, which
-//!   perform the core's decisions through the WebSocket hibernation API.
+//!   perform the core's effects through the WebSocket hibernation API.
+//!
+//! ## One flow
+//! client frame → Worker (`route`: method, room, origin, upgrade, handshake) → the room's
+//! Durable Object → the core decides (`frame::on_frame` for a frame, `room::on_join` for a new
+//! socket, `room::on_event` for a leave, a close or the alarm) → a list of [`effect::Effect`]s
+//! → the object performs them in order: storage writes first, then frames and closes on the
+//! sockets of its registry. The object never decides anything itself.
 //!
 //! ## Environment
 //! - Binding `ROOMS`: the `Room` Durable Object namespace (SQLite-backed).
 //! - Binding `ASSETS`: the static files in `public/`.
 //! - Vars: `ALLOWED_ORIGINS`, `ICE_SERVERS`, `MAX_MESSAGE_BYTES`, `RATE_LIMIT_BURST`,
 //!   `RATE_LIMIT_PER_SEC`, `RESUME_GRACE_MS`, `STALE_AFTER_MS`, `ROOM_JURISDICTION`,
-//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID` (see `docs/protocol.md`).
+//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID` (see `docs/deploy.md` for the TURN ones,
+//!   `docs/protocol.md` for the rest).
 //! - Secrets: `TURN_SECRET`, `CF_TURN_API_TOKEN` (see `docs/deploy.md`).
 //!
 //! ## What is stored where
 //! One Durable Object per room name. Its object is evicted whenever its sockets hibernate and
 //! restarted on every deploy, so nothing lives only in memory:
-//! - storage key `room`: the [`room::Room`] (slots, token hashes, who was told `ready`),
+//! - storage key `room`: the [`room::RoomState`] (slots, token hashes, who was told `ready`),
 //!   written on lifecycle changes only, never when relaying;
-//! - each socket's tag: its socket id; its attachment: socket id, client id, last ping;
+//! - each socket's tag: its socket id; its attachment ([`registry::SocketInfo`]): socket id,
+//!   client id, room, last ping;
 //! - the alarm: the next resume deadline or sweep.
 //!
 //! A room holds two sockets because a call is two people: the server only pairs them and
