@@ -68,78 +68,93 @@ impl TurnSettings {
                 .filter(|v| !v.is_empty())
         };
         let mut warnings = Vec::new();
+        let mut warn = |name: &'static str, problem: String| {
+            warnings.push(ConfigWarning { name, problem });
+        };
         let ttl_s = match get("TURN_TTL_SECONDS") {
             None => DEFAULT_TTL_SECONDS,
             Some(v) => parse_int(&v, MIN_TTL_SECONDS, MAX_TTL_SECONDS).unwrap_or_else(|problem| {
-                warnings.push(ConfigWarning {
-                    name: "TURN_TTL_SECONDS",
-                    problem,
-                });
+                warn("TURN_TTL_SECONDS", problem);
                 DEFAULT_TTL_SECONDS
             }),
         };
-        let rest = match (get("TURN_SECRET"), get("TURN_URLS")) {
-            (Some(secret), Some(urls)) => match parse_turn_urls(&urls) {
-                Ok(urls) => Some(RestTurn {
+        let rest = RestTurn::from_vars(get("TURN_SECRET"), get("TURN_URLS"), ttl_s).unwrap_or_else(
+            |(name, problem)| {
+                warn(name, problem);
+                None
+            },
+        );
+        let cloudflare =
+            CloudflareTurn::from_vars(get("CF_TURN_KEY_ID"), get("CF_TURN_API_TOKEN"), ttl_s)
+                .unwrap_or_else(|(name, problem)| {
+                    warn(name, problem);
+                    None
+                });
+        (TurnSettings { rest, cloudflare }, warnings)
+    }
+}
+
+/// A setting that stays off, with the variable to blame and why.
+type Off = (&'static str, String);
+
+impl RestTurn {
+    fn from_vars(
+        secret: Option<String>,
+        urls: Option<String>,
+        ttl_s: u64,
+    ) -> Result<Option<Self>, Off> {
+        match (secret, urls) {
+            (Some(secret), Some(urls)) => {
+                let urls = parse_turn_urls(&urls).map_err(|problem| ("TURN_URLS", problem))?;
+                Ok(Some(RestTurn {
                     secret,
                     urls,
                     ttl_s,
-                }),
-                Err(problem) => {
-                    warnings.push(ConfigWarning {
-                        name: "TURN_URLS",
-                        problem,
-                    });
-                    None
-                }
-            },
-            (None, None) => None,
-            (Some(_), None) => {
-                warnings.push(ConfigWarning {
-                    name: "TURN_URLS",
-                    problem: "TURN_SECRET is set but TURN_URLS is not; TURN is off".to_owned(),
-                });
-                None
+                }))
             }
-            (None, Some(_)) => {
-                warnings.push(ConfigWarning {
-                    name: "TURN_SECRET",
-                    problem: "TURN_URLS is set but the secret TURN_SECRET is not; TURN is off"
-                        .to_owned(),
-                });
-                None
-            }
-        };
-        let cloudflare = match (get("CF_TURN_KEY_ID"), get("CF_TURN_API_TOKEN")) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err((
+                "TURN_URLS",
+                "TURN_SECRET is set but TURN_URLS is not; TURN is off".to_owned(),
+            )),
+            (None, Some(_)) => Err((
+                "TURN_SECRET",
+                "TURN_URLS is set but the secret TURN_SECRET is not; TURN is off".to_owned(),
+            )),
+        }
+    }
+}
+
+impl CloudflareTurn {
+    fn from_vars(
+        key_id: Option<String>,
+        api_token: Option<String>,
+        ttl_s: u64,
+    ) -> Result<Option<Self>, Off> {
+        match (key_id, api_token) {
             (Some(key_id), Some(api_token)) => {
-                if key_id
+                let valid = key_id
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    Some(CloudflareTurn {
-                        key_id,
-                        api_token,
-                        ttl_s,
-                    })
-                } else {
-                    warnings.push(ConfigWarning {
-                        name: "CF_TURN_KEY_ID",
-                        problem: "not a TURN key id (letters, digits, - and _)".to_owned(),
-                    });
-                    None
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !valid {
+                    return Err((
+                        "CF_TURN_KEY_ID",
+                        "not a TURN key id (letters, digits, - and _)".to_owned(),
+                    ));
                 }
+                Ok(Some(CloudflareTurn {
+                    key_id,
+                    api_token,
+                    ttl_s,
+                }))
             }
-            (None, None) => None,
-            _ => {
-                warnings.push(ConfigWarning {
-                    name: "CF_TURN_API_TOKEN",
-                    problem: "CF_TURN_KEY_ID and CF_TURN_API_TOKEN must both be set; Cloudflare TURN is off"
-                        .to_owned(),
-                });
-                None
-            }
-        };
-        (TurnSettings { rest, cloudflare }, warnings)
+            (None, None) => Ok(None),
+            _ => Err((
+                "CF_TURN_API_TOKEN",
+                "CF_TURN_KEY_ID and CF_TURN_API_TOKEN must both be set; Cloudflare TURN is off"
+                    .to_owned(),
+            )),
+        }
     }
 }
 
