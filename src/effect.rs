@@ -4,7 +4,7 @@
 
 use crate::protocol::{CloseCode, ServerFrame};
 use crate::registry::SocketInfo;
-use crate::room::RoomState;
+use crate::slots::RoomState;
 use serde::Serialize;
 
 /// One thing for the Durable Object to do. Storage effects come before the frames that

@@ -8,8 +8,8 @@
 //!   - [`registry`]: the room's open sockets, their attachments and rate buckets.
 //!   - [`frame`]: what one client frame does on the hot path (relay, pong, error), from the
 //!     registry alone.
-//!   - [`room`]: joins, resumes, leaves, drops and the alarm, as transitions of the stored
-//!     [`room::RoomState`].
+//!   - [`slots`]: what the object stores for a room ([`slots::RoomState`]).
+//!   - [`room`]: joins, resumes, leaves, drops and the alarm, as transitions of that state.
 //!   - [`effect`]: what the core asks the shell to do (send, close, log, attach, store).
 //!   - [`route`]: which HTTP request goes where, the handshake check, and the HTTP errors.
 //!   - [`config`] and [`vars`]: the `[vars]`, validated, with defaults.
@@ -38,7 +38,7 @@
 //! ## What is stored where
 //! One Durable Object per room name. Its object is evicted whenever its sockets hibernate and
 //! restarted on every deploy, so nothing lives only in memory:
-//! - storage key `room`: the [`room::RoomState`] (slots, token hashes, who was told `ready`),
+//! - storage key `room`: the [`slots::RoomState`] (slots, token hashes, who was told `ready`),
 //!   written on lifecycle changes only, never when relaying;
 //! - each socket's tag: its socket id; its attachment ([`registry::SocketInfo`]): socket id,
 //!   client id, room, last ping;
@@ -57,6 +57,7 @@ pub mod rate;
 pub mod registry;
 pub mod room;
 pub mod route;
+pub mod slots;
 pub mod token;
 pub mod turn;
 pub mod vars;

@@ -93,36 +93,32 @@ impl LeaveReason {
     }
 }
 
+/// The first frame on every admitted socket: `created` or `joined`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Welcome {
+    pub version: u8,
+    pub room: String,
+    pub client_id: String,
+    pub resume_token: String,
+    pub ice_servers: Box<RawValue>,
+    pub max_peers: u8,
+    /// The largest client frame the server accepts (`MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    pub peers: Vec<String>,
+    /// Only in `joined`: whether this is a resume of the slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<bool>,
+}
+
 /// A frame sent by the server. Field names are camelCase on the wire.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ServerFrame {
-    /// You opened an empty room.
-    #[serde(rename_all = "camelCase")]
-    Created {
-        version: u8,
-        room: String,
-        client_id: String,
-        resume_token: String,
-        ice_servers: Box<RawValue>,
-        max_peers: u8,
-        /// The largest client frame the server accepts (`MAX_MESSAGE_BYTES`).
-        max_message_bytes: usize,
-        peers: Vec<String>,
-    },
+    /// You opened an empty room (`resumed` is absent).
+    Created(Welcome),
     /// You entered a room that had a slot taken, or you resumed your slot.
-    #[serde(rename_all = "camelCase")]
-    Joined {
-        version: u8,
-        room: String,
-        client_id: String,
-        resume_token: String,
-        ice_servers: Box<RawValue>,
-        max_peers: u8,
-        max_message_bytes: usize,
-        peers: Vec<String>,
-        resumed: bool,
-    },
+    Joined(Welcome),
     /// Another peer joined or resumed beside you.
     #[serde(rename_all = "camelCase")]
     PeerJoined {
@@ -482,7 +478,7 @@ mod tests {
 
     #[test]
     fn server_frames_match_the_wire_format() {
-        let created = ServerFrame::Created {
+        let created = ServerFrame::Created(Welcome {
             version: VERSION,
             room: "r".into(),
             client_id: "a".into(),
@@ -491,7 +487,8 @@ mod tests {
             max_peers: MAX_PEERS,
             max_message_bytes: 65_536,
             peers: vec![],
-        };
+            resumed: None,
+        });
         assert_eq!(
             created.to_text(),
             r#"{"type":"created","version":1,"room":"r","clientId":"a","resumeToken":"t","iceServers":[{"urls":"stun:x"}],"maxPeers":2,"maxMessageBytes":65536,"peers":[]}"#

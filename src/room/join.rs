@@ -3,7 +3,7 @@
 
 use super::{constant_time_eq, Accept, Arrival, Ctx, Presence, RoomState, Slot};
 use crate::effect::{Effect, LogEvent};
-use crate::protocol::{CloseCode, LeaveReason, ServerFrame, MAX_PEERS, VERSION};
+use crate::protocol::{CloseCode, LeaveReason, ServerFrame, Welcome, MAX_PEERS, VERSION};
 use crate::registry::SocketInfo;
 use crate::turn;
 use serde_json::value::RawValue;
@@ -136,31 +136,20 @@ impl RoomState {
             client_id,
             ctx.now,
         );
-        let (version, room, max_peers) = (VERSION, self.name.clone(), MAX_PEERS);
-        let (client_id, resume_token) = (client_id.to_owned(), arrival.new_token.clone());
-        let max_message_bytes = config.max_message_bytes;
+        let welcome = Welcome {
+            version: VERSION,
+            room: self.name.clone(),
+            client_id: client_id.to_owned(),
+            resume_token: arrival.new_token.clone(),
+            ice_servers,
+            max_peers: MAX_PEERS,
+            max_message_bytes: config.max_message_bytes,
+            peers,
+            resumed,
+        };
         match resumed {
-            None => ServerFrame::Created {
-                version,
-                room,
-                client_id,
-                resume_token,
-                ice_servers,
-                max_peers,
-                max_message_bytes,
-                peers,
-            },
-            Some(resumed) => ServerFrame::Joined {
-                version,
-                room,
-                client_id,
-                resume_token,
-                ice_servers,
-                max_peers,
-                max_message_bytes,
-                peers,
-                resumed,
-            },
+            None => ServerFrame::Created(welcome),
+            Some(_) => ServerFrame::Joined(welcome),
         }
     }
 

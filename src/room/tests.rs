@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::Config;
+use crate::protocol::Welcome;
 use crate::registry::Activity;
 use crate::token;
 use crate::turn::TurnSettings;
@@ -81,8 +82,8 @@ fn ids(room: &RoomState) -> Vec<String> {
 /// checking that the list is `stun:s` then that entry with the credential for its username.
 fn ice_for(frame: &ServerFrame) -> ServerFrame {
     let mut frame = frame.clone();
-    if let ServerFrame::Created { ice_servers, .. } | ServerFrame::Joined { ice_servers, .. } =
-        &mut frame
+    if let ServerFrame::Created(Welcome { ice_servers, .. })
+    | ServerFrame::Joined(Welcome { ice_servers, .. }) = &mut frame
     {
         let list: serde_json::Value = serde_json::from_str(ice_servers.get()).unwrap();
         assert_eq!(list[0]["urls"], "stun:s");

@@ -1,0 +1,67 @@
+//! What the object stores for one room (storage key `room`): its slots, who holds them, and
+//! who was last told `ready`. The decisions that change it are in the `room` module.
+
+use serde::{Deserialize, Serialize};
+
+/// How often a room with connected slots re-checks that their sockets still exist. A deploy
+/// drops sockets without any close event, so without this sweep such a room's storage would
+/// stay until somebody joined it again.
+pub const SWEEP_INTERVAL_MS: u64 = 5 * 60 * 1000;
+
+/// Whether a slot's socket is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Presence {
+    Connected,
+    /// Dropped without leaving; held for its owner until `deadline` (ms since the epoch).
+    Away {
+        deadline: u64,
+    },
+}
+
+/// One of the room's two places.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Slot {
+    pub client_id: String,
+    /// SHA-256 of the current resume token; the token itself is never stored.
+    pub token_hash: String,
+    /// The id of the socket that holds the slot now (also that socket's tag).
+    pub conn: String,
+    pub presence: Presence,
+}
+
+/// What the object stores for one room (storage key `room`). Slots are kept in arrival
+/// order: the first is the initiator when the room becomes ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomState {
+    pub name: String,
+    pub slots: Vec<Slot>,
+    /// The two client ids last told `ready` together; a resume within that pair needs none.
+    pub ready_pair: Option<[String; 2]>,
+}
+
+impl RoomState {
+    pub fn new(name: &str) -> Self {
+        RoomState {
+            name: name.to_owned(),
+            ..RoomState::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// When the alarm should next fire, if at all: the first resume deadline, or the sweep.
+    pub fn next_alarm(&self, now: u64) -> Option<u64> {
+        self.slots
+            .iter()
+            .map(|s| match s.presence {
+                Presence::Away { deadline } => deadline,
+                Presence::Connected => now.saturating_add(SWEEP_INTERVAL_MS),
+            })
+            .min()
+    }
+}
