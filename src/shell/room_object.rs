@@ -14,7 +14,7 @@ use crate::intake::Incoming;
 use crate::protocol::{close_reply, PING_TEXT, PONG_TEXT};
 use crate::registry::{Activity, Registry, SocketInfo};
 use crate::room::{self, Accept, Arrival, Ctx, RoomEvent, RoomState};
-use crate::route::{check_handshake, is_room_name, socket_path_room, UrlParts};
+use crate::route::{is_room_name, socket_path_room, UrlParts};
 use crate::token;
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
@@ -67,14 +67,6 @@ impl DurableObject for Room {
         let Some(name) = socket_path_room(url.path).filter(|n| is_room_name(n)) else {
             return Response::error("invalid room", 400);
         };
-        // The Worker checked the handshake already; a request that reaches the object some
-        // other way must not take a slot for a 101 the runtime would refuse.
-        let headers = req.headers();
-        let key = headers.get("Sec-WebSocket-Key")?;
-        let version = headers.get("Sec-WebSocket-Version")?;
-        if let Err(err) = check_handshake(key.as_deref(), version.as_deref()) {
-            return Response::error(err.body(), err.status());
-        }
         self.note_start(name);
         // Any outbound call happens before the room is loaded: from the load on, only storage
         // is awaited, so no other event can interleave with this join.
