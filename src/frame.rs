@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::effect::Effect;
 use crate::intake::{intake, Incoming, Intake};
 use crate::protocol::{relay_text, ClientFrame, ErrorCode, PONG_TEXT};
-use crate::registry::Registry;
+use crate::registry::{Entry, Registry};
 use crate::room::RoomEvent;
 use serde_json::value::RawValue;
 
@@ -35,20 +35,25 @@ pub fn on_frame<S>(
         Intake::Accept(ClientFrame::Message(data)) => Step::Done(relay(registry, index, data)),
         Intake::Accept(ClientFrame::Ping) => {
             entry.info.last_ping = Some(now);
-            let info = entry.info.clone();
-            Step::Done(vec![
-                Effect::SendText {
-                    conn: conn.clone(),
-                    text: PONG_TEXT.to_owned(),
-                },
-                Effect::Attach { conn, info },
-            ])
+            let pong = Effect::SendText {
+                conn,
+                text: PONG_TEXT.to_owned(),
+            };
+            Step::Done(vec![pong, attach(entry)])
         }
         Intake::Accept(ClientFrame::Leave) => Step::Room(Vec::new(), RoomEvent::Leave { conn }),
-        Intake::Refuse(code) => Step::Done(vec![Effect::Send {
-            conn,
-            frame: code.to_frame(),
-        }]),
+        Intake::Refuse(code) => {
+            let error = Effect::Send {
+                conn,
+                frame: code.to_frame(),
+            };
+            // A refusal by the rate limit is kept in the attachment, so a wake does not
+            // hand a flooder a full bucket.
+            match code {
+                ErrorCode::RateLimited => Step::Done(vec![error, attach(entry)]),
+                _ => Step::Done(vec![error]),
+            }
+        }
         Intake::RefuseAndClose { error, close } => Step::Room(
             vec![
                 Effect::Send {
@@ -60,8 +65,20 @@ pub fn on_frame<S>(
                     code: close,
                 },
             ],
-            RoomEvent::ServerClosed { conn },
+            RoomEvent::ServerClosed {
+                conn,
+                bucket: entry.limiter.clone(),
+            },
         ),
+    }
+}
+
+/// Writes the socket's attachment with its bucket as it is now.
+fn attach<S>(entry: &mut Entry<S>) -> Effect {
+    entry.info.bucket = Some(entry.limiter.clone());
+    Effect::Attach {
+        conn: entry.info.conn.clone(),
+        info: entry.info.clone(),
     }
 }
 
@@ -104,7 +121,9 @@ mod tests {
                 conn: (*c).into(),
                 client_id: format!("id-{c}"),
                 room: "r".into(),
+                connected_at: 0,
                 last_ping: None,
+                bucket: None,
             };
             (i as u8, info)
         });
@@ -208,9 +227,17 @@ mod tests {
         for _ in 0..3 {
             let step = on_frame(&mut r, 0, text("{}"), 0, &config);
             assert!(texts(&step)[0].contains("rate-limited"));
+            // The spent bucket goes into the attachment.
+            assert!(texts(&step)[1].starts_with("a attach"));
         }
+        assert_eq!(
+            r.entries()[0].info.bucket.as_ref(),
+            Some(&r.entries()[0].limiter)
+        );
         let step = on_frame(&mut r, 0, text("{}"), 0, &config);
         assert_eq!(texts(&step)[1], "a close 4429");
-        assert!(matches!(step, Step::Room(_, RoomEvent::ServerClosed { ref conn }) if conn == "a"));
+        assert!(
+            matches!(step, Step::Room(_, RoomEvent::ServerClosed { ref conn, .. }) if conn == "a")
+        );
     }
 }

@@ -58,6 +58,7 @@ pub mod registry;
 pub mod room;
 pub mod route;
 pub mod slots;
+pub mod ticket;
 pub mod token;
 pub mod turn;
 pub mod vars;

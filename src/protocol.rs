@@ -2,9 +2,11 @@
 //! client (`ServerFrame`), the error and close codes, and the one place where a refused frame
 //! becomes an `error` frame. See `docs/protocol.md` for the normative text.
 
+use crate::ticket::Identity;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// The protocol version announced in every welcome frame.
 pub const VERSION: u8 = 1;
@@ -109,6 +111,12 @@ pub struct Welcome {
     /// Only in `joined`: whether this is a resume of the slot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed: Option<bool>,
+    /// With join tickets: who you are, as your ticket says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// With join tickets: who the others are, by client id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_identities: Option<BTreeMap<String, Identity>>,
 }
 
 /// A frame sent by the server. Field names are camelCase on the wire.
@@ -125,6 +133,9 @@ pub enum ServerFrame {
         room: String,
         client_id: String,
         resumed: bool,
+        /// With join tickets: who joined.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        identity: Option<Identity>,
     },
     /// Both peers are connected; `initiator` makes the offer.
     Ready {
@@ -488,6 +499,8 @@ mod tests {
             max_message_bytes: 65_536,
             peers: vec![],
             resumed: None,
+            identity: None,
+            peer_identities: None,
         });
         assert_eq!(
             created.to_text(),

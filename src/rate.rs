@@ -14,7 +14,10 @@ pub enum Admission {
     Exceeded,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A bucket belongs to its slot, not to a socket: it is carried in the socket's attachment and
+/// in the stored slot, so a resume, a reconnect or an eviction starts from where it was.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RateLimiter {
     tokens: f64,
     updated_ms: u64,

@@ -8,20 +8,36 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// What a socket carries through hibernation (its attachment).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SocketInfo {
     /// The socket's id, also its tag.
     pub conn: String,
     pub client_id: String,
     pub room: String,
+    /// When the socket was accepted (ms since the epoch).
+    #[serde(default)]
+    pub connected_at: u64,
     /// Last ping the object answered itself (the runtime keeps the auto-response time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ping: Option<u64>,
+    /// The slot's rate bucket as last written (at accept and on every refusal); a wake starts
+    /// from it instead of a full bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<RateLimiter>,
 }
 
-/// The open sockets that hold slots → time of their last ping, if they ever pinged.
-pub type Activity = HashMap<String, Option<u64>>;
+/// What the registry knows of one open socket when a lifecycle decision needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    /// Its last ping, or when it connected if it never pinged.
+    pub last_seen: u64,
+    /// Its rate bucket now.
+    pub bucket: RateLimiter,
+}
+
+/// The open sockets that hold slots, by socket id.
+pub type Activity = HashMap<String, Live>;
 
 /// One open socket of the room. `S` is the runtime's socket handle (a plain value in tests).
 #[derive(Debug)]
@@ -52,13 +68,18 @@ impl<S> Registry<S> {
         registry
     }
 
-    /// Adds a newly accepted socket; one already registered under its id is replaced.
+    /// Adds a newly accepted socket; one already registered under its id is replaced. Its
+    /// bucket is the one in its attachment, or a full one.
     pub fn insert(&mut self, socket: S, info: SocketInfo, now: u64) {
         self.remove(&info.conn);
+        let limiter = info
+            .bucket
+            .clone()
+            .unwrap_or_else(|| RateLimiter::new(self.burst, now));
         self.entries.push(Entry {
             socket,
             info,
-            limiter: RateLimiter::new(self.burst, now),
+            limiter,
         });
     }
 
@@ -88,16 +109,18 @@ impl<S> Registry<S> {
             .map(|e| &e.socket)
     }
 
-    /// Each socket's last ping: the later of the one the object answered and `auto_pong`'s
-    /// (the runtime's auto-response).
+    /// Each socket's last sign of life: the later of the ping the object answered and
+    /// `auto_pong`'s (the runtime's auto-response), or its connect time; and its bucket.
     pub fn activity(&self, auto_pong: impl Fn(&S) -> Option<u64>) -> Activity {
         self.entries
             .iter()
             .map(|e| {
-                (
-                    e.info.conn.clone(),
-                    e.info.last_ping.max(auto_pong(&e.socket)),
-                )
+                let ping = e.info.last_ping.max(auto_pong(&e.socket));
+                let live = Live {
+                    last_seen: ping.unwrap_or(e.info.connected_at),
+                    bucket: e.limiter.clone(),
+                };
+                (e.info.conn.clone(), live)
             })
             .collect()
     }
@@ -112,7 +135,9 @@ mod tests {
             conn: conn.into(),
             client_id: format!("c-{conn}"),
             room: "r".into(),
+            connected_at: 3,
             last_ping: None,
+            bucket: None,
         }
     }
 
@@ -136,8 +161,22 @@ mod tests {
         b.last_ping = Some(50);
         let r = Registry::new([(1, a), (2, b), (3, info("c"))], 5, 0);
         let act = r.activity(|s| (*s != 3).then_some(20));
-        assert_eq!(act["a"], Some(20));
-        assert_eq!(act["b"], Some(50));
-        assert_eq!(act["c"], None);
+        assert_eq!(act["a"].last_seen, 20);
+        assert_eq!(act["b"].last_seen, 50);
+        // Never pinged: its connect time.
+        assert_eq!(act["c"].last_seen, 3);
+    }
+
+    #[test]
+    fn a_socket_starts_with_the_bucket_of_its_attachment() {
+        let mut spent = RateLimiter::new(5, 0);
+        for _ in 0..5 {
+            spent.admit(0, 5, 0.001);
+        }
+        let mut a = info("a");
+        a.bucket = Some(spent.clone());
+        let r = Registry::new([(1, a), (2, info("b"))], 5, 0);
+        assert_eq!(r.entries()[0].limiter, spent);
+        assert_eq!(r.entries()[1].limiter, RateLimiter::new(5, 0));
     }
 }

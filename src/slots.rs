@@ -1,6 +1,8 @@
 //! What the object stores for one room (storage key `room`): its slots, who holds them, and
 //! who was last told `ready`. The decisions that change it are in the `room` module.
 
+use crate::rate::RateLimiter;
+use crate::ticket::Identity;
 use serde::{Deserialize, Serialize};
 
 /// How often a room with connected slots re-checks that their sockets still exist. A deploy
@@ -20,7 +22,7 @@ pub enum Presence {
 }
 
 /// One of the room's two places.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Slot {
     pub client_id: String,
@@ -29,11 +31,17 @@ pub struct Slot {
     /// The id of the socket that holds the slot now (also that socket's tag).
     pub conn: String,
     pub presence: Presence,
+    /// Who holds the slot, when join tickets are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// The slot's rate bucket when its last socket went away, for the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<RateLimiter>,
 }
 
 /// What the object stores for one room (storage key `room`). Slots are kept in arrival
 /// order: the first is the initiator when the room becomes ready.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomState {
     pub name: String,

@@ -1,22 +1,19 @@
-//! A socket asks for a slot: a resume of a slot it holds, a fresh join into a free slot (after
-//! evicting a stale occupant if the room is full), or `full`.
+//! A socket asks for a slot: a resume of a slot it holds (by resume token, or by the
+//! identity of its join ticket), a fresh join into a free slot (after evicting a stale
+//! occupant if the room is full), or `full`. Every join costs its slot one token of the
+//! slot's rate bucket, which the new socket inherits.
 
 use super::{constant_time_eq, Accept, Arrival, Ctx, Presence, RoomState, Slot};
 use crate::effect::{Effect, LogEvent};
 use crate::protocol::{CloseCode, LeaveReason, ServerFrame, Welcome, MAX_PEERS, VERSION};
+use crate::rate::RateLimiter;
 use crate::registry::SocketInfo;
 use crate::turn;
-use serde_json::value::RawValue;
 
 impl RoomState {
     pub(super) fn join(&mut self, ctx: Ctx, arrival: Arrival) -> (Accept, Vec<Effect>) {
         let mut out = self.reconcile(ctx);
-        let resumed = arrival.resume_hash.as_ref().and_then(|hash| {
-            self.slots
-                .iter()
-                .position(|s| constant_time_eq(&s.token_hash, hash))
-        });
-        if let Some(index) = resumed {
+        if let Some(index) = self.held_by(&arrival) {
             return self.resume(ctx, index, arrival, out);
         }
         if self.slots.len() >= usize::from(MAX_PEERS) {
@@ -28,25 +25,41 @@ impl RoomState {
         self.fresh(ctx, arrival, out)
     }
 
+    /// The slot the arrival already holds: the one its resume token opens (only a slot of
+    /// the same identity, with tickets), else the one of its ticket's identity.
+    fn held_by(&self, arrival: &Arrival) -> Option<usize> {
+        let sub = arrival.identity.as_ref().map(|i| i.sub.as_str());
+        let same_sub = |slot: &Slot| slot.identity.as_ref().map(|i| i.sub.as_str()) == sub;
+        let by_token = arrival.resume_hash.as_ref().and_then(|hash| {
+            self.slots
+                .iter()
+                .position(|s| constant_time_eq(&s.token_hash, hash) && same_sub(s))
+        });
+        by_token.or_else(|| sub.and_then(|_| self.slots.iter().position(same_sub)))
+    }
+
     /// A free slot for a new client.
     fn fresh(&mut self, ctx: Ctx, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
         let client_id = arrival.new_client_id.clone();
-        let peers: Vec<String> = self.slots.iter().map(|s| s.client_id.clone()).collect();
-        let resumed = (!peers.is_empty()).then_some(false);
-        out.push(Effect::Send {
-            conn: arrival.conn.clone(),
-            frame: self.welcome(ctx, &arrival, &client_id, peers, resumed),
-        });
+        let resumed = (!self.slots.is_empty()).then_some(false);
+        let bucket = charge(RateLimiter::new(ctx.config.rate_limit_burst, ctx.now), ctx);
         self.slots.push(Slot {
             client_id: client_id.clone(),
-            token_hash: arrival.new_token_hash,
+            token_hash: arrival.new_token_hash.clone(),
             conn: arrival.conn.clone(),
             presence: Presence::Connected,
+            identity: arrival.identity.clone(),
+            bucket: Some(bucket.clone()),
         });
-        self.admit(arrival.conn, client_id, false, out)
+        out.push(Effect::Send {
+            conn: arrival.conn.clone(),
+            frame: self.welcome(ctx, &arrival, &client_id, resumed),
+        });
+        self.admit(ctx, arrival.conn, client_id, false, bucket, out)
     }
 
-    /// The slot whose token was offered, taken over by the new socket.
+    /// The slot at `index`, taken over by the new socket: a socket still open on it is
+    /// closed with 4000, and the new one inherits its bucket.
     fn resume(
         &mut self,
         ctx: Ctx,
@@ -56,26 +69,25 @@ impl RoomState {
     ) -> (Accept, Vec<Effect>) {
         let slot = &mut self.slots[index];
         let old_conn = std::mem::replace(&mut slot.conn, arrival.conn.clone());
+        let live = ctx.activity.get(&old_conn);
+        let inherited = live.map(|l| l.bucket.clone()).or(slot.bucket.take());
+        let fresh = || RateLimiter::new(ctx.config.rate_limit_burst, ctx.now);
+        let bucket = charge(inherited.unwrap_or_else(fresh), ctx);
+        slot.bucket = Some(bucket.clone());
         slot.token_hash = arrival.new_token_hash.clone();
         slot.presence = Presence::Connected;
         let client_id = slot.client_id.clone();
-        if ctx.activity.contains_key(&old_conn) {
+        if live.is_some() {
             out.push(Effect::Close {
                 conn: old_conn,
                 code: CloseCode::Replaced,
             });
         }
-        let peers = self
-            .slots
-            .iter()
-            .filter(|s| s.client_id != client_id)
-            .map(|s| s.client_id.clone())
-            .collect();
         out.push(Effect::Send {
             conn: arrival.conn.clone(),
-            frame: self.welcome(ctx, &arrival, &client_id, peers, Some(true)),
+            frame: self.welcome(ctx, &arrival, &client_id, Some(true)),
         });
-        self.admit(arrival.conn, client_id, true, out)
+        self.admit(ctx, arrival.conn, client_id, true, bucket, out)
     }
 
     /// No slot: the new socket gets `full` and close 4409.
@@ -106,46 +118,53 @@ impl RoomState {
         out
     }
 
-    /// The connected occupant with the oldest ping past `STALE_AFTER_MS`, if any. Sockets that
-    /// never pinged are exempt: nothing says they are gone.
+    /// The connected occupant silent for longer than `STALE_AFTER_MS` (since its last ping,
+    /// or since it connected if it never pinged), the most silent first.
     fn stalest(&self, ctx: Ctx) -> Option<usize> {
         self.slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.presence == Presence::Connected)
-            .filter_map(|(i, s)| ctx.activity.get(&s.conn).copied().flatten().map(|t| (i, t)))
-            .filter(|&(_, ping)| ctx.now.saturating_sub(ping) > ctx.config.stale_after_ms)
-            .min_by_key(|&(_, ping)| ping)
+            .filter_map(|(i, s)| ctx.activity.get(&s.conn).map(|l| (i, l.last_seen)))
+            .filter(|&(_, seen)| ctx.now.saturating_sub(seen) > ctx.config.stale_after_ms)
+            .min_by_key(|&(_, seen)| seen)
             .map(|(i, _)| i)
     }
 
-    /// `created` (no `resumed`) or `joined` for the client the join settled on.
+    /// `created` (no `resumed`) or `joined` for the client the join settled on, whose slot
+    /// is already in place.
     fn welcome(
         &self,
         ctx: Ctx,
         arrival: &Arrival,
         client_id: &str,
-        peers: Vec<String>,
         resumed: Option<bool>,
     ) -> ServerFrame {
         let config = ctx.config;
-        let ice_servers: Box<RawValue> = turn::ice_servers(
-            &config.ice_servers,
-            &config.turn,
-            &arrival.cloudflare_ice,
-            client_id,
-            ctx.now,
-        );
+        let others = || self.slots.iter().filter(move |s| s.client_id != client_id);
+        let identities = arrival.identity.as_ref().map(|_| {
+            others()
+                .filter_map(|s| Some((s.client_id.clone(), s.identity.clone()?)))
+                .collect()
+        });
         let welcome = Welcome {
             version: VERSION,
             room: self.name.clone(),
             client_id: client_id.to_owned(),
             resume_token: arrival.new_token.clone(),
-            ice_servers,
+            ice_servers: turn::ice_servers(
+                &config.ice_servers,
+                &config.turn,
+                &arrival.cloudflare_ice,
+                client_id,
+                ctx.now,
+            ),
             max_peers: MAX_PEERS,
             max_message_bytes: config.max_message_bytes,
-            peers,
+            peers: others().map(|s| s.client_id.clone()).collect(),
             resumed,
+            identity: arrival.identity.clone(),
+            peer_identities: identities,
         };
         match resumed {
             None => ServerFrame::Created(welcome),
@@ -156,17 +175,25 @@ impl RoomState {
     /// Logs the arrival, tells the other peer, and sends `ready` if the pair is now complete.
     fn admit(
         &mut self,
+        ctx: Ctx,
         conn: String,
         client_id: String,
         resumed: bool,
+        bucket: RateLimiter,
         mut out: Vec<Effect>,
     ) -> (Accept, Vec<Effect>) {
         let event = if resumed { "resume" } else { "join" };
         out.push(self.log(event, &client_id, None));
+        let identity = self
+            .slots
+            .iter()
+            .find(|s| s.client_id == client_id)
+            .and_then(|s| s.identity.clone());
         let joined = ServerFrame::PeerJoined {
             room: self.name.clone(),
             client_id: client_id.clone(),
             resumed,
+            identity,
         };
         self.tell_others(&client_id, &joined, &mut out);
         out.extend(self.ready_if_complete());
@@ -174,7 +201,9 @@ impl RoomState {
             conn,
             client_id,
             room: self.name.clone(),
+            connected_at: ctx.now,
             last_ping: None,
+            bucket: Some(bucket),
         };
         (Accept::Hibernate(info), out)
     }
@@ -207,4 +236,12 @@ impl RoomState {
         self.ready_pair = Some(pair);
         out
     }
+}
+
+/// Takes the token a join costs from `bucket`. A join refused by an empty bucket still
+/// proceeds (the slot is its holder's), but its strike counts towards the 4429 close.
+fn charge(mut bucket: RateLimiter, ctx: Ctx) -> RateLimiter {
+    let config = ctx.config;
+    bucket.admit(ctx.now, config.rate_limit_burst, config.rate_limit_per_sec);
+    bucket
 }

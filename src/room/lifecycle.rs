@@ -4,6 +4,7 @@
 use super::{Ctx, Presence, RoomState};
 use crate::effect::Effect;
 use crate::protocol::{CloseCode, LeaveReason, ServerFrame};
+use crate::rate::RateLimiter;
 
 impl RoomState {
     /// Marks connected slots whose socket no longer exists as away from now, and lets their
@@ -45,7 +46,13 @@ impl RoomState {
     /// The client closed the socket with `code`. A close of a socket that no longer holds a
     /// connected slot changes nothing: it was replaced, evicted, or closed by the server,
     /// and the client's answer to a server's close is not a leave.
-    pub(super) fn closed(&mut self, ctx: Ctx, conn: &str, code: u16) -> Vec<Effect> {
+    pub(super) fn closed(
+        &mut self,
+        ctx: Ctx,
+        conn: &str,
+        code: u16,
+        bucket: &Option<RateLimiter>,
+    ) -> Vec<Effect> {
         let Some(index) = self.index_of_conn(conn) else {
             return Vec::new();
         };
@@ -55,12 +62,17 @@ impl RoomState {
         if code == 1000 {
             return self.release(index, LeaveReason::Leave);
         }
-        self.drop_conn(ctx, conn)
+        self.drop_conn(ctx, conn, bucket.clone())
     }
 
-    /// The slot held by `conn` lost its socket without leaving: hold it for the grace, or free
-    /// it at once when the grace is 0.
-    pub(super) fn drop_conn(&mut self, ctx: Ctx, conn: &str) -> Vec<Effect> {
+    /// The slot held by `conn` lost its socket without leaving: hold it for the grace (with
+    /// the socket's last `bucket`), or free it at once when the grace is 0.
+    pub(super) fn drop_conn(
+        &mut self,
+        ctx: Ctx,
+        conn: &str,
+        bucket: Option<RateLimiter>,
+    ) -> Vec<Effect> {
         let Some(index) = self.index_of_conn(conn) else {
             return Vec::new();
         };
@@ -71,6 +83,9 @@ impl RoomState {
         slot.presence = Presence::Away {
             deadline: ctx.now.saturating_add(ctx.config.resume_grace_ms),
         };
+        if bucket.is_some() {
+            slot.bucket = bucket;
+        }
         let client_id = slot.client_id.clone();
         self.announce_away(ctx, &client_id)
     }

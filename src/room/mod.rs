@@ -12,8 +12,10 @@ mod lifecycle;
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
 use crate::protocol::{LeaveReason, ServerFrame};
+use crate::rate::RateLimiter;
 use crate::registry::{Activity, SocketInfo};
 pub use crate::slots::{Presence, RoomState, Slot};
+use crate::ticket::Identity;
 use serde_json::Value;
 
 pub use crate::slots::SWEEP_INTERVAL_MS;
@@ -28,14 +30,20 @@ pub struct Ctx<'a> {
 }
 
 /// Something that happened to the room after a socket was accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RoomEvent {
     /// The socket sent `leave`.
     Leave { conn: String },
-    /// The client closed the socket with `code` (1006 when it errored).
-    Closed { conn: String, code: u16 },
-    /// The server closed the socket for misbehaving (a rate-limit close): its slot is away.
-    ServerClosed { conn: String },
+    /// The client closed the socket with `code` (1006 when it errored); `bucket` is its rate
+    /// bucket when it closed, if the registry had it.
+    Closed {
+        conn: String,
+        code: u16,
+        bucket: Option<RateLimiter>,
+    },
+    /// The server closed the socket for misbehaving (a rate-limit close): its slot is away and
+    /// keeps the spent `bucket`.
+    ServerClosed { conn: String, bucket: RateLimiter },
     /// The alarm fired.
     Alarm,
 }
@@ -53,10 +61,12 @@ pub struct Arrival {
     pub resume_hash: Option<String>,
     /// Cloudflare's TURN servers, already fetched (empty without Cloudflare TURN).
     pub cloudflare_ice: Vec<Value>,
+    /// Who the join ticket names, when tickets are required.
+    pub identity: Option<Identity>,
 }
 
 /// How the shell accepts the arriving socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Accept {
     /// Through the hibernation API, with this attachment (and its `conn` as the tag).
     Hibernate(SocketInfo),
@@ -88,8 +98,8 @@ pub fn on_event(stored: Option<RoomState>, event: RoomEvent, ctx: Ctx) -> Vec<Ef
     };
     let effects = match &event {
         RoomEvent::Leave { conn } => room.leave(conn),
-        RoomEvent::Closed { conn, code } => room.closed(ctx, conn, *code),
-        RoomEvent::ServerClosed { conn } => room.drop_conn(ctx, conn),
+        RoomEvent::Closed { conn, code, bucket } => room.closed(ctx, conn, *code, bucket),
+        RoomEvent::ServerClosed { conn, bucket } => room.drop_conn(ctx, conn, Some(bucket.clone())),
         RoomEvent::Alarm => room.alarm(ctx),
     };
     let rearm = event == RoomEvent::Alarm;

@@ -3,7 +3,8 @@
 use super::*;
 use crate::config::Config;
 use crate::protocol::Welcome;
-use crate::registry::Activity;
+use crate::rate::RateLimiter;
+use crate::registry::{Activity, Live};
 use crate::token;
 use crate::turn::TurnSettings;
 use crate::vars::vars;
@@ -55,11 +56,21 @@ fn arrival(n: u32, resume: Option<&str>) -> Arrival {
         new_token_hash: token::hash(&format!("t{n}")),
         resume_hash: token::resume_hash(resume),
         cloudflare_ice: Vec::new(),
+        identity: None,
     }
 }
 
+/// A socket last seen at `at`, with a full bucket.
+fn seen(at: u64) -> Live {
+    Live {
+        last_seen: at,
+        bucket: RateLimiter::new(CONFIG.rate_limit_burst, at),
+    }
+}
+
+/// These sockets open, all seen at time 0.
 fn live(conns: &[&str]) -> Activity {
-    conns.iter().map(|c| (c.to_string(), None)).collect()
+    conns.iter().map(|c| (c.to_string(), seen(0))).collect()
 }
 
 fn admitted((accept, effects): (Accept, Vec<Effect>)) -> Vec<Effect> {
@@ -196,7 +207,7 @@ fn third_peer_finds_the_room_full() {
 #[test]
 fn an_away_slot_is_held_so_the_room_stays_full() {
     let mut room = pair();
-    room.closed(quiet(100), "s2", 1006);
+    room.closed(quiet(100), "s2", 1006, &None);
     assert!(is_full(
         room.join(at(200, &live(&["s1"])), arrival(3, None))
     ));
@@ -223,13 +234,13 @@ fn leave_releases_the_slot_and_closes_with_1000() {
     assert_eq!(room.slots.len(), 1);
     assert_eq!(room.ready_pair, None);
     // The echo of our own close changes nothing.
-    assert!(room.closed(quiet(1), "s2", 1000).is_empty());
+    assert!(room.closed(quiet(1), "s2", 1000, &None).is_empty());
 }
 
 #[test]
 fn a_clean_client_close_is_a_leave() {
     let mut room = pair();
-    let effects = room.closed(quiet(1), "s1", 1000);
+    let effects = room.closed(quiet(1), "s1", 1000, &None);
     assert_eq!(
         wire(&effects),
         [w(
@@ -245,7 +256,7 @@ fn a_clean_client_close_is_a_leave() {
 #[test]
 fn a_dropped_socket_is_away_then_times_out() {
     let mut room = pair();
-    let effects = room.closed(quiet(1_000), "s2", 1006);
+    let effects = room.closed(quiet(1_000), "s2", 1006, &None);
     assert_eq!(
         wire(&effects),
         [w(
@@ -261,7 +272,7 @@ fn a_dropped_socket_is_away_then_times_out() {
     );
     assert_eq!(room.next_alarm(1_000), Some(1_000 + GRACE));
     // A second close event for the same socket is not a second drop.
-    assert!(room.closed(quiet(1_001), "s2", 1001).is_empty());
+    assert!(room.closed(quiet(1_001), "s2", 1001, &None).is_empty());
     // Before the deadline the alarm frees nothing.
     assert!(wire(&room.alarm(at(1_000 + GRACE - 1, &live(&["s1"])))).is_empty());
     let effects = room.alarm(at(1_000 + GRACE, &live(&["s1"])));
@@ -292,7 +303,7 @@ fn with_no_grace_a_drop_releases_at_once() {
         config: &config,
         activity: &NO_SOCKETS,
     };
-    let effects = room.closed(ctx, "s1", 1006);
+    let effects = room.closed(ctx, "s1", 1006, &None);
     assert_eq!(
         wire(&effects),
         [w(
@@ -306,7 +317,7 @@ fn with_no_grace_a_drop_releases_at_once() {
 #[test]
 fn resume_after_a_blip_keeps_the_id_rotates_the_token_and_sends_no_ready() {
     let mut room = pair();
-    room.closed(quiet(1_000), "s2", 1006);
+    room.closed(quiet(1_000), "s2", 1006, &None);
     let effects = admitted(room.join(at(2_000, &live(&["s1"])), arrival(3, Some("t2"))));
     assert_eq!(
         wire(&effects),
@@ -348,7 +359,7 @@ fn resume_while_the_old_socket_is_open_replaces_it() {
         )
     );
     // The replaced socket's close event is ignored.
-    assert!(room.closed(quiet(6), "s2", 4000).is_empty());
+    assert!(room.closed(quiet(6), "s2", 4000, &None).is_empty());
     assert_eq!(room.slots[1].presence, Presence::Connected);
 }
 
@@ -366,7 +377,7 @@ fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
     // c1 drops before anyone else arrives.
     let mut room = RoomState::new("r");
     admitted(room.join(at(0, &live(&[])), arrival(1, None)));
-    room.closed(quiet(10), "s1", 1006);
+    room.closed(quiet(10), "s1", 1006, &None);
     let effects = admitted(room.join(at(20, &live(&[])), arrival(2, None)));
     assert_eq!(
         wire(&effects),
@@ -393,7 +404,7 @@ fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
 #[test]
 fn a_resume_into_a_new_pair_gets_ready() {
     let mut room = pair();
-    room.closed(quiet(1), "s1", 1006);
+    room.closed(quiet(1), "s1", 1006, &None);
     room.leave("s2");
     admitted(room.join(at(2, &live(&[])), arrival(3, None)));
     let effects = admitted(room.join(at(3, &live(&["s3"])), arrival(4, Some("t1"))));
@@ -405,9 +416,9 @@ fn a_resume_into_a_new_pair_gets_ready() {
 fn a_stale_occupant_makes_room_for_a_newcomer() {
     let mut room = pair();
     let mut lv = live(&["s1", "s2"]);
-    lv.insert("s1".into(), Some(1_000));
-    lv.insert("s2".into(), None); // never pinged: exempt
+    lv.insert("s1".into(), seen(1_000));
     let now = 1_000 + STALE + 1;
+    lv.insert("s2".into(), seen(now - 1)); // connected or pinged just now
     let effects = admitted(room.join(at(now, &lv), arrival(3, None)));
     assert_eq!(
         wire(&effects),
@@ -436,14 +447,15 @@ fn a_stale_occupant_makes_room_for_a_newcomer() {
         ]
     );
     // The evicted socket's close event changes nothing.
-    assert!(room.closed(quiet(now), "s1", 4408).is_empty());
+    assert!(room.closed(quiet(now), "s1", 4408, &None).is_empty());
 }
 
 #[test]
 fn pings_within_the_limit_are_not_stale() {
     let mut room = pair();
     let mut lv = live(&["s1", "s2"]);
-    lv.insert("s1".into(), Some(1_000));
+    lv.insert("s1".into(), seen(1_000));
+    lv.insert("s2".into(), seen(1_000));
     assert!(is_full(room.join(at(1_000 + STALE, &lv), arrival(3, None))));
 }
 
@@ -451,8 +463,8 @@ fn pings_within_the_limit_are_not_stale() {
 fn the_stalest_of_two_is_evicted() {
     let mut room = pair();
     let mut lv = Activity::new();
-    lv.insert("s1".into(), Some(500));
-    lv.insert("s2".into(), Some(100));
+    lv.insert("s1".into(), seen(500));
+    lv.insert("s2".into(), seen(100));
     let effects = admitted(room.join(at(500 + STALE + 1, &lv), arrival(3, None)));
     assert_eq!(wire(&effects)[0], w("s2", "close 4408 stale"));
     assert_eq!(ids(&room), ["c1", "c3"]);
@@ -521,7 +533,7 @@ fn token_comparison_needs_the_whole_hash() {
 #[test]
 fn the_answer_to_a_server_close_is_not_a_leave() {
     let mut room = pair();
-    let effects = room.drop_conn(quiet(10), "s2");
+    let effects = room.drop_conn(quiet(10), "s2", None);
     assert_eq!(
         wire(&effects),
         [w(
@@ -530,7 +542,7 @@ fn the_answer_to_a_server_close_is_not_a_leave() {
         )]
     );
     // The client answers the 4429 close with 1000: the slot stays away for its owner.
-    assert!(room.closed(quiet(11), "s2", 1000).is_empty());
+    assert!(room.closed(quiet(11), "s2", 1000, &None).is_empty());
     assert_eq!(
         room.slots[1].presence,
         Presence::Away {
@@ -580,6 +592,7 @@ fn storage_is_written_first_and_only_on_change() {
         RoomEvent::Closed {
             conn: "zz".into(),
             code: 1000,
+            bucket: None,
         },
         quiet(5),
     );
@@ -590,6 +603,7 @@ fn storage_is_written_first_and_only_on_change() {
         RoomEvent::Closed {
             conn: "s2".into(),
             code: 1006,
+            bucket: None,
         },
         quiet(5),
     );
@@ -606,4 +620,133 @@ fn storage_is_written_first_and_only_on_change() {
     assert!(matches!(effects[0], Effect::Clear));
     // Nothing stored: nothing holds a slot.
     assert!(on_event(None, RoomEvent::Alarm, quiet(7)).is_empty());
+}
+
+#[test]
+fn silent_sockets_are_stale_from_their_connect_time() {
+    // Two squatters that never sent anything hold the room; after STALE_AFTER_MS the one
+    // that connected first makes room for a newcomer.
+    let mut room = pair();
+    let mut lv = Activity::new();
+    lv.insert("s1".into(), seen(10));
+    lv.insert("s2".into(), seen(20));
+    assert!(is_full(room.join(at(10 + STALE, &lv), arrival(3, None))));
+    let effects = admitted(room.join(at(20 + STALE, &lv), arrival(4, None)));
+    assert_eq!(wire(&effects)[0], w("s1", "close 4408 stale"));
+}
+
+/// A bucket with `tokens` left of the burst at time 0.
+fn spent(tokens: u32) -> RateLimiter {
+    let mut bucket = RateLimiter::new(CONFIG.rate_limit_burst, 0);
+    for _ in tokens..CONFIG.rate_limit_burst {
+        bucket.admit(0, CONFIG.rate_limit_burst, CONFIG.rate_limit_per_sec);
+    }
+    bucket
+}
+
+fn bucket_of(accept: &Accept) -> RateLimiter {
+    match accept {
+        Accept::Hibernate(info) => info.bucket.clone().unwrap(),
+        Accept::Refuse => panic!("refused"),
+    }
+}
+
+#[test]
+fn the_bucket_belongs_to_the_slot_across_resumes() {
+    let mut room = pair();
+    // s2 spent all but 3 tokens and was closed 4429: the away slot keeps the bucket.
+    room.drop_conn(quiet(0), "s2", Some(spent(3)));
+    assert_eq!(room.slots[1].bucket, Some(spent(3)));
+    // The resume starts from it, less the token the join costs.
+    let (accept, _) = room.join(at(0, &live(&["s1"])), arrival(3, Some("t2")));
+    assert_eq!(bucket_of(&accept), spent(2));
+    // A resume while the old socket is open takes its live bucket.
+    let mut lv = live(&["s1", "s3"]);
+    lv.insert(
+        "s3".into(),
+        Live {
+            last_seen: 0,
+            bucket: spent(1),
+        },
+    );
+    let (accept, _) = room.join(at(0, &lv), arrival(4, Some("t3")));
+    assert_eq!(bucket_of(&accept), spent(0));
+    // A fresh join starts full, less its own token.
+    let mut other = RoomState::new("r");
+    let (accept, _) = other.join(quiet(0), arrival(5, None));
+    assert_eq!(bucket_of(&accept), spent(CONFIG.rate_limit_burst - 1));
+}
+
+fn who(sub: &str) -> crate::ticket::Identity {
+    crate::ticket::Identity {
+        sub: sub.into(),
+        name: Some(format!("{sub}!")),
+        meta: None,
+    }
+}
+
+fn ticketed(n: u32, sub: &str, resume: Option<&str>) -> Arrival {
+    Arrival {
+        identity: Some(who(sub)),
+        ..arrival(n, resume)
+    }
+}
+
+#[test]
+fn with_tickets_frames_say_who_is_who() {
+    let mut room = RoomState::new("r");
+    let effects = admitted(room.join(quiet(0), ticketed(1, "ann", None)));
+    assert!(wire(&effects)[0]
+        .1
+        .ends_with(r#""peers":[],"identity":{"sub":"ann","name":"ann!"},"peerIdentities":{}}"#));
+    let effects = admitted(room.join(at(0, &live(&["s1"])), ticketed(2, "ben", None)));
+    let wire = wire(&effects);
+    assert!(wire[0].1.ends_with(r#""resumed":false,"identity":{"sub":"ben","name":"ben!"},"peerIdentities":{"c1":{"sub":"ann","name":"ann!"}}}"#), "{}", wire[0].1);
+    assert_eq!(
+        wire[1],
+        w(
+            "s1",
+            r#"{"type":"peer-joined","room":"r","clientId":"c2","resumed":false,"identity":{"sub":"ben","name":"ben!"}}"#
+        )
+    );
+}
+
+#[test]
+fn a_second_socket_of_the_same_identity_takes_its_slot_back() {
+    let mut room = RoomState::new("r");
+    admitted(room.join(quiet(0), ticketed(1, "ann", None)));
+    admitted(room.join(at(0, &live(&["s1"])), ticketed(2, "ben", None)));
+    // Ann opens a second tab, without a resume token: it takes her slot, not a third one.
+    let effects = admitted(room.join(at(1, &live(&["s1", "s2"])), ticketed(3, "ann", None)));
+    let wire = wire(&effects);
+    assert_eq!(wire[0], w("s1", "close 4000 replaced"));
+    assert!(wire[1].1.contains(r#""clientId":"c1""#) && wire[1].1.contains(r#""resumed":true"#));
+    assert_eq!(
+        wire[2],
+        w(
+            "s2",
+            r#"{"type":"peer-joined","room":"r","clientId":"c1","resumed":true,"identity":{"sub":"ann","name":"ann!"}}"#
+        )
+    );
+    assert_eq!(ids(&room), ["c1", "c2"]);
+}
+
+#[test]
+fn a_resume_token_opens_only_a_slot_of_the_same_identity() {
+    let mut room = RoomState::new("r");
+    admitted(room.join(quiet(0), ticketed(1, "ann", None)));
+    room.closed(quiet(1), "s1", 1006, &None);
+    // Mallory has Ann's token but her own ticket: the token is ignored, she gets a new slot.
+    let effects = admitted(room.join(at(2, &live(&[])), ticketed(2, "mal", Some("t1"))));
+    assert!(wire(&effects)[0].1.contains(r#""clientId":"c2""#));
+    assert!(wire(&effects)[0].1.contains(r#""resumed":false"#));
+    assert_eq!(
+        room.slots[0].presence,
+        Presence::Away {
+            deadline: 1 + GRACE
+        }
+    );
+    // Ann resumes with her token and her ticket.
+    let effects = admitted(room.join(at(3, &live(&["s2"])), ticketed(3, "ann", Some("t1"))));
+    assert!(wire(&effects)[0].1.contains(r#""clientId":"c1""#));
 }
