@@ -51,7 +51,7 @@ echo "bench: starting wrangler dev on 127.0.0.1:$port (log: $work/wrangler.log)"
 # can stop wrangler with every child.
 # The Worker is built above; a build-less copy of wrangler.toml keeps wrangler dev from
 # rebuilding and restarting mid-run when a file under src/ changes.
-config=$(node test/helpers/static-config.mjs wrangler.bench.toml)
+config=$(node test/helpers/static-config.mjs wrangler.bench.toml 1000000000)
 set -m
 node_modules/.bin/wrangler dev --config "$config" --ip 127.0.0.1 --port "$port" \
   --persist-to "$work/state" --show-interactive-dev-session=false \

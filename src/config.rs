@@ -2,6 +2,7 @@
 //! [`ConfigWarning`] (the shell logs it loudly) and the default is used instead.
 
 use crate::placement::parse_jurisdiction;
+use crate::ticket::{parse_secrets, Secrets};
 use crate::turn::TurnSettings;
 use crate::vars::parse_int;
 pub use crate::vars::ConfigWarning;
@@ -43,6 +44,8 @@ pub struct Config {
     pub turn: TurnSettings,
     /// Keeps every room's Durable Object (and its storage) inside this jurisdiction.
     pub room_jurisdiction: Option<&'static str>,
+    /// `JOIN_SECRET`: with any secret, every socket needs a join ticket signed with one.
+    pub join_secrets: Secrets,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             stale_after_ms: 60_000,
             turn: TurnSettings::default(),
             room_jurisdiction: None,
+            join_secrets: Secrets::default(),
         }
     }
 }
@@ -123,6 +127,9 @@ impl Config {
             value("ROOM_JURISDICTION")
                 .map(|v| parse_jurisdiction(&v).map(|j| config.room_jurisdiction = j)),
         );
+        if let Some(v) = value("JOIN_SECRET") {
+            config.join_secrets = Secrets(parse_secrets(&v));
+        }
         let (turn, turn_warnings) = TurnSettings::from_vars(&get);
         config.turn = turn;
         warnings.extend(turn_warnings);
@@ -246,6 +253,13 @@ mod tests {
         );
         assert_eq!((c.resume_grace_ms, c.stale_after_ms), (0, 2000));
         assert_eq!(c.room_jurisdiction, Some("eu"));
+        assert!(c.join_secrets.0.is_empty());
+        let (c, _) = parse(&[("JOIN_SECRET", " new , old ,")]);
+        assert_eq!(c.join_secrets.0, ["new", "old"]);
+        assert!(
+            !format!("{c:?}").contains("new"),
+            "secrets stay out of Debug"
+        );
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! headers. The shell turns a [`Route`] into a response; every refusal is an [`HttpError`].
 
 use crate::config::AllowedOrigins;
+use crate::ticket::{self, Identity, TicketError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Serialize;
 
 /// Longest room name accepted; names are used as Durable Object names and in URLs.
@@ -12,8 +15,12 @@ pub const MAX_ROOM_LEN: usize = 64;
 pub enum Route {
     /// `GET /healthz`.
     Health,
-    /// A valid WebSocket upgrade for this room: forward to its Durable Object.
-    Socket { room: String },
+    /// A valid WebSocket upgrade for this room: forward to its Durable Object, with the
+    /// identity its ticket vouched for (when tickets are required).
+    Socket {
+        room: String,
+        identity: Option<Identity>,
+    },
     /// `/{room}`: serve the app page, which joins that room.
     AppPage,
     /// Anything else: the static assets decide.
@@ -34,6 +41,88 @@ pub struct RequestParts<'a> {
     /// `Sec-WebSocket-Key` and `Sec-WebSocket-Version`, when present.
     pub ws_key: Option<&'a str>,
     pub ws_version: Option<&'a str>,
+    /// The join ticket offered (as a subprotocol or as `?ticket=`), when present.
+    pub ticket: Option<&'a str>,
+}
+
+/// Who may open sockets: the origins, and the join secrets when tickets are required.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    pub origins: &'a AllowedOrigins,
+    /// `JOIN_SECRET`'s list; empty: no tickets, open rooms.
+    pub secrets: &'a [String],
+    /// Now, in unix seconds, for `exp` and `nbf`.
+    pub now_s: u64,
+}
+
+impl<'a> Access<'a> {
+    /// Open rooms (no tickets) for `origins`.
+    pub fn open(origins: &'a AllowedOrigins) -> Self {
+        Access {
+            origins,
+            secrets: &[],
+            now_s: 0,
+        }
+    }
+}
+
+/// The Rate Limiting binding that limits joins per client IP and per ticket identity.
+pub const JOIN_LIMITER: &str = "JOIN_LIMITER";
+/// `Retry-After` of a `too-many-joins` answer: the period of `wrangler.toml`'s limit.
+pub const JOIN_LIMIT_PERIOD_S: u64 = 60;
+
+/// The keys one join is counted under: the client's IP, and its identity with tickets.
+pub fn join_limit_keys(ip: &str, identity: Option<&Identity>) -> Vec<String> {
+    let mut keys = vec![format!("ip:{ip}")];
+    if let Some(identity) = identity {
+        keys.push(format!("sub:{}", identity.sub));
+    }
+    keys
+}
+
+/// The header in which the Worker hands a ticket's identity to the room's object.
+pub const IDENTITY_HEADER: &str = "X-Duet-Identity";
+
+/// An identity as the header carries it: base64url of its JSON (header values are Latin-1,
+/// names need not be).
+pub fn encode_identity(identity: &Identity) -> String {
+    let json = serde_json::to_string(identity).unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+pub fn decode_identity(header: &str) -> Option<Identity> {
+    let json = String::from_utf8(URL_SAFE_NO_PAD.decode(header.trim()).ok()?).ok()?;
+    serde_json::from_str(&json).ok()
+}
+
+/// The subprotocol that names protocol v1; the 101 answer selects it when offered.
+pub const SUBPROTOCOL: &str = "duet.v1";
+const TICKET_PREFIX: &str = "duet.ticket.";
+const RESUME_PREFIX: &str = "duet.resume.";
+
+/// What a client offered in `Sec-WebSocket-Protocol`: browsers cannot set headers on a
+/// WebSocket, so tickets and resume tokens travel as subprotocols, out of URLs and logs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Offered<'a> {
+    pub v1: bool,
+    pub ticket: Option<&'a str>,
+    pub resume: Option<&'a str>,
+}
+
+impl<'a> Offered<'a> {
+    pub fn parse(header: Option<&'a str>) -> Self {
+        let mut offered = Offered::default();
+        for item in header.unwrap_or("").split(',').map(str::trim) {
+            if item == SUBPROTOCOL {
+                offered.v1 = true;
+            } else if let Some(ticket) = item.strip_prefix(TICKET_PREFIX) {
+                offered.ticket.get_or_insert(ticket);
+            } else if let Some(token) = item.strip_prefix(RESUME_PREFIX) {
+                offered.resume.get_or_insert(token);
+            }
+        }
+        offered
+    }
 }
 
 /// A refused request, answered as `{"error":{"code","message"}}` with `status`.
@@ -42,16 +131,33 @@ pub enum HttpError {
     InvalidRoom,
     MethodNotAllowed,
     ForbiddenOrigin,
+    TicketRequired,
+    InvalidTicket,
+    TicketExpired,
+    TicketWrongRoom,
     UpgradeRequired,
     BadUpgrade,
+    TooManyJoins,
     NotFound,
+}
+
+impl From<TicketError> for HttpError {
+    fn from(err: TicketError) -> Self {
+        match err {
+            TicketError::Invalid => HttpError::InvalidTicket,
+            TicketError::Expired => HttpError::TicketExpired,
+            TicketError::WrongRoom => HttpError::TicketWrongRoom,
+        }
+    }
 }
 
 impl HttpError {
     pub fn status(self) -> u16 {
         match self {
             HttpError::InvalidRoom | HttpError::BadUpgrade => 400,
-            HttpError::ForbiddenOrigin => 403,
+            HttpError::TicketRequired | HttpError::InvalidTicket | HttpError::TicketExpired => 401,
+            HttpError::ForbiddenOrigin | HttpError::TicketWrongRoom => 403,
+            HttpError::TooManyJoins => 429,
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed => 405,
             HttpError::UpgradeRequired => 426,
@@ -63,6 +169,11 @@ impl HttpError {
             HttpError::InvalidRoom => "invalid-room",
             HttpError::MethodNotAllowed => "method-not-allowed",
             HttpError::ForbiddenOrigin => "forbidden-origin",
+            HttpError::TicketRequired => "ticket-required",
+            HttpError::InvalidTicket => "invalid-ticket",
+            HttpError::TicketExpired => "ticket-expired",
+            HttpError::TicketWrongRoom => "ticket-wrong-room",
+            HttpError::TooManyJoins => "too-many-joins",
             HttpError::UpgradeRequired => "upgrade-required",
             HttpError::BadUpgrade => "bad-upgrade",
             HttpError::NotFound => "not-found",
@@ -74,12 +185,22 @@ impl HttpError {
             HttpError::InvalidRoom => "room names are 1-64 characters of A-Z, a-z, 0-9, _ and -",
             HttpError::MethodNotAllowed => "only GET is allowed here",
             HttpError::ForbiddenOrigin => "this origin may not open sockets here",
+            HttpError::TicketRequired => "this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)",
+            HttpError::InvalidTicket => "the join ticket is not an HS256 JWT signed for this service",
+            HttpError::TicketExpired => "the join ticket has expired or is not valid yet",
+            HttpError::TicketWrongRoom => "the join ticket is for another room",
+            HttpError::TooManyJoins => "too many joins from this client; retry later",
             HttpError::UpgradeRequired => "this endpoint only accepts WebSocket upgrades",
             HttpError::BadUpgrade => {
                 "a WebSocket upgrade needs Sec-WebSocket-Version 13 and a Sec-WebSocket-Key of 16 base64 bytes"
             }
             HttpError::NotFound => "no such endpoint",
         }
+    }
+
+    /// Seconds the client should wait before trying again, for `Retry-After`.
+    pub fn retry_after_s(self) -> Option<u64> {
+        (self == HttpError::TooManyJoins).then_some(JOIN_LIMIT_PERIOD_S)
     }
 
     /// The JSON body of the error response.
@@ -173,8 +294,9 @@ pub fn check_handshake(key: Option<&str>, version: Option<&str>) -> Result<(), H
 }
 
 /// Decides what to do with a request. On `/ws/...` the checks run in the order method, room
-/// name, origin, upgrade, so a refused origin never reaches a Durable Object.
-pub fn route(req: RequestParts<'_>, allowed: &AllowedOrigins) -> Result<Route, HttpError> {
+/// name, origin, ticket, upgrade, handshake, so a refused request never reaches a Durable
+/// Object.
+pub fn route(req: RequestParts<'_>, access: &Access) -> Result<Route, HttpError> {
     if let Some(room) = socket_path_room(req.path) {
         if req.method != "GET" {
             return Err(HttpError::MethodNotAllowed);
@@ -183,10 +305,15 @@ pub fn route(req: RequestParts<'_>, allowed: &AllowedOrigins) -> Result<Route, H
             return Err(HttpError::InvalidRoom);
         }
         if let Some(origin) = req.origin {
-            if !origin.eq_ignore_ascii_case(req.own_origin) && !allowed.allows(origin) {
+            if !origin.eq_ignore_ascii_case(req.own_origin) && !access.origins.allows(origin) {
                 return Err(HttpError::ForbiddenOrigin);
             }
         }
+        let identity = match (access.secrets, req.ticket) {
+            ([], _) => None,
+            (_, None) => return Err(HttpError::TicketRequired),
+            (secrets, Some(t)) => Some(ticket::verify(t, secrets, room, access.now_s)?),
+        };
         if !req
             .upgrade
             .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
@@ -196,6 +323,7 @@ pub fn route(req: RequestParts<'_>, allowed: &AllowedOrigins) -> Result<Route, H
         check_handshake(req.ws_key, req.ws_version)?;
         return Ok(Route::Socket {
             room: room.to_owned(),
+            identity,
         });
     }
     if req.path == "/healthz" {
@@ -226,6 +354,7 @@ mod tests {
             upgrade: Some("websocket"),
             ws_key: Some(KEY),
             ws_version: Some("13"),
+            ticket: None,
         }
     }
 
@@ -233,11 +362,13 @@ mod tests {
 
     #[test]
     fn socket_routes() {
-        let any = AllowedOrigins::Any;
+        let origins = AllowedOrigins::Any;
+        let any = Access::open(&origins);
         assert_eq!(
             route(req("GET", "/ws/abc_D-9"), &any),
             Ok(Route::Socket {
-                room: "abc_D-9".into()
+                room: "abc_D-9".into(),
+                identity: None
             })
         );
         let long = "/ws/".to_owned() + &"a".repeat(64);
@@ -261,6 +392,101 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    /// Minted by PyJWT 2.15.1 with key `k`: room `a`, sub `ann`, exp 2,000,000,000.
+    const TICKET_A: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoiYSIsInN1YiI6ImFubiIsImV4cCI6MjAwMDAwMDAwMH0.I5NWDW-8i32fqXQRI17pLLhzdf7X2TsAIUfiHjkRQi0";
+
+    #[test]
+    fn tickets_are_checked_after_the_origin_and_before_the_upgrade() {
+        let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let secrets = vec!["k".to_owned()];
+        let access = Access {
+            origins: &origins,
+            secrets: &secrets,
+            now_s: 1_900_000_000,
+        };
+        let evil = RequestParts {
+            origin: Some("https://evil.example"),
+            ..req("GET", "/ws/a")
+        };
+        assert_eq!(route(evil, &access), Err(HttpError::ForbiddenOrigin));
+        let no_upgrade = RequestParts {
+            upgrade: None,
+            ..req("GET", "/ws/a")
+        };
+        assert_eq!(route(no_upgrade, &access), Err(HttpError::TicketRequired));
+        let garbage = RequestParts {
+            ticket: Some("x.y.z"),
+            upgrade: None,
+            ..req("GET", "/ws/a")
+        };
+        assert_eq!(route(garbage, &access), Err(HttpError::InvalidTicket));
+        let good = RequestParts {
+            ticket: Some(TICKET_A),
+            ..req("GET", "/ws/a")
+        };
+        match route(good, &access) {
+            Ok(Route::Socket { identity, .. }) => assert_eq!(identity.unwrap().sub, "ann"),
+            other => panic!("{other:?}"),
+        }
+        let wrong_room = RequestParts {
+            ticket: Some(TICKET_A),
+            ..req("GET", "/ws/b")
+        };
+        assert_eq!(route(wrong_room, &access), Err(HttpError::TicketWrongRoom));
+        let later = Access {
+            now_s: 2_000_000_031,
+            ..access
+        };
+        assert_eq!(route(good, &later), Err(HttpError::TicketExpired));
+        // Without JOIN_SECRET a ticket is ignored.
+        assert!(matches!(
+            route(good, &Access::open(&origins)),
+            Ok(Route::Socket { identity: None, .. })
+        ));
+        for (err, status, code) in [
+            (HttpError::TicketRequired, 401, "ticket-required"),
+            (HttpError::InvalidTicket, 401, "invalid-ticket"),
+            (HttpError::TicketExpired, 401, "ticket-expired"),
+            (HttpError::TicketWrongRoom, 403, "ticket-wrong-room"),
+            (HttpError::TooManyJoins, 429, "too-many-joins"),
+        ] {
+            assert_eq!((err.status(), err.code()), (status, code));
+        }
+    }
+
+    #[test]
+    fn identities_cross_to_the_object_intact() {
+        let identity: Identity =
+            serde_json::from_str(r#"{"sub":"zoë","name":"Zoë ✓","meta":{"a":[1]}}"#).unwrap();
+        let header = encode_identity(&identity);
+        assert!(header.is_ascii());
+        assert_eq!(decode_identity(&header), Some(identity.clone()));
+        assert_eq!(decode_identity("not base64!"), None);
+        assert_eq!(
+            join_limit_keys("1.2.3.4", Some(&identity)),
+            ["ip:1.2.3.4", "sub:zoë"]
+        );
+        assert_eq!(join_limit_keys("::1", None), ["ip:::1"]);
+        assert_eq!(HttpError::TooManyJoins.retry_after_s(), Some(60));
+        assert_eq!(HttpError::InvalidTicket.retry_after_s(), None);
+    }
+
+    #[test]
+    fn subprotocols_carry_the_ticket_and_the_resume_token() {
+        assert_eq!(Offered::parse(None), Offered::default());
+        let offered = Offered::parse(Some("duet.v1, duet.ticket.a.b.c,duet.resume.ff00, other"));
+        assert_eq!(
+            offered,
+            Offered {
+                v1: true,
+                ticket: Some("a.b.c"),
+                resume: Some("ff00")
+            }
+        );
+        let first = Offered::parse(Some("duet.ticket.one, duet.ticket.two"));
+        assert_eq!((first.v1, first.ticket), (false, Some("one")));
     }
 
     #[test]
@@ -289,7 +515,8 @@ mod tests {
 
     #[test]
     fn socket_checks_run_in_order() {
-        let list = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let list = Access::open(&origins);
         let bad_everything = RequestParts {
             method: "HEAD",
             path: "/ws/a/b",
@@ -298,6 +525,7 @@ mod tests {
             upgrade: None,
             ws_key: None,
             ws_version: None,
+            ticket: None,
         };
         assert_eq!(
             route(bad_everything, &list),
@@ -342,7 +570,8 @@ mod tests {
 
     #[test]
     fn origins() {
-        let list = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let list = Access::open(&origins);
         let with = |origin| RequestParts {
             origin: Some(origin),
             ..req("GET", "/ws/a")
@@ -355,11 +584,15 @@ mod tests {
             Err(HttpError::ForbiddenOrigin)
         );
         assert_eq!(route(with("null"), &list), Err(HttpError::ForbiddenOrigin));
-        assert!(route(with("https://anyone.example"), &AllowedOrigins::Any).is_ok());
+        assert!(route(
+            with("https://anyone.example"),
+            &Access::open(&AllowedOrigins::Any)
+        )
+        .is_ok());
         assert_eq!(
             route(
                 with("https://friend.example"),
-                &AllowedOrigins::List(vec![])
+                &Access::open(&AllowedOrigins::List(vec![]))
             ),
             Err(HttpError::ForbiddenOrigin)
         );
@@ -367,7 +600,8 @@ mod tests {
 
     #[test]
     fn other_routes() {
-        let any = AllowedOrigins::Any;
+        let origins = AllowedOrigins::Any;
+        let any = Access::open(&origins);
         assert_eq!(route(req("GET", "/healthz"), &any), Ok(Route::Health));
         assert_eq!(
             route(req("POST", "/healthz"), &any),

@@ -164,6 +164,16 @@ fn check_shape(claims: &Claims) -> Result<(), TicketError> {
     }
 }
 
+/// The `JOIN_SECRET` list, whose `Debug` output shows only how many there are.
+#[derive(Clone, Default)]
+pub struct Secrets(pub Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
+}
+
 /// The `JOIN_SECRET` list: comma-separated, any of them accepted (for rotation).
 pub fn parse_secrets(value: &str) -> Vec<String> {
     value

@@ -3,8 +3,15 @@
 
 use super::platform;
 use crate::placement::location_hint;
-use crate::route::{route, HttpError, RequestParts, Route, UrlParts};
-use worker::{console_error, console_log, event, Context, Env, Headers, Request, Response, Result};
+use crate::route::{
+    encode_identity, join_limit_keys, route, Access, HttpError, Offered, RequestParts, Route,
+    UrlParts, IDENTITY_HEADER, JOIN_LIMITER,
+};
+use crate::ticket::Identity;
+use worker::{
+    console_error, console_log, event, Context, Env, Headers, Method, Request, RequestInit,
+    Response, Result,
+};
 
 #[event(start)]
 fn start() {
@@ -38,6 +45,8 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
     let upgrade = headers.get("Upgrade")?;
     let ws_key = headers.get("Sec-WebSocket-Key")?;
     let ws_version = headers.get("Sec-WebSocket-Version")?;
+    let protocols = headers.get("Sec-WebSocket-Protocol")?;
+    let offered = Offered::parse(protocols.as_deref());
     let method = req.method();
     let parts = RequestParts {
         method: method.as_ref(),
@@ -47,14 +56,26 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         upgrade: upgrade.as_deref(),
         ws_key: ws_key.as_deref(),
         ws_version: ws_version.as_deref(),
+        ticket: offered.ticket.or_else(|| url.param("ticket")),
     };
-    match route(parts, &config.allowed_origins) {
+    let access = Access {
+        origins: &config.allowed_origins,
+        secrets: &config.join_secrets.0,
+        now_s: platform::now_ms() / 1000,
+    };
+    match route(parts, &access) {
         Err(err) => error_response(err),
         Ok(Route::Health) => json_response(
             200,
             &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
         ),
-        Ok(Route::Socket { room }) => {
+        Ok(Route::Socket { room, identity }) => {
+            let ip = headers.get("CF-Connecting-IP")?.unwrap_or_default();
+            for key in join_limit_keys(&ip, identity.as_ref()) {
+                if let Err(err) = check_join_limit(env, &key).await {
+                    return error_response(err);
+                }
+            }
             let cf = |key| platform::cf_field(&req, key);
             let hint = location_hint(
                 cf("continent").as_deref(),
@@ -78,7 +99,13 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
                 Some(hint) => rooms.get_by_name_with_location_hint(&room, hint)?,
                 None => rooms.get_by_name(&room)?,
             };
-            stub.fetch_with_request(req).await
+            match identity {
+                None => stub.fetch_with_request(req).await,
+                Some(identity) => {
+                    stub.fetch_with_request(with_identity(&req, &identity)?)
+                        .await
+                }
+            }
         }
         Ok(Route::AppPage) => {
             let index = format!("{}/", url.origin);
@@ -90,7 +117,47 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
 
 /// The one place an [`HttpError`] becomes a response.
 fn error_response(err: HttpError) -> Result<Response> {
-    json_response(err.status(), &err.body())
+    let mut response = json_response(err.status(), &err.body())?;
+    if let Some(s) = err.retry_after_s() {
+        response.headers_mut().set("Retry-After", &s.to_string())?;
+    }
+    Ok(response)
+}
+
+/// Refuses a join over the `JOIN_LIMITER` binding's limit for `key`. Without the binding
+/// there is no limit, which is logged once.
+async fn check_join_limit(env: &Env, key: &str) -> std::result::Result<(), HttpError> {
+    match platform::within_limit(env, JOIN_LIMITER, key).await {
+        Some(true) => Ok(()),
+        Some(false) => Err(HttpError::TooManyJoins),
+        None => {
+            if !LIMITER_WARNED.replace(true) {
+                console_error!(
+                    r#"{{"event":"config-error","message":"no JOIN_LIMITER rate limiting binding: joins are not limited"}}"#
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+thread_local! {
+    static LIMITER_WARNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The socket request for the room's object, carrying the identity the ticket vouched for in
+/// a header of its own; whatever the client sent under that name is dropped.
+fn with_identity(req: &Request, identity: &Identity) -> Result<Request> {
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        if !name.eq_ignore_ascii_case(IDENTITY_HEADER) {
+            headers.set(&name, &value)?;
+        }
+    }
+    headers.set(IDENTITY_HEADER, &encode_identity(identity))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    Request::new_with_init(&req.inner().url(), &init)
 }
 
 fn json_response(status: u16, body: &str) -> Result<Response> {

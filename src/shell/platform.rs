@@ -129,3 +129,32 @@ pub fn log(event: &LogEvent) {
         console_log!("{line}");
     }
 }
+
+#[wasm_bindgen]
+extern "C" {
+    /// A Workers Rate Limiting binding (`[[ratelimits]]`), bound by hand: workers-rs' own
+    /// binding pulls in serde-wasm-bindgen for one boolean.
+    type RateLimitBinding;
+
+    #[wasm_bindgen(method, catch)]
+    fn limit(this: &RateLimitBinding, options: &JsValue) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// Whether `key` is within the limit of binding `name`: `None` when the binding is missing
+/// or fails (then there is no limit).
+pub async fn within_limit(env: &Env, name: &str, key: &str) -> Option<bool> {
+    let binding = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(name)).ok()?;
+    if binding.is_undefined() || binding.is_null() {
+        return None;
+    }
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &JsValue::from_str("key"), &JsValue::from_str(key)).ok()?;
+    let promise = binding
+        .unchecked_ref::<RateLimitBinding>()
+        .limit(&options)
+        .ok()?;
+    let outcome = js_sys::futures::JsFuture::from(promise).await.ok()?;
+    js_sys::Reflect::get(&outcome, &JsValue::from_str("success"))
+        .ok()?
+        .as_bool()
+}

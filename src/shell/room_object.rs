@@ -14,7 +14,10 @@ use crate::intake::Incoming;
 use crate::protocol::{close_reply, PING_TEXT, PONG_TEXT};
 use crate::registry::{Activity, Registry, SocketInfo};
 use crate::room::{self, Accept, Arrival, Ctx, RoomEvent, RoomState};
-use crate::route::{is_room_name, socket_path_room, UrlParts};
+use crate::route::{
+    decode_identity, is_room_name, socket_path_room, Offered, UrlParts, IDENTITY_HEADER,
+    SUBPROTOCOL,
+};
 use crate::token;
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
@@ -67,6 +70,17 @@ impl DurableObject for Room {
         let Some(name) = socket_path_room(url.path).filter(|n| is_room_name(n)) else {
             return Response::error("invalid room", 400);
         };
+        let headers = req.headers();
+        let protocols = headers.get("Sec-WebSocket-Protocol")?;
+        let offered = Offered::parse(protocols.as_deref());
+        // Only the Worker reaches the object, and with tickets it always sets this header.
+        let identity = match self.config.join_secrets.0.is_empty() {
+            true => None,
+            false => headers
+                .get(IDENTITY_HEADER)?
+                .as_deref()
+                .and_then(decode_identity),
+        };
         self.note_start(name);
         // Any outbound call happens before the room is loaded: from the load on, only storage
         // is awaited, so no other event can interleave with this join.
@@ -80,8 +94,9 @@ impl DurableObject for Room {
             new_client_id: random_hex(token::ID_BYTES)?,
             new_token_hash: token::hash(&new_token),
             new_token,
-            resume_hash: token::resume_hash(url.param("resume")),
+            resume_hash: token::resume_hash(offered.resume.or_else(|| url.param("resume"))),
             cloudflare_ice,
+            identity,
         };
         let conn = arrival.conn.clone();
         let stored = self.load().await?;
@@ -105,7 +120,13 @@ impl DurableObject for Room {
                     .await?;
             }
         }
-        Response::from_websocket(pair.client)
+        let mut response = Response::from_websocket(pair.client)?;
+        if offered.v1 {
+            response
+                .headers_mut()
+                .set("Sec-WebSocket-Protocol", SUBPROTOCOL)?;
+        }
+        Ok(response)
     }
 
     async fn websocket_message(
@@ -205,10 +226,11 @@ impl Room {
             return Ok(());
         };
         self.note_start(&info.room);
-        self.registry().remove(&info.conn);
+        let entry = self.registry().remove(&info.conn);
         self.room_event(RoomEvent::Closed {
             conn: info.conn,
             code,
+            bucket: entry.map(|e| e.limiter),
         })
         .await
     }

@@ -48,7 +48,8 @@ export function freePort() {
 /** Builds the Worker once and returns a build-less copy of wrangler.toml that serves it. */
 function staticConfig() {
   execFileSync("make", ["--no-print-directory", "build"], { cwd: ROOT, stdio: "ignore" });
-  return writeStaticConfig("wrangler.test.toml");
+  // Browser suites open many pages from one IP; the join limit has its own Miniflare test.
+  return writeStaticConfig("wrangler.test.toml", { joinLimit: 100000 });
 }
 
 /**

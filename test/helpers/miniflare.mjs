@@ -3,7 +3,8 @@
 //
 // - `startServer({ vars })` runs build/index.js under Miniflare with the bindings, Durable
 //   Object and assets that wrangler.toml declares (read through wrangler's own converter, so the
-//   tests exercise the deployed configuration); `vars` override single [vars] for one suite.
+//   tests exercise the deployed configuration); `vars` override single [vars] for one suite,
+//   and the join limit is lifted unless `joinLimit: "deployed"`.
 //   It captures workerd's stdout/stderr as lines for the log assertions.
 // - `connect(url)` opens a socket and buffers every frame from the start; `nextFrame(ws)`,
 //   `nextText(ws)` and `closed(ws)` await what the server sends, never a fixed sleep.
@@ -83,7 +84,7 @@ function collectLines(stream, name, push) {
  * storage on disk across servers (for the restart test); `outboundService(request)` answers the
  * Worker's outbound fetches.
  */
-export async function startServer({ vars = {}, persistDir, outboundService } = {}) {
+export async function startServer({ vars = {}, persistDir, outboundService, joinLimit = "unlimited" } = {}) {
   const lines = [];
   const waiters = new Set();
   const push = (stream, text) => {
@@ -101,6 +102,7 @@ export async function startServer({ vars = {}, persistDir, outboundService } = {
   const { Miniflare } = await import("miniflare");
   const mf = new Miniflare({
     ...toml,
+    ratelimits: joinLimits(toml.ratelimits, joinLimit),
     name: "duet",
     modules: true,
     scriptPath: join(ROOT, "build/index.js"),
@@ -153,6 +155,18 @@ export async function startServer({ vars = {}, persistDir, outboundService } = {
       await mf.dispose();
     },
   };
+}
+
+/**
+ * The Rate Limiting bindings for one suite. Suites open far more sockets from one IP than a
+ * user would, so by default JOIN_LIMITER allows a million joins a minute; `"deployed"` keeps
+ * wrangler.toml's limit, `"none"` drops the binding.
+ */
+function joinLimits(ratelimits, joinLimit) {
+  if (joinLimit === "deployed") return ratelimits;
+  const { JOIN_LIMITER, ...rest } = ratelimits ?? {};
+  if (joinLimit === "none") return rest;
+  return { ...rest, JOIN_LIMITER: { ...JOIN_LIMITER, simple: { limit: 1_000_000, period: 60 } } };
 }
 
 /** A temporary directory removed by the returned `remove()`. */

@@ -9,17 +9,22 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** Writes the copy to `build/<name>` and returns its path. */
-export function writeStaticConfig(name) {
-  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+/**
+ * Writes the copy to `build/<name>` and returns its path. With `joinLimit`, JOIN_LIMITER
+ * allows that many joins per minute instead (a load generator joins from one IP).
+ */
+export function writeStaticConfig(name, { joinLimit } = {}) {
+  let toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
     .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
     .replace(/^main = "([^"]+)"/m, 'main = "../$1"')
     .replace(/^directory = "([^"]+)"/m, 'directory = "../$1"');
+  if (joinLimit) toml = toml.replace(/^simple = \{ limit = \d+,/m, `simple = { limit = ${joinLimit},`);
   const path = join(ROOT, "build", name);
   writeFileSync(path, toml);
   return path;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  console.log(writeStaticConfig(process.argv[2] ?? "wrangler.static.toml"));
+  const [name = "wrangler.static.toml", joinLimit] = process.argv.slice(2);
+  console.log(writeStaticConfig(name, { joinLimit }));
 }
