@@ -151,7 +151,12 @@ impl DurableObject for Room {
             on_frame(&mut registry, index, incoming, now_ms(), &self.config)
         };
         match step {
-            Step::Done(effects) => self.perform(effects, None).await,
+            Step::Done(effects) => {
+                for effect in effects {
+                    self.perform_now(effect, None)?;
+                }
+                Ok(())
+            }
             Step::Room(effects, event) => {
                 self.perform(effects, None).await?;
                 self.room_event(event).await
@@ -253,38 +258,49 @@ impl Room {
     /// Performs `effects` in order. `extra` is a socket outside the registry (a refused
     /// arrival) that effects may name.
     async fn perform(&self, effects: Vec<Effect>, extra: Option<(&str, &WebSocket)>) -> Result<()> {
-        let storage = self.state.storage();
         for effect in effects {
             match effect {
-                Effect::Send { conn, frame } => self.send(&conn, &frame.to_text(), extra),
-                Effect::SendText { conn, text } => self.send(&conn, &text, extra),
-                Effect::Close { conn, code } => {
-                    let entry = self.registry().remove(&conn);
-                    let extra = extra.filter(|(c, _)| *c == conn).map(|(_, ws)| ws);
-                    if let Some(ws) = entry.as_ref().map(|e| &e.socket).or(extra) {
-                        // A socket that is already closing needs nothing more.
-                        let _ = ws.close(Some(code.code()), Some(code.reason()));
-                    }
-                }
-                Effect::Log(event) => platform::log(&event),
-                Effect::Attach { conn, info } => {
-                    if let Some(ws) = self.registry().socket(&conn) {
-                        ws.serialize_attachment(&info)?;
-                    }
-                }
                 Effect::Save { room, alarm_at } => {
+                    let storage = self.state.storage();
                     storage.put(ROOM_KEY, &room).await?;
                     storage.set_alarm(alarm_time(alarm_at)).await?;
                 }
                 Effect::Clear => {
+                    let storage = self.state.storage();
                     storage.delete_alarm().await?;
                     // delete_all(), though dearer than delete(ROOM_KEY) (bench/BASELINE.md):
                     // only it also drops the SQLite database's metadata, which would otherwise
                     // stay billed for every room name ever used.
                     storage.delete_all().await?;
                 }
-                Effect::Rearm { at } => storage.set_alarm(alarm_time(at)).await?,
+                Effect::Rearm { at } => self.state.storage().set_alarm(alarm_time(at)).await?,
+                other => self.perform_now(other, extra)?,
             }
+        }
+        Ok(())
+    }
+
+    /// Performs an effect that needs no storage: the whole of the relay path.
+    fn perform_now(&self, effect: Effect, extra: Option<(&str, &WebSocket)>) -> Result<()> {
+        match effect {
+            Effect::Send { conn, frame } => self.send(&conn, &frame.to_text(), extra),
+            Effect::SendText { conn, text } => self.send(&conn, &text, extra),
+            Effect::Close { conn, code } => {
+                let entry = self.registry().remove(&conn);
+                let extra = extra.filter(|(c, _)| *c == conn).map(|(_, ws)| ws);
+                if let Some(ws) = entry.as_ref().map(|e| &e.socket).or(extra) {
+                    // A socket that is already closing needs nothing more.
+                    let _ = ws.close(Some(code.code()), Some(code.reason()));
+                }
+            }
+            Effect::Log(event) => platform::log(&event),
+            Effect::Attach { conn, info } => {
+                if let Some(ws) = self.registry().socket(&conn) {
+                    ws.serialize_attachment(&info)?;
+                }
+            }
+            // Storage effects are `perform`'s; the relay path never returns one.
+            Effect::Save { .. } | Effect::Clear | Effect::Rearm { .. } => {}
         }
         Ok(())
     }
