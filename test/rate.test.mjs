@@ -89,7 +89,7 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
     terminateAll(b.ws);
   });
 
-  test("a peer closed with 4429 can resume its slot, with a fresh bucket", async () => {
+  test("a peer closed with 4429 resumes with the bucket it left with: its next frame closes it again", async () => {
     const { room, a, b } = await openPair(server);
     await relayMany(a, b, BURST);
     for (let i = 0; i <= BURST; i++) send(a.ws, message("refused"));
@@ -97,9 +97,28 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
     await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
     const again = await resume(server, room, a, [b.id]);
     await expectFrame(b.ws, { type: "peer-joined", room, clientId: a.id, resumed: true });
-    await relayMany(again, b, BURST);
+    send(again.ws, message("after the resume"));
+    await expectError(again.ws, "rate-limited");
+    assert.deepStrictEqual(await closed(again.ws), { code: 4429, reason: "rate limited" });
+    await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
     await expectQuiet(b.ws);
-    terminateAll(again.ws, b.ws);
+    terminateAll(b.ws);
+  });
+
+  test("resuming over and over relays no more than RATE_LIMIT_BURST in all", async () => {
+    const { room, a, b } = await openPair(server);
+    let slot = a;
+    // Cycle 1: BURST - 1 frames pass.
+    for (let n = 0; n < BURST - 1; n++) send(slot.ws, message(`one-${n}`));
+    for (let n = 0; n < BURST - 1; n++) await expectFrame(b.ws, { type: "message", from: a.id, data: `one-${n}` });
+    slot = await resume(server, room, slot, [b.id]);
+    await expectFrame(b.ws, { type: "peer-joined", room, clientId: a.id, resumed: true });
+    // Cycle 2, on a new socket: the one token left passes, the rest are refused.
+    for (let n = 0; n < BURST - 1; n++) send(slot.ws, message(`two-${n}`));
+    await expectFrame(b.ws, { type: "message", from: a.id, data: "two-0" });
+    for (let n = 1; n < BURST - 1; n++) await expectError(slot.ws, "rate-limited");
+    await expectQuiet(b.ws);
+    terminateAll(slot.ws, b.ws);
   });
 
   test("refusals are counted over 10 s: RATE_LIMIT_BURST refusals per window do not close", async () => {
@@ -109,7 +128,7 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
     for (let i = 0; i < BURST; i++) send(a.ws, message("refused"));
     for (let i = 0; i < BURST; i++) await expectError(a.ws, "rate-limited");
     // Let the 10 s window pass. b keeps the object busy meanwhile (a ping every 3 s, within
-    // its own burst), so the object is not evicted: buckets live in its memory.
+    // its own burst), so the object is not evicted.
     while (Date.now() - start < 10_200) {
       b.ws.send(OBJECT_PING);
       assert.equal(await nextText(b.ws), PONG);
@@ -146,5 +165,20 @@ describe("rate limit refill (burst 3, 2/s)", () => {
     await expectError(a.ws, "rate-limited");
     await expectQuiet(b.ws);
     terminateAll(a.ws, b.ws);
+  });
+
+  test("after a 4429 close and a refill, the resumed slot relays again", async () => {
+    const { room, a, b } = await openPair(server);
+    await relayMany(a, b, 3);
+    for (let i = 0; i < 4; i++) send(a.ws, message("refused"));
+    assert.equal((await closed(a.ws)).code, 4429);
+    await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
+    // The refill is the rule under test: 1.6 s at 2/s brings back all three tokens.
+    await sleep(1600);
+    const again = await resume(server, room, a, [b.id]);
+    await expectFrame(b.ws, { type: "peer-joined", room, clientId: a.id, resumed: true });
+    await relayMany(again, b, 3);
+    await expectQuiet(b.ws);
+    terminateAll(again.ws, b.ws);
   });
 });

@@ -1,7 +1,7 @@
 // Stale eviction (STALE_AFTER_MS=1000): when a join finds the room full, an occupant whose last
-// ping is older than STALE_AFTER_MS is closed with 4408, its peer gets peer-left (stale) before
-// the newcomer's peer-joined and ready, and the join proceeds. Sockets that never pinged are
-// exempt. The waits below let time pass on purpose: staleness is about elapsed time.
+// ping (or, if it never pinged, its connect time) is older than STALE_AFTER_MS is closed with
+// 4408, its peer gets peer-left (stale) before the newcomer's peer-joined and ready, and the join
+// proceeds. The waits below let time pass on purpose: staleness is about elapsed time.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -64,6 +64,7 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
     const { room, a, b } = await openPair(server);
     await ping(a.ws); // answered by the runtime's auto-response
     await sleep(PAST_STALE);
+    await ping(b.ws);
     const c = await joinEvicting(server, room, a, b);
     // The new pair works, and the stale slot is gone for good.
     c.ws.send('{"type":"message","data":"hi"}');
@@ -80,10 +81,10 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
 
   test("pings answered by the object count too", async () => {
     const { room, a, b } = await openPair(server);
-    await ping(b.ws, OBJECT_PING);
     await sleep(PAST_STALE);
-    const c = await joinEvicting(server, room, b, a);
-    terminateAll(a.ws, c.ws);
+    await ping(b.ws, OBJECT_PING);
+    const c = await joinEvicting(server, room, a, b);
+    terminateAll(b.ws, c.ws);
   });
 
   test("of two stale occupants, the one with the older ping goes", async () => {
@@ -116,9 +117,15 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
     terminateAll(a.ws, b.ws);
   });
 
-  test("occupants that never pinged are exempt however long they are silent: full", async () => {
+  test("occupants that never sent anything are stale from their connect time: the first goes", async () => {
     const { room, a, b } = await openPair(server);
     await sleep(PAST_STALE);
+    const c = await joinEvicting(server, room, a, b);
+    terminateAll(b.ws, c.ws);
+  });
+
+  test("silent occupants connected within STALE_AFTER_MS are not evicted: full", async () => {
+    const { room, a, b } = await openPair(server);
     await joinRefused(server, room);
     // (expectQuiet pings, so it comes only after the join.)
     await expectQuiet(a.ws);

@@ -1,7 +1,7 @@
 //! A socket asks for a slot: a resume of a slot it holds (by resume token, or by the
 //! identity of its join ticket), a fresh join into a free slot (after evicting a stale
-//! occupant if the room is full), or `full`. Every join costs its slot one token of the
-//! slot's rate bucket, which the new socket inherits.
+//! occupant if the room is full), or `full`. A socket that takes over a slot inherits the
+//! slot's rate bucket, so reconnecting never refills it.
 
 use super::{constant_time_eq, Accept, Arrival, Ctx, Presence, RoomState, Slot};
 use crate::effect::{Effect, LogEvent};
@@ -42,7 +42,7 @@ impl RoomState {
     fn fresh(&mut self, ctx: Ctx, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
         let client_id = arrival.new_client_id.clone();
         let resumed = (!self.slots.is_empty()).then_some(false);
-        let bucket = charge(RateLimiter::new(ctx.config.rate_limit_burst, ctx.now), ctx);
+        let bucket = RateLimiter::new(ctx.config.rate_limit_burst, ctx.now);
         self.slots.push(Slot {
             client_id: client_id.clone(),
             token_hash: arrival.new_token_hash.clone(),
@@ -72,7 +72,7 @@ impl RoomState {
         let live = ctx.activity.get(&old_conn);
         let inherited = live.map(|l| l.bucket.clone()).or(slot.bucket.take());
         let fresh = || RateLimiter::new(ctx.config.rate_limit_burst, ctx.now);
-        let bucket = charge(inherited.unwrap_or_else(fresh), ctx);
+        let bucket = inherited.unwrap_or_else(fresh);
         slot.bucket = Some(bucket.clone());
         slot.token_hash = arrival.new_token_hash.clone();
         slot.presence = Presence::Connected;
@@ -236,12 +236,4 @@ impl RoomState {
         self.ready_pair = Some(pair);
         out
     }
-}
-
-/// Takes the token a join costs from `bucket`. A join refused by an empty bucket still
-/// proceeds (the slot is its holder's), but its strike counts towards the 4429 close.
-fn charge(mut bucket: RateLimiter, ctx: Ctx) -> RateLimiter {
-    let config = ctx.config;
-    bucket.admit(ctx.now, config.rate_limit_burst, config.rate_limit_per_sec);
-    bucket
 }

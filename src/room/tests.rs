@@ -657,9 +657,9 @@ fn the_bucket_belongs_to_the_slot_across_resumes() {
     // s2 spent all but 3 tokens and was closed 4429: the away slot keeps the bucket.
     room.drop_conn(quiet(0), "s2", Some(spent(3)));
     assert_eq!(room.slots[1].bucket, Some(spent(3)));
-    // The resume starts from it, less the token the join costs.
+    // The resume starts from it.
     let (accept, _) = room.join(at(0, &live(&["s1"])), arrival(3, Some("t2")));
-    assert_eq!(bucket_of(&accept), spent(2));
+    assert_eq!(bucket_of(&accept), spent(3));
     // A resume while the old socket is open takes its live bucket.
     let mut lv = live(&["s1", "s3"]);
     lv.insert(
@@ -670,11 +670,11 @@ fn the_bucket_belongs_to_the_slot_across_resumes() {
         },
     );
     let (accept, _) = room.join(at(0, &lv), arrival(4, Some("t3")));
-    assert_eq!(bucket_of(&accept), spent(0));
-    // A fresh join starts full, less its own token.
+    assert_eq!(bucket_of(&accept), spent(1));
+    // A fresh join starts full.
     let mut other = RoomState::new("r");
     let (accept, _) = other.join(quiet(0), arrival(5, None));
-    assert_eq!(bucket_of(&accept), spent(CONFIG.rate_limit_burst - 1));
+    assert_eq!(bucket_of(&accept), spent(CONFIG.rate_limit_burst));
 }
 
 fn who(sub: &str) -> crate::ticket::Identity {

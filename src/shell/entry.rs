@@ -8,10 +8,7 @@ use crate::route::{
     UrlParts, IDENTITY_HEADER, JOIN_LIMITER,
 };
 use crate::ticket::Identity;
-use worker::{
-    console_error, console_log, event, Context, Env, Headers, Method, Request, RequestInit,
-    Response, Result,
-};
+use worker::{console_error, console_log, event, Context, Env, Headers, Request, Response, Result};
 
 #[event(start)]
 fn start() {
@@ -146,18 +143,15 @@ thread_local! {
 }
 
 /// The socket request for the room's object, carrying the identity the ticket vouched for in
-/// a header of its own; whatever the client sent under that name is dropped.
+/// a header of its own; whatever the client sent under that name is replaced. Built with the
+/// runtime's own `Request`: workers-rs' `RequestInit` would bring its `cf` serializer along.
 fn with_identity(req: &Request, identity: &Identity) -> Result<Request> {
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        if !name.eq_ignore_ascii_case(IDENTITY_HEADER) {
-            headers.set(&name, &value)?;
-        }
-    }
+    let headers = web_sys::Headers::new_with_headers(req.inner().headers().as_ref())?;
     headers.set(IDENTITY_HEADER, &encode_identity(identity))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    Request::new_with_init(&req.inner().url(), &init)
+    let init = web_sys::RequestInit::new();
+    init.set_headers(headers.as_ref());
+    let forwarded = web_sys::Request::new_with_request_and_init(req.inner(), &init)?;
+    Ok(Request::from(forwarded))
 }
 
 fn json_response(status: u16, body: &str) -> Result<Response> {

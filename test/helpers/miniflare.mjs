@@ -160,13 +160,14 @@ export async function startServer({ vars = {}, persistDir, outboundService, join
 /**
  * The Rate Limiting bindings for one suite. Suites open far more sockets from one IP than a
  * user would, so by default JOIN_LIMITER allows a million joins a minute; `"deployed"` keeps
- * wrangler.toml's limit, `"none"` drops the binding.
+ * wrangler.toml's limit, `"none"` drops the binding, `{limit, period}` sets one.
  */
 function joinLimits(ratelimits, joinLimit) {
   if (joinLimit === "deployed") return ratelimits;
   const { JOIN_LIMITER, ...rest } = ratelimits ?? {};
   if (joinLimit === "none") return rest;
-  return { ...rest, JOIN_LIMITER: { ...JOIN_LIMITER, simple: { limit: 1_000_000, period: 60 } } };
+  const simple = typeof joinLimit === "object" ? joinLimit : { limit: 1_000_000, period: 60 };
+  return { ...rest, JOIN_LIMITER: { ...JOIN_LIMITER, simple } };
 }
 
 /** A temporary directory removed by the returned `remove()`. */
@@ -200,19 +201,21 @@ function track(ws) {
 
 /** Thrown by `connect` when the server answers the upgrade with an HTTP response. */
 export class UpgradeRefused extends Error {
-  constructor(status, body) {
+  constructor(status, body, headers) {
     super(`upgrade refused with ${status}: ${body}`);
     this.status = status;
     this.body = body;
+    this.headers = headers;
   }
 }
 
 /**
  * Opens a socket and resolves once it is open. Frames are buffered from the start, so none
- * is lost between `open` and the first `nextFrame`. `origin` sets the Origin header.
+ * is lost between `open` and the first `nextFrame`. `origin` sets the Origin header,
+ * `protocols` the offered subprotocols.
  */
-export function connect(url, { origin, timeoutMs = 5000 } = {}) {
-  const ws = track(new WebSocket(url, origin ? { origin } : {}));
+export function connect(url, { origin, protocols = [], timeoutMs = 5000 } = {}) {
+  const ws = track(new WebSocket(url, protocols, origin ? { origin } : {}));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       ws.terminate();
@@ -229,7 +232,7 @@ export function connect(url, { origin, timeoutMs = 5000 } = {}) {
       res.on("data", (chunk) => (body += chunk));
       res.on("end", () => {
         ws.terminate();
-        reject(new UpgradeRefused(res.statusCode, body));
+        reject(new UpgradeRefused(res.statusCode, body, res.headers));
       });
     });
     ws.once("close", () => {
@@ -239,13 +242,13 @@ export function connect(url, { origin, timeoutMs = 5000 } = {}) {
   });
 }
 
-/** The HTTP answer to a WebSocket upgrade that the server refuses: `{status, body}`. */
+/** The HTTP answer to a WebSocket upgrade that the server refuses: `{status, body, headers}`. */
 export async function refusedUpgrade(url, options) {
   try {
     const ws = await connect(url, options);
     ws.terminate();
   } catch (err) {
-    if (err instanceof UpgradeRefused) return { status: err.status, body: JSON.parse(err.body) };
+    if (err instanceof UpgradeRefused) return { status: err.status, body: JSON.parse(err.body), headers: err.headers };
     throw err;
   }
   assert.fail(`the upgrade to ${url} was accepted`);
