@@ -3,11 +3,9 @@
 //! and the identity (`sub`) that will hold the slot. Any other `alg`, `none` included, is
 //! refused. The format is normative: `docs/access.md`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde_json::Value;
 use sha2::Sha256;
 
 /// Seconds of clock skew forgiven on `exp` and `nbf`.
@@ -19,25 +17,16 @@ pub const MAX_META_BYTES: usize = 1024;
 /// Longer tickets are refused unread: a ticket travels in a URL or a subprotocol.
 pub const MAX_TICKET_BYTES: usize = 4096;
 
-/// Who holds a slot, as the operator's backend vouched for it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Who holds a slot, as the operator's backend vouched for it. `meta` is kept as a JSON value
+/// so the identity survives storage (whose serializer is not JSON) as well as the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The operator's JSON object, kept as its text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<Box<RawValue>>,
+    pub meta: Option<Value>,
 }
-
-impl PartialEq for Identity {
-    fn eq(&self, other: &Self) -> bool {
-        let meta = |i: &Identity| i.meta.as_ref().map(|m| m.get().to_owned());
-        self.sub == other.sub && self.name == other.name && meta(self) == meta(other)
-    }
-}
-
-impl Eq for Identity {}
 
 /// Why a ticket was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,27 +39,6 @@ pub enum TicketError {
     WrongRoom,
 }
 
-#[derive(Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    alg: std::borrow::Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    room: String,
-    sub: String,
-    exp: f64,
-    #[serde(default)]
-    nbf: Option<f64>,
-    #[serde(default)]
-    iat: Option<f64>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    meta: Option<Box<RawValue>>,
-}
-
 /// Checks `ticket` for room `room` at `now_s` (unix seconds) against each of `secrets`.
 pub fn verify(
     ticket: &str,
@@ -79,23 +47,21 @@ pub fn verify(
     now_s: u64,
 ) -> Result<Identity, TicketError> {
     let claims = verified_claims(ticket, secrets)?;
-    let now = now_s as f64;
-    let leeway = LEEWAY_S as f64;
-    if now > claims.exp + leeway || claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
+    let number = |name| claims.get(name).and_then(Value::as_f64);
+    let (now, leeway) = (now_s as f64, LEEWAY_S as f64);
+    let exp = number("exp").ok_or(TicketError::Invalid)?;
+    if now > exp + leeway || number("nbf").is_some_and(|nbf| nbf > now + leeway) {
         return Err(TicketError::Expired);
     }
-    if claims.room != room {
+    if claims.get("room").and_then(Value::as_str) != Some(room) {
         return Err(TicketError::WrongRoom);
     }
-    Ok(Identity {
-        sub: claims.sub,
-        name: claims.name,
-        meta: claims.meta,
-    })
+    identity(claims)
 }
 
-/// The claims of a well-formed HS256 ticket whose signature one of `secrets` made.
-fn verified_claims(ticket: &str, secrets: &[String]) -> Result<Claims, TicketError> {
+/// The claims of a well-formed HS256 ticket whose signature one of `secrets` made. Parsed as
+/// JSON values, whose parser the Worker has anyway: typed claims would add their own.
+fn verified_claims(ticket: &str, secrets: &[String]) -> Result<Value, TicketError> {
     if ticket.len() > MAX_TICKET_BYTES {
         return Err(TicketError::Invalid);
     }
@@ -105,33 +71,33 @@ fn verified_claims(ticket: &str, secrets: &[String]) -> Result<Claims, TicketErr
     else {
         return Err(TicketError::Invalid);
     };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| TicketError::Invalid)
+    let json = |part: &str| -> Result<Value, TicketError> {
+        let text = String::from_utf8(base64url(part)?).map_err(|_| TicketError::Invalid)?;
+        serde_json::from_str(&text).map_err(|_| TicketError::Invalid)
     };
-    let header_json = decode(header)?;
-    let header: Header = serde_json::from_slice(&header_json).map_err(|_| TicketError::Invalid)?;
-    if header.alg != "HS256" {
+    if json(header)?.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(TicketError::Invalid);
     }
-    let signature = decode(signature)?;
-    let signed = &ticket[..header_json_len(ticket)];
+    let signature = base64url(signature)?;
+    let signed = &ticket[..header.len() + 1 + payload.len()];
     if !secrets
         .iter()
         .any(|secret| signs(secret, signed, &signature))
     {
         return Err(TicketError::Invalid);
     }
-    let claims: Claims =
-        serde_json::from_slice(&decode(payload)?).map_err(|_| TicketError::Invalid)?;
-    check_shape(&claims)?;
-    Ok(claims)
-}
-
-/// The length of `header.payload`, the signed part of a ticket with three parts.
-fn header_json_len(ticket: &str) -> usize {
-    ticket.rfind('.').unwrap_or(0)
+    let claims = json(payload)?;
+    let times_ok = ["exp", "nbf", "iat"].iter().all(|t| {
+        claims
+            .get(*t)
+            .is_none_or(|v| v.as_f64().is_some_and(f64::is_finite))
+    });
+    let room_ok = claims.get("room").is_some_and(Value::is_string);
+    if times_ok && room_ok && claims.get("exp").is_some() {
+        Ok(claims)
+    } else {
+        Err(TicketError::Invalid)
+    }
 }
 
 fn signs(secret: &str, signed: &str, signature: &[u8]) -> bool {
@@ -143,25 +109,60 @@ fn signs(secret: &str, signed: &str, signature: &[u8]) -> bool {
     mac.verify_slice(signature).is_ok()
 }
 
-fn check_shape(claims: &Claims) -> Result<(), TicketError> {
-    let sub_chars = claims.sub.chars().count();
-    let name_ok = claims
-        .name
-        .as_ref()
-        .is_none_or(|n| n.chars().count() <= MAX_NAME_CHARS);
-    let meta_ok = claims
-        .meta
-        .as_ref()
-        .is_none_or(|m| m.get().starts_with('{') && m.get().len() <= MAX_META_BYTES);
-    let times_ok = [Some(claims.exp), claims.nbf, claims.iat]
-        .into_iter()
-        .flatten()
-        .all(f64::is_finite);
-    if (1..=MAX_SUB_CHARS).contains(&sub_chars) && name_ok && meta_ok && times_ok {
-        Ok(())
-    } else {
-        Err(TicketError::Invalid)
+/// The identity the claims name, if `sub`, `name` and `meta` have the documented shapes.
+fn identity(mut claims: Value) -> Result<Identity, TicketError> {
+    let mut take = |name: &str| claims.get_mut(name).map(Value::take);
+    let sub = match take("sub") {
+        Some(Value::String(s)) if (1..=MAX_SUB_CHARS).contains(&s.chars().count()) => s,
+        _ => return Err(TicketError::Invalid),
+    };
+    let name = match take("name") {
+        None => None,
+        Some(Value::String(n)) if n.chars().count() <= MAX_NAME_CHARS => Some(n),
+        Some(_) => return Err(TicketError::Invalid),
+    };
+    let meta = match take("meta") {
+        None => None,
+        Some(m @ Value::Object(_)) if m.to_string().len() <= MAX_META_BYTES => Some(m),
+        Some(_) => return Err(TicketError::Invalid),
+    };
+    Ok(Identity { sub, name, meta })
+}
+
+/// Decodes unpadded base64url (RFC 4648, 5), as JWS uses it; anything else is invalid.
+pub fn base64url(text: &str) -> Result<Vec<u8>, TicketError> {
+    fn sextet(c: u8) -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        }))
     }
+    if text.len() % 4 == 1 {
+        return Err(TicketError::Invalid);
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        let mut bits = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            bits |= sextet(c).ok_or(TicketError::Invalid)? << (18 - 6 * i);
+        }
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+        // Bits past the last whole byte must be zero (a canonical encoding).
+        let spare = match chunk.len() {
+            2 => bits & 0xffff,
+            3 => bits & 0xff,
+            _ => 0,
+        };
+        if spare != 0 {
+            return Err(TicketError::Invalid);
+        }
+    }
+    Ok(out)
 }
 
 /// The `JOIN_SECRET` list, whose `Debug` output shows only how many there are.

@@ -37,7 +37,7 @@ fn a_valid_ticket_gives_its_identity() {
     let id = check(VALID).unwrap();
     assert_eq!(id.sub, "alice");
     assert_eq!(id.name.as_deref(), Some("Alice"));
-    assert_eq!(id.meta.as_ref().map(|m| m.get()), Some(r#"{"plan":"pro"}"#));
+    assert_eq!(id.meta, Some(serde_json::json!({"plan": "pro"})));
     assert_eq!(
         serde_json::to_string(&id).unwrap(),
         r#"{"sub":"alice","name":"Alice","meta":{"plan":"pro"}}"#
@@ -134,4 +134,17 @@ fn a_ticket_names_exactly_one_room() {
         verify(WRONG_ROOM, &secrets("other"), "r1", NOW),
         Err(TicketError::Invalid)
     );
+}
+
+#[test]
+fn base64url_is_strict() {
+    assert_eq!(base64url("").unwrap(), b"");
+    assert_eq!(base64url("Zg").unwrap(), b"f");
+    assert_eq!(base64url("Zm8").unwrap(), b"fo");
+    assert_eq!(base64url("Zm9v").unwrap(), b"foo");
+    assert_eq!(base64url("-_-_").unwrap(), [0xfb, 0xff, 0xbf]);
+    // Padding, the standard alphabet, a lone sextet and non-zero spare bits are refused.
+    for bad in ["Zg==", "+/+/", "Z", "Zh", "Zm9", "Zm9v!"] {
+        assert!(base64url(bad).is_err(), "{bad}");
+    }
 }

@@ -19,6 +19,18 @@ pub fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes of lower- or upper-case hex text, if it is hex.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let nibble = |c: u8| char::from(c).to_digit(16);
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some((nibble(pair[0])? << 4 | nibble(pair[1])?) as u8))
+        .collect()
+}
+
 /// The stored form of a resume token.
 pub fn hash(token: &str) -> String {
     to_hex(&Sha256::digest(token.as_bytes()))
