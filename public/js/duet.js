@@ -251,7 +251,8 @@ export class DuetConnection extends EventTarget {
     const sealed = key.then((k) => seal(k, this.room, sender, data));
     this.#outbox = Promise.all([sealed, this.#outbox])
       .then(([envelope]) => {
-        if (ws === this.#socket && ws.readyState === OPEN) ws.send(JSON.stringify({ type: "message", data: envelope }));
+        // Not on a socket that dropped meanwhile (nothing is queued), but still before a `leave()`.
+        if (ws.readyState === OPEN) ws.send(JSON.stringify({ type: "message", data: envelope }));
       })
       .catch((error) => console.error("duet: could not encrypt a message", error));
   }
@@ -264,9 +265,15 @@ export class DuetConnection extends EventTarget {
     if (this.state === "closed") return;
     const ws = this.#socket;
     if (ws && ws.readyState === OPEN && this.#welcomed) {
-      ws.send(LEAVE_TEXT);
-      // The server closes with 1000; close ourselves if it does not.
-      setTimeout(() => ws.readyState === OPEN && ws.close(1000, "left"), 2000);
+      const leaveNow = () => {
+        if (ws.readyState !== OPEN) return;
+        ws.send(LEAVE_TEXT);
+        // The server closes with 1000; close ourselves if it does not.
+        setTimeout(() => ws.readyState === OPEN && ws.close(1000, "left"), 2000);
+      };
+      // After the messages still being encrypted, as they were sent before.
+      if (this.#key) this.#outbox = this.#outbox.then(leaveNow);
+      else leaveNow();
     } else if (ws) {
       closeQuietly(ws, 1000, "left");
     }
@@ -338,7 +345,7 @@ export class DuetConnection extends EventTarget {
       return;
     }
     // Decryption starts now; delivery waits for the frames before it.
-    const opened = sealed ? this.#open(frame) : Promise.resolve(frame);
+    const opened = sealed ? this.#unseal(frame) : Promise.resolve(frame);
     this.#inboxLength += 1;
     this.#inbox = this.#inbox.then(async () => {
       const result = await opened;
@@ -361,7 +368,7 @@ export class DuetConnection extends EventTarget {
    * @param {Record<string, any>} frame
    * @returns {Promise<Record<string, any> | E2EError>}
    */
-  async #open(frame) {
+  async #unseal(frame) {
     try {
       if (!this.#key) throw new E2EError("unexpected-envelope");
       const data = await open(await this.#key, this.room, String(frame.from), frame.data);

@@ -83,8 +83,7 @@ export function newSecret() {
  * @returns {text is string}
  */
 export function isSecret(text) {
-  if (typeof text !== "string" || !SECRET_TEXT.test(text)) return false;
-  return toBase64Url(fromBase64Url(text)) === text;
+  return typeof text === "string" && SECRET_TEXT.test(text) && decodeCanonical(text)?.length === SECRET_BYTES;
 }
 
 /**
@@ -176,12 +175,14 @@ export function isEnvelope(data) {
 export async function open(key, room, sender, data) {
   if (!isEnvelope(data)) throw new E2EError("not-encrypted");
   const { e2e, iv, ct } = /** @type {Record<string, unknown>} */ (data);
-  if (e2e !== E2E_VERSION || !isBase64Url(iv, IV_BYTES) || !isBase64Url(ct)) throw new E2EError("malformed");
-  const ciphertext = fromBase64Url(ct);
-  if (ciphertext.length < TAG_BYTES) throw new E2EError("malformed");
+  const ivBytes = decodeCanonical(iv);
+  const ciphertext = decodeCanonical(ct);
+  if (e2e !== E2E_VERSION || ivBytes?.length !== IV_BYTES || !ciphertext || ciphertext.length < TAG_BYTES) {
+    throw new E2EError("malformed");
+  }
   let plaintext;
   try {
-    const params = { name: "AES-GCM", iv: fromBase64Url(iv), additionalData: additionalData(room, String(sender)) };
+    const params = { name: "AES-GCM", iv: ivBytes, additionalData: additionalData(room, String(sender)) };
     plaintext = await crypto.subtle.decrypt(params, key, ciphertext);
   } catch {
     throw new E2EError("undecryptable");
@@ -229,20 +230,24 @@ export function toBase64Url(bytes) {
 export function fromBase64Url(text) {
   if (!B64URL.test(text) || text.length % 4 === 1) throw new TypeError("not base64url");
   const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
+/** Unused low bits of the last character, by `length % 4`, that canonical base64 leaves zero. */
+const UNUSED_BITS = [0, 0, 0b1111, 0b11];
+
 /**
- * Whether `text` is canonical base64url (of exactly `bytes` bytes, if given).
+ * The bytes of `text` if it is canonical base64url without padding (the only spelling accepted
+ * anywhere in an envelope or a link), else `null`.
  * @param {unknown} text
- * @param {number} [bytes]
  */
-function isBase64Url(text, bytes) {
-  if (typeof text !== "string") return false;
-  try {
-    const decoded = fromBase64Url(text);
-    return (bytes === undefined || decoded.length === bytes) && toBase64Url(decoded) === text;
-  } catch {
-    return false;
-  }
+function decodeCanonical(text) {
+  if (typeof text !== "string" || !B64URL.test(text) || text.length % 4 === 1) return null;
+  const last = text.length % 4 ? B64_ALPHABET.indexOf(text[text.length - 1]) : 0;
+  if (last & UNUSED_BITS[text.length % 4]) return null;
+  return fromBase64Url(text);
 }
+
+const B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -40,10 +40,11 @@ export async function safetyCodeOf(a, b) {
 
 /**
  * The safety code of a peer connection whose local and remote descriptions are both set, or
- * `null` while either is missing or has no fingerprint.
+ * `null` while either is missing or has no fingerprint (or without Web Crypto).
  * @param {RTCPeerConnection} pc
  */
 export async function safetyCode(pc) {
+  if (!globalThis.crypto?.subtle) return null; // no Web Crypto outside secure contexts
   const local = fingerprintOf(pc.localDescription?.sdp);
   const remote = fingerprintOf(pc.remoteDescription?.sdp);
   return local && remote ? safetyCodeOf(local, remote) : null;

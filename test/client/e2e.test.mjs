@@ -166,6 +166,24 @@ describe("round trips and failures", () => {
   });
 });
 
+describe("cost", () => {
+  test("sealing and opening a 4 KB description, per frame", async (t) => {
+    const room = "room-cost";
+    const key = await deriveKey(newSecret(), room);
+    const value = { kind: "signal", pc: "p", to: null, description: { type: "offer", sdp: `v=0\r\n${"a=x:0123456789abcdef\r\n".repeat(180)}` } };
+    const rounds = 500;
+    const envelopes = [];
+    let started = performance.now();
+    for (let i = 0; i < rounds; i++) envelopes.push(await seal(key, room, "s", value));
+    const sealMs = (performance.now() - started) / rounds;
+    started = performance.now();
+    for (const envelope of envelopes) await open(key, room, "s", envelope);
+    const openMs = (performance.now() - started) / rounds;
+    t.diagnostic(`${JSON.stringify(value).length}-byte value: seal ${(sealMs * 1000).toFixed(0)} µs, open ${(openMs * 1000).toFixed(0)} µs per frame (Node ${process.version})`);
+    assert.ok(sealMs < 20 && openMs < 20, "well under a frame's network time");
+  });
+});
+
 describe("link secrets", () => {
   test("a new secret is 43 characters of canonical base64url for 32 random bytes", () => {
     const secrets = new Set(Array.from({ length: 100 }, newSecret));
