@@ -109,7 +109,14 @@ function showCall(room) {
   const link = `${location.origin}/${room}${keyFragment(secret)}`;
   const linkInput = /** @type {HTMLInputElement} */ ($("room-link"));
   linkInput.value = link;
-  /** @type {HTMLAnchorElement} */ ($("rejoin")).href = `/${room}${keyFragment(secret)}`;
+  const rejoin = /** @type {HTMLAnchorElement} */ ($("rejoin"));
+  rejoin.href = `/${room}${keyFragment(secret)}`;
+  // The same URL with a fragment would only scroll; the key is per page load, so load again.
+  rejoin.addEventListener("click", (event) => {
+    event.preventDefault();
+    location.reload();
+  });
+  addEventListener("hashchange", () => location.reload());
   const problem = keyProblem(secret);
 
   const status = $("status");

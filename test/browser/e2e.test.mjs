@@ -80,7 +80,7 @@ describe("end-to-end encrypted calls", () => {
   let browser;
   /** @type {Awaited<ReturnType<typeof openPage>>[]} */
   const pages = [];
-  /** Every request any page made: URL and Referer. */
+  /** Every request and socket any page opened: URL and Referer. */
   const requests = [];
 
   before(async () => {
@@ -99,6 +99,7 @@ describe("end-to-end encrypted calls", () => {
       prepare: async (context) => {
         await recordWire(context);
         context.on("request", (request) => requests.push({ url: request.url(), referer: request.headers().referer ?? "" }));
+        context.on("page", (page) => page.on("websocket", (ws) => requests.push({ url: ws.url(), referer: "" })));
         for (const step of extra) await step(context);
       },
     });
@@ -128,18 +129,12 @@ describe("end-to-end encrypted calls", () => {
     const secret = new URL(link).hash.slice("#k=".length);
     assert.equal(Buffer.from(secret, "base64url").length, 32);
     await until(alice, () => window.duetDebug?.status === "waiting");
-    await alice.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.origin });
+    // Granting replaces the page's permissions: keep the camera's, or its tracks end.
+    await alice.context().grantPermissions(["camera", "microphone", "clipboard-read", "clipboard-write"], { origin: server.origin });
     await alice.getByRole("button", { name: "Copy link" }).click();
     await alice.getByText("Link copied.").waitFor();
     assert.equal(await alice.evaluate(() => navigator.clipboard.readText()), link, "the whole link, key included");
     assert.equal(await alice.locator("#room-link").inputValue(), link);
-
-    // Another new call gets another key.
-    const other = await open(`${server.origin}/`);
-    await other.getByRole("button", { name: "Start a call" }).click();
-    await other.waitForURL(/#k=/);
-    assert.notEqual(new URL(other.url()).hash, new URL(link).hash);
-    await other.context().close();
 
     const bob = await open(link);
     await Promise.all([until(alice, connected), until(bob, connected)]);
@@ -179,6 +174,14 @@ describe("end-to-end encrypted calls", () => {
     }
     assert.ok(!server.output().includes(secret), "the server's log");
     await Promise.all([alice, bob].map((page) => page.context().close()));
+
+    // Another new call gets another key. (After the call: closing a page that holds the fake
+    // camera ends the camera's tracks in every other page too.)
+    const other = await open(`${server.origin}/`);
+    await other.getByRole("button", { name: "Start a call" }).click();
+    await other.waitForURL(/#k=[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(new URL(other.url()).hash, new URL(link).hash);
+    await other.context().close();
   });
 
   test("a plain link still works, says it is not protected and shows a safety code", async () => {
