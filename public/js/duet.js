@@ -347,20 +347,22 @@ export class DuetConnection extends EventTarget {
     // Decryption starts now; delivery waits for the frames before it.
     const opened = sealed ? this.#unseal(frame) : Promise.resolve(frame);
     this.#inboxLength += 1;
-    this.#inbox = this.#inbox.then(async () => {
-      const result = await opened;
-      this.#inboxLength -= 1;
-      if (this.state === "closed") return;
-      if (result instanceof E2EError) {
-        this.#emit("e2e-error", { reason: result.reason, from: frame.from ?? null, message: result.message });
-      } else if (sealed && this.#acceptedIvs.has(frame.data.iv)) {
-        const replayed = new E2EError("replayed");
-        this.#emit("e2e-error", { reason: replayed.reason, from: frame.from ?? null, message: replayed.message });
-      } else {
+    this.#inbox = this.#inbox
+      .then(async () => {
+        const result = await opened;
+        this.#inboxLength -= 1;
+        if (this.state === "closed") return;
+        // The replay check runs here, in arrival order, among the envelopes that decrypted.
+        const failure =
+          result instanceof E2EError ? result : sealed && this.#acceptedIvs.has(frame.data.iv) ? new E2EError("replayed") : null;
+        if (failure) {
+          this.#emit("e2e-error", { reason: failure.reason, from: frame.from ?? null, message: failure.message });
+          return;
+        }
         if (sealed) this.#acceptedIvs.add(frame.data.iv);
-        this.#onFrame(result);
-      }
-    }).catch((error) => console.error("duet: could not deliver a frame", error));
+        this.#onFrame(/** @type {Record<string, any>} */ (result));
+      })
+      .catch((error) => console.error("duet: could not deliver a frame", error));
   }
 
   /**

@@ -121,7 +121,7 @@ describe("end-to-end encrypted calls", () => {
     }));
   }
 
-  test("a new call link has a fresh key; the call connects with video and only envelopes cross the server", async () => {
+  test("a new call link has a fresh key; the call connects with video and only envelopes cross the server", async (t) => {
     const alice = await open(`${server.origin}/`);
     await alice.getByRole("button", { name: "Start a call" }).click();
     await alice.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}#k=[A-Za-z0-9_-]{43}$/);
@@ -136,8 +136,14 @@ describe("end-to-end encrypted calls", () => {
     assert.equal(await alice.evaluate(() => navigator.clipboard.readText()), link, "the whole link, key included");
     assert.equal(await alice.locator("#room-link").inputValue(), link);
 
-    const bob = await open(link);
+    // Bob pastes the link into the landing page's form: the key comes along.
+    const bob = await open(`${server.origin}/`);
+    await bob.getByLabel("Have a link or a room name?").fill(link);
+    const started = performance.now();
+    await bob.getByRole("button", { name: "Join", exact: true }).click();
+    await bob.waitForURL(link);
     await Promise.all([until(alice, connected), until(bob, connected)]);
+    t.diagnostic(`e2e call: ${Math.round(performance.now() - started)} ms from joining to connected`);
     for (const page of [alice, bob]) {
       await remoteVideoPlays(page);
       assert.equal(await page.evaluate(() => window.duetDebug.encrypted), true);
@@ -173,6 +179,30 @@ describe("end-to-end encrypted calls", () => {
       assert.ok(!referer.includes(secret), referer);
     }
     assert.ok(!server.output().includes(secret), "the server's log");
+
+    // What encryption costs in the page, per frame, for a real description.
+    const cost = await alice.evaluate(async () => {
+      const e2e = await import("/js/e2e.js");
+      const key = await e2e.deriveKey(e2e.newSecret(), "cost");
+      const value = { kind: "signal", pc: "p", to: null, description: window.duetDebug.pc.localDescription.toJSON() };
+      const rounds = 200;
+      const envelopes = [];
+      let begin = performance.now();
+      for (let i = 0; i < rounds; i++) envelopes.push(await e2e.seal(key, "cost", "me", value));
+      const sealMs = (performance.now() - begin) / rounds;
+      begin = performance.now();
+      for (const envelope of envelopes) await e2e.open(key, "cost", "me", envelope);
+      return { bytes: JSON.stringify(value).length, sealMs, openMs: (performance.now() - begin) / rounds };
+    });
+    t.diagnostic(`Chromium, ${cost.bytes}-byte offer: seal ${(cost.sealMs * 1000).toFixed(0)} µs, open ${(cost.openMs * 1000).toFixed(0)} µs per frame`);
+
+    // Hanging up and "Rejoin this room" come back into the same protected call.
+    await alice.getByRole("button", { name: "Hang up" }).click();
+    await until(bob, () => window.duetDebug.status === "peer-left");
+    await alice.getByRole("link", { name: "Rejoin this room" }).click();
+    await Promise.all([until(alice, connected), until(bob, connected)]);
+    assert.equal(alice.url(), link);
+    assert.equal(await alice.evaluate(() => window.duetDebug.encrypted), true);
     await Promise.all([alice, bob].map((page) => page.context().close()));
 
     // Another new call gets another key. (After the call: closing a page that holds the fake
