@@ -268,7 +268,7 @@ function showProtection(call, protectedLink) {
   const security = $("security");
   security.dataset.protected = String(protectedLink);
   state.textContent = protectedLink
-    ? "End-to-end protected: the server relays this call's setup without being able to read or change it."
+    ? "End-to-end protected: the server relays this call's setup without being able to read it or change it unnoticed."
     : "This call is not end-to-end protected: its link has no key, so the server can read the call's setup. Start a new call for a protected link, and compare the safety code." +
       (cryptoAvailable() ? "" : " This page is not on a secure connection (https), so there is no safety code either.");
   const safety = $("safety");

@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS, CHROMIUM_PATH, launchChromium, openPage, remoteVideoPlays, roomName, startDevServer, until } from "../helpers/browser.mjs";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { CHROMIUM_ARGS, CHROMIUM_PATH, launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
 
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 const newSecret = () => randomBytes(32).toString("base64url");
@@ -86,6 +88,7 @@ describe("end-to-end encrypted calls", () => {
   before(async () => {
     browser = await launchChromium(); // first: without a browser, fail before starting a server
     server = await startDevServer();
+    mkdirSync(SCREENSHOTS, { recursive: true });
   });
 
   after(async () => {
@@ -276,6 +279,7 @@ describe("end-to-end encrypted calls", () => {
     assert.equal(state.pc, null, "no description was applied, so no peer connection was started");
     assert.equal(state.status, "connecting");
     assert.match(state.alert, /could not be verified and were not used.*altered.*server/);
+    await receiver.screenshot({ path: join(SCREENSHOTS, "unverified.png") });
     assert.equal(await sender.evaluate(() => window.duetDebug.pc.signalingState), "have-local-offer", "no answer came back");
     assert.notEqual(await sender.evaluate(() => window.duetDebug.pc.connectionState), "connected");
     await Promise.all([sender, receiver].map((page) => page.context().close()));
