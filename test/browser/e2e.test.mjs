@@ -316,6 +316,35 @@ describe("end-to-end encrypted calls", () => {
     await Promise.all([erin, frank].map((page) => page.context().close()));
   });
 
+  test("a key on one side only: each side is told what is wrong, and nothing is applied", async () => {
+    for (const keyedFirst of [false, true]) {
+      const room = roomName("half");
+      const keyed = `${server.origin}/${room}#k=${newSecret()}`;
+      const plain = `${server.origin}/${room}`;
+      // The first page offers; the other one judges the offer and its candidates.
+      const first = await open(keyedFirst ? keyed : plain);
+      await until(first, () => window.duetDebug?.status === "waiting");
+      const second = await open(keyedFirst ? plain : keyed);
+      const reason = keyedFirst ? "unexpected-envelope" : "not-encrypted";
+      const judged = await until(second, (r) => window.duetDebug.e2eErrors.includes(r) && {
+        errors: window.duetDebug.e2eErrors,
+        alert: document.getElementById("e2e-alert")?.textContent,
+        pc: window.duetDebug.pc,
+        state: document.getElementById("e2e-state")?.textContent,
+      }, reason);
+      assert.ok(judged.errors.every((r) => r === reason), String(judged.errors));
+      assert.equal(judged.pc, null, "the offer was not applied");
+      if (keyedFirst) {
+        assert.match(judged.alert, /yours has no key.*full link/);
+        assert.match(judged.state, /not end-to-end protected/);
+      } else {
+        assert.match(judged.alert, /could not be verified/);
+        assert.match(judged.state, /^End-to-end protected/);
+      }
+      await Promise.all([first, second].map((page) => page.context().close()));
+    }
+  });
+
   test("a key link on an insecure origin refuses to start and says to use https", async () => {
     // duet.test is 127.0.0.1, but http://duet.test is not a secure context: no Web Crypto.
     const insecure = await chromium.launch({
@@ -333,6 +362,11 @@ describe("end-to-end encrypted calls", () => {
       assert.match(state.status, /not loaded over a secure connection.*https/);
       assert.equal(await page.evaluate(() => window.duetDebug.signalingState), null, "no signaling was started");
       assert.deepEqual(sockets, []);
+
+      // A plain link there says that there is no protection and no safety code without https.
+      await page.goto(`http://duet.test:${server.port}/${roomName("insecure")}`);
+      const note = await until(page, () => document.getElementById("e2e-state")?.textContent);
+      assert.match(note, /not end-to-end protected.*secure connection \(https\).*no safety code/);
     } finally {
       await insecure.close();
     }
