@@ -10,8 +10,8 @@
  *   name), 32 bytes, used as an AES-256-GCM key;
  * - a message's `data` becomes `{"e2e":1,"iv":…,"ct":…}`: a random 12-byte IV and the AES-GCM
  *   ciphertext of the UTF-8 JSON text of the value with its 16-byte tag, both base64url; the
- *   additional data is UTF-8 `duet-e2e-v1/{room}/{sender clientId}`, so a message reflected or
- *   attributed to another sender fails to decrypt.
+ *   additional data is UTF-8 `duet-e2e-v1/{room}/{sender clientId}`, so a message attributed
+ *   to another sender fails to decrypt (and `duet.js` refuses one relayed back to its sender).
  *
  * Only Web Crypto (`crypto.subtle`) does cryptography here; this module encodes, checks shapes
  * and names failures. The replay rule (an IV accepted twice) is kept by the caller, which
@@ -224,7 +224,7 @@ function utf8(text) {
  * @param {Uint8Array} bytes
  */
 export function toBase64Url(bytes) {
-  // By hand into ASCII codes rather than btoa: no binary string, no replacing (ten times faster).
+  // By hand into ASCII codes rather than btoa: no binary string, no replacing (several times faster).
   const out = new Uint8Array(Math.ceil((bytes.length * 4) / 3));
   let j = 0;
   let i = 0;

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import {
   deriveKey,
@@ -181,6 +181,20 @@ describe("cost", () => {
     const openMs = (performance.now() - started) / rounds;
     t.diagnostic(`${JSON.stringify(value).length}-byte value: seal ${(sealMs * 1000).toFixed(0)} µs, open ${(openMs * 1000).toFixed(0)} µs per frame (Node ${process.version})`);
     assert.ok(sealMs < 20 && openMs < 20, "well under a frame's network time");
+  });
+});
+
+describe("base64url", () => {
+  test("agrees with Node's Buffer for every length from 0 to 300 bytes, both ways", () => {
+    for (let length = 0; length <= 300; length++) {
+      const bytes = randomBytes(length);
+      const text = bytes.toString("base64url");
+      assert.equal(toBase64Url(bytes), text, `encode ${length}`);
+      assert.deepEqual(Buffer.from(fromBase64Url(text)), bytes, `decode ${length}`);
+    }
+    assert.throws(() => fromBase64Url("abc="), TypeError);
+    assert.throws(() => fromBase64Url("a"), TypeError);
+    assert.throws(() => fromBase64Url("ab+/"), TypeError);
   });
 });
 
