@@ -129,7 +129,7 @@ function showCall(room) {
   const chatInput = /** @type {HTMLInputElement} */ ($("chat-input"));
   const chatSend = /** @type {HTMLButtonElement} */ ($("chat-send"));
   const debug = exposeDebug(call);
-  showProtection(call, secret !== null && !problem);
+  showProtection(call, secret === null ? "plain" : problem ? "refused" : "protected");
 
   // The remote video shows whenever media flows, also while either side's signaling reconnects.
   const showRemote = () => {
@@ -261,16 +261,19 @@ function showCall(room) {
  * Says whether the call is end-to-end protected, shows the safety code once connected, and warns
  * when the other side's messages could not be verified.
  * @param {Call} call
- * @param {boolean} protectedLink
+ * @param {"protected" | "plain" | "refused"} mode a key link, a link without a key, or a key
+ *   link that cannot be used here (the status says why)
  */
-function showProtection(call, protectedLink) {
+function showProtection(call, mode) {
   const state = $("e2e-state");
-  const security = $("security");
-  security.dataset.protected = String(protectedLink);
-  state.textContent = protectedLink
-    ? "End-to-end protected: the server relays this call's setup without being able to read it or change it unnoticed."
-    : "This call is not end-to-end protected: its link has no key, so the server can read the call's setup. Start a new call for a protected link, and compare the safety code." +
-      (cryptoAvailable() ? "" : " This page is not on a secure connection (https), so there is no safety code either.");
+  $("security").dataset.protected = String(mode !== "plain");
+  state.textContent = {
+    protected: "End-to-end protected: the server relays this call's setup without being able to read it or change it unnoticed.",
+    plain:
+      "This call is not end-to-end protected: its link has no key, so the server can read the call's setup. Start a new call for a protected link, and compare the safety code." +
+      (cryptoAvailable() ? "" : " This page is not on a secure connection (https), so there is no safety code either."),
+    refused: "Nothing was sent: a link with a key is never used for an unprotected call.",
+  }[mode];
   const safety = $("safety");
   const showCode = () => {
     const code = call.pc?.connectionState === "connected" ? call.safetyCode : null;

@@ -345,6 +345,16 @@ describe("end-to-end encrypted calls", () => {
     }
   });
 
+  test("a link with a damaged key refuses to start instead of calling unprotected", async () => {
+    const page = await open(`${server.origin}/${roomName("damaged")}#k=${newSecret().slice(0, 40)}`);
+    const refused = await until(page, () => window.duetDebug?.refused);
+    assert.match(refused, /key in this link is damaged/);
+    assert.match(await page.locator("#status").textContent(), /damaged.*copy all of it/);
+    assert.equal(await page.evaluate(() => window.duetDebug.signalingState), null, "no signaling was started");
+    assert.ok(!requests.some((r) => r.url.includes("/ws/") && r.url.includes("damaged")), "no socket was opened");
+    await page.context().close();
+  });
+
   test("a key link on an insecure origin refuses to start and says to use https", async () => {
     // duet.test is 127.0.0.1, but http://duet.test is not a secure context: no Web Crypto.
     const insecure = await chromium.launch({
@@ -360,6 +370,7 @@ describe("end-to-end encrypted calls", () => {
       const state = await until(page, () => window.duetDebug?.refused && { secure: window.isSecureContext, status: document.getElementById("status")?.textContent });
       assert.equal(state.secure, false);
       assert.match(state.status, /not loaded over a secure connection.*https/);
+      assert.match(await page.locator("#e2e-state").textContent(), /Nothing was sent/);
       assert.equal(await page.evaluate(() => window.duetDebug.signalingState), null, "no signaling was started");
       assert.deepEqual(sockets, []);
 
