@@ -288,7 +288,9 @@ function showProtection(call, mode) {
     alert.textContent =
       reason === "unexpected-envelope"
         ? "The other person joined with an end-to-end protected link, but yours has no key. Open the full link they sent, including the part after #."
-        : "Messages from the other side could not be verified and were not used: the link may be wrong or altered (each of you opened a different one), or the server is interfering.";
+        : reason === "replayed" || reason === "reflected"
+          ? "Some messages came again, or came back as if from you, and were ignored: the server is interfering."
+          : "Messages from the other side could not be verified and were not used: the link may be wrong or altered (each of you opened a different one), or the server is interfering.";
     alert.hidden = false;
   });
 }

@@ -135,7 +135,7 @@ export class DuetConnection extends EventTarget {
   /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
   state = "connecting";
 
-  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff">> & {backoff: import("./backoff.js").BackoffOptions}} */
+  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "key">> & {backoff: import("./backoff.js").BackoffOptions}} */
   #options;
   /** @type {typeof WebSocket} */
   #WebSocket;

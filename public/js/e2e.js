@@ -155,7 +155,8 @@ function additionalData(room, sender) {
 export async function seal(key, room, sender, value, iv = crypto.getRandomValues(new Uint8Array(IV_BYTES))) {
   if (iv.length !== IV_BYTES) throw new RangeError(`the IV is ${IV_BYTES} bytes`);
   const plaintext = utf8(JSON.stringify(value));
-  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: additionalData(room, sender) }, key, plaintext);
+  // `new Uint8Array(iv)`: a copy on a plain ArrayBuffer, as Web Crypto's types ask.
+  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv: new Uint8Array(iv), additionalData: additionalData(room, sender) }, key, plaintext);
   return { e2e: E2E_VERSION, iv: toBase64Url(iv), ct: toBase64Url(new Uint8Array(ct)) };
 }
 

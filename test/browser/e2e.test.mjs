@@ -313,6 +313,7 @@ describe("end-to-end encrypted calls", () => {
     await Promise.all([until(erin, connected), until(frank, connected)]);
     const copies = await until(frank, () => window.duetDebug.e2eErrors.length > 0 && window.duetDebug.e2eErrors);
     assert.ok(copies.every((reason) => reason === "replayed"), String(copies));
+    assert.match(await frank.locator("#e2e-alert").textContent(), /came again.*ignored.*server is interfering/);
     await Promise.all([erin, frank].map((page) => page.context().close()));
   });
 
