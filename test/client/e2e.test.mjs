@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import {
@@ -90,6 +91,16 @@ print(json.dumps({"key": key.hex(), "envelope": json.dumps({"e2e": 1, "iv": b64e
     const input = JSON.stringify({ ...VECTOR, ivHex: Buffer.from(VECTOR.iv).toString("hex"), a: SAS_VECTOR.a, b: SAS_VECTOR.b });
     const python = JSON.parse(execFileSync("python3", ["-c", script], { input, encoding: "utf8" }));
     assert.deepEqual(python, { key: VECTOR.keyHex, envelope: VECTOR.envelope, code: SAS_VECTOR.code });
+  });
+});
+
+describe("docs/e2e.md", () => {
+  test("states the same vectors as this test", () => {
+    const docs = readFileSync(new URL("../../docs/e2e.md", import.meta.url), "utf8");
+    for (const value of [VECTOR.secret, VECTOR.room, VECTOR.sender, VECTOR.plaintext, VECTOR.keyHex, VECTOR.envelope, SAS_VECTOR.code]) {
+      assert.ok(docs.includes(value), `docs/e2e.md lacks ${value}`);
+    }
+    assert.ok(docs.includes("`duet-e2e-v1/{room}/{sender clientId}`") && docs.includes("`duet-sas-v1/{first}/{second}`"));
   });
 });
 
