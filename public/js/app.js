@@ -3,6 +3,9 @@
  * The page: wires the landing form and the call (`call.js`) to the DOM. No call logic here.
  * Anything that came from the peer is shown with `textContent` or as a blob URL, never as HTML.
  *
+ * Call links are `/{room}#k={secret}`: the fragment carries the end-to-end key (`docs/e2e.md`)
+ * and never leaves the browser. A link without `#k=` makes a plain call, and says so.
+ *
  * URL options (for tests): `?relay=1` uses TURN relays only. State for tests is on
  * `window.duetDebug`.
  * @module app
@@ -11,6 +14,7 @@
 import { Call } from "./call.js";
 import { captureFrame } from "./media.js";
 import { newRoomName, parseRoomInput, roomFromPath } from "./rooms.js";
+import { cryptoAvailable, isSecret, newSecret, secretFromFragment } from "./e2e.js";
 
 /** What each status means to a person. @type {Record<import("./status.js").Status, string>} */
 const STATUS_TEXT = {
@@ -52,13 +56,46 @@ function showLanding(problem) {
     input.setAttribute("aria-invalid", String(Boolean(text)));
   };
   showError(problem);
-  $("start").addEventListener("click", () => location.assign(`/${newRoomName()}`));
+  // Every new call gets its own secret.
+  $("start").addEventListener("click", () => location.assign(`/${newRoomName()}${keyFragment(newSecret())}`));
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const name = parseRoomInput(input.value);
-    if (name) location.assign(`/${name}`);
+    if (name) location.assign(`/${name}${keyFragment(pastedSecret(input.value))}`);
     else showError("Enter a room link or a name of 1–64 letters, digits, - or _.");
   });
+}
+
+/** @param {string | null} secret @returns {string} `#k={secret}`, or "" without one */
+function keyFragment(secret) {
+  return secret ? `#k=${secret}` : "";
+}
+
+/**
+ * The secret of a pasted call link, if it has one.
+ * @param {string} text
+ */
+function pastedSecret(text) {
+  try {
+    return secretFromFragment(new URL(text.trim()).hash);
+  } catch {
+    return null; // a room name, not a link
+  }
+}
+
+/**
+ * Why a link with a key cannot be used here, or null. Such a link never falls back to plaintext.
+ * @param {string | null} secret
+ */
+function keyProblem(secret) {
+  if (secret === null) return null;
+  if (!isSecret(secret)) {
+    return "The key in this link is damaged (the part after #k= should be 43 letters, digits, - or _). Ask for the link again and copy all of it.";
+  }
+  if (!cryptoAvailable()) {
+    return "This page was not loaded over a secure connection, so the browser offers no encryption and the call cannot be protected. Open the link over https:// (whoever runs this server: serve it over https).";
+  }
+  return null;
 }
 
 /** @param {string} room */
@@ -66,11 +103,21 @@ function showCall(room) {
   document.title = `Duet · ${room}`;
   $("call").hidden = false;
   const params = new URLSearchParams(location.search);
-  const call = new Call({ room, relay: params.get("relay") === "1" });
-  const link = `${location.origin}/${room}`;
+  const secret = secretFromFragment(location.hash);
+  const call = new Call({ room, relay: params.get("relay") === "1", key: secret });
+  // The whole link, key included: it is only ever shown and copied, never sent to the server.
+  const link = `${location.origin}/${room}${keyFragment(secret)}`;
   const linkInput = /** @type {HTMLInputElement} */ ($("room-link"));
   linkInput.value = link;
-  /** @type {HTMLAnchorElement} */ ($("rejoin")).href = `/${room}`;
+  const rejoin = /** @type {HTMLAnchorElement} */ ($("rejoin"));
+  rejoin.href = `/${room}${keyFragment(secret)}`;
+  // The same URL with a fragment would only scroll; the key is per page load, so load again.
+  rejoin.addEventListener("click", (event) => {
+    event.preventDefault();
+    location.reload();
+  });
+  addEventListener("hashchange", () => location.reload());
+  const problem = keyProblem(secret);
 
   const status = $("status");
   const localVideo = /** @type {HTMLVideoElement} */ ($("local-video"));
@@ -82,6 +129,7 @@ function showCall(room) {
   const chatInput = /** @type {HTMLInputElement} */ ($("chat-input"));
   const chatSend = /** @type {HTMLButtonElement} */ ($("chat-send"));
   const debug = exposeDebug(call);
+  showProtection(call, secret === null ? "plain" : problem ? "refused" : "protected");
 
   // The remote video shows whenever media flows, also while either side's signaling reconnects.
   const showRemote = () => {
@@ -197,9 +245,53 @@ function showCall(room) {
     $("unmute-remote").hidden = true;
   });
 
+  if (problem) {
+    status.textContent = `${STATUS_TEXT.error} ${problem}`;
+    status.dataset.status = "error";
+    debug.refused = problem;
+    return;
+  }
   call.start().catch((error) => {
     status.textContent = `${STATUS_TEXT.error} ${error instanceof Error ? error.message : error}`;
     status.dataset.status = "error";
+  });
+}
+
+/**
+ * Says whether the call is end-to-end protected, shows the safety code once connected, and warns
+ * when the other side's messages could not be verified.
+ * @param {Call} call
+ * @param {"protected" | "plain" | "refused"} mode a key link, a link without a key, or a key
+ *   link that cannot be used here (the status says why)
+ */
+function showProtection(call, mode) {
+  const state = $("e2e-state");
+  $("security").dataset.protected = String(mode !== "plain");
+  state.textContent = {
+    protected: "End-to-end protected: the server relays this call's setup without being able to read it or change it unnoticed.",
+    plain:
+      "This call is not end-to-end protected: its link has no key, so the server can read the call's setup. Start a new call for a protected link, and compare the safety code." +
+      (cryptoAvailable() ? "" : " This page is not on a secure connection (https), so there is no safety code either."),
+    refused: "Nothing was sent: a link with a key is never used for an unprotected call.",
+  }[mode];
+  const safety = $("safety");
+  const showCode = () => {
+    const code = call.pc?.connectionState === "connected" ? call.safetyCode : null;
+    $("safety-code").textContent = code ?? "";
+    safety.hidden = !code;
+  };
+  call.addEventListener("safetycode", showCode);
+  call.addEventListener("connectionstate", showCode);
+  call.addEventListener("e2e-error", (event) => {
+    const { reason } = /** @type {CustomEvent} */ (event).detail;
+    const alert = $("e2e-alert");
+    alert.textContent =
+      reason === "unexpected-envelope"
+        ? "The other person joined with an end-to-end protected link, but yours has no key. Open the full link they sent, including the part after #."
+        : reason === "replayed" || reason === "reflected"
+          ? "Some messages came again, or came back as if from you, and were ignored: the server is interfering."
+          : "Messages from the other side could not be verified and were not used: the link may be wrong or altered (each of you opened a different one), or the server is interfering.";
+    alert.hidden = false;
   });
 }
 
@@ -275,6 +367,20 @@ function exposeDebug(call) {
     get mediaMode() {
       return call.media.mode;
     },
+    /** Whether signaling is end-to-end encrypted. */
+    get encrypted() {
+      return call.signaling?.encrypted ?? false;
+    },
+    /** The safety code computed for the current peer connection. */
+    get safetyCode() {
+      return call.safetyCode;
+    },
+    /** Reasons of the peer's messages that were dropped. */
+    get e2eErrors() {
+      return [...call.e2eErrors];
+    },
+    /** Why the page did not join (a link whose key cannot be used here). @type {string | null} */
+    refused: null,
     /** Drops the signaling WebSocket without leaving, as a network failure would. */
     dropSignaling() {
       call.dropSignaling();

@@ -10,7 +10,11 @@
  * - `chat`: `detail = {from: "me" | "peer", text}`;
  * - `photo`: `detail = {from: "me" | "peer", blob}`;
  * - `channel`: `detail = {open}`, whether chat and photos can be sent;
- * - `connectionstate`: `detail = {state}`, the peer connection's state changed.
+ * - `connectionstate`: `detail = {state}`, the peer connection's state changed;
+ * - `safetycode`: `detail = {code}`, the six digits of `sas.js` for the current peer connection
+ *   (`null` while there is none or it is not negotiated yet);
+ * - `e2e-error`: `detail = {reason, from, message}`, a message from the peer was dropped: with a
+ *   `key`, it did not decrypt (wrong or altered link, or an interfering server), see `duet.js`.
  *
  * ## Messages between the peers
  * Everything rides in the `data` of signaling `message` frames as
@@ -27,6 +31,7 @@ import { Negotiator } from "./negotiation.js";
 import { PhotoReceiver, sendPhoto } from "./transfer.js";
 import { deriveStatus } from "./status.js";
 import { acquireMedia } from "./media.js";
+import { safetyCode } from "./sas.js";
 
 export const CHAT_MAX_CHARS = 2000;
 /** How long ICE may stay "disconnected" before we restart it. */
@@ -43,6 +48,7 @@ const STUCK_NEW_MS = { impolite: 5000, polite: 10000 };
  * @property {string} room
  * @property {string} [baseUrl] the Duet server, default this page's origin
  * @property {boolean} [relay] only use TURN relays (`iceTransportPolicy: "relay"`)
+ * @property {string | null} [key] the secret of an end-to-end protected link (`docs/e2e.md`)
  * @property {import("./duet.js").ConnectOptions} [signaling] more options for `connect()`
  * @property {(c: MediaStreamConstraints) => Promise<MediaStream>} [getUserMedia]
  */
@@ -72,6 +78,10 @@ export class Call extends EventTarget {
   stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0 };
   /** Last problem worth telling the person about. @type {string | null} */
   problem = null;
+  /** The safety code of the current peer connection, e.g. `"024 995"`. @type {string | null} */
+  safetyCode = null;
+  /** Reasons of the peer's messages that were dropped undecrypted, in order. @type {string[]} */
+  e2eErrors = [];
 
   #options;
   /** @type {import("./status.js").CallFacts["phase"]} */
@@ -95,7 +105,11 @@ export class Call extends EventTarget {
   async start() {
     this.media = await acquireMedia(this.#options.getUserMedia);
     this.#emit("localstream", { stream: this.media.stream });
-    const signaling = connect(this.#options.room, { baseUrl: this.#options.baseUrl, ...this.#options.signaling });
+    const signaling = connect(this.#options.room, {
+      baseUrl: this.#options.baseUrl,
+      key: this.#options.key ?? null,
+      ...this.#options.signaling,
+    });
     this.signaling = signaling;
     signaling.addEventListener("created", () => {
       this.#phase = "in-room";
@@ -119,6 +133,12 @@ export class Call extends EventTarget {
       const { code, message } = /** @type {CustomEvent} */ (e).detail;
       // `no-peer`: the peer is away, and what we sent is lost; recovery happens on its return.
       if (code !== "no-peer") console.warn("signaling refused a frame:", code, message);
+    });
+    signaling.addEventListener("e2e-error", (e) => {
+      // Never applied: duet.js delivers only what decrypted. Tell the person.
+      const detail = /** @type {CustomEvent} */ (e).detail;
+      this.e2eErrors.push(detail.reason);
+      this.#emit("e2e-error", detail);
     });
     signaling.addEventListener("reconnecting", () => this.#update());
     signaling.addEventListener("reconnected", (e) => {
@@ -314,6 +334,7 @@ export class Call extends EventTarget {
     });
     pc.addEventListener("connectionstatechange", () => pc === this.pc && this.#onPcState(pc));
     pc.addEventListener("signalingstatechange", () => pc === this.pc && this.#watchForStuck(pc));
+    pc.addEventListener("signalingstatechange", () => pc === this.pc && this.#updateSafetyCode(pc));
     this.#emit("remotestream", { stream: remote });
     this.#update();
   }
@@ -334,6 +355,7 @@ export class Call extends EventTarget {
     this.channel = null;
     this.remoteStream = null;
     pc.close();
+    this.#setSafetyCode(null);
     this.#emit("channel", { open: false });
     this.#emit("remotestream", { stream: null });
   }
@@ -363,6 +385,23 @@ export class Call extends EventTarget {
     if (!pc.remoteDescription || !stuck()) return;
     const delay = this.negotiator?.polite ? STUCK_NEW_MS.polite : STUCK_NEW_MS.impolite;
     this.#stuckTimer = setTimeout(() => stuck() && this.#restartIce(), delay);
+  }
+
+  /**
+   * After each negotiation: the safety code of the fingerprints now in place.
+   * @param {RTCPeerConnection} pc
+   */
+  async #updateSafetyCode(pc) {
+    if (pc.signalingState !== "stable") return;
+    const code = await safetyCode(pc);
+    if (pc === this.pc) this.#setSafetyCode(code);
+  }
+
+  /** @param {string | null} code */
+  #setSafetyCode(code) {
+    if (code === this.safetyCode) return;
+    this.safetyCode = code;
+    this.#emit("safetycode", { code });
   }
 
   #restartIce() {

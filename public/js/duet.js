@@ -15,12 +15,16 @@
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
  *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good.
  *
- * It knows nothing about WebRTC: it carries whatever JSON the application sends.
+ * It knows nothing about WebRTC: it carries whatever JSON the application sends. With a `key`
+ * (the secret of a call link) it encrypts every message end to end (`e2e.js`, `docs/e2e.md`):
+ * the server relays envelopes it cannot read, and messages that fail to decrypt never reach the
+ * application but raise `e2e-error`.
  * API and example: `docs/client.md`.
  * @module duet
  */
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { cryptoAvailable, deriveKey, E2EError, envelopeFrameBytes, isEnvelope, isSecret, open, seal } from "./e2e.js";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -79,6 +83,9 @@ const OPEN = 1;
  * @property {number} [maxMessageBytes=65536] the server's frame limit, checked by `send()`.
  * @property {typeof WebSocket} [WebSocket] a WebSocket implementation (e.g. the `ws` package
  *   in Node.js); defaults to the global one.
+ * @property {string | null} [key] the secret of an end-to-end protected call link (43
+ *   characters of base64url, `docs/e2e.md`): messages are encrypted with a key derived from it
+ *   and the room name. Without it messages travel as plain JSON.
  */
 
 /**
@@ -107,7 +114,10 @@ export function connect(room, options = {}) {
  *   one opens after `delayMs`;
  * - `reconnected`: `detail = {resumed, clientId}`, a new socket got its welcome frame; with
  *   `resumed: false` the old slot had expired and this is a fresh join (new `clientId`);
- * - `close`: `detail = {code, reason}`, the connection has stopped for good.
+ * - `close`: `detail = {code, reason}`, the connection has stopped for good;
+ * - `e2e-error`: `detail = {reason, from, message}`, a message was dropped undelivered: it failed
+ *   to decrypt, was a replay, or was plaintext where an envelope was expected (or the reverse);
+ *   `reason` is one of `E2E_FAILURES` (`e2e.js`).
  */
 export class DuetConnection extends EventTarget {
   /** @type {string} */
@@ -125,7 +135,7 @@ export class DuetConnection extends EventTarget {
   /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
   state = "connecting";
 
-  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff">> & {backoff: import("./backoff.js").BackoffOptions}} */
+  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "key">> & {backoff: import("./backoff.js").BackoffOptions}} */
   #options;
   /** @type {typeof WebSocket} */
   #WebSocket;
@@ -146,6 +156,15 @@ export class DuetConnection extends EventTarget {
   #pongTimer;
   #welcomed = false;
   #full = false;
+  /** The room's AES-GCM key with a `key` option, else null. @type {Promise<CryptoKey> | null} */
+  #key = null;
+  /** Encrypted sends, chained so frames leave in the order of `send()`. */
+  #outbox = Promise.resolve();
+  /** Frames delivered after a message still being decrypted, chained to keep arrival order. */
+  #inbox = Promise.resolve();
+  #inboxLength = 0;
+  /** IVs of the envelopes accepted on this connection: a second one is a replay. */
+  #acceptedIvs = new Set();
   #onOnline = () => {
     if (this.state === "reconnecting" && !this.#socket) {
       clearTimeout(this.#retryTimer);
@@ -178,8 +197,19 @@ export class DuetConnection extends EventTarget {
     this.#storage = options.storage === undefined ? defaultStorage() : options.storage;
     this.#url = socketUrl(options.baseUrl, room);
     this.#storageKey = `duet:${this.#url.href}`;
+    if (options.key !== undefined && options.key !== null) {
+      // Never fall back to plaintext: a bad key, or no Web Crypto, is an error at once.
+      if (!isSecret(options.key)) throw new TypeError("options.key must be 43 characters of base64url (32 bytes)");
+      if (!cryptoAvailable()) throw new TypeError("end-to-end encryption needs Web Crypto: serve the page over https");
+      this.#key = deriveKey(options.key, room);
+    }
     globalThis.addEventListener?.("online", this.#onOnline);
     this.#open();
+  }
+
+  /** Whether messages are end-to-end encrypted (a `key` was given). */
+  get encrypted() {
+    return this.#key !== null;
   }
 
   /** Whether we make the offer; `null` until a `ready` (or a resumed slot) says. */
@@ -191,19 +221,40 @@ export class DuetConnection extends EventTarget {
    * Relays `data` (any JSON value) to the other peer as `{"type":"message","data":data}`.
    * Returns `false` when no socket is open (while reconnecting); nothing is queued. With no peer
    * in the room, the server answers with an `error` event (`no-peer`).
+   *
+   * With a `key`, `data` is encrypted first and goes out a moment later, still in the order of
+   * the `send()` calls; should the socket drop meanwhile, it is lost like any frame in flight.
    * @param {unknown} data
-   * @returns {boolean} whether the frame was handed to the socket
+   * @returns {boolean} whether the frame was handed to the socket (or to encryption for it)
    */
   send(data) {
     if (data === undefined) throw new TypeError("send(data): data must be a JSON value");
     const text = JSON.stringify({ type: "message", data });
-    if (utf8Length(text) > this.#options.maxMessageBytes) {
-      throw new RangeError(`frame of ${utf8Length(text)} bytes exceeds ${this.#options.maxMessageBytes}`);
+    const bytes = this.#key ? envelopeFrameBytes(utf8Length(JSON.stringify(data))) : utf8Length(text);
+    if (bytes > this.#options.maxMessageBytes) {
+      throw new RangeError(`frame of ${bytes} bytes exceeds ${this.#options.maxMessageBytes}`);
     }
     const ws = this.#socket;
     if (this.state !== "open" || !ws || ws.readyState !== OPEN) return false;
-    ws.send(text);
+    if (this.#key) this.#sendSealed(ws, data, this.#key);
+    else ws.send(text);
     return true;
+  }
+
+  /**
+   * Encrypts `data` (at once, in parallel with earlier sends) and sends it on `ws` after every
+   * earlier frame.
+   * @param {WebSocket} ws @param {unknown} data @param {Promise<CryptoKey>} key
+   */
+  #sendSealed(ws, data, key) {
+    const sender = /** @type {string} */ (this.clientId);
+    const sealed = key.then((k) => seal(k, this.room, sender, data));
+    this.#outbox = Promise.all([sealed, this.#outbox])
+      .then(([envelope]) => {
+        // Not on a socket that dropped meanwhile (nothing is queued), but still before a `leave()`.
+        if (ws.readyState === OPEN) ws.send(JSON.stringify({ type: "message", data: envelope }));
+      })
+      .catch((error) => console.error("duet: could not encrypt a message", error));
   }
 
   /**
@@ -214,9 +265,15 @@ export class DuetConnection extends EventTarget {
     if (this.state === "closed") return;
     const ws = this.#socket;
     if (ws && ws.readyState === OPEN && this.#welcomed) {
-      ws.send(LEAVE_TEXT);
-      // The server closes with 1000; close ourselves if it does not.
-      setTimeout(() => ws.readyState === OPEN && ws.close(1000, "left"), 2000);
+      const leaveNow = () => {
+        if (ws.readyState !== OPEN) return;
+        ws.send(LEAVE_TEXT);
+        // The server closes with 1000; close ourselves if it does not.
+        setTimeout(() => ws.readyState === OPEN && ws.close(1000, "left"), 2000);
+      };
+      // After the messages still being encrypted, as they were sent before.
+      if (this.#key) this.#outbox = this.#outbox.then(leaveNow);
+      else leaveNow();
     } else if (ws) {
       closeQuietly(ws, 1000, "left");
     }
@@ -273,7 +330,56 @@ export class DuetConnection extends EventTarget {
       return;
     }
     if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
-    this.#onFrame(frame);
+    this.#receive(frame);
+  }
+
+  /**
+   * Hands frames to {@link #onFrame} in arrival order. A message that needs the key (or is an
+   * envelope without one) is opened first; frames that arrive meanwhile wait behind it.
+   * @param {Record<string, any>} frame
+   */
+  #receive(frame) {
+    const sealed = frame.type === "message" && (this.#key !== null || isEnvelope(frame.data));
+    if (!sealed && this.#inboxLength === 0) {
+      this.#onFrame(frame);
+      return;
+    }
+    // Decryption starts now; delivery waits for the frames before it.
+    const opened = sealed ? this.#unseal(frame) : Promise.resolve(frame);
+    this.#inboxLength += 1;
+    this.#inbox = this.#inbox
+      .then(async () => {
+        const result = await opened;
+        this.#inboxLength -= 1;
+        if (this.state === "closed") return;
+        // The replay check runs here, in arrival order, among the envelopes that decrypted.
+        const failure =
+          result instanceof E2EError ? result : sealed && this.#acceptedIvs.has(frame.data.iv) ? new E2EError("replayed") : null;
+        if (failure) {
+          this.#emit("e2e-error", { reason: failure.reason, from: frame.from ?? null, message: failure.message });
+          return;
+        }
+        if (sealed) this.#acceptedIvs.add(frame.data.iv);
+        this.#onFrame(/** @type {Record<string, any>} */ (result));
+      })
+      .catch((error) => console.error("duet: could not deliver a frame", error));
+  }
+
+  /**
+   * The message frame with its data decrypted, or why it must not be delivered.
+   * @param {Record<string, any>} frame
+   * @returns {Promise<Record<string, any> | E2EError>}
+   */
+  async #unseal(frame) {
+    try {
+      if (!this.#key) throw new E2EError("unexpected-envelope");
+      const data = await open(await this.#key, this.room, String(frame.from), frame.data);
+      // Authentic, but as if from us: the server sent our own message back.
+      if (frame.from === this.clientId) throw new E2EError("reflected");
+      return { ...frame, data };
+    } catch (error) {
+      return error instanceof E2EError ? error : new E2EError("undecryptable");
+    }
   }
 
   /** @param {Record<string, any>} frame */

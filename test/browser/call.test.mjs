@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
 
@@ -19,7 +20,9 @@ describe("a call between two browsers", () => {
   const pages = [];
   let alice, bob; // the two pages in the call
   const room = roomName("call");
-  const url = () => `${server.origin}/${room}`;
+  // An end-to-end protected link, as the app makes them (plain links: test/browser/e2e.test.mjs).
+  const secret = randomBytes(32).toString("base64url");
+  const url = () => `${server.origin}/${room}#k=${secret}`;
 
   before(async () => {
     browser = await launchChromium(); // first: without a browser, fail before starting a server
@@ -66,7 +69,7 @@ describe("a call between two browsers", () => {
     assert.ok(await landing.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
 
     await landing.getByRole("button", { name: "Start a call" }).click();
-    await landing.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}$/);
+    await landing.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}#k=[A-Za-z0-9_-]{43}$/);
     await until(landing, () => window.duetDebug?.status === "waiting");
     await landing.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.origin });
     await landing.getByRole("button", { name: "Copy link" }).click();

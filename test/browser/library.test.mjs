@@ -3,6 +3,7 @@
 // origin. Scenarios run inside the page; each awaits the events it expects, never a sleep.
 
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
@@ -291,11 +292,12 @@ describe("the duet.js client library", () => {
   });
 
   test("the copy-paste example of docs/client.md makes a video call from another site", async () => {
+    const key = randomBytes(32).toString("base64url"); // end-to-end, as the example shows
     const pages = await Promise.all(
       [0, 1].map(async () => {
         const context = await browser.newContext();
         const example = await context.newPage();
-        await example.goto(`${otherOrigin}/example.html?room=${exampleRoom}`);
+        await example.goto(`${otherOrigin}/example.html?room=${exampleRoom}#k=${key}`);
         return example;
       }),
     );

@@ -151,14 +151,16 @@ export async function launchChromium() {
 }
 
 /**
- * Opens `url` in a fresh context. `denyMedia` makes getUserMedia fail as if the person said no.
+ * Opens `url` in a fresh context. `denyMedia` makes getUserMedia fail as if the person said no;
+ * `prepare(context)` runs before the page opens (init scripts, WebSocket routes).
  * The returned page carries `problems`: page errors and CSP violations seen so far.
  * @param {import("playwright-core").Browser} browser
  * @param {string} url
- * @param {{ denyMedia?: boolean, viewport?: {width: number, height: number} }} [options]
+ * @param {{ denyMedia?: boolean, viewport?: {width: number, height: number}, prepare?: (context: import("playwright-core").BrowserContext) => Promise<void> }} [options]
  */
-export async function openPage(browser, url, { denyMedia = false, viewport = { width: 1280, height: 800 } } = {}) {
+export async function openPage(browser, url, { denyMedia = false, viewport = { width: 1280, height: 800 }, prepare } = {}) {
   const context = await browser.newContext({ viewport });
+  await prepare?.(context);
   if (denyMedia) {
     await context.addInitScript(() => {
       navigator.mediaDevices.getUserMedia = () =>
