@@ -7,9 +7,20 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { launchChromium, openPage, ROOT, roomName, startDevServer } from "../helpers/browser.mjs";
-
-const TOKEN = /^[0-9a-f]{64}$/;
+import {
+  CloseCode,
+  DEFAULT_ICE_SERVERS,
+  launchChromium,
+  LEAVE_TEXT,
+  openPage,
+  PING_TEXT,
+  PONG_TEXT,
+  ROOT,
+  roomName,
+  serverClose,
+  startDevServer,
+  TOKEN,
+} from "../helpers/browser.mjs";
 
 /**
  * Loads the library into the page as `window.duet` and adds `window.track(connection)`, which
@@ -139,10 +150,10 @@ describe("the duet.js client library", () => {
     assert.equal(result.b.initiator, false);
     assert.deepEqual(result.a.peers, [result.b.id]);
     assert.deepEqual(result.b.peers, [result.a.id]);
-    assert.deepEqual(result.a.ice, [{ urls: "stun:stun.cloudflare.com:3478" }]);
+    assert.deepEqual(result.a.ice, DEFAULT_ICE_SERVERS);
     assert.deepEqual(result.atB, { type: "message", from: result.a.id, data: result.payload });
     assert.deepEqual(result.atA, { type: "message", from: result.b.id, data: "plain string" });
-    assert.deepEqual(result.closed, { code: 4409, reason: "room full" });
+    assert.deepEqual(result.closed, serverClose("ROOM_FULL"));
     assert.deepEqual(result.cTypes, ["full", "close"], "full is final: no reconnect");
     assert.equal(result.cState, "closed");
   });
@@ -188,7 +199,7 @@ describe("the duet.js client library", () => {
     }, roomName("lib"));
     assert.equal(result.idAfter, result.idBefore);
     assert.equal(result.reconnecting.attempt, 1);
-    assert.equal(result.reconnecting.code, 4001);
+    assert.equal(result.reconnecting.code, CloseCode.CLIENT_DROP);
     assert.equal(result.stateWhileDown, "reconnecting");
     assert.equal(result.sentWhileDown, false, "nothing is queued while the socket is down");
     assert.equal(result.away.clientId, result.idBefore);
@@ -234,11 +245,11 @@ describe("the duet.js client library", () => {
     assert.equal(result.stored.clientId, result.created.clientId);
     assert.equal(result.joined.resumed, true);
     assert.equal(result.joined.clientId, result.created.clientId);
-    assert.deepEqual(result.replaced, { code: 4000, reason: "replaced" });
+    assert.deepEqual(result.replaced, serverClose("REPLACED"));
     assert.deepEqual(result.firstTypes, ["created", "pong", "close"], "the first ping goes out on welcome; no reconnect after 4000");
     assert.match(result.rotated.token, TOKEN);
     assert.notEqual(result.rotated.token, result.stored.token, "the token rotates on resume");
-    assert.deepEqual(result.left, { code: 1000, reason: "left" });
+    assert.deepEqual(result.left, serverClose("LEFT"));
     assert.equal(result.afterLeave, null);
   });
 
@@ -262,11 +273,11 @@ describe("the duet.js client library", () => {
       const [left, closed] = await Promise.all([b.next("peer-left"), a.next("close")]);
       return { sent, pong, left, closed, aId: a.connection.clientId, bPeers: b.connection.peers };
     }, roomName("lib"));
-    assert.equal(result.sent[0], '{"type":"ping"}');
-    assert.deepEqual(result.pong, { type: "pong" });
-    assert.equal(result.sent.at(-1), '{"type":"leave"}');
+    assert.equal(result.sent[0], PING_TEXT);
+    assert.deepEqual(result.pong, JSON.parse(PONG_TEXT));
+    assert.equal(result.sent.at(-1), LEAVE_TEXT);
     assert.deepEqual(result.left, { type: "peer-left", room: result.left.room, clientId: result.aId, reason: "leave" });
-    assert.deepEqual(result.closed, { code: 1000, reason: "left" });
+    assert.deepEqual(result.closed, serverClose("LEFT"));
     assert.deepEqual(result.bPeers, []);
   });
 

@@ -16,22 +16,17 @@ import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
+import { ROOT } from "./common.mjs";
 import { writeStaticConfig } from "./static-config.mjs";
 
-export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export * from "./common.mjs";
+
 /**
  * Where the suites save screenshots: test/artifacts/ on every run (ignored by git); the README's
  * copies in docs/screenshots/ are refreshed with UPDATE_SCREENSHOTS=1.
  */
 export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === "1" ? join(ROOT, "docs", "screenshots") : join(ROOT, "test", "artifacts");
-
-/** A room name no other test uses. */
-export function roomName(prefix = "room") {
-  return `${prefix}-${randomBytes(6).toString("hex")}`;
-}
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export function freePort() {
