@@ -195,7 +195,9 @@ export async function openPage(browser, url, { denyMedia = false, viewport = { w
   };
   let page;
   if (typeof browser.createBrowserContext === "function") {
-    page = await (await browser.createBrowserContext()).newPage();
+    // A window of its own, as a person would have: a background tab gets no animation frames,
+    // so its video presents no frames and puppeteer's actions wait for it forever.
+    page = await (await browser.createBrowserContext()).newPage({ type: "window" });
     await page.setViewport(viewport);
     if (denyMedia) await page.evaluateOnNewDocument(denyScript);
   } else {
@@ -246,21 +248,33 @@ export async function chatArrives(/** @type {any} */ page, /** @type {string} */
 }
 
 /**
- * Waits until the page's remote video really plays: it has a size, and both its clock and its
- * decoded frame count move forward.
+ * Waits until the page's remote video really plays: it has a size, and both its clock and the
+ * number of frames it presented move forward. (Frames are counted with
+ * `requestVideoFrameCallback`: Firefox's `getVideoPlaybackQuality()` counts none for a
+ * MediaStream.)
  * @param {any} page
  */
 export async function remoteVideoPlays(page) {
+  await page.evaluate(() => {
+    const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
+    const counter = { frames: 0 };
+    const tick = () => {
+      counter.frames += 1;
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+    Object.assign(window, { remoteFrames: counter });
+  });
   const first = await until(page, () => {
     const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
-    const frames = video.getVideoPlaybackQuality().totalVideoFrames;
+    const frames = /** @type {any} */ (window).remoteFrames.frames;
     return video.videoWidth > 0 && video.currentTime > 0 && !video.paused && frames > 0 && { time: video.currentTime, frames };
   });
   await until(
     page,
     (previous) => {
       const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
-      return video.currentTime > previous.time && video.getVideoPlaybackQuality().totalVideoFrames > previous.frames;
+      return video.currentTime > previous.time && /** @type {any} */ (window).remoteFrames.frames > previous.frames;
     },
     first,
   );
