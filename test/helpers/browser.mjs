@@ -152,10 +152,16 @@ export async function launchChromium() {
 
 export const FIREFOX_PATH = process.env.FIREFOX_PATH || "/usr/bin/firefox-esr";
 
-/** Fake camera and microphone, granted without a prompt. */
+/**
+ * Fake camera and microphone, granted without a prompt. Sound that plays by itself is blocked
+ * (Firefox's default), and only a real input event counts as the person's permission: by
+ * default any script puppeteer runs would count, and the "tap to hear" path would go untested.
+ */
 export const FIREFOX_PREFS = {
   "media.navigator.streams.fake": true,
   "media.navigator.permission.disabled": true,
+  "media.autoplay.default": 1,
+  "media.autoplay.blocking_policy": 2,
 };
 
 /** Launches Firefox (puppeteer-core over WebDriver BiDi) with a fresh temporary profile. */
