@@ -136,17 +136,28 @@ export const CHROMIUM_ARGS = [
   "--use-fake-ui-for-media-stream",
 ];
 
-/** Launches Chromium with a fresh temporary profile (playwright's launch creates one). */
-export async function launchChromium() {
+/**
+ * Throws the install instruction when there is no browser at `path`: the tests never download one.
+ * @param {string} path
+ * @param {string} name
+ * @param {string} debianPackage
+ * @param {string} variable the environment variable that points at another binary
+ */
+function requireBrowser(path, name, debianPackage, variable) {
   try {
-    accessSync(CHROMIUM_PATH, constants.X_OK);
+    accessSync(path, constants.X_OK);
   } catch {
     throw new Error(
-      `No Chromium at ${CHROMIUM_PATH}. The browser tests need one: on Debian/Ubuntu run ` +
-        "`sudo apt-get install chromium`, or set CHROMIUM_PATH to a Chromium or Chrome binary. " +
+      `No ${name} at ${path}. The browser tests need one: on Debian/Ubuntu run ` +
+        `\`sudo apt-get install ${debianPackage}\`, or set ${variable} to a ${name} binary. ` +
         "(The tests never download a browser.)",
     );
   }
+}
+
+/** Launches Chromium with a fresh temporary profile (playwright's launch creates one). */
+export async function launchChromium() {
+  requireBrowser(CHROMIUM_PATH, "Chromium", "chromium", "CHROMIUM_PATH");
   return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
 }
 
@@ -166,15 +177,7 @@ export const FIREFOX_PREFS = {
 
 /** Launches Firefox (puppeteer-core over WebDriver BiDi) with a fresh temporary profile. */
 export async function launchFirefox() {
-  try {
-    accessSync(FIREFOX_PATH, constants.X_OK);
-  } catch {
-    throw new Error(
-      `No Firefox at ${FIREFOX_PATH}. The browser tests need one: on Debian/Ubuntu run ` +
-        "`sudo apt-get install firefox-esr`, or set FIREFOX_PATH to a Firefox binary. " +
-        "(The tests never download a browser.)",
-    );
-  }
+  requireBrowser(FIREFOX_PATH, "Firefox", "firefox-esr", "FIREFOX_PATH");
   return puppeteer.launch({
     browser: "firefox",
     protocol: "webDriverBiDi",
