@@ -15,8 +15,10 @@
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
  *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good.
  *
- * It knows nothing about WebRTC: it carries whatever JSON the application sends.
- * API and example: `docs/client.md`.
+ * It knows nothing about WebRTC: it carries whatever JSON the application sends. It runs in
+ * browsers and in Node.js 20+ (pass `WebSocket`; without `sessionStorage` the token stays in
+ * memory), and is published as the npm package `duet-signaling` (`package.json` beside it), with
+ * the event map {@link DuetEventMap} typing every event. API and example: `docs/client.md`.
  * @module duet
  */
 

@@ -308,20 +308,24 @@ export async function dropResumes(dropper, peer) {
       ),
     );
   const before = await snapshot();
+  // One look at the peer's page while the other is away: the status says so, the video stays.
+  // Taken by the page itself when the status changes, as the away spell can be brief.
+  await peer.evaluate(() => {
+    const status = /** @type {HTMLElement} */ (document.getElementById("status"));
+    Object.assign(window, { seenWhileAway: null });
+    new MutationObserver((_, observer) => {
+      if (status.dataset.status !== "peer-reconnecting") return;
+      const videoShown = !(/** @type {HTMLElement} */ (document.getElementById("remote-video")).hidden);
+      Object.assign(window, { seenWhileAway: { text: status.textContent, videoShown } });
+      observer.disconnect();
+    }).observe(status, { attributes: true, childList: true, subtree: true, characterData: true });
+  });
   await dropper.evaluate(() => {
     window.callBeforeDrop = window.duetDebug.pc;
     window.duetDebug.dropSignaling();
   });
   await until(dropper, () => window.duetDebug.status === "reconnecting");
-  // One look at the page while the peer is away: the status says so, the video stays.
-  const whileAway = await until(
-    peer,
-    () =>
-      window.duetDebug.status === "peer-reconnecting" && {
-        text: document.getElementById("status")?.textContent,
-        videoShown: !document.getElementById("remote-video")?.hidden,
-      },
-  );
+  const whileAway = await until(peer, () => /** @type {any} */ (window).seenWhileAway);
   assert.deepEqual(whileAway, { text: "The other person is reconnecting…", videoShown: true });
   await until(dropper, (n) => window.duetDebug.stats.reconnects === n && window.duetDebug.status === "connected", before[0].stats.reconnects + 1);
   await until(peer, () => window.duetDebug.status === "connected");
