@@ -5,17 +5,24 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   CRATE_VERSION,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  ErrorCode,
   checkWelcome,
   connect,
   expectError,
   expectFrame,
+  expectPong,
   expectQuiet,
+  joinEvicting,
+  joinFull,
+  nextFrameFrom,
   nextText,
   openFirst,
   openPair,
   rawField,
   roomName,
   send,
+  sleep,
   startServer,
   terminateAll,
 } from "./helpers/miniflare.mjs";
@@ -49,11 +56,30 @@ describe("configured values", () => {
     a.ws.send(fits);
     assert.equal(rawField(await nextText(b.ws), "data"), rawField(fits, "data"));
     a.ws.send(fits.replace('"x', '"xx'));
-    await expectError(a.ws, "too-large");
+    await expectError(a.ws, ErrorCode.TOO_LARGE);
     await expectQuiet(b.ws);
     terminateAll(a.ws, b.ws);
   });
 });
+
+/**
+ * Sends `count` messages from `a` in a row and returns how many the rate limit let through to
+ * `b`; each of the others must have been refused with rate-limited.
+ */
+async function burst(a, b, count) {
+  for (let n = 0; n < count; n++) send(a.ws, { type: "message", data: n });
+  let passed = 0;
+  for (let n = 0; n < count; n++) {
+    const { index, frame } = await nextFrameFrom([a.ws, b.ws]);
+    if (index === 1) {
+      assert.deepStrictEqual(frame, { type: "message", from: a.id, data: frame.data });
+      passed += 1;
+    } else {
+      assert.equal(frame.code, ErrorCode.RATE_LIMITED);
+    }
+  }
+  return passed;
+}
 
 describe("invalid values", () => {
   const INVALID = {
@@ -71,26 +97,61 @@ describe("invalid values", () => {
   });
   after(() => server?.dispose());
 
-  test("requests still work with the defaults", async () => {
+  test("requests still work; ALLOWED_ORIGINS, ICE_SERVERS and MAX_MESSAGE_BYTES fall back to *, STUN and 65536", async () => {
     const health = await fetch(server.http("/healthz"));
     assert.equal(health.status, 200);
     assert.deepStrictEqual(await health.json(), { status: "ok", version: CRATE_VERSION });
-    // ALLOWED_ORIGINS falls back to *, ICE_SERVERS to the default (checked by openPair).
-    const { room, a, b } = await openPair(server);
+    // ICE_SERVERS falls back to the default list (checked by openPair), ALLOWED_ORIGINS to *.
+    const { a, b } = await openPair(server);
     const other = await openFirst(server, roomName("origin"), { origin: "https://anyone.example" });
-    // MAX_MESSAGE_BYTES falls back to 65536.
-    const big = `{"type":"message","data":"${"x".repeat(65536 - 28)}"}`;
+    const big = `{"type":"message","data":"${"x".repeat(DEFAULT_MAX_MESSAGE_BYTES - 28)}"}`;
     a.ws.send(big);
     assert.equal(rawField(await nextText(b.ws), "data"), rawField(big, "data"));
     a.ws.send(big.replace('"x', '"xx'));
-    await expectError(a.ws, "too-large");
-    // RATE_LIMIT_BURST falls back to 100: with the two frames above, 100 frames in a row pass.
-    for (let n = 0; n < 98; n++) send(a.ws, { type: "message", data: n });
-    for (let n = 0; n < 98; n++) await expectFrame(b.ws, { type: "message", from: a.id, data: n });
-    // RESUME_GRACE_MS falls back to 15000: a drop is away, not closed.
-    b.ws.terminate();
-    await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
-    terminateAll(a.ws, other.ws);
+    await expectError(a.ws, ErrorCode.TOO_LARGE);
+    terminateAll(a.ws, b.ws, other.ws);
+  });
+
+  test("RATE_LIMIT_BURST and RATE_LIMIT_PER_SEC fall back to 100 and 20 per second", async () => {
+    const { a, b } = await openPair(server);
+    // A fresh socket's bucket is full: 100 tokens, plus what refills while the burst is handled.
+    let started = performance.now();
+    const first = await burst(a, b, 120);
+    let refill = (20 * (performance.now() - started)) / 1000;
+    assert.ok(first >= 100 && first <= 100 + Math.ceil(refill), `${first} of 120 passed; 100 + ${refill.toFixed(1)} refilled may`);
+    // An empty bucket refills 20 tokens per second. (Time passing is what is tested here.)
+    const emptied = performance.now();
+    await sleep(1000);
+    started = performance.now();
+    const second = await burst(a, b, 40);
+    refill = (20 * (performance.now() - emptied)) / 1000;
+    const atLeast = Math.floor((20 * (started - emptied)) / 1000) - 1;
+    assert.ok(second >= atLeast && second <= Math.ceil(refill) + 1, `${second} of 40 passed after ${Math.round(started - emptied)} ms`);
+    terminateAll(a.ws, b.ws);
+  });
+
+  test("RESUME_GRACE_MS and STALE_AFTER_MS fall back to 15000 and 60000", { timeout: 90_000 }, async () => {
+    const grace = async () => {
+      const { room, a, b } = await openPair(server);
+      b.ws.terminate();
+      await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
+      const awayAt = performance.now();
+      await expectFrame(a.ws, { type: "peer-left", room, clientId: b.id, reason: "timeout" }, 20_000);
+      const held = performance.now() - awayAt;
+      assert.ok(held >= 15_000 - 50 && held < 17_000, `the slot was held ${Math.round(held)} ms`);
+      terminateAll(a.ws);
+    };
+    const stale = async () => {
+      const { room, a, b } = await openPair(server);
+      await expectPong(a.ws);
+      const pingedAt = performance.now();
+      await sleep(58_000);
+      await joinFull(server, room); // a's ping is 58 s old: not stale yet
+      await sleep(60_500 - (performance.now() - pingedAt));
+      const c = await joinEvicting(server, room, a, b); // 60.5 s: stale
+      terminateAll(b.ws, c.ws);
+    };
+    await Promise.all([grace(), stale()]);
   });
 
   test("each invalid value is reported in the logs", async () => {

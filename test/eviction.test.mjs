@@ -7,19 +7,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   OBJECT_PING,
-  PING,
-  PONG,
-  checkWelcome,
   closed,
-  connect,
   expectFrame,
+  expectPong,
   expectQuiet,
   joinBeside,
-  nextFrame,
-  nextText,
+  joinEvicting,
   openPair,
   resume,
   send,
+  serverClose,
   sleep,
   startServer,
   terminateAll,
@@ -41,8 +38,7 @@ describe("rooms survive eviction", { timeout: 60_000 }, () => {
     });
     relayRoom = await openPair(server);
     staleRoom = await openPair(server);
-    staleRoom.b.ws.send(PING);
-    assert.equal(await nextText(staleRoom.b.ws), PONG);
+    await expectPong(staleRoom.b.ws);
     awayRoom = await openPair(server);
     awayRoom.b.ws.terminate();
     await expectFrame(awayRoom.a.ws, { type: "peer-away", room: awayRoom.room, clientId: awayRoom.b.id });
@@ -72,13 +68,11 @@ describe("rooms survive eviction", { timeout: 60_000 }, () => {
     send(b.ws, { type: "message", data: "and back" });
     await expectFrame(a.ws, { type: "message", from: b.id, data: "and back" });
     for (const ws of [a.ws, b.ws]) {
-      ws.send(PING);
-      assert.equal(await nextText(ws), PONG);
-      ws.send(OBJECT_PING);
-      assert.equal(await nextText(ws), PONG);
+      await expectPong(ws);
+      await expectPong(ws, OBJECT_PING);
     }
     send(a.ws, { type: "leave" });
-    assert.deepStrictEqual(await closed(a.ws), { code: 1000, reason: "left" });
+    assert.deepStrictEqual(await closed(a.ws), serverClose("LEFT"));
     await expectFrame(b.ws, { type: "peer-left", room, clientId: a.id, reason: "leave" });
     // The stored room is intact: a newcomer takes the free slot beside b.
     const c = await joinBeside(server, room, b);
@@ -90,16 +84,9 @@ describe("rooms survive eviction", { timeout: 60_000 }, () => {
     // Answered by the runtime, without waking the object.
     a.ws.send(PING);
     assert.equal(await nextText(a.ws), PONG);
-    const c = await connect(server.ws(`/ws/${room}`));
-    const newcomer = checkWelcome(await nextFrame(c), { type: "joined", room, peers: [a.id], resumed: false });
+    const c = await joinEvicting(server, room, b, a);
     await woke(room);
-    assert.deepStrictEqual(await closed(b.ws), { code: 4408, reason: "stale" });
-    await expectFrame(a.ws, { type: "peer-left", room, clientId: b.id, reason: "stale" });
-    await expectFrame(a.ws, { type: "peer-joined", room, clientId: newcomer.id, resumed: false });
-    const ready = { type: "ready", room, initiator: a.id, peers: [a.id, newcomer.id] };
-    await expectFrame(a.ws, ready);
-    await expectFrame(c, ready);
-    terminateAll(c);
+    terminateAll(c.ws);
   });
 
   test("a slot held for an away peer can be resumed after eviction", async () => {

@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  PONG,
+  DEFAULT_MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES,
+  ErrorCode,
   expectError,
+  expectPong,
   expectQuiet,
   nextText,
   openPair,
@@ -14,8 +16,6 @@ import {
   startServer,
   terminateAll,
 } from "./helpers/miniflare.mjs";
-
-const MAX_MESSAGE_BYTES = 65536;
 
 /**
  * A message frame of exactly `bytes` UTF-8 bytes whose data is a string of `char` repeated
@@ -76,7 +76,7 @@ describe("refused frames", () => {
       '{"type":"message","Data":1}',
     ];
     for (const frame of bad) {
-      await refused(frame, "bad-message");
+      await refused(frame, ErrorCode.BAD_MESSAGE);
     }
   });
 
@@ -89,12 +89,12 @@ describe("refused frames", () => {
       Buffer.from('{"type":"leave"}'),
     ];
     for (const frame of frames) {
-      await refused(frame, "unsupported-binary", { binary: true });
+      await refused(frame, ErrorCode.UNSUPPORTED_BINARY, { binary: true });
     }
   });
 
   test("a binary frame over the size limit is still unsupported-binary", async () => {
-    await refused(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x61), "unsupported-binary", { binary: true });
+    await refused(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x61), ErrorCode.UNSUPPORTED_BINARY, { binary: true });
   });
 
   test("a frame of exactly MAX_MESSAGE_BYTES bytes is accepted and relayed unchanged", async () => {
@@ -108,14 +108,14 @@ describe("refused frames", () => {
   });
 
   test("too-large: MAX_MESSAGE_BYTES + 1 bytes", async () => {
-    await refused(messageOfBytes(MAX_MESSAGE_BYTES + 1), "too-large");
+    await refused(messageOfBytes(MAX_MESSAGE_BYTES + 1), ErrorCode.TOO_LARGE);
   });
 
   test("the limit counts UTF-8 bytes, not characters", async () => {
     // 3-byte characters: well under the limit in UTF-16 code units, one byte over in UTF-8.
     const over = messageOfBytes(MAX_MESSAGE_BYTES + 1, "€");
     assert.ok(over.length < MAX_MESSAGE_BYTES);
-    await refused(over, "too-large");
+    await refused(over, ErrorCode.TOO_LARGE);
     const { a, b } = pair;
     const fits = messageOfBytes(MAX_MESSAGE_BYTES, "€");
     a.ws.send(fits);
@@ -123,16 +123,15 @@ describe("refused frames", () => {
   });
 
   test("size is checked before syntax: oversize garbage is too-large, not bad-message", async () => {
-    await refused("x".repeat(MAX_MESSAGE_BYTES + 1), "too-large");
+    await refused("x".repeat(MAX_MESSAGE_BYTES + 1), ErrorCode.TOO_LARGE);
   });
 
   test("the socket stays usable after refused frames", async () => {
     const { a, b } = pair;
     a.ws.send("not json");
-    await expectError(a.ws, "bad-message");
+    await expectError(a.ws, ErrorCode.BAD_MESSAGE);
     a.ws.send('{"type":"message","data":"after"}');
     assert.equal(rawField(await nextText(b.ws), "data"), '"after"');
-    b.ws.send('{"type":"ping","x":1}');
-    assert.equal(await nextText(b.ws), PONG);
+    await expectPong(b.ws, '{"type":"ping","x":1}');
   });
 });

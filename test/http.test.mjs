@@ -68,6 +68,14 @@ describe("HTTP routes", () => {
     }
   });
 
+  test("the npm package's own files in public/js are not served (public/.assetsignore)", async () => {
+    for (const path of ["/js/package.json", "/js/README.md"]) {
+      const response = await fetch(server.http(path));
+      assert.equal(await response.text(), APP_PAGE, `${path} falls back to the app page`);
+    }
+    assert.match((await fetch(server.http("/js/duet.js"))).headers.get("content-type") ?? "", /javascript/);
+  });
+
   test("GET /ws/{room} without an upgrade answers 426 upgrade-required", async () => {
     await assertHttpError(await fetch(server.http("/ws/some-room")), 426, "upgrade-required");
   });

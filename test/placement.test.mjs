@@ -2,7 +2,10 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { roomName, startServer } from "./helpers/miniflare.mjs";
+import {
+  roomName,
+  startServer,
+} from "./helpers/miniflare.mjs";
 
 /** Opens a socket through Miniflare's dispatchFetch, which lets the test set `request.cf`. */
 async function openWithCf(server, room, cf) {

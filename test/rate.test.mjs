@@ -5,31 +5,25 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
+  CloseCode,
+  ErrorCode,
   OBJECT_PING,
-  PING,
-  PONG,
   closed,
   expectError,
   expectFrame,
+  expectPong,
   expectQuiet,
-  nextText,
   openPair,
+  relayMany,
   resume,
   send,
+  serverClose,
   sleep,
   startServer,
   terminateAll,
 } from "./helpers/miniflare.mjs";
 
 const message = (n) => ({ type: "message", data: n });
-
-/** Sends `count` messages from `from` and checks that `to` receives each. */
-async function relayMany(from, to, count) {
-  for (let n = 0; n < count; n++) send(from.ws, message(n));
-  for (let n = 0; n < count; n++) {
-    await expectFrame(to.ws, { type: "message", from: from.id, data: n });
-  }
-}
 
 describe("rate limit (burst 5, refill 0.01/s)", () => {
   const BURST = 5;
@@ -42,17 +36,29 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
   });
   after(() => server?.dispose());
 
+  /**
+   * With `a`'s bucket empty: RATE_LIMIT_BURST refusals leave the socket open (in this 10 s
+   * window), one more closes it with 4429.
+   */
+  async function refuseUntilClosed(a) {
+    for (let i = 0; i < BURST; i++) send(a.ws, message("refused"));
+    for (let i = 0; i < BURST; i++) await expectError(a.ws, ErrorCode.RATE_LIMITED);
+    await expectPong(a.ws, undefined, "RATE_LIMIT_BURST refusals in one window must not close");
+    send(a.ws, message("the last straw"));
+    await expectError(a.ws, ErrorCode.RATE_LIMITED);
+    assert.deepStrictEqual(await closed(a.ws), serverClose("RATE_LIMITED"));
+  }
+
   test("RATE_LIMIT_BURST frames pass; the next is refused with rate-limited and dropped", async () => {
     const { a, b } = await openPair(server);
     await relayMany(a, b, BURST);
     send(a.ws, message("one too many"));
-    await expectError(a.ws, "rate-limited");
+    await expectError(a.ws, ErrorCode.RATE_LIMITED);
     // The exact ping is answered by the runtime, not the object, so it costs no token.
-    a.ws.send(PING);
-    assert.equal(await nextText(a.ws), PONG);
+    await expectPong(a.ws);
     // Any other ping reaches the object and is refused like every other frame.
     a.ws.send(OBJECT_PING);
-    await expectError(a.ws, "rate-limited");
+    await expectError(a.ws, ErrorCode.RATE_LIMITED);
     await expectQuiet(b.ws);
     terminateAll(a.ws, b.ws);
   });
@@ -61,14 +67,14 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
     const { a, b } = await openPair(server);
     for (const frame of ["not json", "{}", '{"type":"message"}']) {
       a.ws.send(frame);
-      await expectError(a.ws, "bad-message");
+      await expectError(a.ws, ErrorCode.BAD_MESSAGE);
     }
     a.ws.send(Buffer.from("binary"), { binary: true });
-    await expectError(a.ws, "unsupported-binary");
+    await expectError(a.ws, ErrorCode.UNSUPPORTED_BINARY);
     send(a.ws, message("the fifth"));
     await expectFrame(b.ws, { type: "message", from: a.id, data: "the fifth" });
     send(a.ws, message("the sixth"));
-    await expectError(a.ws, "rate-limited");
+    await expectError(a.ws, ErrorCode.RATE_LIMITED);
     await expectQuiet(b.ws);
     terminateAll(a.ws, b.ws);
   });
@@ -76,13 +82,7 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
   test("more than RATE_LIMIT_BURST refusals close with 4429; the slot goes away, then times out", async () => {
     const { room, a, b } = await openPair(server);
     await relayMany(a, b, BURST);
-    for (let i = 0; i < BURST; i++) send(a.ws, message("refused"));
-    for (let i = 0; i < BURST; i++) await expectError(a.ws, "rate-limited");
-    a.ws.send(PING);
-    assert.equal(await nextText(a.ws), PONG, "the socket is still open after RATE_LIMIT_BURST refusals");
-    send(a.ws, message("the last straw"));
-    await expectError(a.ws, "rate-limited");
-    assert.deepStrictEqual(await closed(a.ws), { code: 4429, reason: "rate limited" });
+    await refuseUntilClosed(a);
     await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
     await expectFrame(b.ws, { type: "peer-left", room, clientId: a.id, reason: "timeout" }, GRACE + 5000);
     await expectQuiet(b.ws);
@@ -93,7 +93,7 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
     const { room, a, b } = await openPair(server);
     await relayMany(a, b, BURST);
     for (let i = 0; i <= BURST; i++) send(a.ws, message("refused"));
-    assert.equal((await closed(a.ws)).code, 4429);
+    assert.equal((await closed(a.ws)).code, CloseCode.RATE_LIMITED);
     await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
     const again = await resume(server, room, a, [b.id]);
     await expectFrame(b.ws, { type: "peer-joined", room, clientId: a.id, resumed: true });
@@ -126,21 +126,14 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
     const start = Date.now();
     await relayMany(a, b, BURST);
     for (let i = 0; i < BURST; i++) send(a.ws, message("refused"));
-    for (let i = 0; i < BURST; i++) await expectError(a.ws, "rate-limited");
+    for (let i = 0; i < BURST; i++) await expectError(a.ws, ErrorCode.RATE_LIMITED);
     // Let the 10 s window pass. b keeps the object busy meanwhile (a ping every 3 s, within
     // its own burst), so the object is not evicted.
     while (Date.now() - start < 10_200) {
-      b.ws.send(OBJECT_PING);
-      assert.equal(await nextText(b.ws), PONG);
+      await expectPong(b.ws, OBJECT_PING);
       await sleep(Math.min(3000, 10_200 - (Date.now() - start)));
     }
-    for (let i = 0; i < BURST; i++) send(a.ws, message("refused again"));
-    for (let i = 0; i < BURST; i++) await expectError(a.ws, "rate-limited");
-    a.ws.send(PING);
-    assert.equal(await nextText(a.ws), PONG, "RATE_LIMIT_BURST refusals in a new window must not close");
-    send(a.ws, message("the last straw"));
-    await expectError(a.ws, "rate-limited");
-    assert.deepStrictEqual(await closed(a.ws), { code: 4429, reason: "rate limited" });
+    await refuseUntilClosed(a);
     terminateAll(b.ws);
   });
 });
@@ -156,13 +149,13 @@ describe("rate limit refill (burst 3, 2/s)", () => {
     const { a, b } = await openPair(server);
     await relayMany(a, b, 3);
     send(a.ws, message("too soon"));
-    await expectError(a.ws, "rate-limited");
+    await expectError(a.ws, ErrorCode.RATE_LIMITED);
     // 2 tokens per second: after 0.6 s exactly one frame may pass again.
     await sleep(600);
     send(a.ws, message("refilled"));
     send(a.ws, message("too soon again"));
     await expectFrame(b.ws, { type: "message", from: a.id, data: "refilled" });
-    await expectError(a.ws, "rate-limited");
+    await expectError(a.ws, ErrorCode.RATE_LIMITED);
     await expectQuiet(b.ws);
     terminateAll(a.ws, b.ws);
   });

@@ -6,33 +6,25 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import {
-  PING,
-  PONG,
   checkWelcome,
   closed,
   closeFrame,
   connect,
   expectFrame,
+  expectPong,
   expectQuiet,
   joinBeside,
+  joinFull,
   nextFrame,
-  nextText,
   openFirst,
   openPair,
+  relayBothWays,
   resume,
   roomName,
-  send,
+  serverClose,
   startServer,
   terminateAll,
 } from "./helpers/miniflare.mjs";
-
-/** Checks that `a` and `b` relay to each other. */
-async function relayBothWays(a, b) {
-  send(a.ws, { type: "message", data: "ping from a" });
-  await expectFrame(b.ws, { type: "message", from: a.id, data: "ping from a" });
-  send(b.ws, { type: "message", data: "ping from b" });
-  await expectFrame(a.ws, { type: "message", from: b.id, data: "ping from b" });
-}
 
 describe("resume (RESUME_GRACE_MS=1500)", () => {
   const GRACE = 1500;
@@ -42,31 +34,35 @@ describe("resume (RESUME_GRACE_MS=1500)", () => {
   });
   after(() => server?.dispose());
 
-  test("a dropped socket makes its peer get peer-away; a resume brings it back without a second ready", async () => {
-    const { room, a, b } = await openPair(server);
-    b.ws.terminate();
-    await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
-    const back = await resume(server, room, b, [a.id]);
-    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+  /** `back` resumed its slot beside `a`: a gets peer-joined (resumed) and nothing else, and they relay. */
+  async function backWithoutReady(room, a, back) {
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: back.id, resumed: true });
     await expectQuiet(a.ws);
     await expectQuiet(back.ws);
     await relayBothWays(a, back);
     terminateAll(a.ws, back.ws);
-  });
+  }
+
+  // The initiator keeps its place too: no new ready, so no new pairing.
+  for (const dropped of ["joiner", "initiator"]) {
+    test(`a dropped socket (the ${dropped}) makes its peer get peer-away; a resume brings it back without a second ready`, async () => {
+      const pair = await openPair(server);
+      const [gone, stays] = dropped === "joiner" ? [pair.b, pair.a] : [pair.a, pair.b];
+      gone.ws.terminate();
+      await expectFrame(stays.ws, { type: "peer-away", room: pair.room, clientId: gone.id });
+      const back = await resume(server, pair.room, gone, [stays.id]);
+      await backWithoutReady(pair.room, stays, back);
+    });
+  }
 
   test("resuming a slot whose socket is still open closes that socket with 4000 replaced", async () => {
     const { room, a, b } = await openPair(server);
     // The old socket has been used (a ping answered by the runtime).
-    b.ws.send(PING);
-    assert.equal(await nextText(b.ws), PONG);
+    await expectPong(b.ws);
     const back = await resume(server, room, b, [a.id]);
-    assert.deepStrictEqual(await closed(b.ws), { code: 4000, reason: "replaced" });
+    assert.deepStrictEqual(await closed(b.ws), serverClose("REPLACED"));
     // The other peer sees only peer-joined: no peer-away, no peer-left, no ready.
-    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
-    await expectQuiet(a.ws);
-    await expectQuiet(back.ws);
-    await relayBothWays(a, back);
-    terminateAll(a.ws, back.ws);
+    await backWithoutReady(room, a, back);
   });
 
   // workerd leaves the TCP connection of a hibernatable socket that never sent a frame open
@@ -77,7 +73,7 @@ describe("resume (RESUME_GRACE_MS=1500)", () => {
     const { room, a, b } = await openPair(server);
     const back = await resume(server, room, b, [a.id]);
     await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
-    assert.deepStrictEqual(await closeFrame(b.ws), { code: 4000, reason: "replaced" });
+    assert.deepStrictEqual(await closeFrame(b.ws), serverClose("REPLACED"));
     terminateAll(a.ws, back.ws);
   });
 
@@ -86,27 +82,13 @@ describe("resume (RESUME_GRACE_MS=1500)", () => {
     const back = await resume(server, room, b, [a.id]);
     await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
     // The old token is now unknown, so it is an ordinary join, and the room is full.
-    const stale = await connect(server.ws(`/ws/${room}?resume=${b.token}`));
-    await expectFrame(stale, { type: "full", room, maxPeers: 2 });
-    assert.deepStrictEqual(await closed(stale), { code: 4409, reason: "room full" });
-    back.ws.send(PING);
-    assert.equal(await nextText(back.ws), PONG);
+    await joinFull(server, room, { path: `/ws/${room}?resume=${b.token}` });
+    await expectPong(back.ws);
     const again = await resume(server, room, back, [a.id]);
-    assert.deepStrictEqual(await closed(back.ws), { code: 4000, reason: "replaced" });
+    assert.deepStrictEqual(await closed(back.ws), serverClose("REPLACED"));
     await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
     await expectQuiet(a.ws);
     terminateAll(a.ws, again.ws);
-  });
-
-  test("the initiator can resume too, and keeps its place", async () => {
-    const { room, a, b } = await openPair(server);
-    a.ws.terminate();
-    await expectFrame(b.ws, { type: "peer-away", room, clientId: a.id });
-    const back = await resume(server, room, a, [b.id]);
-    await expectFrame(b.ws, { type: "peer-joined", room, clientId: a.id, resumed: true });
-    await expectQuiet(back.ws);
-    await expectQuiet(b.ws);
-    terminateAll(back.ws, b.ws);
   });
 
   test("an unknown token, or a token of another room, is an ordinary join", async () => {

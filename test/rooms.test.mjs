@@ -4,22 +4,24 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  PING,
-  PONG,
+  ErrorCode,
+  MAX_PEERS,
   checkWelcome,
   closed,
   connect,
   expectError,
   expectFrame,
+  expectPong,
   expectQuiet,
   joinBeside,
+  joinFull,
   nextFrame,
-  nextText,
   openFirst,
   openPair,
-  rawField,
+  relayVerbatim,
   roomName,
   send,
+  serverClose,
   startServer,
   terminateAll,
 } from "./helpers/miniflare.mjs";
@@ -53,14 +55,6 @@ const PAYLOADS = {
   "SDP-sized offer": JSON.stringify({ type: "offer", sdp: sdpOffer() }),
 };
 
-/** Sends `raw` as data from `from` and checks that `to` receives it verbatim. */
-async function relay(from, to, raw) {
-  from.ws.send(`{"type":"message","data":${raw}}`);
-  const text = await nextText(to.ws);
-  assert.deepStrictEqual(JSON.parse(text), { type: "message", from: from.id, data: JSON.parse(raw) });
-  assert.equal(rawField(text, "data"), raw, "data must be relayed byte for byte");
-}
-
 describe("rooms", () => {
   let server;
   before(async () => {
@@ -93,16 +87,16 @@ describe("rooms", () => {
   for (const [name, raw] of Object.entries(PAYLOADS)) {
     test(`relay passes data through unchanged both ways: ${name}`, async () => {
       const { a, b } = await openPair(server);
-      await relay(a, b, raw);
-      await relay(b, a, raw);
+      await relayVerbatim(a, b, raw);
+      await relayVerbatim(b, a, raw);
       terminateAll(a.ws, b.ws);
     });
   }
 
   test("messages are never echoed to the sender", async () => {
     const { a, b } = await openPair(server);
-    await relay(a, b, '"to b"');
-    await relay(b, a, '"to a"');
+    await relayVerbatim(a, b, '"to b"');
+    await relayVerbatim(b, a, '"to a"');
     await expectQuiet(a.ws);
     await expectQuiet(b.ws);
     terminateAll(a.ws, b.ws);
@@ -127,13 +121,11 @@ describe("rooms", () => {
 
   test("a third peer gets full and a 4409 close; the occupants notice nothing", async () => {
     const { room, a, b } = await openPair(server);
-    const c = await connect(server.ws(`/ws/${room}`));
-    await expectFrame(c, { type: "full", room, maxPeers: 2 });
-    assert.deepStrictEqual(await closed(c), { code: 4409, reason: "room full" });
+    await joinFull(server, room);
     await expectQuiet(a.ws);
     await expectQuiet(b.ws);
     // The room still works for its two peers.
-    await relay(a, b, '"still here"');
+    await relayVerbatim(a, b, '"still here"');
     terminateAll(a.ws, b.ws);
   });
 
@@ -141,9 +133,7 @@ describe("rooms", () => {
     const { room, a, b } = await openPair(server);
     b.ws.terminate();
     await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
-    const c = await connect(server.ws(`/ws/${room}`));
-    await expectFrame(c, { type: "full", room, maxPeers: 2 });
-    assert.deepStrictEqual(await closed(c), { code: 4409, reason: "room full" });
+    await joinFull(server, room);
     await expectQuiet(a.ws);
     terminateAll(a.ws);
   });
@@ -151,7 +141,7 @@ describe("rooms", () => {
   test("leave: the peer gets peer-left (leave), the leaver is closed with 1000 left", async () => {
     const { room, a, b } = await openPair(server);
     send(a.ws, { type: "leave" });
-    assert.deepStrictEqual(await closed(a.ws), { code: 1000, reason: "left" });
+    assert.deepStrictEqual(await closed(a.ws), serverClose("LEFT"));
     await expectFrame(b.ws, { type: "peer-left", room, clientId: a.id, reason: "leave" });
     await expectQuiet(b.ws);
     // The slot is free: a newcomer joins beside b, and b is now the initiator.
@@ -191,8 +181,7 @@ describe("rooms", () => {
   test("the exact ping text is answered with exactly the pong text", async () => {
     const { ws } = await openFirst(server, roomName("ping"));
     for (let i = 0; i < 3; i++) {
-      ws.send(PING);
-      assert.equal(await nextText(ws), PONG);
+      await expectPong(ws);
     }
     terminateAll(ws);
   });
@@ -200,27 +189,24 @@ describe("rooms", () => {
   test("other spellings of a ping are answered with pong by the object", async () => {
     const { ws } = await openFirst(server, roomName("ping"));
     for (const ping of ['{"type": "ping"}', ' {"type":"ping"}', '{"type":"ping","t":1}', '{"t":[1],"type":"ping"}', '{"type":"p\\u0069ng"}']) {
-      ws.send(ping);
-      assert.equal(await nextText(ws), PONG, ping);
+      await expectPong(ws, ping, ping);
     }
     terminateAll(ws);
   });
 
   test("pings are answered to the sender only, never relayed", async () => {
     const { a, b } = await openPair(server);
-    a.ws.send(PING);
-    assert.equal(await nextText(a.ws), PONG);
-    a.ws.send('{"type":"ping","n":2}');
-    assert.equal(await nextText(a.ws), PONG);
+    await expectPong(a.ws);
+    await expectPong(a.ws, '{"type":"ping","n":2}');
     await expectQuiet(b.ws);
-    await relay(a, b, '"after the pings"');
+    await relayVerbatim(a, b, '"after the pings"');
     terminateAll(a.ws, b.ws);
   });
 
   test("no-peer: a message with nobody else connected is refused, the socket stays open", async () => {
     const first = await openFirst(server, roomName("alone"));
     send(first.ws, { type: "message", data: "anyone?" });
-    await expectError(first.ws, "no-peer");
+    await expectError(first.ws, ErrorCode.NO_PEER);
     await expectQuiet(first.ws);
     terminateAll(first.ws);
   });
@@ -230,7 +216,7 @@ describe("rooms", () => {
     b.ws.terminate();
     await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
     send(a.ws, { type: "message", data: "are you there?" });
-    await expectError(a.ws, "no-peer");
+    await expectError(a.ws, ErrorCode.NO_PEER);
     terminateAll(a.ws);
   });
 
@@ -240,7 +226,7 @@ describe("rooms", () => {
     send(a.ws, { type: "message", data: secret });
     await expectFrame(b.ws, { type: "message", from: a.id, data: secret });
     const c = await connect(server.ws(`/ws/${room}`));
-    await expectFrame(c, { type: "full", room, maxPeers: 2 });
+    await expectFrame(c, { type: "full", room, maxPeers: MAX_PEERS });
     send(b.ws, { type: "leave" });
     await closed(b.ws);
     await server.waitForLine((l) => l.json?.event === "leave" && l.json.room === room);

@@ -7,16 +7,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   OBJECT_PING,
-  PING,
-  PONG,
-  checkWelcome,
-  closeFrame,
-  closed,
-  connect,
   expectFrame,
+  expectPong,
   expectQuiet,
-  nextFrame,
-  nextText,
+  joinEvicting,
+  joinFull,
   openPair,
   sleep,
   startServer,
@@ -25,36 +20,6 @@ import {
 
 const STALE_AFTER_MS = 1000;
 const PAST_STALE = STALE_AFTER_MS + 300;
-
-async function ping(ws, text = PING) {
-  ws.send(text);
-  assert.equal(await nextText(ws), PONG);
-}
-
-/**
- * A newcomer joins `room` where `stale` must be evicted and `kept` stays: checks every frame
- * on the three sockets, in order.
- */
-async function joinEvicting(server, room, stale, kept) {
-  const c = await connect(server.ws(`/ws/${room}`));
-  const newcomer = checkWelcome(await nextFrame(c), { type: "joined", room, peers: [kept.id], resumed: false });
-  // The close frame, not the TCP end: workerd keeps the connection of a socket that never sent
-  // a frame open until the object hibernates (docs/protocol.md, known runtime quirk).
-  assert.deepStrictEqual(await closeFrame(stale.ws), { code: 4408, reason: "stale" });
-  await expectFrame(kept.ws, { type: "peer-left", room, clientId: stale.id, reason: "stale" });
-  await expectFrame(kept.ws, { type: "peer-joined", room, clientId: newcomer.id, resumed: false });
-  const ready = { type: "ready", room, initiator: kept.id, peers: [kept.id, newcomer.id] };
-  await expectFrame(kept.ws, ready);
-  await expectFrame(c, ready);
-  return { ws: c, ...newcomer };
-}
-
-/** A join that must find the room full. */
-async function joinRefused(server, room) {
-  const c = await connect(server.ws(`/ws/${room}`));
-  await expectFrame(c, { type: "full", room, maxPeers: 2 });
-  assert.deepStrictEqual(await closed(c), { code: 4409, reason: "room full" });
-}
 
 describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
   let server;
@@ -65,9 +30,9 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
 
   test("an occupant whose last exact ping is too old is evicted for a newcomer", async () => {
     const { room, a, b } = await openPair(server);
-    await ping(a.ws); // answered by the runtime's auto-response
+    await expectPong(a.ws); // answered by the runtime's auto-response
     await sleep(PAST_STALE);
-    await ping(b.ws);
+    await expectPong(b.ws);
     const c = await joinEvicting(server, room, a, b);
     // The new pair works, and the stale slot is gone for good.
     c.ws.send('{"type":"message","data":"hi"}');
@@ -84,17 +49,18 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
 
   test("pings answered by the object count too", async () => {
     const { room, a, b } = await openPair(server);
+    await expectPong(b.ws, OBJECT_PING);
     await sleep(PAST_STALE);
-    await ping(b.ws, OBJECT_PING);
+    await expectPong(b.ws, OBJECT_PING);
     const c = await joinEvicting(server, room, a, b);
     terminateAll(b.ws, c.ws);
   });
 
   test("of two stale occupants, the one with the older ping goes", async () => {
     const { room, a, b } = await openPair(server);
-    await ping(b.ws);
+    await expectPong(b.ws);
     await sleep(100);
-    await ping(a.ws);
+    await expectPong(a.ws);
     await sleep(PAST_STALE);
     const c = await joinEvicting(server, room, b, a);
     terminateAll(a.ws, c.ws);
@@ -102,19 +68,19 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
 
   test("a recent ping protects an occupant: the other, stale one goes", async () => {
     const { room, a, b } = await openPair(server);
-    await ping(a.ws);
-    await ping(b.ws);
+    await expectPong(a.ws);
+    await expectPong(b.ws);
     await sleep(PAST_STALE);
-    await ping(a.ws);
+    await expectPong(a.ws);
     const c = await joinEvicting(server, room, b, a);
     terminateAll(a.ws, c.ws);
   });
 
   test("occupants that pinged within STALE_AFTER_MS are not evicted: full", async () => {
     const { room, a, b } = await openPair(server);
-    await ping(a.ws);
-    await ping(b.ws);
-    await joinRefused(server, room);
+    await expectPong(a.ws);
+    await expectPong(b.ws);
+    await joinFull(server, room);
     await expectQuiet(a.ws);
     await expectQuiet(b.ws);
     terminateAll(a.ws, b.ws);
@@ -123,13 +89,7 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
   test("occupants that never sent anything are stale from their connect time: the first goes", async () => {
     const { room, a, b } = await openPair(server);
     await sleep(PAST_STALE);
-    const c = await joinEvicting(server, room, a, b);
-    terminateAll(b.ws, c.ws);
-  });
-
-  test("silent occupants connected within STALE_AFTER_MS are not evicted: full", async () => {
-    const { room, a, b } = await openPair(server);
-    await joinRefused(server, room);
+    await joinFull(server, room);
     // (expectQuiet pings, so it comes only after the join.)
     await expectQuiet(a.ws);
     await expectQuiet(b.ws);

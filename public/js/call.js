@@ -26,7 +26,7 @@
  * @module call
  */
 
-import { connect } from "./duet.js";
+import { CloseCode, connect, ErrorCode } from "./duet.js";
 import { Negotiator } from "./negotiation.js";
 import { PhotoReceiver, sendPhoto } from "./transfer.js";
 import { deriveStatus } from "./status.js";
@@ -116,10 +116,10 @@ export class Call extends EventTarget {
       this.#closePc(); // only after a reconnect that found the room empty
       this.#setPeer("none");
     });
-    signaling.addEventListener("joined", (e) => this.#onJoined(/** @type {CustomEvent} */ (e).detail));
-    signaling.addEventListener("peer-joined", (e) => this.#onPeerJoined(/** @type {CustomEvent} */ (e).detail));
+    signaling.addEventListener("joined", (e) => this.#onJoined(e.detail));
+    signaling.addEventListener("peer-joined", (e) => this.#onPeerJoined(e.detail));
     signaling.addEventListener("ready", () => this.#onReady());
-    signaling.addEventListener("message", (e) => this.#onMessage(/** @type {CustomEvent} */ (e).detail.data));
+    signaling.addEventListener("message", (e) => this.#onMessage(e.detail.data));
     signaling.addEventListener("peer-away", () => this.#setPeer("away"));
     signaling.addEventListener("peer-left", () => {
       this.#closePc();
@@ -130,9 +130,9 @@ export class Call extends EventTarget {
       this.#update();
     });
     signaling.addEventListener("error", (e) => {
-      const { code, message } = /** @type {CustomEvent} */ (e).detail;
+      const { code, message } = e.detail;
       // `no-peer`: the peer is away, and what we sent is lost; recovery happens on its return.
-      if (code !== "no-peer") console.warn("signaling refused a frame:", code, message);
+      if (code !== ErrorCode.NO_PEER) console.warn("signaling refused a frame:", code, message);
     });
     signaling.addEventListener("e2e-error", (e) => {
       // Never applied: duet.js delivers only what decrypted. Tell the person.
@@ -143,10 +143,10 @@ export class Call extends EventTarget {
     signaling.addEventListener("reconnecting", () => this.#update());
     signaling.addEventListener("reconnected", (e) => {
       this.stats.reconnects += 1;
-      if (/** @type {CustomEvent} */ (e).detail.resumed) this.#afterSignalingGap();
+      if (e.detail.resumed) this.#afterSignalingGap();
       this.#update();
     });
-    signaling.addEventListener("close", (e) => this.#onSignalingClosed(/** @type {CustomEvent} */ (e).detail));
+    signaling.addEventListener("close", (e) => this.#onSignalingClosed(e.detail));
     this.#update();
   }
 
@@ -212,7 +212,7 @@ export class Call extends EventTarget {
     if (!frame.resumed) {
       // A fresh slot (maybe our old one expired while we were away): a `ready` will pair us.
       this.#closePc();
-    } else if (!this.pc && others.length > 0 && this.#paired()) {
+    } else if (!this.pc && others.length > 0 && this.#knowsInitiator()) {
       // A reloaded page took its slot back: start a new peer connection; its first offer tells
       // the peer to start afresh too (see "Messages between the peers").
       this.#createPc();
@@ -245,7 +245,7 @@ export class Call extends EventTarget {
     const pc = this.pc;
     if (!pc) {
       // A fresh peer connection announces itself with its first offer.
-      if (this.#paired() && (this.signaling?.peers.length ?? 0) > 0) this.#createPc();
+      if (this.#knowsInitiator() && (this.signaling?.peers.length ?? 0) > 0) this.#createPc();
       return;
     }
     this.negotiator?.resendPendingOffer();
@@ -255,14 +255,14 @@ export class Call extends EventTarget {
   /** @param {{code: number, reason: string}} detail */
   #onSignalingClosed({ code, reason }) {
     if (this.#phase === "ended" || this.#phase === "full") return;
-    if (code === 4000) {
+    if (code === CloseCode.REPLACED) {
       this.#phase = "replaced";
     } else {
       this.#phase = "error";
       this.problem =
-        code === 4408
+        code === CloseCode.STALE
           ? "The server dropped this call after a long silence."
-          : code === 4429
+          : code === CloseCode.RATE_LIMITED
             ? "Too many messages were sent too fast."
             : `Lost the connection to the server (${code}${reason ? ` ${reason}` : ""}).`;
     }
@@ -283,8 +283,8 @@ export class Call extends EventTarget {
 
   // --- the peer connection ---------------------------------------------------------------
 
-  /** Whether the room paired us with the peer (a `ready`, possibly before a reload). */
-  #paired() {
+  /** Whether we know who makes the offer: a `ready` paired us (possibly before a reload). */
+  #knowsInitiator() {
     return this.signaling?.isInitiator !== null;
   }
 
@@ -323,7 +323,7 @@ export class Call extends EventTarget {
     channel.addEventListener("message", (e) => channel === this.channel && this.#onChannelMessage(e.data));
 
     const stream = this.media.stream;
-    for (const track of stream?.getTracks() ?? []) pc.addTrack(track, stream);
+    if (stream) for (const track of stream.getTracks()) pc.addTrack(track, stream);
 
     const remote = new MediaStream();
     this.remoteStream = remote;

@@ -18,29 +18,41 @@
  * It knows nothing about WebRTC: it carries whatever JSON the application sends. With a `key`
  * (the secret of a call link) it encrypts every message end to end (`e2e.js`, `docs/e2e.md`):
  * the server relays envelopes it cannot read, and messages that fail to decrypt never reach the
- * application but raise `e2e-error`.
- * API and example: `docs/client.md`.
+ * application but raise `e2e-error`. It runs in
+ * browsers and in Node.js 20+ (pass `WebSocket`; without `sessionStorage` the token stays in
+ * memory), and is published as the npm package `duet-signaling` (`package.json` beside it), with
+ * the event map {@link DuetEventMap} typing every event. API and example: `docs/client.md`.
  * @module duet
  */
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { cryptoAvailable, deriveKey, E2EError, envelopeFrameBytes, isEnvelope, isSecret, open, seal } from "./e2e.js";
 
+/** The protocol version this client speaks, announced as `version` in welcome frames. */
 export const PROTOCOL_VERSION = 1;
 
+/** A room holds at most this many peers. */
+export const MAX_PEERS = 2;
+
+/**
+ * The server's default frame limit (`MAX_MESSAGE_BYTES`), which `send()` checks until a welcome
+ * frame announces the server's own (`maxMessageBytes`).
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 65536;
+
+/** The keep-alive frame. Byte-exact, so the runtime's auto-response answers it without waking the room. */
+export const PING_TEXT = '{"type":"ping"}';
+
+/** The runtime's answer to {@link PING_TEXT}. */
+export const PONG_TEXT = '{"type":"pong"}';
+
+/** Valid room names: 1–64 characters of `A-Z a-z 0-9 _ -`. */
+export const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
 /** Server frame types; each is emitted as an event of the same name. */
-export const FRAME_TYPES = Object.freeze([
-  "created",
-  "joined",
-  "peer-joined",
-  "ready",
-  "message",
-  "peer-away",
-  "peer-left",
-  "full",
-  "error",
-  "pong",
-]);
+export const FRAME_TYPES = Object.freeze(
+  /** @type {const} */ (["created", "joined", "peer-joined", "ready", "message", "peer-away", "peer-left", "full", "error", "pong"]),
+);
 
 /** Close codes of protocol v1. */
 export const CloseCode = Object.freeze({
@@ -58,13 +70,35 @@ export const CloseCode = Object.freeze({
   CLIENT_DROP: 4001,
 });
 
-/** Closes after which reconnecting would be wrong or pointless. */
+/** The reason sent with each close code: by the server, and by this client for its own closes. */
+export const CloseReason = Object.freeze({
+  LEFT: "left",
+  REPLACED: "replaced",
+  STALE: "stale",
+  ROOM_FULL: "room full",
+  RATE_LIMITED: "rate limited",
+  CLIENT_DROP: "reconnect",
+});
+
+/** The `code` of `error` frames: why the server refused a frame (the socket stays open). */
+export const ErrorCode = Object.freeze({
+  /** Not a JSON object with a known `type` (or a `message` without `data`). */
+  BAD_MESSAGE: "bad-message",
+  /** A binary frame; frames are JSON text. */
+  UNSUPPORTED_BINARY: "unsupported-binary",
+  /** Over the server's `maxMessageBytes`. */
+  TOO_LARGE: "too-large",
+  /** Refused by the per-socket rate limit. */
+  RATE_LIMITED: "rate-limited",
+  /** A `message` with no other peer connected to receive it. */
+  NO_PEER: "no-peer",
+});
+
+/** Closes after which reconnecting would be wrong or pointless. @type {Set<number>} */
 const FINAL_CLOSE_CODES = new Set([CloseCode.REPLACED, CloseCode.STALE, CloseCode.ROOM_FULL, CloseCode.RATE_LIMITED]);
 
-/** Byte-exact, so the runtime's auto-response answers it without waking the room. */
-const PING_TEXT = '{"type":"ping"}';
-const LEAVE_TEXT = '{"type":"leave"}';
-const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** The frame that gives up the slot for good (see `leave()`). */
+export const LEAVE_TEXT = '{"type":"leave"}';
 const OPEN = 1;
 
 /**
@@ -77,15 +111,168 @@ const OPEN = 1;
  * @property {import("./backoff.js").BackoffOptions} [backoff] reconnect delays.
  * @property {number} [maxReconnectAttempts=Infinity] give up (emit `close`) after this many
  *   failed attempts in a row.
- * @property {Storage | null} [storage] where resume tokens are kept; defaults to
- *   `sessionStorage`; `null` keeps them in memory only (a reload then joins afresh).
+ * @property {StorageLike | null} [storage] where resume tokens are kept; defaults to
+ *   `sessionStorage` where there is one; `null` keeps them in memory only (a reload then joins
+ *   afresh).
  * @property {boolean} [resume=true] resume a stored slot when connecting.
- * @property {number} [maxMessageBytes=65536] the server's frame limit, checked by `send()`.
- * @property {typeof WebSocket} [WebSocket] a WebSocket implementation (e.g. the `ws` package
- *   in Node.js); defaults to the global one.
+ * @property {number} [maxMessageBytes=65536] the frame limit `send()` checks until the server's
+ *   welcome frame announces its own (servers that do not announce it keep this one).
+ * @property {WebSocketConstructor} [WebSocket] a WebSocket implementation (e.g. the `ws`
+ *   package in Node.js); defaults to the global one.
  * @property {string | null} [key] the secret of an end-to-end protected call link (43
  *   characters of base64url, `docs/e2e.md`): messages are encrypted with a key derived from it
  *   and the room name. Without it messages travel as plain JSON.
+ */
+
+/**
+ * The part of the WebSocket API the client uses: the browser's `WebSocket` and the `ws`
+ * package's both have it.
+ * @typedef {object} WebSocketLike
+ * @property {number} readyState
+ * @property {(text: string) => void} send
+ * @property {(code?: number, reason?: string) => void} close
+ * @property {(type: "open" | "message" | "close", listener: (event: any) => void) => void} addEventListener
+ */
+
+/** @typedef {new (url: string) => WebSocketLike} WebSocketConstructor */
+
+/**
+ * Where resume tokens are kept: `sessionStorage`, `localStorage` or anything with these methods.
+ * @typedef {object} StorageLike
+ * @property {(key: string) => string | null} getItem
+ * @property {(key: string, value: string) => void} setItem
+ * @property {(key: string) => void} removeItem
+ */
+
+/**
+ * An ICE server from the welcome frame, as `new RTCPeerConnection({iceServers})` takes it.
+ * @typedef {object} IceServer
+ * @property {string | string[]} urls
+ * @property {string} [username]
+ * @property {string} [credential]
+ */
+
+/** @typedef {typeof ErrorCode[keyof typeof ErrorCode]} ErrorCodeValue */
+
+/**
+ * `created`: you opened an empty room. `joined` has the same fields and `resumed`.
+ * @typedef {object} CreatedFrame
+ * @property {"created"} type
+ * @property {number} version the protocol version, {@link PROTOCOL_VERSION}
+ * @property {string} room
+ * @property {string} clientId your id in the room, kept when the slot is resumed
+ * @property {string} resumeToken takes the slot back after a drop (`?resume=`); rotates on every welcome
+ * @property {IceServer[]} iceServers
+ * @property {number} maxPeers
+ * @property {string[]} peers the ids of the others in the room
+ * @property {number} [maxMessageBytes] the server's frame limit, where the server announces it
+ */
+
+/**
+ * `joined`: you entered a room that had a slot taken, or (`resumed`) took your slot back.
+ * @typedef {Omit<CreatedFrame, "type"> & {type: "joined", resumed: boolean}} JoinedFrame
+ */
+
+/**
+ * `peer-joined`: another peer joined, or (`resumed`) came back beside you.
+ * @typedef {{type: "peer-joined", room: string, clientId: string, resumed: boolean}} PeerJoinedFrame
+ */
+
+/**
+ * `ready`: both peers are connected; `initiator` makes the offer.
+ * @typedef {{type: "ready", room: string, initiator: string, peers: string[]}} ReadyFrame
+ */
+
+/**
+ * `message`: what the other peer sent with `send(data)`, `data` unchanged.
+ * @typedef {{type: "message", from: string, data: unknown}} MessageFrame
+ */
+
+/**
+ * `peer-away`: the other peer's socket dropped; its slot is held for the resume grace.
+ * @typedef {{type: "peer-away", room: string, clientId: string}} PeerAwayFrame
+ */
+
+/**
+ * `peer-left`: the other peer's slot was released.
+ * @typedef {{type: "peer-left", room: string, clientId: string, reason: "leave" | "closed" | "timeout" | "stale"}} PeerLeftFrame
+ */
+
+/**
+ * `full`: the room has no slot for you; the 4409 close follows.
+ * @typedef {{type: "full", room: string, maxPeers: number}} FullFrame
+ */
+
+/**
+ * `error`: the server refused a frame you sent; the socket stays open.
+ * @typedef {{type: "error", code: ErrorCodeValue, message: string}} ErrorFrame
+ */
+
+/**
+ * `pong`: the answer to a keep-alive ping.
+ * @typedef {{type: "pong"}} PongFrame
+ */
+
+/**
+ * @typedef {CreatedFrame | JoinedFrame | PeerJoinedFrame | ReadyFrame | MessageFrame | PeerAwayFrame
+ *   | PeerLeftFrame | FullFrame | ErrorFrame | PongFrame} ServerFrame
+ */
+
+/**
+ * `reconnecting`: the socket dropped; the next attempt starts after `delayMs`.
+ * @typedef {{attempt: number, delayMs: number, code: number, reason: string}} ReconnectingDetail
+ */
+
+/**
+ * `reconnected`: a new socket got its welcome frame; `resumed: false` means the old slot had
+ * expired and this is a fresh join.
+ * @typedef {{resumed: boolean, clientId: string}} ReconnectedDetail
+ */
+
+/**
+ * `close`: the connection stopped for good.
+ * @typedef {{code: number, reason: string}} CloseDetail
+ */
+
+/**
+ * The events of a {@link DuetConnection}, by name: each a `CustomEvent` with this `detail`.
+ * `frame` carries every server frame, also of types this version does not know.
+ * @typedef {{
+ *   created: CustomEvent<CreatedFrame>,
+ *   joined: CustomEvent<JoinedFrame>,
+ *   "peer-joined": CustomEvent<PeerJoinedFrame>,
+ *   ready: CustomEvent<ReadyFrame>,
+ *   message: CustomEvent<MessageFrame>,
+ *   "peer-away": CustomEvent<PeerAwayFrame>,
+ *   "peer-left": CustomEvent<PeerLeftFrame>,
+ *   full: CustomEvent<FullFrame>,
+ *   error: CustomEvent<ErrorFrame>,
+ *   pong: CustomEvent<PongFrame>,
+ *   frame: CustomEvent<ServerFrame | {type: string, [field: string]: unknown}>,
+ *   reconnecting: CustomEvent<ReconnectingDetail>,
+ *   reconnected: CustomEvent<ReconnectedDetail>,
+ *   close: CustomEvent<CloseDetail>,
+ *   "e2e-error": CustomEvent<E2EErrorDetail>,
+ * }} DuetEventMap
+ */
+
+/**
+ * `e2e-error`: a message was dropped undelivered (see `docs/e2e.md`).
+ * @typedef {object} E2EErrorDetail
+ * @property {string} reason one of `E2E_FAILURES` (`e2e.js`)
+ * @property {string | null} from the client id the relayed frame named
+ * @property {string} message
+ */
+
+/**
+ * An `EventTarget` whose listeners are typed by the event map `Events`: an event name that is
+ * not in the map, or a field its `detail` does not have, fails to type-check.
+ * @template Events
+ * @typedef {{
+ *   addEventListener<K extends keyof Events>(type: K, listener: (event: Events[K]) => void, options?: boolean | AddEventListenerOptions): void,
+ *   removeEventListener<K extends keyof Events>(type: K, listener: (event: Events[K]) => void, options?: boolean | EventListenerOptions): void,
+ *   dispatchEvent(event: Event): boolean,
+ * }} TypedEventTarget
  */
 
 /**
@@ -107,7 +294,8 @@ export function connect(room, options = {}) {
 }
 
 /**
- * A signaling connection to one room. Events (all `CustomEvent`s):
+ * A signaling connection to one room; an `EventTarget` with the events of {@link DuetEventMap}
+ * (all `CustomEvent`s):
  * - one per server frame type (see {@link FRAME_TYPES}), `detail` = the frame;
  * - `frame`: every server frame, including types this version does not know;
  * - `reconnecting`: `detail = {attempt, delayMs, code, reason}`, the socket dropped and a new
@@ -119,14 +307,14 @@ export function connect(room, options = {}) {
  *   to decrypt, was a replay, or was plaintext where an envelope was expected (or the reverse);
  *   `reason` is one of `E2E_FAILURES` (`e2e.js`).
  */
-export class DuetConnection extends EventTarget {
+export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEventMap>} */ (EventTarget) {
   /** @type {string} */
   room;
   /** Our id in the room, from the welcome frame; kept when a slot is resumed. @type {string | null} */
   clientId = null;
   /** Ids of the other peers in the room (at most one). @type {string[]} */
   peers = [];
-  /** ICE servers from the welcome frame, for `new RTCPeerConnection({iceServers})`. @type {RTCIceServer[]} */
+  /** ICE servers from the welcome frame, for `new RTCPeerConnection({iceServers})`. @type {IceServer[]} */
   iceServers = [];
   /** The peer that makes the offer, from the last `ready`. @type {string | null} */
   initiator = null;
@@ -135,17 +323,17 @@ export class DuetConnection extends EventTarget {
   /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
   state = "connecting";
 
-  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "key">> & {backoff: import("./backoff.js").BackoffOptions}} */
+  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key">> & {backoff: import("./backoff.js").BackoffOptions}} */
   #options;
-  /** @type {typeof WebSocket} */
+  /** @type {WebSocketConstructor} */
   #WebSocket;
-  /** @type {Storage | null} */
+  /** @type {StorageLike | null} */
   #storage;
   /** @type {SavedSlot | null} used when there is no storage */
   #memory = null;
   #url;
   #storageKey;
-  /** @type {WebSocket | null} the current socket; events of any other socket are ignored */
+  /** @type {WebSocketLike | null} the current socket; events of any other socket are ignored */
   #socket = null;
   #attempt = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -154,7 +342,10 @@ export class DuetConnection extends EventTarget {
   #pingTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #pongTimer;
+  /** Whether any socket of this connection got a welcome frame (so the next one is a return). */
   #welcomed = false;
+  /** @type {number} */
+  #maxMessageBytes;
   #full = false;
   /** The room's AES-GCM key with a `key` option, else null. @type {Promise<CryptoKey> | null} */
   #key = null;
@@ -188,9 +379,9 @@ export class DuetConnection extends EventTarget {
       pongTimeoutMs: options.pongTimeoutMs ?? 10000,
       maxReconnectAttempts: options.maxReconnectAttempts ?? Infinity,
       resume: options.resume ?? true,
-      maxMessageBytes: options.maxMessageBytes ?? 65536,
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
     };
+    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
     if (!WebSocketImpl) throw new TypeError("no WebSocket implementation: pass options.WebSocket");
     this.#WebSocket = WebSocketImpl;
@@ -217,6 +408,11 @@ export class DuetConnection extends EventTarget {
     return this.initiator === null || this.clientId === null ? null : this.initiator === this.clientId;
   }
 
+  /** The largest frame `send()` accepts: the server's `maxMessageBytes` once welcomed. */
+  get maxMessageBytes() {
+    return this.#maxMessageBytes;
+  }
+
   /**
    * Relays `data` (any JSON value) to the other peer as `{"type":"message","data":data}`.
    * Returns `false` when no socket is open (while reconnecting); nothing is queued. With no peer
@@ -231,8 +427,8 @@ export class DuetConnection extends EventTarget {
     if (data === undefined) throw new TypeError("send(data): data must be a JSON value");
     const text = JSON.stringify({ type: "message", data });
     const bytes = this.#key ? envelopeFrameBytes(utf8Length(JSON.stringify(data))) : utf8Length(text);
-    if (bytes > this.#options.maxMessageBytes) {
-      throw new RangeError(`frame of ${bytes} bytes exceeds ${this.#options.maxMessageBytes}`);
+    if (bytes > this.#maxMessageBytes) {
+      throw new RangeError(`frame of ${bytes} bytes exceeds ${this.#maxMessageBytes}`);
     }
     const ws = this.#socket;
     if (this.state !== "open" || !ws || ws.readyState !== OPEN) return false;
@@ -244,7 +440,7 @@ export class DuetConnection extends EventTarget {
   /**
    * Encrypts `data` (at once, in parallel with earlier sends) and sends it on `ws` after every
    * earlier frame.
-   * @param {WebSocket} ws @param {unknown} data @param {Promise<CryptoKey>} key
+   * @param {WebSocketLike} ws @param {unknown} data @param {Promise<CryptoKey>} key
    */
   #sendSealed(ws, data, key) {
     const sender = /** @type {string} */ (this.clientId);
@@ -269,16 +465,16 @@ export class DuetConnection extends EventTarget {
         if (ws.readyState !== OPEN) return;
         ws.send(LEAVE_TEXT);
         // The server closes with 1000; close ourselves if it does not.
-        setTimeout(() => ws.readyState === OPEN && ws.close(1000, "left"), 2000);
+        setTimeout(() => ws.readyState === OPEN && ws.close(CloseCode.LEFT, CloseReason.LEFT), 2000);
       };
       // After the messages still being encrypted, as they were sent before.
       if (this.#key) this.#outbox = this.#outbox.then(leaveNow);
       else leaveNow();
     } else if (ws) {
-      closeQuietly(ws, 1000, "left");
+      closeQuietly(ws, CloseCode.LEFT, CloseReason.LEFT);
     }
     this.#forget();
-    this.#finish(CloseCode.LEFT, "left");
+    this.#finish(CloseCode.LEFT, CloseReason.LEFT);
   }
 
   /**
@@ -289,8 +485,8 @@ export class DuetConnection extends EventTarget {
   reconnect() {
     if (this.state === "closed") return;
     const ws = this.#socket;
-    if (ws) closeQuietly(ws, CloseCode.CLIENT_DROP, "reconnect");
-    this.#socketGone(CloseCode.CLIENT_DROP, "reconnect");
+    if (ws) closeQuietly(ws, CloseCode.CLIENT_DROP, CloseReason.CLIENT_DROP);
+    this.#socketGone(CloseCode.CLIENT_DROP, CloseReason.CLIENT_DROP);
   }
 
   /** @param {string} type @param {unknown} detail */
@@ -303,7 +499,7 @@ export class DuetConnection extends EventTarget {
     const url = new URL(this.#url);
     const saved = this.#options.resume ? this.#load() : null;
     if (saved?.token) url.searchParams.set("resume", saved.token);
-    /** @type {WebSocket} */
+    /** @type {WebSocketLike} */
     let ws;
     try {
       ws = new this.#WebSocket(url.href);
@@ -384,7 +580,7 @@ export class DuetConnection extends EventTarget {
 
   /** @param {Record<string, any>} frame */
   #onFrame(frame) {
-    const wasReconnecting = this.#welcomed;
+    const welcomedBefore = this.#welcomed;
     switch (frame.type) {
       case "created":
       case "joined": {
@@ -392,6 +588,7 @@ export class DuetConnection extends EventTarget {
         this.iceServers = Array.isArray(frame.iceServers) ? frame.iceServers : [];
         this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
         this.resumed = frame.resumed === true;
+        if (Number.isSafeInteger(frame.maxMessageBytes) && frame.maxMessageBytes > 0) this.#maxMessageBytes = frame.maxMessageBytes;
         const saved = this.#load();
         // A resumed slot keeps its pairing; a fresh slot waits for a new `ready`.
         this.initiator = this.resumed && saved?.clientId === this.clientId ? saved.initiator : null;
@@ -423,7 +620,7 @@ export class DuetConnection extends EventTarget {
     }
     this.#emit("frame", frame);
     this.#emit(frame.type, frame);
-    if (wasReconnecting && (frame.type === "created" || frame.type === "joined")) {
+    if (welcomedBefore && (frame.type === "created" || frame.type === "joined")) {
       this.#emit("reconnected", { resumed: this.resumed, clientId: this.clientId });
     }
   }
@@ -548,7 +745,7 @@ export function socketUrl(baseUrl, room) {
   return url;
 }
 
-/** @returns {Storage | null} */
+/** @returns {StorageLike | null} */
 function defaultStorage() {
   try {
     return globalThis.sessionStorage ?? null;
@@ -557,7 +754,7 @@ function defaultStorage() {
   }
 }
 
-/** @param {WebSocket} ws @param {number} code @param {string} reason */
+/** @param {WebSocketLike} ws @param {number} code @param {string} reason */
 function closeQuietly(ws, code, reason) {
   try {
     ws.close(code, reason);

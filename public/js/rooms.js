@@ -4,9 +4,10 @@
  * @module rooms
  */
 
+import { ROOM_NAME } from "./duet.js";
+
 /** 32 symbols (no l, o, 0, 1: easy to read aloud), so each one is exactly 5 random bits. */
 const ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789";
-const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** @param {unknown} name */
 export function isRoomName(name) {

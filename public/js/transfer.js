@@ -24,9 +24,9 @@ const HIGH_WATER = 1024 * 1024;
 
 /**
  * Splits `bytes` into chunks of at most `chunkBytes`.
- * @param {Uint8Array} bytes
+ * @param {Uint8Array<ArrayBuffer>} bytes
  * @param {number} [chunkBytes]
- * @returns {Uint8Array[]}
+ * @returns {Uint8Array<ArrayBuffer>[]}
  */
 export function chunk(bytes, chunkBytes = CHUNK_BYTES) {
   const out = [];
@@ -57,7 +57,7 @@ export async function sendPhoto(channel, blob, id) {
 
 /** Reassembles photos from a header and the chunks that follow it. */
 export class PhotoReceiver {
-  /** @type {{header: PhotoHeader, parts: Uint8Array[], received: number} | null} */
+  /** @type {{header: PhotoHeader, parts: Uint8Array<ArrayBuffer>[], received: number} | null} */
   #current = null;
 
   /**
@@ -82,7 +82,7 @@ export class PhotoReceiver {
 
   /**
    * Adds a chunk. Returns the finished photo once all its bytes are in.
-   * @param {ArrayBuffer | Uint8Array} data
+   * @param {ArrayBuffer | Uint8Array<ArrayBuffer>} data
    * @returns {{id: string, blob: Blob} | null}
    */
   push(data) {

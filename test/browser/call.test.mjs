@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
+import { dropResumes, launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
 
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 
@@ -30,9 +30,12 @@ describe("a call between two browsers", () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
   });
 
+  // Whatever ran, and even after a failure: no page may have had script errors or CSP violations.
   after(async () => {
+    const problems = pages.flatMap((page) => page.problems);
     await browser?.close();
     await server?.stop();
+    assert.deepEqual(problems, [], "script errors or CSP violations");
   });
 
   const open = async (/** @type {string} */ address, /** @type {Parameters<typeof openPage>[2]} */ options) => {
@@ -146,48 +149,7 @@ describe("a call between two browsers", () => {
   });
 
   test("a dropped signaling socket resumes without touching the call", async () => {
-    const snapshot = () =>
-      Promise.all(
-        [alice, bob].map((page) =>
-          page.evaluate(() => {
-            const d = window.duetDebug;
-            return { clientId: d.clientId, pcId: d.pcId, offers: d.offers, stats: d.stats, history: d.statusHistory.length };
-          }),
-        ),
-      );
-    const before = await snapshot();
-    await alice.evaluate(() => {
-      window.callBeforeDrop = window.duetDebug.pc;
-      window.duetDebug.dropSignaling();
-    });
-    await until(alice, () => window.duetDebug.status === "reconnecting");
-    // One look at the page while the peer is away: the status says so, the video stays.
-    const whileAway = await until(
-      bob,
-      () =>
-        window.duetDebug.status === "peer-reconnecting" && {
-          text: document.getElementById("status")?.textContent,
-          videoShown: !document.getElementById("remote-video")?.hidden,
-        },
-    );
-    assert.deepEqual(whileAway, { text: "The other person is reconnecting…", videoShown: true });
-    await until(alice, () => window.duetDebug.stats.reconnects === 1 && window.duetDebug.status === "connected");
-    await until(bob, () => window.duetDebug.status === "connected");
-    const afterDrop = await snapshot();
-    for (const i of [0, 1]) {
-      assert.equal(afterDrop[i].clientId, before[i].clientId, "the slot was resumed");
-      assert.equal(afterDrop[i].pcId, before[i].pcId, "same peer connection");
-      assert.deepEqual(afterDrop[i].offers, before[i].offers, "no renegotiation");
-      assert.equal(afterDrop[i].stats.peerConnections, before[i].stats.peerConnections);
-      assert.equal(afterDrop[i].stats.iceRestarts, 0);
-    }
-    assert.ok(await alice.evaluate(() => window.callBeforeDrop === window.duetDebug.pc && window.duetDebug.pc.connectionState === "connected"));
-    assert.equal(await bob.evaluate(() => window.duetDebug.pc.connectionState), "connected");
-
-    // The data channel carried on through it all.
-    await alice.getByLabel("Message").fill("still here");
-    await alice.getByRole("button", { name: "Send", exact: true }).click();
-    await bob.locator(".chat-item.from-peer .text", { hasText: "still here" }).waitFor();
+    await dropResumes(alice, bob);
   });
 
   test("a reloaded page resumes its slot and the call comes back", async () => {
@@ -250,9 +212,5 @@ describe("a call between two browsers", () => {
     await until(initiator, () => window.duetDebug.stats.iceRestarts >= 1 && window.duetDebug.offers.sent >= 2);
     await until(other, () => window.duetDebug.offers.answered >= 2);
     await Promise.all([erin, frank].map((page) => page.context().close()));
-  });
-
-  test("no page had script errors or CSP violations", () => {
-    assert.deepEqual(pages.flatMap((page) => page.problems), []);
   });
 });

@@ -98,14 +98,16 @@ relaySuite("TURN with the right secret", SECRET, async (pages, turn, t) => {
     assert.deepEqual(await selectedPairTypes(page), { local: "relay", remote: "relay" });
     await remoteVideoPlays(page);
   }
-  // coturn saw allocations for the minted usernames: "<expiry>:<clientId>".
+  // coturn allocated relays for the minted usernames: "<expiry>:<clientId>".
   const clientIds = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.clientId)));
-  for (const id of clientIds) assert.match(turn.log(), new RegExp(`\\d{10}:${id}`), `coturn saw ${id}`);
+  for (const id of clientIds) {
+    assert.match(turn.log(), new RegExp(`user <\\d{10}:${id}>: incoming packet ALLOCATE processed, success`), `coturn allocated for ${id}`);
+  }
 });
 
 relaySuite("TURN with a wrong secret", "not-the-turn-secret", async (pages, turn) => {
-  // Each side gets its TURN credential, tries to allocate, is refused (401), and so gathers no
-  // relay candidate: the call cannot connect.
+  // Each side gets its TURN credential, tries to allocate, is refused, and so gathers no relay
+  // candidate: the call cannot connect.
   for (const page of pages) {
     await until(page, () => {
       const pc = window.duetDebug.pc;
@@ -120,5 +122,11 @@ relaySuite("TURN with a wrong secret", "not-the-turn-secret", async (pages, turn
     assert.deepEqual(candidates, [], "no relay candidate without a valid credential");
     assert.notEqual(await page.evaluate(() => window.duetDebug.pc.connectionState), "connected");
   }
-  assert.match(turn.log(), /401/, "coturn refused the credential");
+  // Every first Allocate is answered with a 401 challenge (`user <>`); what shows a refused
+  // credential is the 401 to the second, authenticated attempt, naming the minted username.
+  const clientIds = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.clientId)));
+  for (const id of clientIds) {
+    assert.match(turn.log(), new RegExp(`user <\\d{10}:${id}>: incoming packet \\w+ processed, error 401`), `coturn refused ${id}'s credential`);
+  }
+  assert.doesNotMatch(turn.log(), /ALLOCATE processed, success/, "no allocation succeeded");
 });

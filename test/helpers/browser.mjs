@@ -1,37 +1,38 @@
-// Shared harness for the browser suites: the real Worker under `wrangler dev` and Debian's
-// Chromium driven by playwright-core.
+// Shared harness for the browser suites: the real Worker under `wrangler dev`, Debian's
+// Chromium driven by playwright-core and Debian's Firefox ESR driven by puppeteer-core over
+// WebDriver BiDi. The helpers below take a page of either.
 //
 // - `startDevServer({ vars })` runs `wrangler dev` on a free loopback port with a fresh
 //   `--persist-to` directory and resolves once /healthz answers; its output is kept for
 //   failure messages. `stop()` ends its process group.
 // - `launchChromium()` starts /usr/bin/chromium (or $CHROMIUM_PATH) with fake camera and
 //   microphone. Without a browser it fails with instructions; it never downloads one.
+// - `launchFirefox()` starts /usr/bin/firefox-esr (or $FIREFOX_PATH) with fake media, the same
+//   way.
 // - `openPage(browser, url)` opens a page in its own context (own storage), recording page
-//   errors and CSP violations so a suite can assert there were none.
+//   errors and CSP violations so a suite can assert there were none; `closePage(page)` ends it.
 // - `until(page, predicate)` waits on a condition in the page (`window.duetDebug` state),
 //   never a fixed sleep.
+// - `sendChat`, `chatArrives`, `remoteVideoPlays` and `dropResumes` check a call in the app.
 
 import { execFileSync, spawn } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
+import { ROOT } from "./common.mjs";
 import { writeStaticConfig } from "./static-config.mjs";
 
-export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export * from "./common.mjs";
+
 /**
  * Where the suites save screenshots: test/artifacts/ on every run (ignored by git); the README's
  * copies in docs/screenshots/ are refreshed with UPDATE_SCREENSHOTS=1.
  */
 export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === "1" ? join(ROOT, "docs", "screenshots") : join(ROOT, "test", "artifacts");
-
-/** A room name no other test uses. */
-export function roomName(prefix = "room") {
-  return `${prefix}-${randomBytes(6).toString("hex")}`;
-}
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export function freePort() {
@@ -136,79 +137,212 @@ export const CHROMIUM_ARGS = [
   "--use-fake-ui-for-media-stream",
 ];
 
-/** Launches Chromium with a fresh temporary profile (playwright's launch creates one). */
-export async function launchChromium() {
+/**
+ * Throws the install instruction when there is no browser at `path`: the tests never download one.
+ * @param {string} path
+ * @param {string} name
+ * @param {string} debianPackage
+ * @param {string} variable the environment variable that points at another binary
+ */
+function requireBrowser(path, name, debianPackage, variable) {
   try {
-    accessSync(CHROMIUM_PATH, constants.X_OK);
+    accessSync(path, constants.X_OK);
   } catch {
     throw new Error(
-      `No Chromium at ${CHROMIUM_PATH}. The browser tests need one: on Debian/Ubuntu run ` +
-        "`sudo apt-get install chromium`, or set CHROMIUM_PATH to a Chromium or Chrome binary. " +
+      `No ${name} at ${path}. The browser tests need one: on Debian/Ubuntu run ` +
+        `\`sudo apt-get install ${debianPackage}\`, or set ${variable} to a ${name} binary. ` +
         "(The tests never download a browser.)",
     );
   }
+}
+
+/** Launches Chromium with a fresh temporary profile (playwright's launch creates one). */
+export async function launchChromium() {
+  requireBrowser(CHROMIUM_PATH, "Chromium", "chromium", "CHROMIUM_PATH");
   return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
 }
 
+export const FIREFOX_PATH = process.env.FIREFOX_PATH || "/usr/bin/firefox-esr";
+
 /**
- * Opens `url` in a fresh context. `denyMedia` makes getUserMedia fail as if the person said no;
- * `prepare(context)` runs before the page opens (init scripts, WebSocket routes).
- * The returned page carries `problems`: page errors and CSP violations seen so far.
- * @param {import("playwright-core").Browser} browser
+ * Fake camera and microphone, granted without a prompt. Sound that plays by itself is blocked
+ * (Firefox's default), and only a real input event counts as the person's permission: by
+ * default any script puppeteer runs would count, and the "tap to hear" path would go untested.
+ */
+export const FIREFOX_PREFS = {
+  "media.navigator.streams.fake": true,
+  "media.navigator.permission.disabled": true,
+  "media.autoplay.default": 1,
+  "media.autoplay.blocking_policy": 2,
+};
+
+/** Launches Firefox (puppeteer-core over WebDriver BiDi) with a fresh temporary profile. */
+export async function launchFirefox() {
+  requireBrowser(FIREFOX_PATH, "Firefox", "firefox-esr", "FIREFOX_PATH");
+  return puppeteer.launch({
+    browser: "firefox",
+    protocol: "webDriverBiDi",
+    executablePath: FIREFOX_PATH,
+    headless: true,
+    extraPrefsFirefox: FIREFOX_PREFS,
+  });
+}
+
+/** Whether `page` is puppeteer's (Firefox) rather than playwright's (Chromium). */
+const isPuppeteer = (/** @type {any} */ page) => typeof page.browserContext === "function";
+
+/**
+ * Opens `url` in a fresh context of `browser` (Chromium from `launchChromium` or Firefox from
+ * `launchFirefox`). `denyMedia` makes getUserMedia fail as if the person said no. The returned
+ * page carries `problems`: page errors and CSP violations seen so far. `prepare(context)` runs
+ * before the page opens (init scripts, WebSocket routes; Chromium only).
+ * @param {any} browser
  * @param {string} url
  * @param {{ denyMedia?: boolean, viewport?: {width: number, height: number}, prepare?: (context: import("playwright-core").BrowserContext) => Promise<void> }} [options]
  */
 export async function openPage(browser, url, { denyMedia = false, viewport = { width: 1280, height: 800 }, prepare } = {}) {
-  const context = await browser.newContext({ viewport });
-  await prepare?.(context);
-  if (denyMedia) {
-    await context.addInitScript(() => {
-      navigator.mediaDevices.getUserMedia = () =>
-        Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
-    });
+  const denyScript = () => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+  };
+  let page;
+  if (typeof browser.createBrowserContext === "function") {
+    // A window of its own, as a person would have: a background tab gets no animation frames,
+    // so its video presents no frames and puppeteer's actions wait for it forever.
+    page = await (await browser.createBrowserContext()).newPage({ type: "window" });
+    await page.setViewport(viewport);
+    if (denyMedia) await page.evaluateOnNewDocument(denyScript);
+  } else {
+    const context = await browser.newContext({ viewport });
+    await prepare?.(context);
+    if (denyMedia) await context.addInitScript(denyScript);
+    page = await context.newPage();
   }
-  const page = await context.newPage();
   /** @type {string[]} */
   const problems = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("console", (message) => {
+  page.on("pageerror", (/** @type {Error} */ error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (/** @type {{text(): string}} */ message) => {
     if (/Content.Security.Policy/i.test(message.text())) problems.push(`CSP: ${message.text()}`);
   });
   await page.goto(url);
   return Object.assign(page, { problems });
 }
 
+/** Closes `page` with its context (and its storage). */
+export async function closePage(/** @type {any} */ page) {
+  await (isPuppeteer(page) ? page.browserContext() : page.context()).close();
+}
+
 /**
  * Waits until `predicate(arg)`, run in the page, is truthy and returns its value. Predicates
  * read `window.duetDebug`; polling a condition, never sleeping a fixed time.
  * @template T
- * @param {import("playwright-core").Page} page
+ * @param {any} page a playwright or puppeteer page
  * @param {(arg: T) => unknown} predicate
  * @param {T} [arg]
  * @param {number} [timeout]
  */
 export async function until(page, predicate, arg, timeout = 20_000) {
-  const handle = await page.waitForFunction(predicate, arg, { timeout, polling: 50 });
+  const options = { timeout, polling: 50 };
+  const handle = isPuppeteer(page) ? await page.waitForFunction(predicate, options, arg) : await page.waitForFunction(predicate, arg, options);
   return handle.jsonValue();
 }
 
+/** Types `text` into the app's chat box and sends it, once the data channel is open. */
+export async function sendChat(/** @type {any} */ page, /** @type {string} */ text) {
+  await until(page, () => !(/** @type {HTMLInputElement} */ (document.getElementById("chat-input")).disabled));
+  await page.locator("#chat-input").fill(text);
+  await page.locator("#chat-send").click();
+}
+
+/** Waits until the app shows `text` as a chat message from the other person. */
+export async function chatArrives(/** @type {any} */ page, /** @type {string} */ text) {
+  await until(page, (expected) => [...document.querySelectorAll(".chat-item.from-peer .text")].some((item) => item.textContent === expected), text);
+}
+
 /**
- * Waits until the page's remote video really plays: it has a size, and both its clock and its
- * decoded frame count move forward.
- * @param {import("playwright-core").Page} page
+ * Waits until the page's remote video really plays: it has a size, and both its clock and the
+ * number of frames it presented move forward. (Frames are counted with
+ * `requestVideoFrameCallback`: Firefox's `getVideoPlaybackQuality()` counts none for a
+ * MediaStream.)
+ * @param {any} page
  */
 export async function remoteVideoPlays(page) {
+  await page.evaluate(() => {
+    const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
+    const counter = { frames: 0 };
+    const tick = () => {
+      counter.frames += 1;
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+    Object.assign(window, { remoteFrames: counter });
+  });
   const first = await until(page, () => {
     const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
-    const frames = video.getVideoPlaybackQuality().totalVideoFrames;
+    const frames = /** @type {any} */ (window).remoteFrames.frames;
     return video.videoWidth > 0 && video.currentTime > 0 && !video.paused && frames > 0 && { time: video.currentTime, frames };
   });
   await until(
     page,
     (previous) => {
       const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
-      return video.currentTime > previous.time && video.getVideoPlaybackQuality().totalVideoFrames > previous.frames;
+      return video.currentTime > previous.time && /** @type {any} */ (window).remoteFrames.frames > previous.frames;
     },
     first,
   );
+}
+
+/**
+ * In a connected call between `dropper` and `peer`, drops `dropper`'s signaling socket as a
+ * network failure would, and checks that it resumes without touching the call: the peer shows
+ * "reconnecting" and keeps the video meanwhile, both come back to "connected" with the same
+ * slot, the same peer connection and no new negotiation, and the data channel still carries chat.
+ * @param {any} dropper
+ * @param {any} peer
+ */
+export async function dropResumes(dropper, peer) {
+  const snapshot = () =>
+    Promise.all(
+      [dropper, peer].map((page) =>
+        page.evaluate(() => {
+          const d = window.duetDebug;
+          return { clientId: d.clientId, pcId: d.pcId, offers: d.offers, stats: d.stats };
+        }),
+      ),
+    );
+  const before = await snapshot();
+  // One look at the peer's page while the other is away: the status says so, the video stays.
+  // Taken by the page itself when the status changes, as the away spell can be brief.
+  await peer.evaluate(() => {
+    const status = /** @type {HTMLElement} */ (document.getElementById("status"));
+    Object.assign(window, { seenWhileAway: null });
+    new MutationObserver((_, observer) => {
+      if (status.dataset.status !== "peer-reconnecting") return;
+      const videoShown = !(/** @type {HTMLElement} */ (document.getElementById("remote-video")).hidden);
+      Object.assign(window, { seenWhileAway: { text: status.textContent, videoShown } });
+      observer.disconnect();
+    }).observe(status, { attributes: true, childList: true, subtree: true, characterData: true });
+  });
+  await dropper.evaluate(() => {
+    window.callBeforeDrop = window.duetDebug.pc;
+    window.duetDebug.dropSignaling();
+  });
+  await until(dropper, () => window.duetDebug.status === "reconnecting");
+  const whileAway = await until(peer, () => /** @type {any} */ (window).seenWhileAway);
+  assert.deepEqual(whileAway, { text: "The other person is reconnecting…", videoShown: true });
+  await until(dropper, (n) => window.duetDebug.stats.reconnects === n && window.duetDebug.status === "connected", before[0].stats.reconnects + 1);
+  await until(peer, () => window.duetDebug.status === "connected");
+  const afterDrop = await snapshot();
+  for (const i of [0, 1]) {
+    assert.equal(afterDrop[i].clientId, before[i].clientId, "the slot was resumed");
+    assert.equal(afterDrop[i].pcId, before[i].pcId, "same peer connection");
+    assert.deepEqual(afterDrop[i].offers, before[i].offers, "no renegotiation");
+    assert.equal(afterDrop[i].stats.peerConnections, before[i].stats.peerConnections);
+    assert.equal(afterDrop[i].stats.iceRestarts, before[i].stats.iceRestarts);
+  }
+  assert.ok(await dropper.evaluate(() => window.callBeforeDrop === window.duetDebug.pc && window.duetDebug.pc.connectionState === "connected"));
+  assert.equal(await peer.evaluate(() => window.duetDebug.pc.connectionState), "connected");
+  // The data channel carried on through it all.
+  await sendChat(dropper, "still here");
+  await chatArrives(peer, "still here");
 }

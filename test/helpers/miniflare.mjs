@@ -8,8 +8,11 @@
 //   It captures workerd's stdout/stderr as lines for the log assertions.
 // - `connect(url)` opens a socket and buffers every frame from the start; `nextFrame(ws)`,
 //   `nextText(ws)` and `closed(ws)` await what the server sends, never a fixed sleep.
-// - `expectQuiet(ws)` proves that nothing else is queued for a socket: it sends a ping that
+// - `expectPong(ws)` sends the exact ping and expects the pong as the next frame;
+//   `expectQuiet(ws)` proves that nothing else is queued for a socket: it sends a ping that
 //   the object itself answers, so the pong is the next frame only if nothing came before it.
+// - `relays`, `relayMany` and `relayBothWays` check relayed messages exactly; `relayVerbatim`
+//   checks that raw JSON `data` arrives byte for byte.
 // - `openFirst`, `joinBeside`, `openPair` and `resume` enter rooms and check every frame of the
 //   handshake exactly (generated ids filled in); `rawField` extracts a field's raw JSON text to
 //   prove that relayed data is passed through byte for byte.
@@ -18,40 +21,32 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
 import WebSocket from "ws";
+import {
+  CLIENT_ID,
+  DEFAULT_ICE_SERVERS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_PEERS,
+  PING_TEXT,
+  PONG_TEXT,
+  PROTOCOL_VERSION,
+  ROOT,
+  roomName,
+  serverClose,
+  TOKEN,
+} from "./common.mjs";
 
-export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export * from "./common.mjs";
 
 /** The [package] version of Cargo.toml, which /healthz reports. */
 export const CRATE_VERSION = /^\[package\][^[]*?^version\s*=\s*"([^"]+)"/ms.exec(
   readFileSync(join(ROOT, "Cargo.toml"), "utf8"),
 )[1];
 
-/** Client ids are 16 hex characters, resume tokens 64. */
-export const CLIENT_ID = /^[0-9a-f]{16}$/;
-export const TOKEN = /^[0-9a-f]{64}$/;
-
-/** The exact keep-alive the runtime answers by auto-response, and its answer. */
-export const PING = '{"type":"ping"}';
-export const PONG = '{"type":"pong"}';
-
 /** The events the Room object logs, one JSON line each. */
 export const LIFECYCLE_EVENTS = ["start", "wake", "join", "resume", "ready", "away", "leave", "full"];
 
-/** The default ICE_SERVERS (of the protocol and of wrangler.toml). */
-export const DEFAULT_ICE_SERVERS = [{ urls: "stun:stun.cloudflare.com:3478" }];
-
-/** The default MAX_MESSAGE_BYTES, announced in every welcome as `maxMessageBytes`. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 65536;
-
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A room name no other test uses. */
-export function roomName(prefix = "room") {
-  return `${prefix}-${randomBytes(6).toString("hex")}`;
-}
 
 /**
  * Miniflare options for the Worker as wrangler.toml declares it (bindings, Durable Object,
@@ -279,6 +274,30 @@ export function nextText(ws, timeoutMs = 5000) {
   });
 }
 
+/**
+ * The next frame to arrive on any of `sockets`, parsed, as `{index, frame}` (`index` into
+ * `sockets`); frames on the other sockets stay queued.
+ */
+export async function nextFrameFrom(sockets, timeoutMs = 5000) {
+  const boxes = sockets.map((ws) => inboxes.get(ws));
+  let index = boxes.findIndex((box) => box.frames.length > 0 || box.close);
+  if (index < 0) {
+    index = await new Promise((resolve, reject) => {
+      // Each inbox calls (and drops) its first waiter on a frame or a close; these only peek.
+      const peeks = boxes.map((_, i) => () => done(i));
+      const done = (i) => {
+        clearTimeout(timer);
+        boxes.forEach((box, j) => box.waiters.includes(peeks[j]) && box.waiters.splice(box.waiters.indexOf(peeks[j]), 1));
+        if (i < 0) reject(new Error(`no frame on any of ${sockets.length} sockets within ${timeoutMs} ms`));
+        else resolve(i);
+      };
+      const timer = setTimeout(() => done(-1), timeoutMs);
+      boxes.forEach((box, i) => box.waiters.push(peeks[i]));
+    });
+  }
+  return { index, frame: await nextFrame(sockets[index]) };
+}
+
 /** The next frame on `ws`, parsed. */
 export async function nextFrame(ws, timeoutMs = 5000) {
   return JSON.parse(await nextText(ws, timeoutMs));
@@ -342,8 +361,16 @@ export const OBJECT_PING = '{"type":"ping","probe":true}';
  * before, so the pong must be the very next frame.
  */
 export async function expectQuiet(ws) {
-  ws.send(OBJECT_PING);
-  assert.equal(await nextText(ws), PONG, "expected no frame before the pong");
+  await expectPong(ws, OBJECT_PING, "expected no frame before the pong");
+}
+
+/**
+ * Sends a ping (by default the exact text, which the runtime answers) and expects exactly the
+ * pong as the next frame.
+ */
+export async function expectPong(ws, ping = PING_TEXT, message) {
+  ws.send(ping);
+  assert.equal(await nextText(ws), PONG_TEXT, message);
 }
 
 export function send(ws, frame) {
@@ -366,12 +393,12 @@ export function checkWelcome(
   assert.match(frame.resumeToken ?? "", TOKEN, "resumeToken");
   const expected = {
     type,
-    version: 1,
+    version: PROTOCOL_VERSION,
     room,
     clientId: frame.clientId,
     resumeToken: frame.resumeToken,
     iceServers,
-    maxPeers: 2,
+    maxPeers: MAX_PEERS,
     maxMessageBytes,
     peers,
   };
@@ -409,6 +436,31 @@ export async function joinBeside(server, room, occupant, { iceServers, maxMessag
   return { ws, ...welcome };
 }
 
+/**
+ * A newcomer joins the full `room` where the occupant `stale` (`{ws, id}`) must be evicted for
+ * its old ping and `kept` stays: checks every frame on the three sockets, in order.
+ */
+export async function joinEvicting(server, room, stale, kept) {
+  const c = await connect(server.ws(`/ws/${room}`));
+  const newcomer = checkWelcome(await nextFrame(c), { type: "joined", room, peers: [kept.id], resumed: false });
+  // The close frame, not the TCP end: workerd keeps the connection of a socket that never sent
+  // a frame open until the object hibernates (docs/protocol.md, known runtime quirk).
+  assert.deepStrictEqual(await closeFrame(stale.ws), serverClose("STALE"));
+  await expectFrame(kept.ws, { type: "peer-left", room, clientId: stale.id, reason: "stale" });
+  await expectFrame(kept.ws, { type: "peer-joined", room, clientId: newcomer.id, resumed: false });
+  const ready = { type: "ready", room, initiator: kept.id, peers: [kept.id, newcomer.id] };
+  await expectFrame(kept.ws, ready);
+  await expectFrame(c, ready);
+  return { ws: c, ...newcomer };
+}
+
+/** A join that must find `room` full: `full`, then the 4409 close. `path` as for `joinBeside`. */
+export async function joinFull(server, room, { path = `/ws/${room}` } = {}) {
+  const c = await connect(server.ws(path));
+  await expectFrame(c, { type: "full", room, maxPeers: MAX_PEERS });
+  assert.deepStrictEqual(await closed(c), serverClose("ROOM_FULL"));
+}
+
 /** Two peers in a fresh room after the whole handshake (see `openFirst` and `joinBeside`). */
 export async function openPair(server, { room = roomName("pair"), iceServers, maxMessageBytes } = {}) {
   const a = await openFirst(server, room, { iceServers, maxMessageBytes });
@@ -426,6 +478,34 @@ export async function resume(server, room, slot, peers) {
   assert.equal(welcome.id, slot.id, "a resume keeps the client id");
   assert.notEqual(welcome.token, slot.token, "a resume rotates the token");
   return { ws, ...welcome };
+}
+
+// ---- relay ----------------------------------------------------------------------------------
+
+/** Sends `data` from `from` (`{ws, id}`) and expects exactly its relay frame at `to`. */
+export async function relays(from, to, data) {
+  send(from.ws, { type: "message", data });
+  await expectFrame(to.ws, { type: "message", from: from.id, data });
+}
+
+/** Sends the messages 0 … count-1 from `from` in a row, then expects each at `to`, in order. */
+export async function relayMany(from, to, count) {
+  for (let n = 0; n < count; n++) send(from.ws, { type: "message", data: n });
+  for (let n = 0; n < count; n++) await expectFrame(to.ws, { type: "message", from: from.id, data: n });
+}
+
+/** Checks that `a` and `b` relay to each other. */
+export async function relayBothWays(a, b) {
+  await relays(a, b, "from a");
+  await relays(b, a, "from b");
+}
+
+/** Sends the raw JSON text `raw` as data from `from`; `to` must receive it byte for byte. */
+export async function relayVerbatim(from, to, raw) {
+  from.ws.send(`{"type":"message","data":${raw}}`);
+  const text = await nextText(to.ws);
+  assert.deepStrictEqual(JSON.parse(text), { type: "message", from: from.id, data: JSON.parse(raw) });
+  assert.equal(rawField(text, "data"), raw, "data must be relayed byte for byte");
 }
 
 /**

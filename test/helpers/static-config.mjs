@@ -6,8 +6,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+import { ROOT } from "./common.mjs";
 
 /**
  * Writes the copy to `build/<name>` and returns its path. With `joinLimit`, JOIN_LIMITER

@@ -1,0 +1,114 @@
+// Calls with Firefox (Debian's firefox-esr over WebDriver BiDi) through the app on `wrangler dev`:
+// Chromium and Firefox in both join orders, Firefox with Firefox, and a dropped signaling socket
+// in Firefox that resumes. Each call must show video both ways and carry chat over the data
+// channel; waits are on conditions in the pages, never fixed sleeps.
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  chatArrives,
+  closePage,
+  dropResumes,
+  launchChromium,
+  launchFirefox,
+  openPage,
+  remoteVideoPlays,
+  roomName,
+  SCREENSHOTS,
+  sendChat,
+  startDevServer,
+  until,
+} from "../helpers/browser.mjs";
+
+const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
+
+describe("calls with Firefox", () => {
+  /** @type {Awaited<ReturnType<typeof startDevServer>>} */
+  let server;
+  /** @type {{chromium: any, firefox: any}} */
+  const browsers = { chromium: null, firefox: null };
+  /** @type {any[]} */
+  const pages = [];
+
+  before(async () => {
+    // First: without a browser, fail before starting a server.
+    browsers.firefox = await launchFirefox();
+    browsers.chromium = await launchChromium();
+    server = await startDevServer();
+    mkdirSync(SCREENSHOTS, { recursive: true });
+  });
+
+  // Whatever ran, and even after a failure: no page may have had script errors or CSP violations.
+  after(async () => {
+    const problems = pages.flatMap((page) => page.problems);
+    await browsers.firefox?.close();
+    await browsers.chromium?.close();
+    await server?.stop();
+    assert.deepEqual(problems, [], "script errors or CSP violations");
+  });
+
+  /**
+   * Opens the same new room in `first`, then (once it waits for the other person) in `second`,
+   * and checks the call: connected, video playing both ways, the remote sound playing (after
+   * the "tap to hear" prompt where the browser blocks sound until a person interacts), and chat
+   * both ways. Returns the two pages, still in the call.
+   * @param {"chromium" | "firefox"} first
+   * @param {"chromium" | "firefox"} second
+   */
+  async function call(first, second) {
+    const url = `${server.origin}/${roomName(`${first}-${second}`)}`;
+    const host = await openPage(browsers[first], url);
+    pages.push(host);
+    await until(host, () => window.duetDebug?.status === "waiting");
+    const guest = await openPage(browsers[second], url);
+    pages.push(guest);
+    await Promise.all([until(host, connected), until(guest, connected)]);
+    for (const [page, engine] of [[host, first], [guest, second]]) {
+      await remoteVideoPlays(page);
+      await hearsTheOther(page, engine);
+    }
+    await sendChat(host, `hello from ${first}`);
+    await chatArrives(guest, `hello from ${first}`);
+    await sendChat(guest, `and hello from ${second}`);
+    await chatArrives(host, `and hello from ${second}`);
+    return [host, guest];
+  }
+
+  test("Chromium first, Firefox second: video both ways, chat over the data channel", async () => {
+    await Promise.all((await call("chromium", "firefox")).map(closePage));
+  });
+
+  test("Firefox first, Chromium second: video both ways, chat over the data channel", async () => {
+    await Promise.all((await call("firefox", "chromium")).map(closePage));
+  });
+
+  test("Firefox with Firefox; a dropped signaling socket in Firefox resumes without touching the call", async () => {
+    const [host, guest] = await call("firefox", "firefox");
+    await dropResumes(guest, host);
+    await Promise.all([host, guest].map(closePage));
+  });
+});
+
+/**
+ * The remote video plays with sound. Chromium (as the suites launch it) lets it play at once;
+ * Firefox blocks sound until the person interacts, so the video plays muted under the clear
+ * "Tap to hear the other person" prompt, and a tap on it brings the sound.
+ * @param {any} page
+ * @param {"chromium" | "firefox"} engine
+ */
+async function hearsTheOther(page, engine) {
+  const state = () => {
+    const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
+    const prompt = /** @type {HTMLButtonElement} */ (document.getElementById("unmute-remote"));
+    return { muted: video.muted, paused: video.paused, prompt: prompt.hidden ? null : prompt.textContent };
+  };
+  if (engine === "firefox") {
+    assert.deepEqual(await page.evaluate(state), { muted: true, paused: false, prompt: "Tap to hear the other person" });
+    await page.screenshot({ path: join(SCREENSHOTS, "firefox-tap-to-hear.png") });
+    await page.locator("#unmute-remote").click();
+    await until(page, () => !(/** @type {HTMLVideoElement} */ (document.getElementById("remote-video")).muted));
+  }
+  assert.deepEqual(await page.evaluate(state), { muted: false, paused: false, prompt: null });
+}

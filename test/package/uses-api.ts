@@ -1,0 +1,38 @@
+// Type-checked with --strict against the installed duet-signaling package: the documented
+// uses of the API, with every event's detail typed by its name.
+import { CloseCode, connect, ErrorCode, type DuetConnection, type PeerLeftFrame } from "duet-signaling";
+import { Negotiator } from "duet-signaling/negotiation";
+
+const duet: DuetConnection = connect("my-room", { baseUrl: "https://duet.example", storage: null, backoff: { initialDelayMs: 100 } });
+
+duet.addEventListener("created", (e) => {
+  const token: string = e.detail.resumeToken;
+  const limit: number | undefined = e.detail.maxMessageBytes;
+  console.log(token, limit);
+});
+duet.addEventListener("joined", (e) => console.log(e.detail.resumed, e.detail.peers.length));
+duet.addEventListener("ready", (e) => {
+  const initiator: string = e.detail.initiator;
+  const pc = new RTCPeerConnection({ iceServers: duet.iceServers });
+  const negotiator = new Negotiator(pc, { polite: initiator !== duet.clientId, send: (signal) => duet.send(signal) });
+  duet.addEventListener("message", (m) => negotiator.handle(m.detail.data as Parameters<Negotiator["handle"]>[0]));
+});
+duet.addEventListener("peer-left", (e) => {
+  const reason: PeerLeftFrame["reason"] = e.detail.reason;
+  console.log(reason === "timeout" ? "the other peer went away" : "the other peer left");
+});
+duet.addEventListener("error", (e) => {
+  if (e.detail.code === ErrorCode.NO_PEER) console.log("nobody to receive", e.detail.message);
+});
+duet.addEventListener("reconnecting", (e) => console.log(e.detail.attempt, e.detail.delayMs));
+duet.addEventListener("reconnected", (e) => console.log(e.detail.resumed, e.detail.clientId));
+duet.addEventListener("close", (e) => {
+  if (e.detail.code === CloseCode.ROOM_FULL) console.log("the room is full");
+});
+duet.addEventListener("frame", (e) => console.log(e.detail.type));
+
+const sent: boolean = duet.send({ any: ["json", 1, null] });
+const state: "connecting" | "open" | "reconnecting" | "closed" = duet.state;
+const initiates: boolean | null = duet.isInitiator;
+console.log(sent, state, initiates, duet.maxMessageBytes);
+duet.leave();
