@@ -7,6 +7,8 @@ import { after, before, describe, test } from "node:test";
 import {
   DEFAULT_MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES,
   ErrorCode,
+  LEAVE_TEXT,
+  PING_TEXT,
   expectError,
   expectPong,
   expectQuiet,
@@ -85,8 +87,8 @@ describe("refused frames", () => {
       Buffer.alloc(0),
       Buffer.from([0, 1, 2, 255]),
       Buffer.from('{"type":"message","data":"binary"}'),
-      Buffer.from('{"type":"ping"}'),
-      Buffer.from('{"type":"leave"}'),
+      Buffer.from(PING_TEXT),
+      Buffer.from(LEAVE_TEXT),
     ];
     for (const frame of frames) {
       await refused(frame, ErrorCode.UNSUPPORTED_BINARY, { binary: true });

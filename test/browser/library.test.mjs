@@ -18,6 +18,7 @@ import {
   openPage,
   PING_TEXT,
   PONG_TEXT,
+  PROTOCOL_VERSION,
   ROOT,
   roomName,
   serverClose,
@@ -149,7 +150,7 @@ for (const [engine, launch] of [
       };
     }, roomName("lib"));
     assert.equal(result.created.type, "created");
-    assert.equal(result.created.version, 1);
+    assert.equal(result.created.version, PROTOCOL_VERSION);
     assert.match(result.created.resumeToken, TOKEN);
     assert.deepEqual(result.joined.peers, [result.a.id]);
     assert.equal(result.joined.resumed, false);

@@ -21,8 +21,9 @@ export {
 /** The repository's root directory. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** Client ids are 16 hex characters, resume tokens 64. */
+/** Client ids are 16 hex characters. */
 export const CLIENT_ID = /^[0-9a-f]{16}$/;
+/** Resume tokens are 64 hex characters. */
 export const TOKEN = /^[0-9a-f]{64}$/;
 
 /** The default ICE_SERVERS (of the server and of wrangler.toml). */

@@ -13,9 +13,13 @@
 //   the object itself answers, so the pong is the next frame only if nothing came before it.
 // - `relays`, `relayMany` and `relayBothWays` check relayed messages exactly; `relayVerbatim`
 //   checks that raw JSON `data` arrives byte for byte.
+// - `nextFrameFrom(sockets)` awaits the first frame on any of several sockets.
 // - `openFirst`, `joinBeside`, `openPair` and `resume` enter rooms and check every frame of the
-//   handshake exactly (generated ids filled in); `rawField` extracts a field's raw JSON text to
-//   prove that relayed data is passed through byte for byte.
+//   handshake exactly (generated ids filled in); `joinFull` and `joinEvicting` check a join into
+//   a full room; `rawField` extracts a field's raw JSON text to prove that relayed data is
+//   passed through byte for byte.
+// - The wire constants (close codes, error codes, ping text, …) come from the client library
+//   through common.mjs, re-exported here.
 
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
