@@ -148,6 +148,7 @@ describe("invalid values", () => {
       await sleep(58_000);
       await joinFull(server, room); // a's ping is 58 s old: not stale yet
       await sleep(60_500 - (performance.now() - pingedAt));
+      await expectPong(b.ws); // b is fresh (silent sockets go stale from their connect time)
       const c = await joinEvicting(server, room, a, b); // 60.5 s: stale
       terminateAll(b.ws, c.ws);
     };

@@ -94,13 +94,17 @@ describe("the duet-signaling package", { timeout: 180_000 }, () => {
       "README.md",
       "backoff.js",
       "duet.js",
+      "e2e.js",
       "negotiation.js",
       "package.json",
+      "sas.js",
       "types/backoff.d.ts",
       "types/duet.d.ts",
+      "types/e2e.d.ts",
       "types/negotiation.d.ts",
+      "types/sas.d.ts",
     ]);
-    for (const file of ["duet.js", "backoff.js", "negotiation.js"]) {
+    for (const file of ["duet.js", "backoff.js", "e2e.js", "negotiation.js", "sas.js"]) {
       const installed = readFileSync(join(project.path, "node_modules", "duet-signaling", file), "utf8");
       assert.equal(installed, readFileSync(join(PACKAGE_DIR, file), "utf8"), `${file} is the file the app serves`);
     }

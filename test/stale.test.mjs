@@ -89,6 +89,12 @@ describe(`stale eviction (STALE_AFTER_MS=${STALE_AFTER_MS})`, () => {
   test("occupants that never sent anything are stale from their connect time: the first goes", async () => {
     const { room, a, b } = await openPair(server);
     await sleep(PAST_STALE);
+    const c = await joinEvicting(server, room, a, b);
+    terminateAll(b.ws, c.ws);
+  });
+
+  test("silent occupants connected within STALE_AFTER_MS are not evicted: full", async () => {
+    const { room, a, b } = await openPair(server);
     await joinFull(server, room);
     // (expectQuiet pings, so it comes only after the join.)
     await expectQuiet(a.ws);

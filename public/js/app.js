@@ -104,7 +104,10 @@ function showCall(room) {
   $("call").hidden = false;
   const params = new URLSearchParams(location.search);
   const secret = secretFromFragment(location.hash);
-  const call = new Call({ room, relay: params.get("relay") === "1", key: secret });
+  // A join ticket, for deployments that require one (`docs/access.md`): personal, so it is
+  // neither in the copied link nor ever sent anywhere but as the socket's subprotocol.
+  const ticket = new URLSearchParams(location.hash.replace(/^#/, "")).get("t");
+  const call = new Call({ room, relay: params.get("relay") === "1", key: secret, signaling: { ticket } });
   // The whole link, key included: it is only ever shown and copied, never sent to the server.
   const link = `${location.origin}/${room}${keyFragment(secret)}`;
   const linkInput = /** @type {HTMLInputElement} */ ($("room-link"));
@@ -357,6 +360,12 @@ function exposeDebug(call) {
     },
     get signalingState() {
       return call.signaling?.state ?? null;
+    },
+    /** With join tickets: who the other person is, as their ticket says. */
+    get peerIdentity() {
+      const signaling = call.signaling;
+      const peer = signaling?.peers[0];
+      return peer ? (signaling.peerIdentities[peer] ?? null) : null;
     },
     get offers() {
       return call.offers;

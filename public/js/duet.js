@@ -97,6 +97,9 @@ export const ErrorCode = Object.freeze({
 /** Closes after which reconnecting would be wrong or pointless. @type {Set<number>} */
 const FINAL_CLOSE_CODES = new Set([CloseCode.REPLACED, CloseCode.STALE, CloseCode.ROOM_FULL, CloseCode.RATE_LIMITED]);
 
+/** The subprotocol of protocol v1, offered on every socket; the server selects it. */
+export const SUBPROTOCOL = "duet.v1";
+
 /** The frame that gives up the slot for good (see `leave()`). */
 export const LEAVE_TEXT = '{"type":"leave"}';
 const OPEN = 1;
@@ -119,6 +122,10 @@ const OPEN = 1;
  *   welcome frame announces its own (servers that do not announce it keep this one).
  * @property {WebSocketConstructor} [WebSocket] a WebSocket implementation (e.g. the `ws`
  *   package in Node.js); defaults to the global one.
+ * @property {string | (() => string | Promise<string>) | null} [ticket] a join ticket for a
+ *   deployment with `JOIN_SECRET` (`docs/access.md`), or a function returning one, called before
+ *   every connect and reconnect (so a long call outlives its first ticket). It is sent as the
+ *   subprotocol `duet.ticket.<ticket>`, never in the URL.
  * @property {string | null} [key] the secret of an end-to-end protected call link (43
  *   characters of base64url, `docs/e2e.md`): messages are encrypted with a key derived from it
  *   and the room name. Without it messages travel as plain JSON.
@@ -134,7 +141,7 @@ const OPEN = 1;
  * @property {(type: "open" | "message" | "close", listener: (event: any) => void) => void} addEventListener
  */
 
-/** @typedef {new (url: string) => WebSocketLike} WebSocketConstructor */
+/** @typedef {new (url: string, protocols?: string[]) => WebSocketLike} WebSocketConstructor */
 
 /**
  * Where resume tokens are kept: `sessionStorage`, `localStorage` or anything with these methods.
@@ -166,6 +173,16 @@ const OPEN = 1;
  * @property {number} maxPeers
  * @property {string[]} peers the ids of the others in the room
  * @property {number} [maxMessageBytes] the server's frame limit, where the server announces it
+ * @property {Identity} [identity] with join tickets: who you are, as your ticket says
+ * @property {Record<string, Identity>} [peerIdentities] with join tickets: who the others are, by client id
+ */
+
+/**
+ * Who holds a slot, as the operator's join ticket says (`docs/access.md`).
+ * @typedef {object} Identity
+ * @property {string} sub the identity
+ * @property {string} [name] a display name
+ * @property {Record<string, unknown>} [meta] the operator's own JSON object
  */
 
 /**
@@ -175,7 +192,7 @@ const OPEN = 1;
 
 /**
  * `peer-joined`: another peer joined, or (`resumed`) came back beside you.
- * @typedef {{type: "peer-joined", room: string, clientId: string, resumed: boolean}} PeerJoinedFrame
+ * @typedef {{type: "peer-joined", room: string, clientId: string, resumed: boolean, identity?: Identity}} PeerJoinedFrame
  */
 
 /**
@@ -259,7 +276,7 @@ const OPEN = 1;
 /**
  * `e2e-error`: a message was dropped undelivered (see `docs/e2e.md`).
  * @typedef {object} E2EErrorDetail
- * @property {string} reason one of `E2E_FAILURES` (`e2e.js`)
+ * @property {import("./e2e.js").E2EFailure} reason one of `E2E_FAILURES` (`e2e.js`)
  * @property {string | null} from the client id the relayed frame named
  * @property {string} message
  */
@@ -320,13 +337,21 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   initiator = null;
   /** Whether the welcome frame said we resumed a held slot. */
   resumed = false;
+  /** With join tickets: who we are, from the welcome frame. @type {Identity | null} */
+  identity = null;
+  /** With join tickets: who the others are, by client id. @type {Record<string, Identity>} */
+  peerIdentities = {};
   /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
   state = "connecting";
 
-  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key">> & {backoff: import("./backoff.js").BackoffOptions}} */
+  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key" | "ticket">> & {backoff: import("./backoff.js").BackoffOptions}} */
   #options;
   /** @type {WebSocketConstructor} */
   #WebSocket;
+  /** @type {ConnectOptions["ticket"]} */
+  #ticket = null;
+  /** Counts ticket requests, so only the latest one dials. */
+  #dials = 0;
   /** @type {StorageLike | null} */
   #storage;
   /** @type {SavedSlot | null} used when there is no storage */
@@ -387,6 +412,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#WebSocket = WebSocketImpl;
     this.#storage = options.storage === undefined ? defaultStorage() : options.storage;
     this.#url = socketUrl(options.baseUrl, room);
+    this.#ticket = options.ticket ?? null;
     this.#storageKey = `duet:${this.#url.href}`;
     if (options.key !== undefined && options.key !== null) {
       // Never fall back to plaintext: a bad key, or no Web Crypto, is an error at once.
@@ -496,13 +522,35 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
 
   #open() {
     this.#retryTimer = undefined;
-    const url = new URL(this.#url);
+    const ticket = this.#ticket;
+    if (typeof ticket !== "function") {
+      this.#dial(ticket ?? null);
+      return;
+    }
+    // A fresh ticket for every attempt; an attempt overtaken by close() or another one is dropped.
+    const attempt = ++this.#dials;
+    Promise.resolve()
+      .then(ticket)
+      .then(
+        (fresh) => attempt === this.#dials && this.state !== "closed" && this.#dial(fresh),
+        (err) => attempt === this.#dials && this.state !== "closed" && this.#socketGone(1006, `no ticket: ${err}`),
+      );
+  }
+
+  /**
+   * Opens the socket. The ticket and the resume token go as subprotocols beside `duet.v1`
+   * (which the server selects), so neither appears in a request URL or a log.
+   * @param {string | null} ticket
+   */
+  #dial(ticket) {
+    const protocols = [SUBPROTOCOL];
+    if (ticket) protocols.push(`duet.ticket.${ticket}`);
     const saved = this.#options.resume ? this.#load() : null;
-    if (saved?.token) url.searchParams.set("resume", saved.token);
+    if (saved?.token) protocols.push(`duet.resume.${saved.token}`);
     /** @type {WebSocketLike} */
     let ws;
     try {
-      ws = new this.#WebSocket(url.href);
+      ws = new this.#WebSocket(this.#url.href, protocols);
     } catch (err) {
       // A malformed URL or a blocked scheme will not get better by retrying.
       this.#finish(1006, String(err));
@@ -588,6 +636,8 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
         this.iceServers = Array.isArray(frame.iceServers) ? frame.iceServers : [];
         this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
         this.resumed = frame.resumed === true;
+        this.identity = frame.identity ?? null;
+        this.peerIdentities = frame.peerIdentities && typeof frame.peerIdentities === "object" ? { ...frame.peerIdentities } : {};
         if (Number.isSafeInteger(frame.maxMessageBytes) && frame.maxMessageBytes > 0) this.#maxMessageBytes = frame.maxMessageBytes;
         const saved = this.#load();
         // A resumed slot keeps its pairing; a fresh slot waits for a new `ready`.
@@ -603,6 +653,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       }
       case "peer-joined":
         if (!this.peers.includes(frame.clientId)) this.peers = [...this.peers, frame.clientId];
+        if (frame.identity) this.peerIdentities = { ...this.peerIdentities, [frame.clientId]: frame.identity };
         break;
       case "peer-left":
         this.peers = this.peers.filter((id) => id !== frame.clientId);

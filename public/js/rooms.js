@@ -15,12 +15,12 @@ export function isRoomName(name) {
 }
 
 /**
- * A random room name such as `k7dmq-x3hva-pe9tw`: 15 symbols, 75 bits from the platform's
- * cryptographic generator, so a room's URL is its only key.
+ * A random room name such as `k7dmq-x3hva-pe9tw-c4nre`: 20 symbols, 100 bits from the
+ * platform's cryptographic generator, so a room's name cannot be guessed.
  * @param {number} [groups]
  * @param {number} [groupLength]
  */
-export function newRoomName(groups = 3, groupLength = 5) {
+export function newRoomName(groups = 4, groupLength = 5) {
   const bytes = crypto.getRandomValues(new Uint8Array(groups * groupLength));
   const symbols = Array.from(bytes, (b) => ALPHABET[b & 31]);
   const parts = [];

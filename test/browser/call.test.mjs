@@ -72,7 +72,7 @@ describe("a call between two browsers", () => {
     assert.ok(await landing.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
 
     await landing.getByRole("button", { name: "Start a call" }).click();
-    await landing.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}#k=[A-Za-z0-9_-]{43}$/);
+    await landing.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}#k=[A-Za-z0-9_-]{43}$/);
     await until(landing, () => window.duetDebug?.status === "waiting");
     await landing.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.origin });
     await landing.getByRole("button", { name: "Copy link" }).click();

@@ -127,7 +127,7 @@ describe("end-to-end encrypted calls", () => {
   test("a new call link has a fresh key; the call connects with video and only envelopes cross the server", async (t) => {
     const alice = await open(`${server.origin}/`);
     await alice.getByRole("button", { name: "Start a call" }).click();
-    await alice.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}#k=[A-Za-z0-9_-]{43}$/);
+    await alice.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}#k=[A-Za-z0-9_-]{43}$/);
     const link = alice.url();
     const secret = new URL(link).hash.slice("#k=".length);
     assert.equal(Buffer.from(secret, "base64url").length, 32);

@@ -20,11 +20,11 @@ describe("backoff", () => {
 });
 
 describe("room names", () => {
-  test("new names are 15 random symbols in three groups and valid room names", () => {
+  test("new names are 20 random symbols (100 bits) in four groups and valid room names", () => {
     const names = new Set(Array.from({ length: 200 }, () => newRoomName()));
     assert.equal(names.size, 200);
     for (const name of names) {
-      assert.match(name, /^[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}$/);
+      assert.match(name, /^[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}$/);
       assert.ok(isRoomName(name));
     }
   });

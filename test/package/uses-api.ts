@@ -36,3 +36,19 @@ const state: "connecting" | "open" | "reconnecting" | "closed" = duet.state;
 const initiates: boolean | null = duet.isInitiator;
 console.log(sent, state, initiates, duet.maxMessageBytes);
 duet.leave();
+
+// End-to-end encryption: the link's secret as `key`; failures have their own typed event.
+const secure = connect("my-room", { baseUrl: "https://duet.example", key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" });
+secure.addEventListener("e2e-error", (e) => {
+  const reason: "not-encrypted" | "unexpected-envelope" | "malformed" | "undecryptable" | "replayed" | "reflected" = e.detail.reason;
+  const encrypted: boolean = secure.encrypted;
+  console.log(reason, e.detail.from, e.detail.message, encrypted);
+});
+
+// Join tickets: a string, or a function called before every (re)connect; identities on frames.
+const ticketed = connect("my-room", { baseUrl: "https://duet.example", ticket: async () => "header.payload.signature" });
+ticketed.addEventListener("joined", (e) => {
+  const them: string | undefined = e.detail.peerIdentities?.[e.detail.peers[0]]?.name;
+  console.log(them, e.detail.identity?.sub, ticketed.identity?.sub, ticketed.peerIdentities);
+});
+ticketed.addEventListener("peer-joined", (e) => console.log(e.detail.identity?.sub));

@@ -1,0 +1,75 @@
+// The app on a ticketed deployment (JOIN_SECRET set): each page opens its call link with its
+// own ticket in the fragment (`#t=`), the call connects, each side learns who the other is, and
+// no ticket ever appears in a URL the page requested (the fragment is never sent; duet.js sends
+// the ticket as a WebSocket subprotocol). Waits are on conditions in the page.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { SignJWT } from "jose";
+import { launchChromium, openPage, remoteVideoPlays, roomName, startDevServer, until } from "../helpers/browser.mjs";
+
+const SECRET = "browser-ticket-secret-0123456789abcdefghij";
+
+/** A ticket for `sub` to join `room`, minted as an operator's backend would (jose). */
+function mint(room, sub, name) {
+  return new SignJWT({ room, name })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setExpirationTime("10m")
+    .sign(new TextEncoder().encode(SECRET));
+}
+
+describe("the app with join tickets", () => {
+  /** @type {Awaited<ReturnType<typeof startDevServer>>} */
+  let server;
+  /** @type {import("playwright-core").Browser} */
+  let browser;
+  const pages = [];
+  before(async () => {
+    browser = await launchChromium();
+    server = await startDevServer({ vars: { JOIN_SECRET: SECRET } });
+  });
+  after(async () => {
+    const problems = pages.flatMap((page) => page.problems);
+    await browser?.close();
+    await server?.stop();
+    assert.deepEqual(problems, [], "script errors or CSP violations");
+  });
+
+  test("two pages with their tickets in #t= call each other; no ticket is in any request URL", async () => {
+    const room = roomName("ticketed");
+    const tickets = [await mint(room, "ann", "Ann"), await mint(room, "ben", "Ben")];
+    /** @type {string[]} */
+    const urls = [];
+    for (const ticket of tickets) {
+      const page = await openPage(browser, `${server.origin}/${room}#t=${ticket}`, {
+        prepare: async (context) => {
+          context.on("request", (request) => urls.push(request.url()));
+          context.on("page", (p) => p.on("websocket", (ws) => urls.push(ws.url())));
+        },
+      });
+      page.on("websocket", (ws) => urls.push(ws.url()));
+      pages.push(page);
+    }
+    for (const page of pages) {
+      await until(page, () => window.duetDebug?.pc?.connectionState === "connected");
+      assert.ok(await remoteVideoPlays(page), "remote video plays");
+    }
+    const peers = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.peerIdentity?.sub ?? null)));
+    assert.deepEqual(peers, ["ben", "ann"], "each side learns the other's identity");
+    assert.ok(urls.some((u) => u.includes(`/ws/${room}`)), "the socket request was seen");
+    for (const url of urls) {
+      for (const ticket of tickets) assert.ok(!url.includes(ticket), `a ticket in ${url}`);
+      assert.doesNotMatch(url, /ticket=|resume=/, url);
+    }
+  });
+
+  test("a page without a ticket does not join", async () => {
+    const room = roomName("no-ticket");
+    const page = await openPage(browser, `${server.origin}/${room}`);
+    pages.push(page);
+    // Refused with 401 ticket-required, so the socket never opens and the client retries.
+    await until(page, () => window.duetDebug?.signalingState === "reconnecting");
+    assert.equal(await page.evaluate(() => window.duetDebug.clientId ?? null), null);
+  });
+});
