@@ -30,21 +30,26 @@ pub fn on_frame<S>(
     let Some(entry) = registry.entry_mut(index) else {
         return Step::Done(Vec::new());
     };
-    let conn = entry.info.conn.clone();
+    // The socket id is cloned only off the relay path.
     match intake(incoming, &mut entry.limiter, now, config) {
         Intake::Accept(ClientFrame::Message(data)) => Step::Done(relay(registry, index, data)),
         Intake::Accept(ClientFrame::Ping) => {
             entry.info.last_ping = Some(now);
             let pong = Effect::SendText {
-                conn,
+                conn: entry.info.conn.clone(),
                 text: PONG_TEXT.to_owned(),
             };
             Step::Done(vec![pong, attach(entry)])
         }
-        Intake::Accept(ClientFrame::Leave) => Step::Room(Vec::new(), RoomEvent::Leave { conn }),
+        Intake::Accept(ClientFrame::Leave) => Step::Room(
+            Vec::new(),
+            RoomEvent::Leave {
+                conn: entry.info.conn.clone(),
+            },
+        ),
         Intake::Refuse(code) => {
             let error = Effect::Send {
-                conn,
+                conn: entry.info.conn.clone(),
                 frame: code.to_frame(),
             };
             // A refusal by the rate limit is kept in the attachment, so a wake does not
@@ -54,22 +59,25 @@ pub fn on_frame<S>(
                 _ => Step::Done(vec![error]),
             }
         }
-        Intake::RefuseAndClose { error, close } => Step::Room(
-            vec![
-                Effect::Send {
-                    conn: conn.clone(),
-                    frame: error.to_frame(),
+        Intake::RefuseAndClose { error, close } => {
+            let conn = entry.info.conn.clone();
+            Step::Room(
+                vec![
+                    Effect::Send {
+                        conn: conn.clone(),
+                        frame: error.to_frame(),
+                    },
+                    Effect::Close {
+                        conn: conn.clone(),
+                        code: close,
+                    },
+                ],
+                RoomEvent::ServerClosed {
+                    conn,
+                    bucket: entry.limiter.clone(),
                 },
-                Effect::Close {
-                    conn: conn.clone(),
-                    code: close,
-                },
-            ],
-            RoomEvent::ServerClosed {
-                conn,
-                bucket: entry.limiter.clone(),
-            },
-        ),
+            )
+        }
     }
 }
 
@@ -82,32 +90,38 @@ fn attach<S>(entry: &mut Entry<S>) -> Effect {
     }
 }
 
-/// `data` to every other open socket of the room, or `no-peer` back to the sender.
+/// `data` to every other open socket of the room, or `no-peer` back to the sender. The relay
+/// text is written once and moved into the last (almost always the only) send.
 fn relay<S>(registry: &Registry<S>, index: usize, data: &RawValue) -> Vec<Effect> {
     let entries = registry.entries();
     let Some(me) = entries.get(index) else {
         return Vec::new();
     };
-    let others: Vec<&str> = entries
+    let mut others = entries
         .iter()
         .enumerate()
         .filter(|&(i, _)| i != index)
-        .map(|(_, e)| e.info.conn.as_str())
-        .collect();
-    if others.is_empty() {
+        .map(|(_, e)| &e.info.conn)
+        .peekable();
+    if others.peek().is_none() {
         return vec![Effect::Send {
             conn: me.info.conn.clone(),
             frame: ErrorCode::NoPeer.to_frame(),
         }];
     }
-    let text = relay_text(&me.info.client_id, data);
-    others
-        .into_iter()
-        .map(|conn| Effect::SendText {
-            conn: conn.to_owned(),
-            text: text.clone(),
-        })
-        .collect()
+    let mut text = relay_text(&me.info.client_id, data);
+    let mut out = Vec::with_capacity(1);
+    while let Some(conn) = others.next() {
+        let text = match others.peek() {
+            Some(_) => text.clone(),
+            None => std::mem::take(&mut text),
+        };
+        out.push(Effect::SendText {
+            conn: conn.clone(),
+            text,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -150,16 +164,15 @@ mod tests {
         Incoming::Text(t)
     }
 
+    /// The step for text `t` from socket `index`, at time 0 with the default configuration.
+    fn frame_from(r: &mut Registry<u8>, index: usize, t: &str) -> Step {
+        on_frame(r, index, text(t), 0, &Config::default())
+    }
+
     #[test]
     fn a_message_goes_to_the_other_socket_only() {
         let mut r = registry(&["a", "b"]);
-        let step = on_frame(
-            &mut r,
-            0,
-            text(r#"{"type":"message","data":[1]}"#),
-            0,
-            &Config::default(),
-        );
+        let step = frame_from(&mut r, 0, r#"{"type":"message","data":[1]}"#);
         assert_eq!(
             texts(&step),
             [r#"b {"type":"message","from":"id-a","data":[1]}"#]
@@ -167,15 +180,22 @@ mod tests {
     }
 
     #[test]
+    fn with_a_replaced_socket_still_open_both_others_get_it() {
+        let mut r = registry(&["a", "b", "c"]);
+        let step = frame_from(&mut r, 1, r#"{"type":"message","data":"x"}"#);
+        assert_eq!(
+            texts(&step),
+            [
+                r#"a {"type":"message","from":"id-b","data":"x"}"#,
+                r#"c {"type":"message","from":"id-b","data":"x"}"#
+            ]
+        );
+    }
+
+    #[test]
     fn alone_a_message_gets_no_peer() {
         let mut r = registry(&["a"]);
-        let step = on_frame(
-            &mut r,
-            0,
-            text(r#"{"type":"message","data":1}"#),
-            0,
-            &Config::default(),
-        );
+        let step = frame_from(&mut r, 0, r#"{"type":"message","data":1}"#);
         assert_eq!(
             texts(&step),
             [
