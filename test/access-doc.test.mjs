@@ -38,32 +38,31 @@ describe("docs/access.md examples", () => {
     return server?.dispose();
   });
 
-  test("the Node example (jose) mints a ticket the server accepts", async () => {
-    // Written inside the repository, so `import "jose"` resolves from its node_modules.
-    const file = join(ROOT, "test", ".mint-ticket.example.mjs");
-    files.push(file);
-    writeFileSync(file, example("node"));
-    const room = roomName("doc-node");
-    const ticket = execFileSync("node", [file, room, "user-42", "Ada"], {
+  /**
+   * Writes example `name` to `file` (inside the repository, so `import "jose"` resolves from its
+   * node_modules), runs it with `interpreter` to mint a ticket for a fresh room, and joins with it.
+   */
+  async function mintAndJoin(name, interpreter, file, sub, displayName) {
+    const path = join(ROOT, "test", file);
+    files.push(path);
+    writeFileSync(path, example(name));
+    const room = roomName(`doc-${name}`);
+    const ticket = execFileSync(interpreter, [path, room, sub, displayName], {
       env: { ...process.env, JOIN_SECRET: SECRET },
       encoding: "utf8",
     }).trim();
-    await joinsWith(server, ticket, room, "user-42", "Ada");
-  });
+    await joinsWith(server, ticket, room, sub, displayName);
+  }
+
+  test("the Node example (jose) mints a ticket the server accepts", () =>
+    mintAndJoin("node", "node", ".mint-ticket.example.mjs", "user-42", "Ada"));
 
   test("the Python example (PyJWT) mints a ticket the server accepts", async (t) => {
     if (spawnSync("python3", ["-c", "import jwt"]).status !== 0) {
       t.skip("PyJWT is not installed (pip install pyjwt); .ci/run installs it");
       return;
     }
-    const file = join(ROOT, "test", ".mint_ticket_example.py");
-    files.push(file);
-    writeFileSync(file, example("python"));
-    const room = roomName("doc-py");
-    const ticket = execFileSync("python3", [file, room, "user-7", "Grace"], {
-      env: { ...process.env, JOIN_SECRET: SECRET },
-      encoding: "utf8",
-    }).trim();
-    await joinsWith(server, ticket, room, "user-7", "Grace");
+    await mintAndJoin("python", "python3", ".mint_ticket_example.py", "user-7", "Grace");
   });
+});
 });
