@@ -65,4 +65,3 @@ describe("docs/access.md examples", () => {
     await mintAndJoin("python", "python3", ".mint_ticket_example.py", "user-7", "Grace");
   });
 });
-});
