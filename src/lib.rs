@@ -12,6 +12,7 @@
 //!   - [`room`]: joins, resumes, leaves, drops and the alarm, as transitions of that state.
 //!   - [`effect`]: what the core asks the shell to do (send, close, log, attach, store).
 //!   - [`route`]: which HTTP request goes where, the handshake check, and the HTTP errors.
+//!   - [`ticket`]: signed join tickets (HS256 JWTs) and the identities they name.
 //!   - [`config`] and [`vars`]: the `[vars]`, validated, with defaults.
 //!   - [`token`]: ids, resume tokens and their stored hashes.
 //!   - [`turn`]: TURN credentials (shared secret per client, Cloudflare's managed TURN).
@@ -29,11 +30,14 @@
 //! ## Environment
 //! - Binding `ROOMS`: the `Room` Durable Object namespace (SQLite-backed).
 //! - Binding `ASSETS`: the static files in `public/`.
+//! - Binding `JOIN_LIMITER` (`[[ratelimits]]`): joins per client IP and per ticket identity;
+//!   without it joins are not limited (logged once).
 //! - Vars: `ALLOWED_ORIGINS`, `ICE_SERVERS`, `MAX_MESSAGE_BYTES`, `RATE_LIMIT_BURST`,
 //!   `RATE_LIMIT_PER_SEC`, `RESUME_GRACE_MS`, `STALE_AFTER_MS`, `ROOM_JURISDICTION`,
 //!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID` (see `docs/deploy.md` for the TURN ones,
 //!   `docs/protocol.md` for the rest).
-//! - Secrets: `TURN_SECRET`, `CF_TURN_API_TOKEN` (see `docs/deploy.md`).
+//! - Secrets: `TURN_SECRET`, `CF_TURN_API_TOKEN` (see `docs/deploy.md`), `JOIN_SECRET` (signed
+//!   join tickets, see `docs/access.md`).
 //!
 //! ## What is stored where
 //! One Durable Object per room name. Its object is evicted whenever its sockets hibernate and
