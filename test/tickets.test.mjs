@@ -45,6 +45,22 @@ function open(server, room, ticket, { resume } = {}) {
   return connect(server.ws(`/ws/${room}`), { protocols });
 }
 
+/**
+ * Ann then Ben join a fresh room with their tickets, through the whole handshake (Ann gets
+ * peer-joined and ready, Ben ready): `{room, a, created, b, joined}`.
+ */
+async function ticketedPair(server) {
+  const room = roomName("t");
+  const a = await open(server, room, await mint(room, "ann"));
+  const created = await nextFrame(a);
+  const b = await open(server, room, await mint(room, "ben"));
+  const joined = await nextFrame(b);
+  assert.equal((await nextFrame(a)).type, "peer-joined");
+  assert.equal((await nextFrame(a)).type, "ready");
+  assert.equal((await nextFrame(b)).type, "ready");
+  return { room, a, created, b, joined };
+}
+
 async function refused(server, path, options, status, code) {
   const answer = await refusedUpgrade(server.ws(path), options);
   assert.equal(answer.status, status, JSON.stringify(answer.body));
@@ -148,14 +164,7 @@ describe("join tickets (JOIN_SECRET set)", () => {
   });
 
   test("a second socket of the same identity takes its slot back, never the other's", async () => {
-    const room = roomName("t");
-    const a = await open(server, room, await mint(room, "ann"));
-    const created = await nextFrame(a);
-    const b = await open(server, room, await mint(room, "ben"));
-    const joined = await nextFrame(b);
-    await nextFrame(a); // peer-joined
-    await nextFrame(a); // ready
-    await nextFrame(b); // ready
+    const { room, a, created, b, joined } = await ticketedPair(server);
     const tab = await open(server, room, await mint(room, "ann"));
     const again = await nextFrame(tab);
     assert.equal(again.type, "joined");
@@ -171,12 +180,7 @@ describe("join tickets (JOIN_SECRET set)", () => {
   });
 
   test("a resume token opens only a slot of the same identity", async () => {
-    const room = roomName("t");
-    const a = await open(server, room, await mint(room, "ann"));
-    const created = await nextFrame(a);
-    const b = await open(server, room, await mint(room, "ben"));
-    const joined = await nextFrame(b);
-    assert.equal((await nextFrame(b)).type, "ready");
+    const { room, a, created, b } = await ticketedPair(server);
     a.terminate();
     await expectFrame(b, { type: "peer-away", room, clientId: created.clientId });
     // Mallory has Ann's token: with her own ticket it is ignored, and the room (Ann away) is full.
