@@ -21,9 +21,9 @@ export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 NPM_STAMP := node_modules/.package-lock.json
-# Gzipped size budget of the release wasm: the measured size (186,318 after join tickets and
-# limits; bench/BASELINE.md) plus 2%.
-WASM_GZIP_BUDGET := 190500
+# Gzipped size budget of the release wasm: the measured size (193,744 after lifecycle webhooks;
+# bench/BASELINE.md) plus 2%.
+WASM_GZIP_BUDGET := 197700
 
 .PHONY: help setup tools build dev test test-rust test-node lint size-check bench deploy dry-run clean
 

@@ -6,6 +6,7 @@ use crate::ticket::{parse_secrets, Secrets};
 use crate::turn::TurnSettings;
 use crate::vars::parse_int;
 pub use crate::vars::ConfigWarning;
+use crate::webhook::{parse_settings, WebhookSettings};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -46,6 +47,8 @@ pub struct Config {
     pub room_jurisdiction: Option<&'static str>,
     /// `JOIN_SECRET`: with any secret, every socket needs a join ticket signed with one.
     pub join_secrets: Secrets,
+    /// `WEBHOOK_URL` and `WEBHOOK_SECRET`: where lifecycle events are POSTed, if anywhere.
+    pub webhook: Option<WebhookSettings>,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             turn: TurnSettings::default(),
             room_jurisdiction: None,
             join_secrets: Secrets::default(),
+            webhook: None,
         }
     }
 }
@@ -130,6 +134,16 @@ impl Config {
         if let Some(v) = value("JOIN_SECRET") {
             config.join_secrets = Secrets(parse_secrets(&v));
         }
+        apply(
+            "WEBHOOK_URL",
+            Some(
+                parse_settings(
+                    value("WEBHOOK_URL").as_deref(),
+                    get("WEBHOOK_SECRET").as_deref(),
+                )
+                .map(|w| config.webhook = w),
+            ),
+        );
         let (turn, turn_warnings) = TurnSettings::from_vars(&get);
         config.turn = turn;
         warnings.extend(turn_warnings);
@@ -298,6 +312,27 @@ mod tests {
         assert_eq!(c.stale_after_ms, d.stale_after_ms);
         assert_eq!(c.room_jurisdiction, None);
         assert!(w[0].to_string().contains("not an origin"));
+    }
+
+    #[test]
+    fn webhooks_need_a_url_and_a_secret() {
+        assert_eq!(parse(&[("WEBHOOK_SECRET", "s")]).0.webhook, None);
+        let (c, w) = parse(&[
+            ("WEBHOOK_URL", "https://h.example/x"),
+            ("WEBHOOK_SECRET", "s"),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.webhook.map(|h| h.url),
+            Some("https://h.example/x".to_owned())
+        );
+        for pairs in [
+            &[("WEBHOOK_URL", "https://h.example/x")][..],
+            &[("WEBHOOK_URL", "h.example"), ("WEBHOOK_SECRET", "s")][..],
+        ] {
+            let (c, w) = parse(pairs);
+            assert_eq!((c.webhook, w.len(), w[0].name), (None, 1, "WEBHOOK_URL"));
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   - [`effect`]: what the core asks the shell to do (send, close, log, attach, store).
 //!   - [`route`]: which HTTP request goes where, the handshake check, and the HTTP errors.
 //!   - [`ticket`]: signed join tickets (HS256 JWTs) and the identities they name.
+//!   - [`webhook`]: lifecycle webhooks: events, the outbox's retry schedule, the signature.
 //!   - [`config`] and [`vars`]: the `[vars]`, validated, with defaults.
 //!   - [`token`]: ids, resume tokens and their stored hashes.
 //!   - [`turn`]: TURN credentials (shared secret per client, Cloudflare's managed TURN).
@@ -34,19 +35,20 @@
 //!   without it joins are not limited (logged once).
 //! - Vars: `ALLOWED_ORIGINS`, `ICE_SERVERS`, `MAX_MESSAGE_BYTES`, `RATE_LIMIT_BURST`,
 //!   `RATE_LIMIT_PER_SEC`, `RESUME_GRACE_MS`, `STALE_AFTER_MS`, `ROOM_JURISDICTION`,
-//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID` (see `docs/deploy.md` for the TURN ones,
+//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID`, `WEBHOOK_URL` (see `docs/deploy.md` for the TURN ones,
 //!   `docs/protocol.md` for the rest).
 //! - Secrets: `TURN_SECRET`, `CF_TURN_API_TOKEN` (see `docs/deploy.md`), `JOIN_SECRET` (signed
-//!   join tickets, see `docs/access.md`).
+//!   join tickets, see `docs/access.md`), `WEBHOOK_SECRET` (`docs/webhooks.md`).
 //!
 //! ## What is stored where
 //! One Durable Object per room name. Its object is evicted whenever its sockets hibernate and
 //! restarted on every deploy, so nothing lives only in memory:
-//! - storage key `room`: the [`slots::RoomState`] (slots, token hashes, who was told `ready`),
-//!   written on lifecycle changes only, never when relaying;
+//! - storage key `room`: the [`slots::RoomState`] (slots, token hashes, who was told `ready`,
+//!   and with webhooks the call's session and the outbox of undelivered events), written on
+//!   lifecycle changes and webhook deliveries only, never when relaying;
 //! - each socket's tag: its socket id; its attachment ([`registry::SocketInfo`]): socket id,
 //!   client id, room, last ping;
-//! - the alarm: the next resume deadline or sweep.
+//! - the alarm: the next resume deadline, sweep or webhook delivery.
 //!
 //! A room holds two sockets because a call is two people: the server only pairs them and
 //! relays their SDP and ICE; media flows peer to peer.
@@ -66,6 +68,7 @@ pub mod ticket;
 pub mod token;
 pub mod turn;
 pub mod vars;
+pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;

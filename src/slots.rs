@@ -3,6 +3,7 @@
 
 use crate::rate::RateLimiter;
 use crate::ticket::Identity;
+use crate::webhook::{Pending, Session};
 use serde::{Deserialize, Serialize};
 
 /// How often a room with connected slots re-checks that their sockets still exist. A deploy
@@ -48,6 +49,13 @@ pub struct RoomState {
     pub slots: Vec<Slot>,
     /// The two client ids last told `ready` together; a resume within that pair needs none.
     pub ready_pair: Option<[String; 2]>,
+    /// With webhooks: the call since the room was last empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+    /// With webhooks: events not yet delivered, oldest first. A room whose slots are all free
+    /// stays stored until this is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<Pending>,
 }
 
 impl RoomState {
@@ -62,7 +70,8 @@ impl RoomState {
         self.slots.is_empty()
     }
 
-    /// When the alarm should next fire, if at all: the first resume deadline, or the sweep.
+    /// When the alarm should next fire, if at all: the first resume deadline, the sweep, or
+    /// the next webhook delivery.
     pub fn next_alarm(&self, now: u64) -> Option<u64> {
         self.slots
             .iter()
@@ -70,6 +79,7 @@ impl RoomState {
                 Presence::Away { deadline } => deadline,
                 Presence::Connected => now.saturating_add(SWEEP_INTERVAL_MS),
             })
+            .chain(self.outbox.first().map(|p| p.next_at))
             .min()
     }
 }

@@ -90,6 +90,8 @@ describe("invalid values", () => {
     RATE_LIMIT_PER_SEC: "-5",
     RESUME_GRACE_MS: "-1",
     STALE_AFTER_MS: "soon",
+    // Without WEBHOOK_SECRET: webhooks stay off.
+    WEBHOOK_URL: "http://127.0.0.1:9/hooks",
   };
   let server;
   before(async () => {

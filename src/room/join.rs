@@ -9,6 +9,7 @@ use crate::protocol::{CloseCode, LeaveReason, ServerFrame, Welcome, MAX_PEERS, V
 use crate::rate::RateLimiter;
 use crate::registry::SocketInfo;
 use crate::turn;
+use crate::webhook::Hook;
 
 impl RoomState {
     pub(super) fn join(&mut self, ctx: Ctx, arrival: Arrival) -> (Accept, Vec<Effect>) {
@@ -18,7 +19,7 @@ impl RoomState {
         }
         if self.slots.len() >= usize::from(MAX_PEERS) {
             match self.stalest(ctx) {
-                Some(index) => out.extend(self.evict(index)),
+                Some(index) => out.extend(self.evict(ctx, index)),
                 None => return self.full(arrival, out),
             }
         }
@@ -41,7 +42,8 @@ impl RoomState {
     /// A free slot for a new client.
     fn fresh(&mut self, ctx: Ctx, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
         let client_id = arrival.new_client_id.clone();
-        let resumed = (!self.slots.is_empty()).then_some(false);
+        let starts = self.slots.is_empty();
+        let resumed = (!starts).then_some(false);
         let bucket = RateLimiter::new(ctx.config.rate_limit_burst, ctx.now);
         self.slots.push(Slot {
             client_id: client_id.clone(),
@@ -51,6 +53,16 @@ impl RoomState {
             identity: arrival.identity.clone(),
             bucket: Some(bucket.clone()),
         });
+        if starts {
+            self.emit(ctx, Hook::RoomStarted);
+        }
+        self.emit(
+            ctx,
+            Hook::PeerJoined {
+                client_id: client_id.clone(),
+                identity: arrival.identity.clone(),
+            },
+        );
         out.push(Effect::Send {
             conn: arrival.conn.clone(),
             frame: self.welcome(ctx, &arrival, &client_id, resumed),
@@ -108,13 +120,13 @@ impl RoomState {
     }
 
     /// Closes the stale occupant of slot `index` and frees the slot.
-    fn evict(&mut self, index: usize) -> Vec<Effect> {
+    fn evict(&mut self, ctx: Ctx, index: usize) -> Vec<Effect> {
         let close = Effect::Close {
             conn: self.slots[index].conn.clone(),
             code: CloseCode::Stale,
         };
         let mut out = vec![close];
-        out.extend(self.release(index, LeaveReason::Stale));
+        out.extend(self.release(ctx, index, LeaveReason::Stale));
         out
     }
 
@@ -196,7 +208,7 @@ impl RoomState {
             identity,
         };
         self.tell_others(&client_id, &joined, &mut out);
-        out.extend(self.ready_if_complete());
+        out.extend(self.ready_if_complete(ctx));
         let info = SocketInfo {
             conn,
             client_id,
@@ -209,7 +221,7 @@ impl RoomState {
     }
 
     /// `ready` to both when two connected peers have not been told it together yet.
-    fn ready_if_complete(&mut self) -> Vec<Effect> {
+    fn ready_if_complete(&mut self, ctx: Ctx) -> Vec<Effect> {
         let [first, second] = match self.slots.as_slice() {
             [a, b] if a.presence == Presence::Connected && b.presence == Presence::Connected => {
                 [a, b]
@@ -225,6 +237,7 @@ impl RoomState {
             initiator: first.client_id.clone(),
             peers: pair.clone(),
         };
+        let initiator = first.client_id.clone();
         let out = [first, second]
             .iter()
             .map(|s| Effect::Send {
@@ -233,7 +246,14 @@ impl RoomState {
             })
             .chain([self.log("ready", &first.client_id, None)])
             .collect();
-        self.ready_pair = Some(pair);
+        self.ready_pair = Some(pair.clone());
+        self.emit(
+            ctx,
+            Hook::CallReady {
+                peers: pair,
+                initiator,
+            },
+        );
         out
     }
 }

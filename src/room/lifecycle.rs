@@ -31,11 +31,11 @@ impl RoomState {
     }
 
     /// The socket sent `leave`: free its slot and close it with 1000.
-    pub(super) fn leave(&mut self, conn: &str) -> Vec<Effect> {
+    pub(super) fn leave(&mut self, ctx: Ctx, conn: &str) -> Vec<Effect> {
         let Some(index) = self.index_of_conn(conn) else {
             return Vec::new();
         };
-        let mut out = self.release(index, LeaveReason::Leave);
+        let mut out = self.release(ctx, index, LeaveReason::Leave);
         out.push(Effect::Close {
             conn: conn.to_owned(),
             code: CloseCode::Left,
@@ -60,7 +60,7 @@ impl RoomState {
             return Vec::new();
         }
         if code == 1000 {
-            return self.release(index, LeaveReason::Leave);
+            return self.release(ctx, index, LeaveReason::Leave);
         }
         self.drop_conn(ctx, conn, bucket.clone())
     }
@@ -97,7 +97,7 @@ impl RoomState {
             return Vec::new();
         };
         if ctx.config.resume_grace_ms == 0 {
-            return self.release(index, LeaveReason::Closed);
+            return self.release(ctx, index, LeaveReason::Closed);
         }
         let mut out = vec![self.log("away", client_id, None)];
         let away = ServerFrame::PeerAway {
@@ -116,7 +116,7 @@ impl RoomState {
             .iter()
             .position(|s| matches!(s.presence, Presence::Away { deadline } if deadline <= ctx.now))
         {
-            out.extend(self.release(index, LeaveReason::Timeout));
+            out.extend(self.release(ctx, index, LeaveReason::Timeout));
         }
         out
     }

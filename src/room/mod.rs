@@ -5,7 +5,10 @@
 //!
 //! - `join`: a socket asks for a slot (a fresh join, a resume, a stale eviction, or full).
 //! - `lifecycle`: leaves, closes, drops, the alarm, and catching up on lost sockets.
+//! - `hooks`: the webhook events of those transitions, the call's duration, and what a
+//!   delivery changes in the outbox.
 
+mod hooks;
 mod join;
 mod lifecycle;
 
@@ -16,6 +19,7 @@ use crate::rate::RateLimiter;
 use crate::registry::{Activity, SocketInfo};
 pub use crate::slots::{Presence, RoomState, Slot};
 use crate::ticket::Identity;
+use crate::webhook::{Hook, Outcome};
 use serde_json::Value;
 
 pub use crate::slots::SWEEP_INTERVAL_MS;
@@ -46,6 +50,8 @@ pub enum RoomEvent {
     ServerClosed { conn: String, bucket: RateLimiter },
     /// The alarm fired.
     Alarm,
+    /// The shell tried to deliver webhook event `id` (the outbox's head).
+    Delivery { id: String, outcome: Outcome },
 }
 
 /// A socket asking for a slot, with fresh random ids made by the shell.
@@ -84,7 +90,8 @@ pub struct Joining {
 /// A socket asks for a slot in room `name`, whose stored state is `stored`.
 pub fn on_join(stored: Option<RoomState>, name: &str, arrival: Arrival, ctx: Ctx) -> Joining {
     let mut room = stored.clone().unwrap_or_else(|| RoomState::new(name));
-    let (accept, effects) = room.join(ctx, arrival);
+    let (accept, mut effects) = room.join(ctx, arrival);
+    effects.extend(room.account(ctx));
     Joining {
         accept,
         effects: persist(stored.as_ref(), room, ctx.now, false, effects),
@@ -96,12 +103,14 @@ pub fn on_event(stored: Option<RoomState>, event: RoomEvent, ctx: Ctx) -> Vec<Ef
     let Some(mut room) = stored.clone() else {
         return Vec::new();
     };
-    let effects = match &event {
-        RoomEvent::Leave { conn } => room.leave(conn),
+    let mut effects = match &event {
+        RoomEvent::Leave { conn } => room.leave(ctx, conn),
         RoomEvent::Closed { conn, code, bucket } => room.closed(ctx, conn, *code, bucket),
         RoomEvent::ServerClosed { conn, bucket } => room.drop_conn(ctx, conn, Some(bucket.clone())),
         RoomEvent::Alarm => room.alarm(ctx),
+        RoomEvent::Delivery { id, outcome } => room.delivered(ctx, id, *outcome),
     };
+    effects.extend(room.account(ctx));
     let rearm = event == RoomEvent::Alarm;
     persist(stored.as_ref(), room, ctx.now, rearm, effects)
 }
@@ -159,9 +168,16 @@ impl RoomState {
     }
 
     /// Frees slot `index` and tells the other peer why.
-    fn release(&mut self, index: usize, reason: LeaveReason) -> Vec<Effect> {
+    fn release(&mut self, ctx: Ctx, index: usize, reason: LeaveReason) -> Vec<Effect> {
         let slot = self.slots.remove(index);
         self.ready_pair = None;
+        self.emit(
+            ctx,
+            Hook::PeerLeft {
+                client_id: slot.client_id.clone(),
+                reason,
+            },
+        );
         let mut out = vec![self.log("leave", &slot.client_id, Some(reason.as_str()))];
         let left = ServerFrame::PeerLeft {
             room: self.name.clone(),

@@ -216,7 +216,7 @@ fn an_away_slot_is_held_so_the_room_stays_full() {
 #[test]
 fn leave_releases_the_slot_and_closes_with_1000() {
     let mut room = pair();
-    let effects = room.leave("s2");
+    let effects = room.leave(quiet(0), "s2");
     assert_eq!(
         wire(&effects),
         [
@@ -405,7 +405,7 @@ fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
 fn a_resume_into_a_new_pair_gets_ready() {
     let mut room = pair();
     room.closed(quiet(1), "s1", 1006, &None);
-    room.leave("s2");
+    room.leave(quiet(0), "s2");
     admitted(room.join(at(2, &live(&[])), arrival(3, None)));
     let effects = admitted(room.join(at(3, &live(&["s3"])), arrival(4, Some("t1"))));
     let ready = r#"{"type":"ready","room":"r","initiator":"c1","peers":["c1","c3"]}"#;
@@ -517,8 +517,8 @@ fn the_sweep_alarm_catches_sockets_lost_without_a_close() {
 #[test]
 fn an_empty_room_needs_no_alarm() {
     let mut room = pair();
-    room.leave("s1");
-    room.leave("s2");
+    room.leave(quiet(0), "s1");
+    room.leave(quiet(0), "s2");
     assert!(room.is_empty());
     assert_eq!(room.next_alarm(0), None);
 }
@@ -610,7 +610,7 @@ fn storage_is_written_first_and_only_on_change() {
     assert_eq!(stores(&effects), [format!("save 2 at {}", 5 + GRACE)]);
     // The last leave clears the storage.
     let mut alone = pair();
-    alone.leave("s1");
+    alone.leave(quiet(0), "s1");
     let effects = on_event(
         Some(alone),
         RoomEvent::Leave { conn: "s2".into() },
@@ -750,3 +750,5 @@ fn a_resume_token_opens_only_a_slot_of_the_same_identity() {
     let effects = admitted(room.join(at(3, &live(&["s2"])), ticketed(3, "ann", Some("t1"))));
     assert!(wire(&effects)[0].1.contains(r#""clientId":"c1""#));
 }
+
+mod hooks;

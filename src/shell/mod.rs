@@ -4,3 +4,4 @@ mod cloudflare_turn;
 mod entry;
 mod platform;
 mod room_object;
+mod webhook;

@@ -7,6 +7,7 @@
 
 use super::cloudflare_turn;
 use super::platform::{self, now_ms, random_hex};
+use super::webhook as shell_webhook;
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
 use crate::frame::{on_frame, Step};
@@ -19,6 +20,7 @@ use crate::route::{
     SUBPROTOCOL,
 };
 use crate::token;
+use crate::webhook::{self, Outcome};
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
 use worker::{
@@ -36,6 +38,8 @@ pub struct Room {
     started: Cell<bool>,
     /// The open sockets of the room; `None` until first needed after a start or wake.
     sockets: RefCell<Option<Registry<WebSocket>>>,
+    /// Whether a webhook delivery round is under way in this instance.
+    delivering: Cell<bool>,
 }
 
 fn same_socket(a: &WebSocket, b: &WebSocket) -> bool {
@@ -59,6 +63,7 @@ impl DurableObject for Room {
             config: platform::config(&env),
             started: Cell::new(false),
             sockets: RefCell::new(None),
+            delivering: Cell::new(false),
         }
     }
 
@@ -185,6 +190,7 @@ impl DurableObject for Room {
 
     async fn alarm(&self) -> Result<Response> {
         self.room_event(RoomEvent::Alarm).await?;
+        self.deliver_webhooks().await?;
         Response::empty()
     }
 }
@@ -253,6 +259,39 @@ impl Room {
         let activity = self.activity();
         let effects = room::on_event(stored, event, self.ctx(now_ms(), &activity));
         self.perform(effects, None).await
+    }
+
+    /// Sends the outbox's due events one at a time, in order, each only after the previous
+    /// one was delivered; a failure ends the round, and the core sets the alarm for the retry.
+    /// Runs from the alarm only, never on a socket's event. Each outcome is applied to the room
+    /// as loaded afresh, since joins and closes may have changed it during the request.
+    async fn deliver_webhooks(&self) -> Result<()> {
+        let Some(settings) = &self.config.webhook else {
+            return Ok(());
+        };
+        if self.delivering.replace(true) {
+            return Ok(());
+        }
+        let result = async {
+            for _ in 0..webhook::MAX_OUTBOX {
+                let stored = self.load().await?;
+                let head = stored.and_then(|room| webhook::due(&room.outbox, now_ms()).cloned());
+                let Some(event) = head else { break };
+                let outcome = shell_webhook::post(settings, &event).await;
+                self.room_event(RoomEvent::Delivery {
+                    id: event.id,
+                    outcome,
+                })
+                .await?;
+                if outcome != Outcome::Delivered {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.delivering.set(false);
+        result
     }
 
     /// Performs `effects` in order. `extra` is a socket outside the registry (a refused
