@@ -108,8 +108,8 @@ impl Config {
         );
         apply(
             "RATE_LIMIT_PER_SEC",
-            value("RATE_LIMIT_PER_SEC").map(|v| match v.parse::<f64>() {
-                Ok(n) if n.is_finite() && n > 0.0 && n <= 1_000_000.0 => {
+            value("RATE_LIMIT_PER_SEC").map(|v| match parse_decimal(&v) {
+                Some(n) if n > 0.0 && n <= 1_000_000.0 => {
                     config.rate_limit_per_sec = n;
                     Ok(())
                 }
@@ -149,6 +149,21 @@ impl Config {
         warnings.extend(turn_warnings);
         (config, warnings)
     }
+}
+
+/// A plain decimal like `20` or `0.5`. Written out rather than `str::parse::<f64>`, whose
+/// general algorithm costs 4 KB of wasm for a value read once per isolate.
+fn parse_decimal(v: &str) -> Option<f64> {
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    if whole.len() > 9 || fraction.len() > 9 {
+        return None;
+    }
+    let int = |s: &str| s.parse::<u32>().map_or(0.0, f64::from);
+    Some(int(whole) + int(fraction) / 10f64.powi(fraction.len() as i32))
 }
 
 fn parse_origins(v: &str) -> Result<AllowedOrigins, String> {
@@ -312,6 +327,36 @@ mod tests {
         assert_eq!(c.stale_after_ms, d.stale_after_ms);
         assert_eq!(c.room_jurisdiction, None);
         assert!(w[0].to_string().contains("not an origin"));
+    }
+
+    #[test]
+    fn rates_are_plain_decimals() {
+        for (text, rate) in [
+            ("20", 20.0),
+            ("0.5", 0.5),
+            (".25", 0.25),
+            ("3.", 3.0),
+            ("1000000", 1e6),
+        ] {
+            assert_eq!(parse_decimal(text), Some(rate), "{text}");
+        }
+        for bad in [
+            "",
+            ".",
+            "1e3",
+            "-1",
+            "+2",
+            "1.2.3",
+            "0x10",
+            " 5",
+            "NaN",
+            "inf",
+            "1234567890",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad}");
+        }
+        let (c, w) = parse(&[("RATE_LIMIT_PER_SEC", "0")]);
+        assert_eq!((c.rate_limit_per_sec, w.len()), (20.0, 1));
     }
 
     #[test]

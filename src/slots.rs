@@ -11,15 +11,59 @@ use serde::{Deserialize, Serialize};
 /// stay until somebody joined it again.
 pub const SWEEP_INTERVAL_MS: u64 = 5 * 60 * 1000;
 
-/// Whether a slot's socket is up.
+/// Whether a slot's socket is up. Stored as `{"state":"connected"}` or
+/// `{"state":"away","deadline":…}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
+#[serde(try_from = "PresenceRecord", into = "PresenceRecord")]
 pub enum Presence {
     Connected,
     /// Dropped without leaving; held for its owner until `deadline` (ms since the epoch).
     Away {
         deadline: u64,
     },
+}
+
+/// [`Presence`] as stored: serde's internally tagged enums buffer their input first, which
+/// costs kilobytes of wasm; this flat record reads and writes the same JSON without that.
+#[derive(Serialize, Deserialize)]
+struct PresenceRecord {
+    state: PresenceState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deadline: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PresenceState {
+    Connected,
+    Away,
+}
+
+impl From<Presence> for PresenceRecord {
+    fn from(presence: Presence) -> Self {
+        match presence {
+            Presence::Connected => PresenceRecord {
+                state: PresenceState::Connected,
+                deadline: None,
+            },
+            Presence::Away { deadline } => PresenceRecord {
+                state: PresenceState::Away,
+                deadline: Some(deadline),
+            },
+        }
+    }
+}
+
+impl TryFrom<PresenceRecord> for Presence {
+    type Error = &'static str;
+
+    fn try_from(record: PresenceRecord) -> Result<Self, Self::Error> {
+        match (record.state, record.deadline) {
+            (PresenceState::Connected, _) => Ok(Presence::Connected),
+            (PresenceState::Away, Some(deadline)) => Ok(Presence::Away { deadline }),
+            (PresenceState::Away, None) => Err("an away slot needs its deadline"),
+        }
+    }
 }
 
 /// One of the room's two places.
@@ -81,5 +125,25 @@ impl RoomState {
             })
             .chain(self.outbox.first().map(|p| p.next_at))
             .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_is_stored_as_before() {
+        let away = Presence::Away { deadline: 5 };
+        for (presence, json) in [
+            (Presence::Connected, r#"{"state":"connected"}"#),
+            (away, r#"{"state":"away","deadline":5}"#),
+        ] {
+            assert_eq!(serde_json::to_string(&presence).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Presence>(json).unwrap(), presence);
+        }
+        for bad in [r#"{"state":"away"}"#, r#"{"state":"gone"}"#, r#"{}"#] {
+            assert!(serde_json::from_str::<Presence>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -9,6 +9,10 @@
 //! compared with a small reference model of the lifecycle rules of docs/protocol.md, and the
 //! invariants of issue 14 are checked on what the driver saw, independently of the model.
 //!
+//! With webhooks on, the model also says which lifecycle events each step enqueues; the driver
+//! delivers the outbox from the alarm as the shell does, to a receiver that goes up and down,
+//! and at the end every event must have been delivered once, in the model's order.
+//!
 //! `DUET_MODEL_CASES=100000 cargo test --release --test room_model` runs a longer search.
 
 use duet::config::Config;
@@ -20,8 +24,10 @@ use duet::room::{on_event, on_join, Accept, Arrival, Ctx, RoomEvent};
 use duet::slots::{Presence, RoomState, SWEEP_INTERVAL_MS};
 use duet::ticket::Identity;
 use duet::token;
+use duet::webhook::{self, Outcome, WebhookSettings};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 const ROOM: &str = "r";
@@ -38,6 +44,33 @@ fn config(grace: u64) -> Config {
         rate_limit_burst: BURST,
         rate_limit_per_sec: 1.0,
         ..Config::default()
+    }
+}
+
+fn hooked(grace: u64) -> Config {
+    Config {
+        webhook: Some(WebhookSettings {
+            url: "https://hooks.example/".into(),
+            secret: "s".into(),
+        }),
+        ..config(grace)
+    }
+}
+
+/// A delivered event as the model writes it down.
+fn describe(body: &Value) -> String {
+    let field = |k: &str| body[k].as_str().unwrap_or("?").to_owned();
+    match body["type"].as_str() {
+        Some("peer.joined") => format!("peer.joined {}", field("clientId")),
+        Some("peer.left") => format!("peer.left {} {}", field("clientId"), field("reason")),
+        Some("call.ready") => format!(
+            "call.ready {} {} {}",
+            field("initiator"),
+            body["peers"][0].as_str().unwrap_or("?"),
+            body["peers"][1].as_str().unwrap_or("?")
+        ),
+        Some(other) => other.to_owned(),
+        None => panic!("event without a type: {body}"),
     }
 }
 
@@ -176,6 +209,10 @@ struct Model {
     told: BTreeSet<[String; 2]>,
     /// What the model expects each socket to receive in the current step.
     out: Seen,
+    /// Every webhook event so far, in order (see [`describe`]); kept with webhooks off too.
+    hooks: Vec<String>,
+    /// Whether a call is on: from `room.started` until `room.ended`.
+    in_session: bool,
 }
 
 impl Model {
@@ -193,6 +230,7 @@ impl Model {
 
     fn release(&mut self, index: usize, reason: &'static str) {
         let gone = self.slots.remove(index);
+        self.hooks.push(format!("peer.left {} {reason}", gone.id));
         self.tell_connected(
             None,
             Obs::PeerLeft {
@@ -236,6 +274,8 @@ impl Model {
             if a.away.is_none() && b.away.is_none() {
                 let pair = [a.id.clone(), b.id.clone()];
                 if self.told.insert(pair.clone()) {
+                    self.hooks
+                        .push(format!("call.ready {} {} {}", a.id, pair[0], pair[1]));
                     let ready = Obs::Ready {
                         initiator: a.id.clone(),
                         peers: pair,
@@ -330,6 +370,11 @@ impl Model {
         }
         let id = a.new_client_id.clone();
         let first = self.slots.is_empty();
+        if !self.in_session {
+            self.hooks.push("room.started".into());
+            self.in_session = true;
+        }
+        self.hooks.push(format!("peer.joined {id}"));
         let bucket = RateLimiter::new(burst, env.now);
         self.slots.push(MSlot {
             id: id.clone(),
@@ -464,6 +509,10 @@ enum Op {
     Evict,
     /// A deploy: every socket is gone without a close event.
     Restart,
+    /// The webhook receiver goes down (answers 503) or comes back up.
+    Receiver {
+        up: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -493,6 +542,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => jump.prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Evict),
         1 => Just(Op::Restart),
+        1 => any::<bool>().prop_map(|up| Op::Receiver { up }),
     ]
 }
 
@@ -535,11 +585,17 @@ struct Sim {
     model: Model,
     /// What went to each socket in this step.
     step: Seen,
+    /// Whether webhooks are on, and whether their receiver answers 2xx now.
+    hooks: bool,
+    receiver_up: bool,
+    /// The bodies the receiver accepted, in order.
+    delivered: Vec<Value>,
 }
 
 impl Sim {
     fn new(config: Config, tickets: bool) -> Self {
         Sim {
+            hooks: config.webhook.is_some(),
             config,
             tickets,
             now: START,
@@ -555,6 +611,8 @@ impl Sim {
             next: 0,
             model: Model::default(),
             step: Seen::new(),
+            receiver_up: true,
+            delivered: Vec::new(),
         }
     }
 
@@ -595,7 +653,10 @@ impl Sim {
                 Effect::Save { room, alarm_at } => {
                     assert_eq!(i, 0, "storage effect not first");
                     storage += 1;
-                    assert!(!room.slots.is_empty(), "an empty room is saved");
+                    assert!(
+                        !room.slots.is_empty() || !room.outbox.is_empty(),
+                        "an empty room with nothing to deliver is saved"
+                    );
                     let json = serde_json::to_string(&room).unwrap();
                     let back: RoomState = serde_json::from_str(&json).unwrap();
                     assert_eq!(back, room, "stored state does not round-trip");
@@ -607,9 +668,13 @@ impl Sim {
                             Presence::Away { deadline } => deadline,
                             Presence::Connected => self.now + SWEEP_INTERVAL_MS,
                         })
+                        .chain(room.outbox.first().map(|p| p.next_at))
                         .min();
                     assert_eq!(Some(alarm_at), expected, "alarm is not the next deadline");
-                    assert!(alarm_at > self.now, "alarm armed in the past");
+                    assert!(
+                        alarm_at > self.now || delivery_due(&room, self.now),
+                        "alarm armed in the past"
+                    );
                     self.stored = Some(json);
                     self.parsed = Some(back);
                     self.alarm = Some(alarm_at);
@@ -626,7 +691,10 @@ impl Sim {
                     storage += 1;
                     let room = self.load().expect("rearm without a stored room");
                     assert_eq!(Some(at), room.next_alarm(self.now));
-                    assert!(at > self.now, "alarm armed in the past");
+                    assert!(
+                        at > self.now || delivery_due(&room, self.now),
+                        "alarm armed in the past"
+                    );
                     self.alarm = Some(at);
                 }
                 Effect::Send { conn, frame } => {
@@ -653,7 +721,10 @@ impl Sim {
                     let sock = self.open.get_mut(&conn).expect("attach to a closed socket");
                     sock.attachment = info;
                 }
-                Effect::Log(_) => {}
+                Effect::Log(log) => assert_ne!(
+                    log.event, "webhook-dropped",
+                    "an event was dropped: {log:?}"
+                ),
             }
         }
         assert!(storage <= 1, "more than one storage effect");
@@ -802,13 +873,49 @@ impl Sim {
             let env = env_of!(self);
             self.model.alarm(&env);
             self.event(RoomEvent::Alarm);
+            self.deliver();
             self.end_step("alarm");
             self.check_no_overdue_away();
         }
     }
 
+    /// What the shell's alarm does after the room's own alarm: the due events, one at a time
+    /// in order, until one fails.
+    fn deliver(&mut self) {
+        while let Some(head) = self
+            .kept()
+            .and_then(|room| webhook::due(&room.outbox, self.now).cloned())
+        {
+            let outcome = match self.receiver_up {
+                true => Outcome::Delivered,
+                false => Outcome::Status(503),
+            };
+            self.event(RoomEvent::Delivery {
+                id: head.id.clone(),
+                outcome,
+            });
+            if outcome != Outcome::Delivered {
+                break;
+            }
+            self.delivered
+                .push(serde_json::from_str(&head.body).expect("a JSON body"));
+        }
+    }
+
+    /// The receiver comes up for good; every alarm fires until the outbox is empty.
+    fn drain(&mut self) {
+        self.receiver_up = true;
+        while let Some(at) = self
+            .kept()
+            .and_then(|r| r.outbox.first().map(|p| p.next_at))
+        {
+            self.fire_due_alarms(at.max(self.now));
+        }
+    }
+
     fn apply(&mut self, op: &Op) {
         match op {
+            Op::Receiver { up } => self.receiver_up = *up,
             Op::Join { resume, sub } => self.join(resume, *sub),
             Op::ClientClose { pick, code } => {
                 let Some(conn) = self.nth_open(*pick) else {
@@ -901,10 +1008,15 @@ impl Sim {
             "stored without alarm or v.v."
         );
         let slots = stored.as_ref().map(|r| r.slots.clone()).unwrap_or_default();
+        if self.model.slots.is_empty() && self.model.in_session {
+            self.model.hooks.push("room.ended".into());
+            self.model.in_session = false;
+        }
+        let pending = self.check_events(what, stored.as_ref());
         assert_eq!(
             stored.is_none(),
-            self.model.slots.is_empty(),
-            "{what}: storage vs model"
+            self.model.slots.is_empty() && pending == 0,
+            "{what}: storage vs model (pending events: {pending})"
         );
         assert!(slots.len() <= 2, "more than two slots");
         let ids: BTreeSet<&str> = slots.iter().map(|s| s.client_id.as_str()).collect();
@@ -918,7 +1030,10 @@ impl Sim {
         }
         if let (Some(room), Some(alarm)) = (&stored, self.alarm) {
             assert_eq!(room.name, ROOM);
-            assert!(alarm > self.now, "alarm in the past");
+            assert!(
+                alarm > self.now || delivery_due(room, self.now),
+                "alarm in the past"
+            );
             for s in &room.slots {
                 if let Presence::Away { deadline } = s.presence {
                     assert!(alarm <= deadline, "alarm after a deadline");
@@ -1009,6 +1124,47 @@ impl Sim {
         }
     }
 
+    /// The events delivered and waiting are, in order, the model's; returns how many wait.
+    fn check_events(&self, what: &str, stored: Option<&RoomState>) -> usize {
+        let outbox = stored.map(|r| r.outbox.clone()).unwrap_or_default();
+        if !self.hooks {
+            assert!(outbox.is_empty() && stored.is_none_or(|r| r.session.is_none()));
+            return 0;
+        }
+        let waiting: Vec<Value> = outbox
+            .iter()
+            .map(|p| serde_json::from_str(&p.body).expect("a JSON body"))
+            .collect();
+        let seen: Vec<String> = self
+            .delivered
+            .iter()
+            .chain(&waiting)
+            .map(describe)
+            .collect();
+        assert_eq!(
+            seen, self.model.hooks,
+            "{what}: webhook events differ from the model"
+        );
+        let ids: BTreeSet<&str> = self
+            .delivered
+            .iter()
+            .chain(&waiting)
+            .map(|b| b["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), seen.len(), "{what}: event ids not unique");
+        for body in self.delivered.iter().chain(&waiting) {
+            if body["type"] == "room.ended" {
+                let (start, end) = (body["startedAt"].as_u64(), body["endedAt"].as_u64());
+                let call = body["callMs"].as_u64().unwrap();
+                assert!(
+                    call <= end.unwrap() - start.unwrap(),
+                    "callMs longer than the room"
+                );
+            }
+        }
+        waiting.len()
+    }
+
     /// Every away slot ends within its grace: once due alarms ran, none is past its deadline,
     /// and no deadline is further than the grace.
     fn check_no_overdue_away(&self) {
@@ -1028,7 +1184,18 @@ impl Sim {
 }
 
 fn run(grace: u64, tickets: bool, ops: &[Op]) {
-    let mut sim = Sim::new(config(grace), tickets);
+    run_with(config(grace), tickets, ops);
+}
+
+/// Whether the alarm may be due now: the outbox's head waits to be sent.
+fn delivery_due(room: &RoomState, now: u64) -> bool {
+    room.outbox.first().is_some_and(|p| p.next_at <= now)
+}
+
+fn run_with(config: Config, tickets: bool, ops: &[Op]) {
+    let grace = config.resume_grace_ms;
+    let hooks = config.webhook.is_some();
+    let mut sim = Sim::new(config, tickets);
     for (i, op) in ops.iter().enumerate() {
         let before = sim.kept();
         sim.apply(op);
@@ -1055,6 +1222,11 @@ fn run(grace: u64, tickets: bool, ops: &[Op]) {
                 _ => {}
             }
         }
+    }
+    if hooks {
+        sim.drain();
+        sim.end_step("drained");
+        assert!(sim.kept().is_none_or(|r| r.outbox.is_empty()));
     }
 }
 
@@ -1084,6 +1256,15 @@ proptest! {
     #[test]
     fn room_with_tickets_follows_the_model(ops in prop::collection::vec(op(), 1..60)) {
         run(GRACE, true, &ops);
+    }
+
+    #[test]
+    fn room_with_webhooks_follows_the_model(
+        tickets in any::<bool>(),
+        grace in prop::sample::select(vec![0, GRACE]),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        run_with(hooked(grace), tickets, &ops);
     }
 
     #[test]

@@ -53,7 +53,9 @@ impl RoomState {
             identity: arrival.identity.clone(),
             bucket: Some(bucket.clone()),
         });
-        if starts {
+        // A room emptied earlier in this same decision (a restart caught up on with no
+        // grace) never ended: its call goes on.
+        if starts && self.session.is_none() {
             self.emit(ctx, Hook::RoomStarted);
         }
         self.emit(

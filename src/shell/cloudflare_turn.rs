@@ -1,14 +1,14 @@
 //! Fetches Cloudflare TURN credentials, at most once per half credential lifetime per isolate,
 //! with a timeout. A failure is logged and the join goes on with the configured STUN list.
 
-use super::platform::now_ms;
+use super::platform::{now_ms, post_request};
 use crate::turn::{parse_cloudflare, Cached, CloudflareTurn, TurnError, CLOUDFLARE_TIMEOUT_MS};
 use futures_util::future::{select, Either};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
-use worker::{console_error, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{console_error, AbortController, Delay, Fetch};
 
 thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
@@ -42,15 +42,11 @@ pub async fn ice_servers(turn: &CloudflareTurn) -> Vec<Value> {
 
 async fn fetch(turn: &CloudflareTurn) -> Result<Vec<Value>, TurnError> {
     let call = turn.call();
-    let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| TurnError::Network);
-    set("Authorization", &call.authorization)?;
-    set("Content-Type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(call.body.into()));
-    let request = Request::new_with_init(&call.url, &init).map_err(|_| TurnError::Network)?;
+    let headers = [
+        ("Authorization", call.authorization.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let request = post_request(&call.url, &headers, &call.body).map_err(|_| TurnError::Network)?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let send = pin!(async {

@@ -105,8 +105,12 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             }
         }
         Ok(Route::AppPage) => {
-            let index = format!("{}/", url.origin);
-            env.assets("ASSETS")?.fetch(index, None).await
+            // A plain GET built by the runtime: `Fetcher::fetch` would convert a workers-rs
+            // `RequestInit`, which brings serde-wasm-bindgen into the module for its `cf` field.
+            let index = web_sys::Request::new_with_str(&format!("{}/", url.origin))?;
+            env.assets("ASSETS")?
+                .fetch_request(Request::from(index))
+                .await
         }
         Ok(Route::Asset) => env.assets("ASSETS")?.fetch_request(req).await,
     }

@@ -4,4 +4,5 @@ mod cloudflare_turn;
 mod entry;
 mod platform;
 mod room_object;
+mod stored;
 mod webhook;

@@ -7,13 +7,14 @@
 
 use super::cloudflare_turn;
 use super::platform::{self, now_ms, random_hex};
+use super::stored;
 use super::webhook as shell_webhook;
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
 use crate::frame::{on_frame, Step};
 use crate::intake::Incoming;
 use crate::protocol::{close_reply, PING_TEXT, PONG_TEXT};
-use crate::registry::{Activity, Registry, SocketInfo};
+use crate::registry::{Activity, Registry};
 use crate::room::{self, Accept, Arrival, Ctx, RoomEvent, RoomState};
 use crate::route::{
     decode_identity, is_room_name, socket_path_room, Offered, UrlParts, IDENTITY_HEADER,
@@ -27,8 +28,6 @@ use worker::{
     console_error, durable_object, worker_sys::WebSocketRequestResponsePair, DurableObject, Env,
     Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
-
-const ROOM_KEY: &str = "room";
 
 #[durable_object]
 pub struct Room {
@@ -113,7 +112,7 @@ impl DurableObject for Room {
             Accept::Hibernate(info) => {
                 self.state
                     .accept_websocket_with_tags(&pair.server, &[info.conn.as_str()]);
-                pair.server.serialize_attachment(&info)?;
+                stored::attach(&pair.server, &info)?;
                 self.registry().insert(pair.server.clone(), info, now);
                 self.perform(joining.effects, None).await?;
             }
@@ -203,7 +202,7 @@ impl Room {
             sockets.get_or_insert_with(|| {
                 let open = self.state.get_websockets().into_iter().filter(is_open);
                 let sockets = open.filter_map(|ws| {
-                    let info = ws.deserialize_attachment::<SocketInfo>().ok()??;
+                    let info = stored::attachment(&ws).ok()??;
                     Some((ws, info))
                 });
                 Registry::new(sockets, self.config.rate_limit_burst, now_ms())
@@ -233,7 +232,7 @@ impl Room {
     }
 
     async fn socket_gone(&self, ws: &WebSocket, code: u16) -> Result<()> {
-        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else {
+        let Some(info) = stored::attachment(ws)? else {
             return Ok(());
         };
         self.note_start(&info.room);
@@ -247,7 +246,7 @@ impl Room {
     }
 
     async fn load(&self) -> Result<Option<RoomState>> {
-        self.state.storage().get::<RoomState>(ROOM_KEY).await
+        stored::load_room(&self.state.storage()).await
     }
 
     /// Applies `event` to the stored room and performs what the core decides.
@@ -301,7 +300,7 @@ impl Room {
             match effect {
                 Effect::Save { room, alarm_at } => {
                     let storage = self.state.storage();
-                    storage.put(ROOM_KEY, &room).await?;
+                    stored::save_room(&storage, &room).await?;
                     storage.set_alarm(alarm_time(alarm_at)).await?;
                 }
                 Effect::Clear => {
@@ -335,7 +334,7 @@ impl Room {
             Effect::Log(event) => platform::log(&event),
             Effect::Attach { conn, info } => {
                 if let Some(ws) = self.registry().socket(&conn) {
-                    ws.serialize_attachment(&info)?;
+                    stored::attach(ws, &info)?;
                 }
             }
             // Storage effects are `perform`'s; the relay path never returns one.

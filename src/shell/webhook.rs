@@ -1,12 +1,12 @@
 //! POSTs one webhook event, signed, with a timeout. What the outcome changes is the core's
 //! decision (`RoomEvent::Delivery`); this only reports it.
 
-use super::platform::now_ms;
+use super::platform::{now_ms, post_request};
 use crate::webhook::{signature, Outcome, Pending, WebhookSettings, SIGNATURE_HEADER, TIMEOUT_MS};
 use futures_util::future::{select, Either};
 use std::pin::pin;
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Request};
 
 pub async fn post(settings: &WebhookSettings, event: &Pending) -> Outcome {
     let Ok(request) = request(settings, event) else {
@@ -34,14 +34,11 @@ pub async fn post(settings: &WebhookSettings, event: &Pending) -> Outcome {
 }
 
 fn request(settings: &WebhookSettings, event: &Pending) -> worker::Result<Request> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    headers.set("User-Agent", "Duet-Webhooks/1")?;
     let signed = signature(&settings.secret, now_ms() / 1000, &event.body);
-    headers.set(SIGNATURE_HEADER, &signed)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(event.body.as_str().into()));
-    Request::new_with_init(&settings.url, &init)
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("User-Agent", "Duet-Webhooks/1"),
+        (SIGNATURE_HEADER, signed.as_str()),
+    ];
+    post_request(&settings.url, &headers, &event.body)
 }
