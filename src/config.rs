@@ -7,8 +7,8 @@ use crate::turn::TurnSettings;
 use crate::vars::parse_int;
 pub use crate::vars::ConfigWarning;
 use crate::webhook::{parse_settings, WebhookSettings};
-use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 pub const DEFAULT_ICE_SERVERS: &str = r#"[{"urls":"stun:stun.cloudflare.com:3478"}]"#;
 /// The platform refuses WebSocket frames over 1 MiB, so a larger limit could never apply.
@@ -196,24 +196,23 @@ fn is_origin(o: &str) -> bool {
 }
 
 fn parse_ice_servers(v: String) -> Result<Box<RawValue>, String> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Urls {
-        One(String),
-        Many(Vec<String>),
-    }
-    #[derive(Deserialize)]
-    struct IceServer {
-        urls: Urls,
-    }
-    let servers: Vec<IceServer> = serde_json::from_str(&v)
+    // Checked as a `Value` rather than with an untagged enum for `urls`: serde's untagged
+    // enums buffer their input, which costs kilobytes of wasm for one check per isolate.
+    let servers: Value = serde_json::from_str(&v)
         .map_err(|e| format!("not a JSON array of {{\"urls\": ...}} objects ({e})"))?;
-    let urls_ok = servers.iter().all(|s| match &s.urls {
-        Urls::One(u) => !u.is_empty(),
-        Urls::Many(list) => !list.is_empty() && list.iter().all(|u| !u.is_empty()),
-    });
-    if !urls_ok {
-        return Err("an ICE server has empty urls".to_owned());
+    let Value::Array(servers) = servers else {
+        return Err("not a JSON array of {\"urls\": ...} objects".to_owned());
+    };
+    let url = |u: &Value| u.as_str().is_some_and(|u| !u.is_empty());
+    for server in &servers {
+        match server.get("urls") {
+            Some(Value::String(u)) if !u.is_empty() => {}
+            Some(Value::Array(list)) if !list.is_empty() && list.iter().all(url) => {}
+            Some(Value::String(_) | Value::Array(_)) => {
+                return Err("an ICE server has empty urls".to_owned())
+            }
+            _ => return Err("not a JSON array of {\"urls\": ...} objects".to_owned()),
+        }
     }
     RawValue::from_string(v).map_err(|e| e.to_string())
 }
