@@ -1360,8 +1360,8 @@ fn driver_sees_a_resume_after_a_restart() {
 
 /// Found by the long run: a bucket spent twice (0.989 tokens after 2,989 ms at 1/s, stored as
 /// `0.9889999999999999`) came back from serde_json's default float parser one ULP off, so the
-/// stored room did not round-trip. The core is right and the Durable Object's storage keeps
-/// f64 exactly; the test's JSON now parses floats exactly too (`float_roundtrip`).
+/// stored room did not round-trip. Since the object stores JSON text too, buckets now count in
+/// 64ths of a token (`rate.rs`), which that parser reads back exactly.
 #[test]
 fn regression_a_fractional_bucket_round_trips() {
     let ops = [
