@@ -16,7 +16,7 @@ use crate::rate::RateLimiter;
 use crate::registry::{Activity, SocketInfo};
 pub use crate::slots::{Presence, RoomState, Slot};
 use crate::ticket::Identity;
-use serde_json::Value;
+use crate::turn::CloudflareIce;
 
 pub use crate::slots::SWEEP_INTERVAL_MS;
 
@@ -60,7 +60,7 @@ pub struct Arrival {
     /// Hash of the resume token offered, if any.
     pub resume_hash: Option<String>,
     /// Cloudflare's TURN servers, already fetched (empty without Cloudflare TURN).
-    pub cloudflare_ice: Vec<Value>,
+    pub cloudflare_ice: CloudflareIce,
     /// Who the join ticket names, when tickets are required.
     pub identity: Option<Identity>,
 }
