@@ -10,7 +10,9 @@
 //! about every character up to U+02FF, so the check follows the function and not a copy of it.
 
 use duet::config::{Config, DEFAULT_ICE_SERVERS};
-use duet::protocol::{CloseCode, ErrorCode, MAX_PEERS, PING_TEXT, PONG_TEXT, VERSION};
+use duet::protocol::{
+    CloseCode, ErrorCode, ServerFrameType, MAX_PEERS, PING_TEXT, PONG_TEXT, VERSION,
+};
 use duet::route::{is_room_name, MAX_ROOM_LEN};
 use serde_json::{json, Value};
 
@@ -33,6 +35,7 @@ fn main() {
         "pongText": PONG_TEXT,
         "closeCodes": close_codes,
         "errorCodes": error_codes,
+        "serverFrameTypes": ServerFrameType::ALL.map(ServerFrameType::as_str),
         "roomName": {
             "minLen": (0..=MAX_ROOM_LEN).find(|&n| is_room_name(&"a".repeat(n))),
             "maxLen": MAX_ROOM_LEN,

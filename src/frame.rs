@@ -1,13 +1,15 @@
 //! What one client frame on an open socket does: the hot path. It reads only the registry
 //! (never storage): a relay or a pong is decided here; a `leave` or a rate-limit close hands
-//! a [`RoomEvent`] on to the stored room.
+//! a [`RoomEvent`] on to the stored room; `ice-servers` waits for Cloudflare's servers, which
+//! only the shell can fetch, and is then answered by [`IceRequest::reply`].
 
 use crate::config::Config;
 use crate::effect::Effect;
 use crate::intake::{intake, Incoming, Intake};
-use crate::protocol::{relay_text, ClientFrame, ErrorCode, PONG_TEXT};
+use crate::protocol::{relay_text, ClientFrame, ErrorCode, ServerFrame, PONG_TEXT};
 use crate::registry::{Entry, Registry};
 use crate::room::RoomEvent;
+use crate::turn::{self, CloudflareIce};
 use serde_json::value::RawValue;
 
 /// The outcome of one frame.
@@ -17,6 +19,37 @@ pub enum Step {
     Done(Vec<Effect>),
     /// Perform these, then apply the event to the stored room.
     Room(Vec<Effect>, RoomEvent),
+    /// Fetch Cloudflare's TURN servers where configured, then perform the request's reply.
+    Ice(IceRequest),
+}
+
+/// A client's `ice-servers` frame, to be answered once Cloudflare's servers are at hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceRequest {
+    pub conn: String,
+    /// The slot's client id, which minted credentials name.
+    pub client_id: String,
+}
+
+impl IceRequest {
+    /// The `ice-servers` frame with credentials minted at `now` for the same client id, as a
+    /// welcome at `now` would carry them.
+    pub fn reply(&self, config: &Config, cloudflare: &CloudflareIce, now: u64) -> Effect {
+        let ice = turn::ice_servers(
+            &config.ice_servers,
+            &config.turn,
+            cloudflare,
+            &self.client_id,
+            now,
+        );
+        Effect::Send {
+            conn: self.conn.clone(),
+            frame: ServerFrame::IceServers {
+                ice_servers: ice.servers,
+                expires_at: ice.expires_at,
+            },
+        }
+    }
 }
 
 /// Handles a frame from the socket at `index` of `registry`.
@@ -41,6 +74,10 @@ pub fn on_frame<S>(
             };
             Step::Done(vec![pong, attach(entry)])
         }
+        Intake::Accept(ClientFrame::IceServers) => Step::Ice(IceRequest {
+            conn: entry.info.conn.clone(),
+            client_id: entry.info.client_id.clone(),
+        }),
         Intake::Accept(ClientFrame::Leave) => Step::Room(
             Vec::new(),
             RoomEvent::Leave {
@@ -147,6 +184,7 @@ mod tests {
     fn texts(step: &Step) -> Vec<String> {
         let effects = match step {
             Step::Done(e) | Step::Room(e, _) => e,
+            Step::Ice(_) => return vec![format!("{step:?}")],
         };
         effects
             .iter()
@@ -231,6 +269,108 @@ mod tests {
         assert!(
             matches!(step, Step::Room(ref e, RoomEvent::Leave { ref conn }) if e.is_empty() && conn == "a")
         );
+    }
+
+    #[test]
+    fn ice_servers_asks_for_the_slots_client_id() {
+        let mut r = registry(&["a", "b"]);
+        let step = frame_from(&mut r, 1, r#"{"type":"ice-servers","extra":[1]}"#);
+        let Step::Ice(request) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            request,
+            IceRequest {
+                conn: "b".into(),
+                client_id: "id-b".into(),
+            }
+        );
+    }
+
+    /// A configuration with shared-secret TURN (TTL 600 s) and `ICE_SERVERS` of one STUN URL.
+    fn turn_config() -> Config {
+        let pairs = [
+            ("ICE_SERVERS", r#"[{"urls":"stun:s"}]"#),
+            ("TURN_SECRET", "duet-test-secret"),
+            ("TURN_URLS", "turn:t.example:3478"),
+            ("TURN_TTL_SECONDS", "600"),
+        ];
+        let (config, warnings) = Config::from_vars(crate::vars::vars(&pairs));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        config
+    }
+
+    fn reply_text(request: &IceRequest, config: &Config, cf: &CloudflareIce, now: u64) -> String {
+        match request.reply(config, cf, now) {
+            Effect::Send { conn, frame } => format!("{conn} {}", frame.to_text()),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_reply_mints_for_the_same_client_id_now() {
+        let request = IceRequest {
+            conn: "b".into(),
+            client_id: "0123456789abcdef".into(),
+        };
+        let config = turn_config();
+        let none = CloudflareIce::default();
+        assert_eq!(
+            reply_text(&request, &config, &none, 1_700_003_000_500),
+            concat!(
+                r#"b {"type":"ice-servers","iceServers":[{"urls":"stun:s"},"#,
+                r#"{"credential":"JnNF6StTy5wLjPzYAdZ1LRn7n7o=","urls":["turn:t.example:3478"],"#,
+                r#""username":"1700003600:0123456789abcdef"}],"expiresAt":1700003600000}"#
+            )
+        );
+        // A second later, a later expiry in the username and in expiresAt.
+        let later = reply_text(&request, &config, &none, 1_700_003_001_000);
+        assert!(later.contains(r#""username":"1700003601:0123456789abcdef""#));
+        assert!(later.ends_with(r#""expiresAt":1700003601000}"#));
+    }
+
+    #[test]
+    fn the_reply_with_static_servers_only_never_expires() {
+        let request = IceRequest {
+            conn: "a".into(),
+            client_id: "c".into(),
+        };
+        assert_eq!(
+            reply_text(&request, &Config::default(), &CloudflareIce::default(), 5),
+            r#"a {"type":"ice-servers","iceServers":[{"urls":"stun:stun.cloudflare.com:3478"}],"expiresAt":null}"#
+        );
+    }
+
+    #[test]
+    fn the_reply_with_cloudflare_carries_its_expiry() {
+        let request = IceRequest {
+            conn: "a".into(),
+            client_id: "c".into(),
+        };
+        let cf = CloudflareIce {
+            servers: vec![serde_json::json!({"urls":"turn:cf","username":"u","credential":"k"})],
+            expires_at: Some(9_000),
+        };
+        assert_eq!(
+            reply_text(&request, &Config::default(), &cf, 5),
+            r#"a {"type":"ice-servers","iceServers":[{"urls":"stun:stun.cloudflare.com:3478"},{"credential":"k","urls":"turn:cf","username":"u"}],"expiresAt":9000}"#
+        );
+    }
+
+    #[test]
+    fn ice_servers_frames_count_against_the_bucket() {
+        let config = Config {
+            rate_limit_burst: 2,
+            rate_limit_per_sec: 0.001,
+            ..Config::default()
+        };
+        let mut r = registry(&["a"]);
+        for _ in 0..2 {
+            let step = on_frame(&mut r, 0, text(r#"{"type":"ice-servers"}"#), 0, &config);
+            assert!(matches!(step, Step::Ice(_)), "{step:?}");
+        }
+        let step = on_frame(&mut r, 0, text(r#"{"type":"ice-servers"}"#), 0, &config);
+        assert!(texts(&step)[0].contains("rate-limited"), "{step:?}");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //!   - [`protocol`]: the wire types of protocol v1 and the error and close codes.
 //!   - [`intake`] and [`rate`]: the checks every client frame passes (rate, binary, size, syntax).
 //!   - [`registry`]: the room's open sockets, their attachments and rate buckets.
-//!   - [`frame`]: what one client frame does on the hot path (relay, pong, error), from the
-//!     registry alone.
+//!   - [`frame`]: what one client frame does on the hot path (relay, pong, error, fresh ICE
+//!     servers), from the registry alone.
 //!   - [`slots`]: what the object stores for a room ([`slots::RoomState`]).
 //!   - [`room`]: joins, resumes, leaves, drops and the alarm, as transitions of that state.
 //!   - [`effect`]: what the core asks the shell to do (send, close, log, attach, store).

@@ -26,15 +26,17 @@ pub enum ClientFrame<'a> {
     Leave,
     /// Keep-alive that did not match [`PING_TEXT`] exactly, so the object answers it.
     Ping,
+    /// Mint fresh ICE server credentials for me (answered with `ice-servers`).
+    IceServers,
 }
 
 impl PartialEq for ClientFrame<'_> {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (ClientFrame::Message(a), ClientFrame::Message(b)) => a.get() == b.get(),
-            (ClientFrame::Leave, ClientFrame::Leave) | (ClientFrame::Ping, ClientFrame::Ping) => {
-                true
-            }
+            (ClientFrame::Leave, ClientFrame::Leave)
+            | (ClientFrame::Ping, ClientFrame::Ping)
+            | (ClientFrame::IceServers, ClientFrame::IceServers) => true,
             _ => false,
         }
     }
@@ -56,6 +58,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 impl<'a> ClientFrame<'a> {
     /// Parses one text frame; unknown fields are ignored.
     pub fn parse(text: &'a str) -> Result<Self, ErrorCode> {
+        // serde would also fill the envelope from an array (`["leave"]`): only objects are frames.
+        if !text.trim_start().starts_with('{') {
+            return Err(ErrorCode::BadMessage);
+        }
         let envelope: Envelope<'a> =
             serde_json::from_str(text).map_err(|_| ErrorCode::BadMessage)?;
         match envelope.kind.as_deref() {
@@ -65,6 +71,7 @@ impl<'a> ClientFrame<'a> {
                 .ok_or(ErrorCode::BadMessage),
             Some("leave") => Ok(ClientFrame::Leave),
             Some("ping") => Ok(ClientFrame::Ping),
+            Some("ice-servers") => Ok(ClientFrame::IceServers),
             _ => Err(ErrorCode::BadMessage),
         }
     }
@@ -104,6 +111,9 @@ pub struct Welcome {
     pub client_id: String,
     pub resume_token: String,
     pub ice_servers: Box<RawValue>,
+    /// When the earliest credential in `ice_servers` expires (ms since the epoch); `None`
+    /// (`null`) when none does.
+    pub ice_servers_expire_at: Option<u64>,
     pub max_peers: u8,
     /// The largest client frame the server accepts (`MAX_MESSAGE_BYTES`).
     pub max_message_bytes: usize,
@@ -158,6 +168,13 @@ pub enum ServerFrame {
     Full { room: String, max_peers: u8 },
     /// A frame was refused.
     Error { code: ErrorCode, message: String },
+    /// The answer to the client frame `ice-servers`: the list with credentials minted now.
+    #[serde(rename_all = "camelCase")]
+    IceServers {
+        ice_servers: Box<RawValue>,
+        /// As `iceServersExpireAt` in the welcome.
+        expires_at: Option<u64>,
+    },
 }
 
 /// The `type` of every frame the server sends: the [`ServerFrame`]s, the relayed `message`
@@ -174,10 +191,11 @@ pub enum ServerFrameType {
     Error,
     Message,
     Pong,
+    IceServers,
 }
 
 impl ServerFrameType {
-    pub const ALL: [ServerFrameType; 10] = [
+    pub const ALL: [ServerFrameType; 11] = [
         ServerFrameType::Created,
         ServerFrameType::Joined,
         ServerFrameType::PeerJoined,
@@ -188,6 +206,7 @@ impl ServerFrameType {
         ServerFrameType::Error,
         ServerFrameType::Message,
         ServerFrameType::Pong,
+        ServerFrameType::IceServers,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -202,6 +221,7 @@ impl ServerFrameType {
             ServerFrameType::Error => "error",
             ServerFrameType::Message => "message",
             ServerFrameType::Pong => "pong",
+            ServerFrameType::IceServers => "ice-servers",
         }
     }
 
@@ -274,7 +294,7 @@ impl ErrorCode {
     fn message(self) -> &'static str {
         match self {
             ErrorCode::BadMessage => {
-                "expected a JSON object with type \"message\" (with data), \"leave\" or \"ping\""
+                "expected a JSON object with type \"message\" (with data), \"leave\", \"ping\" or \"ice-servers\""
             }
             ErrorCode::UnsupportedBinary => "binary frames are not supported; send JSON text",
             ErrorCode::TooLarge => "frame exceeds MAX_MESSAGE_BYTES",
@@ -387,6 +407,10 @@ mod tests {
             Ok(ClientFrame::Message(data)) => assert_eq!(data.get(), "null"),
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"ice-servers","data":{"ignored":true}}"#),
+            Ok(ClientFrame::IceServers)
+        );
         // An escaped type name is still the same name.
         assert_eq!(
             ClientFrame::parse(r#"{"type":"le\u0061ve"}"#),
@@ -410,6 +434,12 @@ mod tests {
             r#"{"type":"Message","data":1}"#,
             r#"{"type":"message","data":1"#,
             r#"{"type":"leave","type":"ping"}"#,
+            r#"{"type":"ice_servers"}"#,
+            r#"{"type":"iceServers"}"#,
+            r#"{"type":"ice-servers""#,
+            r#"["ice-servers"]"#,
+            r#"["leave"]"#,
+            r#"["message",1]"#,
         ] {
             assert_eq!(
                 ClientFrame::parse(bad),
@@ -455,6 +485,10 @@ mod tests {
                 room: "r".into(),
                 client_id: "a".into(),
             },
+            ServerFrame::IceServers {
+                ice_servers: raw("[]"),
+                expires_at: None,
+            },
         ];
         let texts: Vec<String> = frames
             .iter()
@@ -495,6 +529,7 @@ mod tests {
             client_id: "a".into(),
             resume_token: "t".into(),
             ice_servers: raw(r#"[{"urls":"stun:x"}]"#),
+            ice_servers_expire_at: None,
             max_peers: MAX_PEERS,
             max_message_bytes: 65_536,
             peers: vec![],
@@ -504,7 +539,7 @@ mod tests {
         });
         assert_eq!(
             created.to_text(),
-            r#"{"type":"created","version":1,"room":"r","clientId":"a","resumeToken":"t","iceServers":[{"urls":"stun:x"}],"maxPeers":2,"maxMessageBytes":65536,"peers":[]}"#
+            r#"{"type":"created","version":1,"room":"r","clientId":"a","resumeToken":"t","iceServers":[{"urls":"stun:x"}],"iceServersExpireAt":null,"maxPeers":2,"maxMessageBytes":65536,"peers":[]}"#
         );
         let left = ServerFrame::PeerLeft {
             room: "r".into(),
@@ -533,5 +568,21 @@ mod tests {
             max_peers: 2,
         };
         assert_eq!(full.to_text(), r#"{"type":"full","room":"r","maxPeers":2}"#);
+        let ice = ServerFrame::IceServers {
+            ice_servers: raw(r#"[{"urls":"turn:t","username":"1700003600:a","credential":"c"}]"#),
+            expires_at: Some(1_700_003_600_000),
+        };
+        assert_eq!(
+            ice.to_text(),
+            r#"{"type":"ice-servers","iceServers":[{"urls":"turn:t","username":"1700003600:a","credential":"c"}],"expiresAt":1700003600000}"#
+        );
+        let static_only = ServerFrame::IceServers {
+            ice_servers: raw("[]"),
+            expires_at: None,
+        };
+        assert_eq!(
+            static_only.to_text(),
+            r#"{"type":"ice-servers","iceServers":[],"expiresAt":null}"#
+        );
     }
 }

@@ -16,7 +16,9 @@ use sha1::Sha1;
 use std::fmt;
 
 pub const DEFAULT_TTL_SECONDS: u64 = 3600;
-const MIN_TTL_SECONDS: u64 = 60;
+/// Short enough for a test of a refresh during a call, long enough that a client refreshing
+/// at 80% of the lifetime (and no sooner than 5 s apart) still does so before the expiry.
+pub const MIN_TTL_SECONDS: u64 = 10;
 const MAX_TTL_SECONDS: u64 = 7 * 24 * 3600;
 /// After a failed call to Cloudflare, joins go on with the STUN list for this long before the
 /// next try, so an outage does not turn every join into a slow failing call.
@@ -178,9 +180,14 @@ fn parse_turn_urls(v: &str) -> Result<Vec<String>, String> {
 }
 
 impl RestTurn {
+    /// The expiry (unix time) of a credential minted at `now_s`.
+    pub fn expiry_s(&self, now_s: u64) -> u64 {
+        now_s.saturating_add(self.ttl_s)
+    }
+
     /// The ICE server entry for `client_id`, valid for the TTL from `now_s`.
     pub fn ice_server(&self, client_id: &str, now_s: u64) -> Value {
-        let username = format!("{}:{client_id}", now_s.saturating_add(self.ttl_s));
+        let username = format!("{}:{client_id}", self.expiry_s(now_s));
         json!({
             "urls": self.urls,
             "username": username,
@@ -288,19 +295,35 @@ fn is_port_53(url: &str) -> bool {
     host_port.ends_with(":53")
 }
 
+/// Cloudflare's ICE servers as fetched, and when their credentials expire (`None` with no
+/// servers, after a failure or without Cloudflare TURN).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudflareIce {
+    pub servers: Vec<Value>,
+    pub expires_at: Option<u64>,
+}
+
 /// Cloudflare's servers, kept for reuse while at least half their lifetime remains, or the
 /// memory of a failure, kept for [`FAILURE_BACKOFF_MS`].
 #[derive(Debug, Clone)]
 pub enum Cached {
-    Servers { servers: Vec<Value>, until_ms: u64 },
-    Failed { until_ms: u64 },
+    Servers {
+        servers: Vec<Value>,
+        until_ms: u64,
+        expires_at: u64,
+    },
+    Failed {
+        until_ms: u64,
+    },
 }
 
 impl Cached {
+    /// Servers fetched at `now_ms`, whose credentials live for `ttl_ms`.
     pub fn servers(servers: Vec<Value>, now_ms: u64, ttl_ms: u64) -> Self {
         Cached::Servers {
             servers,
             until_ms: now_ms.saturating_add(ttl_ms / 2),
+            expires_at: now_ms.saturating_add(ttl_ms),
         }
     }
 
@@ -310,31 +333,57 @@ impl Cached {
         }
     }
 
-    /// `Some` while this entry may stand in for a call: the servers, or none after a failure.
-    pub fn fresh(&self, now_ms: u64) -> Option<Vec<Value>> {
+    /// `Some` while this entry may stand in for a call: the servers with their expiry, or
+    /// none after a failure.
+    pub fn fresh(&self, now_ms: u64) -> Option<CloudflareIce> {
         match self {
-            Cached::Servers { servers, until_ms } if now_ms < *until_ms => Some(servers.clone()),
-            Cached::Failed { until_ms } if now_ms < *until_ms => Some(Vec::new()),
+            Cached::Servers {
+                servers,
+                until_ms,
+                expires_at,
+            } if now_ms < *until_ms => Some(CloudflareIce {
+                servers: servers.clone(),
+                expires_at: Some(*expires_at),
+            }),
+            Cached::Failed { until_ms } if now_ms < *until_ms => Some(CloudflareIce::default()),
             _ => None,
         }
     }
 }
 
-/// The welcome frame's `iceServers` for `client_id`: `base` (`ICE_SERVERS`), then
-/// Cloudflare's servers already fetched, then a shared-secret TURN entry minted for this
-/// client (a resume keeps its old id, so credentials name the id the join settled on).
+/// An `iceServers` list for one client and when its earliest credential expires.
+#[derive(Debug)]
+pub struct IceServers {
+    pub servers: Box<RawValue>,
+    /// Milliseconds since the epoch; `None` when nothing in the list expires (only
+    /// `ICE_SERVERS`, whose static credentials Duet knows nothing about).
+    pub expires_at: Option<u64>,
+}
+
+/// The `iceServers` of a welcome or `ice-servers` frame for `client_id`: `base`
+/// (`ICE_SERVERS`), then Cloudflare's servers already fetched, then a shared-secret TURN
+/// entry minted for this client now (a resume keeps its old id, so credentials name the id
+/// the join settled on). The expiry is the earliest of Cloudflare's and the minted one's.
 pub fn ice_servers(
     base: &RawValue,
     turn: &TurnSettings,
-    cloudflare: &[Value],
+    cloudflare: &CloudflareIce,
     client_id: &str,
     now_ms: u64,
-) -> Box<RawValue> {
-    let mut extra = cloudflare.to_vec();
+) -> IceServers {
+    let mut extra = cloudflare.servers.clone();
+    let mut expires_at = cloudflare.expires_at.filter(|_| !extra.is_empty());
     if let Some(rest) = &turn.rest {
-        extra.push(rest.ice_server(client_id, now_ms / 1000));
+        let now_s = now_ms / 1000;
+        extra.push(rest.ice_server(client_id, now_s));
+        // The username's own expiry, to the second, so both sides name the same instant.
+        let minted = rest.expiry_s(now_s).saturating_mul(1000);
+        expires_at = Some(expires_at.map_or(minted, |cf| cf.min(minted)));
     }
-    merge(base, extra)
+    IceServers {
+        servers: merge(base, extra),
+        expires_at,
+    }
 }
 
 /// `base` (the validated `ICE_SERVERS` array) followed by `extra`.

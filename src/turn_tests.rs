@@ -78,6 +78,21 @@ fn half_configured_or_invalid_is_off_with_a_warning() {
 }
 
 #[test]
+fn the_shortest_ttl_is_ten_seconds() {
+    let rest = |ttl: &str| {
+        let (s, w) = settings(&[
+            ("TURN_SECRET", "k"),
+            ("TURN_URLS", "turn:a.example:3478"),
+            ("TURN_TTL_SECONDS", ttl),
+        ]);
+        (s.rest.map(|r| r.expiry_s(0)), w.len())
+    };
+    assert_eq!(MIN_TTL_SECONDS, 10);
+    assert_eq!(rest("10"), (Some(10), 0));
+    assert_eq!(rest("9"), (Some(DEFAULT_TTL_SECONDS), 1));
+}
+
+#[test]
 fn secrets_never_show_in_debug_or_warnings() {
     let (s, w) = settings(&[
         ("TURN_SECRET", "super-secret-1"),
@@ -151,11 +166,96 @@ fn refuses_bad_cloudflare_answers() {
 #[test]
 fn cache_lifetime() {
     let entry = Cached::servers(vec![json!({"urls":"turn:x"})], 1_000, 10_000);
-    assert_eq!(entry.fresh(5_999).map(|s| s.len()), Some(1));
+    // Reused for half the lifetime, with the expiry of the fetch, not of the reuse.
+    assert_eq!(
+        entry.fresh(5_999),
+        Some(CloudflareIce {
+            servers: vec![json!({"urls":"turn:x"})],
+            expires_at: Some(11_000),
+        })
+    );
     assert_eq!(entry.fresh(6_000), None);
     let failed = Cached::failed(1_000);
-    assert_eq!(failed.fresh(1_000 + FAILURE_BACKOFF_MS - 1), Some(vec![]));
+    assert_eq!(
+        failed.fresh(1_000 + FAILURE_BACKOFF_MS - 1),
+        Some(CloudflareIce::default())
+    );
     assert_eq!(failed.fresh(1_000 + FAILURE_BACKOFF_MS), None);
+}
+
+fn base() -> Box<RawValue> {
+    RawValue::from_string(r#"[{"urls":"stun:s"}]"#.to_owned()).unwrap()
+}
+
+fn rest_settings(ttl: &str) -> TurnSettings {
+    settings(&[
+        ("TURN_SECRET", "duet-test-secret"),
+        ("TURN_URLS", "turn:t.example:3478"),
+        ("TURN_TTL_SECONDS", ttl),
+    ])
+    .0
+}
+
+fn cloudflare_ice(expires_at: u64) -> CloudflareIce {
+    CloudflareIce {
+        servers: vec![json!({"urls":"turn:cf","username":"u","credential":"c"})],
+        expires_at: Some(expires_at),
+    }
+}
+
+#[test]
+fn only_ice_servers_never_expire() {
+    let none = CloudflareIce::default();
+    let ice = ice_servers(&base(), &TurnSettings::default(), &none, "c", 1_000);
+    assert_eq!(ice.servers.get(), r#"[{"urls":"stun:s"}]"#);
+    assert_eq!(ice.expires_at, None);
+}
+
+#[test]
+fn minted_credentials_expire_when_their_username_says() {
+    let ice = ice_servers(
+        &base(),
+        &rest_settings("3600"),
+        &CloudflareIce::default(),
+        "0123456789abcdef",
+        1_700_000_000_999,
+    );
+    assert_eq!(
+        ice.servers.get(),
+        r#"[{"urls":"stun:s"},{"credential":"JnNF6StTy5wLjPzYAdZ1LRn7n7o=","urls":["turn:t.example:3478"],"username":"1700003600:0123456789abcdef"}]"#
+    );
+    assert_eq!(ice.expires_at, Some(1_700_003_600_000));
+}
+
+#[test]
+fn cloudflare_credentials_expire_with_their_fetch() {
+    let cf = cloudflare_ice(1_700_007_200_000);
+    let ice = ice_servers(
+        &base(),
+        &TurnSettings::default(),
+        &cf,
+        "c",
+        1_700_000_000_000,
+    );
+    assert_eq!(
+        ice.servers.get(),
+        r#"[{"urls":"stun:s"},{"credential":"c","urls":"turn:cf","username":"u"}]"#
+    );
+    assert_eq!(ice.expires_at, Some(1_700_007_200_000));
+    // After a failed call there are no Cloudflare servers, and nothing expires.
+    let failed = CloudflareIce::default();
+    let ice = ice_servers(&base(), &TurnSettings::default(), &failed, "c", 0);
+    assert_eq!(ice.expires_at, None);
+}
+
+#[test]
+fn with_both_the_earliest_expiry_counts() {
+    let now = 1_700_000_000_000;
+    let rest = rest_settings("600");
+    let later = ice_servers(&base(), &rest, &cloudflare_ice(now + 3_600_000), "c", now);
+    assert_eq!(later.expires_at, Some(now + 600_000));
+    let sooner = ice_servers(&base(), &rest, &cloudflare_ice(now + 60_000), "c", now);
+    assert_eq!(sooner.expires_at, Some(now + 60_000));
 }
 
 #[test]

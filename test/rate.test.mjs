@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   CloseCode,
+  DEFAULT_ICE_SERVERS,
   ErrorCode,
   OBJECT_PING,
   closed,
@@ -48,6 +49,20 @@ describe("rate limit (burst 5, refill 0.01/s)", () => {
     await expectError(a.ws, ErrorCode.RATE_LIMITED);
     assert.deepStrictEqual(await closed(a.ws), serverClose("RATE_LIMITED"));
   }
+
+  test("ice-servers frames count against the bucket like every frame", async () => {
+    const { a, b } = await openPair(server);
+    for (let i = 0; i < BURST; i++) send(a.ws, { type: "ice-servers" });
+    for (let i = 0; i < BURST; i++) {
+      // Without TURN configured: the static list, which never expires.
+      await expectFrame(a.ws, { type: "ice-servers", iceServers: DEFAULT_ICE_SERVERS, expiresAt: null });
+    }
+    send(a.ws, { type: "ice-servers" });
+    await expectError(a.ws, ErrorCode.RATE_LIMITED);
+    send(b.ws, message("b's bucket is its own"));
+    await expectFrame(a.ws, { type: "message", from: b.id, data: "b's bucket is its own" });
+    terminateAll(a.ws, b.ws);
+  });
 
   test("RATE_LIMIT_BURST frames pass; the next is refused with rate-limited and dropped", async () => {
     const { a, b } = await openPair(server);

@@ -1,5 +1,6 @@
-// TURN credentials in the welcome frame: the shared-secret scheme minted per client, and
-// Cloudflare's managed TURN with its API mocked (success, error status, timeout, garbage).
+// TURN credentials in the welcome frame and in the answer to `ice-servers`: the shared-secret
+// scheme minted per client, and Cloudflare's managed TURN with its API mocked (success, error
+// status, timeout, garbage). Every welcome says when its credentials expire.
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -7,8 +8,10 @@ import { after, before, describe, test } from "node:test";
 import {
   DEFAULT_ICE_SERVERS,
   connect,
+  expectQuiet,
   nextFrame,
   roomName,
+  send,
   startServer,
   terminateAll,
 } from "./helpers/miniflare.mjs";
@@ -18,6 +21,11 @@ const API_TOKEN = "cf-api-token-for-tests";
 const TURN_URLS = ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"];
 
 const nowS = () => Math.floor(Date.now() / 1000);
+
+/** Resolves once the clock is past the second `second` (unix time): a later mint names a later expiry. */
+async function pastSecond(second) {
+  while (nowS() <= second) await new Promise((resolve) => setTimeout(resolve, 20)); // polling the clock
+}
 
 /** The welcome frame of a fresh socket in `room`. */
 async function welcome(server, room = roomName("turn")) {
@@ -61,12 +69,15 @@ describe("shared-secret TURN (TURN REST API)", () => {
     return Number(expiry);
   }
 
-  test("each client gets its own credential", async () => {
+  test("each client gets its own credential, and its expiry as iceServersExpireAt", async () => {
     const first = await welcome(server);
-    checkTurnEntry(first.frame.iceServers, first.frame.clientId);
+    assert.equal(first.frame.type, "created");
+    const expiry = checkTurnEntry(first.frame.iceServers, first.frame.clientId);
+    assert.equal(first.frame.iceServersExpireAt, expiry * 1000);
     const second = await connect(server.ws(`/ws/${first.room}`));
     const joined = await nextFrame(second);
-    checkTurnEntry(joined.iceServers, joined.clientId);
+    assert.equal(joined.type, "joined");
+    assert.equal(joined.iceServersExpireAt, checkTurnEntry(joined.iceServers, joined.clientId) * 1000);
     assert.notEqual(joined.iceServers[1].username, first.frame.iceServers[1].username);
     terminateAll(first.ws, second);
   });
@@ -74,13 +85,37 @@ describe("shared-secret TURN (TURN REST API)", () => {
   test("a resumed client gets fresh credentials for the same client id", async () => {
     const { ws, frame, room } = await welcome(server);
     const before = checkTurnEntry(frame.iceServers, frame.clientId);
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // a later second: a later expiry
+    await pastSecond(nowS());
     ws.terminate();
     const back = await connect(server.ws(`/ws/${room}?resume=${frame.resumeToken}`));
     const again = await nextFrame(back);
     assert.equal(again.clientId, frame.clientId);
-    assert.ok(checkTurnEntry(again.iceServers, frame.clientId) > before, "a newer expiry");
+    assert.equal(again.resumed, true);
+    const expiry = checkTurnEntry(again.iceServers, frame.clientId);
+    assert.ok(expiry > before, "a newer expiry");
+    assert.equal(again.iceServersExpireAt, expiry * 1000);
     back.terminate();
+  });
+
+  test("ice-servers is answered with credentials minted now for the same client id", async () => {
+    const { ws, frame, room } = await welcome(server);
+    const before = checkTurnEntry(frame.iceServers, frame.clientId);
+    const peer = await connect(server.ws(`/ws/${room}`));
+    await nextFrame(peer); // joined
+    await nextFrame(ws); // peer-joined
+    await nextFrame(ws); // ready
+    await nextFrame(peer); // ready
+    await pastSecond(before - 600);
+    // Unknown fields are ignored, as in every frame.
+    send(ws, { type: "ice-servers", reason: "ahead of expiry" });
+    const answer = await nextFrame(ws);
+    assert.deepStrictEqual(Object.keys(answer), ["type", "iceServers", "expiresAt"]);
+    assert.equal(answer.type, "ice-servers");
+    const expiry = checkTurnEntry(answer.iceServers, frame.clientId);
+    assert.ok(expiry > before, `a later expiry than the welcome's: ${expiry} > ${before}`);
+    assert.equal(answer.expiresAt, expiry * 1000);
+    await expectQuiet(peer); // for the sender only
+    terminateAll(ws, peer);
   });
 });
 
@@ -146,8 +181,11 @@ describe("Cloudflare TURN: success and cache", () => {
   after(() => disposeUnlogged(server, API_TOKEN));
 
   test("the API's servers follow ICE_SERVERS, without port 53", async () => {
+    const asked = Date.now();
     const { ws, frame } = await welcome(server);
     assert.deepStrictEqual(frame.iceServers, CF_IN_WELCOME);
+    // Their expiry: when they were fetched, during this join, + TURN_TTL_SECONDS.
+    assert.ok(frame.iceServersExpireAt >= asked + 7_200_000 && frame.iceServersExpireAt <= Date.now() + 7_200_000, `${frame.iceServersExpireAt}`);
     assert.deepStrictEqual(calls, [
       {
         method: "POST",
@@ -169,6 +207,14 @@ describe("Cloudflare TURN: success and cache", () => {
     assert.equal(calls.length, 1, "one call for eleven joins");
     terminateAll(...sockets);
   });
+
+  test("ice-servers brings the cached servers with the expiry of their fetch", async () => {
+    const { ws, frame } = await welcome(server);
+    send(ws, { type: "ice-servers" });
+    assert.deepStrictEqual(await nextFrame(ws), { type: "ice-servers", iceServers: CF_IN_WELCOME, expiresAt: frame.iceServersExpireAt });
+    assert.equal(calls.length, 1, "still the one call");
+    ws.terminate();
+  });
 });
 
 for (const [name, answer, kind] of [
@@ -189,6 +235,7 @@ for (const [name, answer, kind] of [
       const { ws, frame } = await welcome(server);
       assert.equal(frame.type, "created");
       assert.deepStrictEqual(frame.iceServers, DEFAULT_ICE_SERVERS);
+      assert.equal(frame.iceServersExpireAt, null, "nothing that expires");
       assert.ok(Date.now() - started < 6000, "a TURN outage does not hold the join for long");
       const line = await server.waitForLine((l) => l.json?.event === "turn-error");
       assert.equal(line.json.kind, kind);
@@ -199,6 +246,8 @@ for (const [name, answer, kind] of [
     test("after a failure the API is not called again at once", async () => {
       const { ws, frame } = await welcome(server);
       assert.deepStrictEqual(frame.iceServers, DEFAULT_ICE_SERVERS);
+      send(ws, { type: "ice-servers" });
+      assert.deepStrictEqual(await nextFrame(ws), { type: "ice-servers", iceServers: DEFAULT_ICE_SERVERS, expiresAt: null });
       assert.equal(calls.length, 1);
       ws.terminate();
     });

@@ -162,6 +162,8 @@ fn observe(frame: &ServerFrame) -> Obs {
             Obs::Full
         }
         ServerFrame::Error { .. } => Obs::Error,
+        // Answered on the hot path (`frame::on_frame`), never by the room.
+        ServerFrame::IceServers { .. } => panic!("the room sent {frame:?}"),
     }
 }
 
@@ -775,7 +777,7 @@ impl Sim {
             new_token_hash: token::hash(&new_token),
             new_token,
             resume_hash: token::resume_hash(offered.as_deref()),
-            cloudflare_ice: Vec::new(),
+            cloudflare_ice: Default::default(),
             identity: self.tickets.then(|| Identity {
                 sub: format!("u{sub}"),
                 name: None,

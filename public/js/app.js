@@ -394,6 +394,14 @@ function exposeDebug(call) {
     dropSignaling() {
       call.dropSignaling();
     },
+    /** When the TURN credentials of the latest ICE servers expire (ms), or null. */
+    get iceServersExpireAt() {
+      return call.signaling?.iceServersExpireAt ?? null;
+    },
+    /** Restarts ICE on the current peer connection. */
+    restartIce() {
+      call.restartIce();
+    },
   };
   Object.assign(window, { duetDebug: debug });
   return debug;

@@ -16,6 +16,10 @@
  * - `e2e-error`: `detail = {reason, from, message}`, a message from the peer was dropped: with a
  *   `key`, it did not decrypt (wrong or altered link, or an interfering server), see `duet.js`.
  *
+ * TURN credentials expire (an hour by default) while a call may go on. Whenever signaling
+ * brings fresh ICE servers (`ice-servers` before the old ones expire, or the welcome of a
+ * resume), they go into the peer connection's configuration, which the next ICE restart uses.
+ *
  * ## Messages between the peers
  * Everything rides in the `data` of signaling `message` frames as
  * `{kind: "signal", pc, to, description | candidate}`. `pc` is a random id of the sender's
@@ -75,7 +79,7 @@ export class Call extends EventTarget {
   /** Every status this call has shown, in order (for tests and debugging). @type {string[]} */
   statusHistory = ["starting"];
   /** Counters for tests and debugging. */
-  stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0 };
+  stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0, iceServerUpdates: 0 };
   /** Last problem worth telling the person about. @type {string | null} */
   problem = null;
   /** The safety code of the current peer connection, e.g. `"024 995"`. @type {string | null} */
@@ -140,10 +144,15 @@ export class Call extends EventTarget {
       this.e2eErrors.push(detail.reason);
       this.#emit("e2e-error", detail);
     });
+    signaling.addEventListener("ice-servers", () => this.#applyIceServers());
     signaling.addEventListener("reconnecting", () => this.#update());
     signaling.addEventListener("reconnected", (e) => {
       this.stats.reconnects += 1;
-      if (e.detail.resumed) this.#afterSignalingGap();
+      if (e.detail.resumed) {
+        // Before any ICE restart below: the welcome's credentials are the fresh ones.
+        this.#applyIceServers();
+        this.#afterSignalingGap();
+      }
       this.#update();
     });
     signaling.addEventListener("close", (e) => this.#onSignalingClosed(e.detail));
@@ -201,6 +210,11 @@ export class Call extends EventTarget {
   /** Drops the signaling socket as a network failure would; it resumes on its own. */
   dropSignaling() {
     this.signaling?.reconnect();
+  }
+
+  /** Restarts ICE on the current peer connection, as the app does after an ICE failure. */
+  restartIce() {
+    this.#restartIce();
   }
 
   // --- signaling events ------------------------------------------------------------------
@@ -402,6 +416,19 @@ export class Call extends EventTarget {
     if (code === this.safetyCode) return;
     this.safetyCode = code;
     this.#emit("safetycode", { code });
+  }
+
+  /** The signaling's current ICE servers into the peer connection, for its next gathering. */
+  #applyIceServers() {
+    const pc = this.pc;
+    const iceServers = this.signaling?.iceServers;
+    if (!pc || !iceServers || pc.signalingState === "closed") return;
+    try {
+      pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+      this.stats.iceServerUpdates += 1;
+    } catch (error) {
+      console.warn("could not apply fresh ICE servers", error);
+    }
   }
 
   #restartIce() {

@@ -6,14 +6,16 @@
  * `docs/protocol.md`) and keeps the connection alive:
  *
  * - one event per server frame type (`created`, `joined`, `peer-joined`, `ready`, `message`,
- *   `peer-away`, `peer-left`, `full`, `error`, `pong`), each a `CustomEvent` whose `detail` is
- *   the frame as received;
+ *   `peer-away`, `peer-left`, `full`, `error`, `pong`, `ice-servers`), each a `CustomEvent`
+ *   whose `detail` is the frame as received;
  * - keep-alive: the exact text `{"type":"ping"}` every 20 s, which the server's runtime answers
  *   without waking the room; a missing answer counts as a dropped connection;
  * - reconnect with exponential backoff and jitter after any drop except `leave()`, `full` and
  *   the close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
- *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good.
+ *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good;
+ * - TURN credentials kept fresh: at 80% of their lifetime (`iceServersExpireAt`) it asks for
+ *   new ones and emits `ice-servers`, so a long call's next ICE restart can still use a relay.
  *
  * It knows nothing about WebRTC: it carries whatever JSON the application sends. With a `key`
  * (the secret of a call link) it encrypts every message end to end (`e2e.js`, `docs/e2e.md`):
@@ -51,7 +53,7 @@ export const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Server frame types; each is emitted as an event of the same name. */
 export const FRAME_TYPES = Object.freeze(
-  /** @type {const} */ (["created", "joined", "peer-joined", "ready", "message", "peer-away", "peer-left", "full", "error", "pong"]),
+  /** @type {const} */ (["created", "joined", "peer-joined", "ready", "message", "peer-away", "peer-left", "full", "error", "pong", "ice-servers"]),
 );
 
 /** Close codes of protocol v1. */
@@ -102,6 +104,22 @@ export const SUBPROTOCOL = "duet.v1";
 
 /** The frame that gives up the slot for good (see `leave()`). */
 export const LEAVE_TEXT = '{"type":"leave"}';
+
+/** The frame that asks for freshly minted ICE servers (see `refreshIceServers()`). */
+export const ICE_SERVERS_TEXT = '{"type":"ice-servers"}';
+
+/**
+ * ICE servers are refreshed when this share of their remaining lifetime has passed (measured
+ * from their arrival, on this machine's clock), so an ICE restart never has to use expired
+ * TURN credentials.
+ */
+export const ICE_REFRESH_AT = 0.8;
+
+/**
+ * Refreshes are at least this far apart, however soon the credentials expire: a clock far off
+ * the server's cannot turn refreshing into a flood.
+ */
+export const MIN_ICE_REFRESH_MS = 5000;
 const OPEN = 1;
 
 /**
@@ -170,6 +188,8 @@ const OPEN = 1;
  * @property {string} clientId your id in the room, kept when the slot is resumed
  * @property {string} resumeToken takes the slot back after a drop (`?resume=`); rotates on every welcome
  * @property {IceServer[]} iceServers
+ * @property {number | null} [iceServersExpireAt] when the earliest TURN credential in
+ *   `iceServers` expires (ms since the epoch), `null` when none does; where the server announces it
  * @property {number} maxPeers
  * @property {string[]} peers the ids of the others in the room
  * @property {number} [maxMessageBytes] the server's frame limit, where the server announces it
@@ -231,8 +251,15 @@ const OPEN = 1;
  */
 
 /**
+ * `ice-servers`: the answer to `refreshIceServers()`, the ICE servers with credentials minted
+ * just now for our client id; `expiresAt` (ms since the epoch) as the welcome's
+ * `iceServersExpireAt`. Apply them with `pc.setConfiguration({...pc.getConfiguration(), iceServers})`.
+ * @typedef {{type: "ice-servers", iceServers: IceServer[], expiresAt: number | null}} IceServersFrame
+ */
+
+/**
  * @typedef {CreatedFrame | JoinedFrame | PeerJoinedFrame | ReadyFrame | MessageFrame | PeerAwayFrame
- *   | PeerLeftFrame | FullFrame | ErrorFrame | PongFrame} ServerFrame
+ *   | PeerLeftFrame | FullFrame | ErrorFrame | PongFrame | IceServersFrame} ServerFrame
  */
 
 /**
@@ -265,6 +292,7 @@ const OPEN = 1;
  *   full: CustomEvent<FullFrame>,
  *   error: CustomEvent<ErrorFrame>,
  *   pong: CustomEvent<PongFrame>,
+ *   "ice-servers": CustomEvent<IceServersFrame>,
  *   frame: CustomEvent<ServerFrame | {type: string, [field: string]: unknown}>,
  *   reconnecting: CustomEvent<ReconnectingDetail>,
  *   reconnected: CustomEvent<ReconnectedDetail>,
@@ -331,8 +359,16 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   clientId = null;
   /** Ids of the other peers in the room (at most one). @type {string[]} */
   peers = [];
-  /** ICE servers from the welcome frame, for `new RTCPeerConnection({iceServers})`. @type {IceServer[]} */
+  /**
+   * ICE servers from the welcome frame, or from the latest `ice-servers` refresh, for
+   * `new RTCPeerConnection({iceServers})` and `pc.setConfiguration()`. @type {IceServer[]}
+   */
   iceServers = [];
+  /**
+   * When the earliest TURN credential in {@link iceServers} expires (ms since the epoch), or
+   * `null` when none does (or the server does not say). @type {number | null}
+   */
+  iceServersExpireAt = null;
   /** The peer that makes the offer, from the last `ready`. @type {string | null} */
   initiator = null;
   /** Whether the welcome frame said we resumed a held slot. */
@@ -367,6 +403,8 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #pingTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #pongTimer;
+  /** The next ICE server refresh. @type {ReturnType<typeof setTimeout> | undefined} */
+  #iceTimer;
   /** Whether any socket of this connection got a welcome frame (so the next one is a return). */
   #welcomed = false;
   /** @type {number} */
@@ -477,6 +515,20 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
         if (ws.readyState === OPEN) ws.send(JSON.stringify({ type: "message", data: envelope }));
       })
       .catch((error) => console.error("duet: could not encrypt a message", error));
+  }
+
+  /**
+   * Asks the server for ICE servers with freshly minted credentials; the answer arrives as an
+   * `ice-servers` event and updates {@link iceServers}. The client does this by itself at
+   * {@link ICE_REFRESH_AT} of their lifetime; call it yourself before an ICE restart you know
+   * is coming. The frame counts against the rate limit like any other.
+   * @returns {boolean} whether the request was sent (`false` while no socket is open)
+   */
+  refreshIceServers() {
+    const ws = this.#socket;
+    if (this.state !== "open" || !ws || ws.readyState !== OPEN) return false;
+    ws.send(ICE_SERVERS_TEXT);
+    return true;
   }
 
   /**
@@ -633,7 +685,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       case "created":
       case "joined": {
         this.clientId = String(frame.clientId);
-        this.iceServers = Array.isArray(frame.iceServers) ? frame.iceServers : [];
+        this.#setIceServers(frame.iceServers, frame.iceServersExpireAt);
         this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
         this.resumed = frame.resumed === true;
         this.identity = frame.identity ?? null;
@@ -668,6 +720,9 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       case "full":
         this.#full = true;
         break;
+      case "ice-servers":
+        this.#setIceServers(frame.iceServers, frame.expiresAt);
+        break;
     }
     this.#emit("frame", frame);
     this.#emit(frame.type, frame);
@@ -688,10 +743,31 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     }
   }
 
+  /**
+   * Takes a new ICE server list and re-schedules the refresh for its expiry: none without one
+   * (static servers only), or when it has passed already by our clock (a refresh would bring
+   * the same; the next welcome brings fresh ones).
+   * @param {unknown} servers @param {unknown} expiresAt
+   */
+  #setIceServers(servers, expiresAt) {
+    this.iceServers = Array.isArray(servers) ? servers : [];
+    this.iceServersExpireAt = typeof expiresAt === "number" && Number.isFinite(expiresAt) ? expiresAt : null;
+    this.#stopIceRefresh();
+    if (this.iceServersExpireAt === null) return;
+    const remaining = this.iceServersExpireAt - Date.now();
+    if (!(remaining > 0)) return;
+    const delay = Math.min(Math.max(remaining * ICE_REFRESH_AT, MIN_ICE_REFRESH_MS), 2 ** 31 - 1);
+    this.#iceTimer = setTimeout(() => {
+      this.#iceTimer = undefined;
+      this.refreshIceServers();
+    }, delay);
+  }
+
   /** The socket is gone but we are not done: schedule the next attempt. */
   #socketGone(/** @type {number} */ code, /** @type {string} */ reason) {
     this.#socket = null;
     this.#stopKeepAlive();
+    this.#stopIceRefresh();
     clearTimeout(this.#retryTimer);
     if (this.#attempt >= this.#options.maxReconnectAttempts) {
       this.#finish(code, reason);
@@ -708,6 +784,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #finish(code, reason) {
     this.#socket = null;
     this.#stopKeepAlive();
+    this.#stopIceRefresh();
     clearTimeout(this.#retryTimer);
     globalThis.removeEventListener?.("online", this.#onOnline);
     if (this.state === "closed") return;
@@ -735,6 +812,12 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #stopKeepAlive() {
     clearInterval(this.#pingTimer);
     this.#alive();
+  }
+
+  /** No refresh without a socket: the next welcome brings fresh ICE servers and schedules anew. */
+  #stopIceRefresh() {
+    clearTimeout(this.#iceTimer);
+    this.#iceTimer = undefined;
   }
 
   /** Any frame proves the socket is alive. */

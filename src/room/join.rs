@@ -161,18 +161,20 @@ impl RoomState {
                 .filter_map(|s| Some((s.client_id.clone(), s.identity.clone()?)))
                 .collect()
         });
+        let ice = turn::ice_servers(
+            &config.ice_servers,
+            &config.turn,
+            &arrival.cloudflare_ice,
+            client_id,
+            ctx.now,
+        );
         let welcome = Welcome {
             version: VERSION,
             room: self.name.clone(),
             client_id: client_id.to_owned(),
             resume_token: arrival.new_token.clone(),
-            ice_servers: turn::ice_servers(
-                &config.ice_servers,
-                &config.turn,
-                &arrival.cloudflare_ice,
-                client_id,
-                ctx.now,
-            ),
+            ice_servers: ice.servers,
+            ice_servers_expire_at: ice.expires_at,
             max_peers: MAX_PEERS,
             max_message_bytes: config.max_message_bytes,
             peers: others().map(|s| s.client_id.clone()).collect(),

@@ -19,8 +19,8 @@ use crate::rate::RateLimiter;
 use crate::registry::{Activity, SocketInfo};
 pub use crate::slots::{Presence, RoomState, Slot};
 use crate::ticket::Identity;
+use crate::turn::CloudflareIce;
 use crate::webhook::{Hook, Outcome};
-use serde_json::Value;
 
 pub use crate::slots::SWEEP_INTERVAL_MS;
 
@@ -66,7 +66,7 @@ pub struct Arrival {
     /// Hash of the resume token offered, if any.
     pub resume_hash: Option<String>,
     /// Cloudflare's TURN servers, already fetched (empty without Cloudflare TURN).
-    pub cloudflare_ice: Vec<Value>,
+    pub cloudflare_ice: CloudflareIce,
     /// Who the join ticket names, when tickets are required.
     pub identity: Option<Identity>,
 }

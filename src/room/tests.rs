@@ -55,7 +55,7 @@ fn arrival(n: u32, resume: Option<&str>) -> Arrival {
         new_token: format!("t{n}"),
         new_token_hash: token::hash(&format!("t{n}")),
         resume_hash: token::resume_hash(resume),
-        cloudflare_ice: Vec::new(),
+        cloudflare_ice: Default::default(),
         identity: None,
     }
 }
@@ -90,12 +90,16 @@ fn ids(room: &RoomState) -> Vec<String> {
 }
 
 /// A welcome's `iceServers` as `[{"for":ID}]`, ID being the client its TURN entry names, after
-/// checking that the list is `stun:s` then that entry with the credential for its username.
+/// checking that the list is `stun:s` then that entry with the credential for its username,
+/// and that `iceServersExpireAt` is the username's expiry.
 fn ice_for(frame: &ServerFrame) -> ServerFrame {
     let mut frame = frame.clone();
-    if let ServerFrame::Created(Welcome { ice_servers, .. })
-    | ServerFrame::Joined(Welcome { ice_servers, .. }) = &mut frame
-    {
+    if let ServerFrame::Created(welcome) | ServerFrame::Joined(welcome) = &mut frame {
+        let Welcome {
+            ice_servers,
+            ice_servers_expire_at,
+            ..
+        } = welcome;
         let list: serde_json::Value = serde_json::from_str(ice_servers.get()).unwrap();
         assert_eq!(list[0]["urls"], "stun:s");
         let username = list[1]["username"].as_str().unwrap();
@@ -103,7 +107,9 @@ fn ice_for(frame: &ServerFrame) -> ServerFrame {
             list[1]["credential"],
             crate::turn::rest_credential("k", username)
         );
-        let (_, id) = username.split_once(':').unwrap();
+        let (expiry, id) = username.split_once(':').unwrap();
+        let expiry_ms = expiry.parse::<u64>().unwrap() * 1000;
+        assert_eq!(*ice_servers_expire_at, Some(expiry_ms), "{username}");
         *ice_servers = RawValue::from_string(format!(r#"[{{"for":"{id}"}}]"#)).unwrap();
     }
     frame
@@ -157,7 +163,7 @@ fn first_peer_creates_and_second_joins_then_both_are_ready() {
         wire(&effects),
         [w(
             "s1",
-            r#"{"type":"created","version":1,"room":"r","clientId":"c1","resumeToken":"t1","iceServers":[{"for":"c1"}],"maxPeers":2,"maxMessageBytes":65536,"peers":[]}"#
+            r#"{"type":"created","version":1,"room":"r","clientId":"c1","resumeToken":"t1","iceServers":[{"for":"c1"}],"iceServersExpireAt":3600000,"maxPeers":2,"maxMessageBytes":65536,"peers":[]}"#
         )]
     );
     assert_eq!(
@@ -171,7 +177,7 @@ fn first_peer_creates_and_second_joins_then_both_are_ready() {
         [
             w(
                 "s2",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"for":"c2"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":false}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"for":"c2"}],"iceServersExpireAt":3600000,"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":false}"#
             ),
             w(
                 "s1",
@@ -324,7 +330,7 @@ fn resume_after_a_blip_keeps_the_id_rotates_the_token_and_sends_no_ready() {
         [
             w(
                 "s3",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t3","iceServers":[{"for":"c2"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":true}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t3","iceServers":[{"for":"c2"}],"iceServersExpireAt":3602000,"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":true}"#
             ),
             w(
                 "s1",
@@ -383,7 +389,7 @@ fn a_fresh_join_beside_an_away_peer_waits_for_it_and_then_gets_ready() {
         wire(&effects),
         [w(
             "s2",
-            r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"for":"c2"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":false}"#
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c2","resumeToken":"t2","iceServers":[{"for":"c2"}],"iceServersExpireAt":3600000,"maxPeers":2,"maxMessageBytes":65536,"peers":["c1"],"resumed":false}"#
         )]
     );
     // c1 comes back: they were never ready together, so both get ready; c1 was there first.
@@ -430,7 +436,7 @@ fn a_stale_occupant_makes_room_for_a_newcomer() {
             ),
             w(
                 "s3",
-                r#"{"type":"joined","version":1,"room":"r","clientId":"c3","resumeToken":"t3","iceServers":[{"for":"c3"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c2"],"resumed":false}"#
+                r#"{"type":"joined","version":1,"room":"r","clientId":"c3","resumeToken":"t3","iceServers":[{"for":"c3"}],"iceServersExpireAt":3661000,"maxPeers":2,"maxMessageBytes":65536,"peers":["c2"],"resumed":false}"#
             ),
             w(
                 "s2",
@@ -481,7 +487,7 @@ fn slots_whose_sockets_vanished_become_away_on_wake() {
         wire(&effects),
         [w(
             "s3",
-            r#"{"type":"joined","version":1,"room":"r","clientId":"c1","resumeToken":"t3","iceServers":[{"for":"c1"}],"maxPeers":2,"maxMessageBytes":65536,"peers":["c2"],"resumed":true}"#
+            r#"{"type":"joined","version":1,"room":"r","clientId":"c1","resumeToken":"t3","iceServers":[{"for":"c1"}],"iceServersExpireAt":3650000,"maxPeers":2,"maxMessageBytes":65536,"peers":["c2"],"resumed":true}"#
         )]
     );
     assert_eq!(

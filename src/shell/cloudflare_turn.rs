@@ -2,7 +2,9 @@
 //! with a timeout. A failure is logged and the join goes on with the configured STUN list.
 
 use super::platform::{now_ms, post_request};
-use crate::turn::{parse_cloudflare, Cached, CloudflareTurn, TurnError, CLOUDFLARE_TIMEOUT_MS};
+use crate::turn::{
+    parse_cloudflare, Cached, CloudflareIce, CloudflareTurn, TurnError, CLOUDFLARE_TIMEOUT_MS,
+};
 use futures_util::future::{select, Either};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -14,8 +16,9 @@ thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
-/// Cloudflare's ICE servers for a welcome frame, or none while the service fails.
-pub async fn ice_servers(turn: &CloudflareTurn) -> Vec<Value> {
+/// Cloudflare's ICE servers for a welcome or `ice-servers` frame, with their expiry, or none
+/// while the service fails.
+pub async fn ice_servers(turn: &CloudflareTurn) -> CloudflareIce {
     let now = now_ms();
     if let Some(servers) = CACHE.with(|c| c.borrow().as_ref().and_then(|e| e.fresh(now))) {
         return servers;

@@ -21,6 +21,7 @@ use crate::route::{
     SUBPROTOCOL,
 };
 use crate::token;
+use crate::turn::CloudflareIce;
 use crate::webhook::{self, Outcome};
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
@@ -88,10 +89,7 @@ impl DurableObject for Room {
         self.note_start(name);
         // Any outbound call happens before the room is loaded: from the load on, only storage
         // is awaited, so no other event can interleave with this join.
-        let cloudflare_ice = match &self.config.turn.cloudflare {
-            Some(turn) => cloudflare_turn::ice_servers(turn).await,
-            None => Vec::new(),
-        };
+        let cloudflare_ice = self.cloudflare_ice().await;
         let new_token = random_hex(token::TOKEN_BYTES)?;
         let arrival = Arrival {
             conn: random_hex(token::ID_BYTES)?,
@@ -165,6 +163,11 @@ impl DurableObject for Room {
                 self.perform(effects, None).await?;
                 self.room_event(event).await
             }
+            Step::Ice(request) => {
+                let cloudflare = self.cloudflare_ice().await;
+                let reply = request.reply(&self.config, &cloudflare, now_ms());
+                self.perform_now(reply, None)
+            }
         }
     }
 
@@ -195,6 +198,14 @@ impl DurableObject for Room {
 }
 
 impl Room {
+    /// Cloudflare's TURN servers where configured (an outbound call, or the isolate's cache).
+    async fn cloudflare_ice(&self) -> CloudflareIce {
+        match &self.config.turn.cloudflare {
+            Some(turn) => cloudflare_turn::ice_servers(turn).await,
+            None => CloudflareIce::default(),
+        }
+    }
+
     /// The registry of open sockets, rebuilt from the runtime's sockets and their
     /// attachments when this instance first needs it.
     fn registry(&self) -> RefMut<'_, Registry<WebSocket>> {

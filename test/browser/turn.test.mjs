@@ -1,6 +1,8 @@
 // A call through a real TURN server: Debian's coturn on loopback with `use-auth-secret`, the
 // Worker minting credentials with the same secret, and both pages forced to relay-only ICE.
 // With a wrong secret the same setup must not connect: the credential is really checked.
+// With credentials that live 20 s, the call outlives them: they are refreshed, and an ICE
+// restart after the first ones expired still allocates new relays, with the refreshed ones.
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -49,27 +51,57 @@ async function startCoturn() {
   };
 }
 
-/** The selected candidate pair's local and remote candidate types, once ICE has one. */
-async function selectedPairTypes(page) {
-  return page.evaluate(async () => {
-    const stats = await window.duetDebug.pc.getStats();
-    let pairId;
-    stats.forEach((s) => {
-      if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-    });
-    const pair = pairId && stats.get(pairId);
-    if (!pair) return null;
-    return { local: stats.get(pair.localCandidateId).candidateType, remote: stats.get(pair.remoteCandidateId).candidateType };
+/**
+ * In the page: the selected candidate pair's local candidate (id, type, port) and remote
+ * candidate type, once ICE has one. With `otherThan`, only a pair of a connected peer
+ * connection whose local candidate is a relay other than that one.
+ * @param {string | null} [otherThan] a local candidate id
+ */
+async function selectedPairInPage(otherThan = null) {
+  const pc = window.duetDebug.pc;
+  if (!pc || (otherThan !== null && pc.connectionState !== "connected")) return null;
+  const stats = await pc.getStats();
+  let pairId;
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
   });
+  const pair = pairId && stats.get(pairId);
+  if (!pair) return null;
+  const local = stats.get(pair.localCandidateId);
+  if (otherThan !== null && (local.candidateType !== "relay" || local.id === otherThan)) return null;
+  return { local: local.candidateType, remote: stats.get(pair.remoteCandidateId).candidateType, localId: local.id, localPort: local.port };
 }
 
-/** Both pages of a relay-only call in a fresh room, against a Worker that uses `secret`. */
-function relaySuite(name, secret, check) {
+/**
+ * Polls `fn(arg)` in the page (it may be async, which `until` cannot wait on) until it returns
+ * something truthy, and returns that.
+ */
+async function untilAsync(page, fn, arg, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await page.evaluate(fn, arg);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`no ${fn.name}(${arg}) within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // polling interval, not a wait for an outcome
+  }
+}
+
+/** The selected candidate pair's local and remote candidate types, once ICE has one. */
+async function selectedPairTypes(page) {
+  const pair = await page.evaluate(selectedPairInPage, null);
+  return pair && { local: pair.local, remote: pair.remote };
+}
+
+/**
+ * Both pages of a relay-only call in a fresh room, against a Worker that uses `secret` (and
+ * further `vars`).
+ */
+function relaySuite(name, secret, check, vars = {}) {
   describe(name, () => {
     let turn, server, browser;
     before(async () => {
       turn = await startCoturn();
-      server = await startDevServer({ vars: { TURN_SECRET: secret, TURN_URLS: turn.url, ICE_SERVERS: "[]" } });
+      server = await startDevServer({ vars: { TURN_SECRET: secret, TURN_URLS: turn.url, ICE_SERVERS: "[]", ...vars } });
       browser = await launchChromium();
     });
     after(async () => {
@@ -130,3 +162,60 @@ relaySuite("TURN with a wrong secret", "not-the-turn-secret", async (pages, turn
   }
   assert.doesNotMatch(turn.log(), /ALLOCATE processed, success/, "no allocation succeeded");
 });
+
+const SHORT_TTL_S = 20;
+
+relaySuite(
+  "TURN credentials refreshed during the call",
+  SECRET,
+  async (pages, turn, t) => {
+    const started = performance.now();
+    for (const page of pages) await until(page, () => window.duetDebug.pc?.connectionState === "connected", undefined, 30_000);
+    const clientIds = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.clientId)));
+    const firstExpiry = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.iceServersExpireAt)));
+    const firstPair = await Promise.all(pages.map((page) => page.evaluate(selectedPairInPage, null)));
+    for (const [i, pair] of firstPair.entries()) {
+      assert.equal(pair?.local, "relay");
+      assert.equal(pair?.remote, "relay");
+      assert.ok(firstExpiry[i] > Date.now() && firstExpiry[i] <= Date.now() + SHORT_TTL_S * 1000, `expiry ${firstExpiry[i]}`);
+    }
+
+    // At 80% of the lifetime each page gets fresh credentials, and the app applies them.
+    const fresh = [];
+    for (const [i, page] of pages.entries()) {
+      fresh.push(
+        await until(
+          page,
+          (before) => {
+            const debug = window.duetDebug;
+            const applied = debug.pc?.getConfiguration().iceServers.find((s) => s.username);
+            return debug.iceServersExpireAt > before && debug.stats.iceServerUpdates > 0 && applied?.username.split(":")[0] * 1000 === debug.iceServersExpireAt
+              ? debug.iceServersExpireAt
+              : null;
+          },
+          firstExpiry[i],
+          SHORT_TTL_S * 1000,
+        ),
+      );
+    }
+    t.diagnostic(`refreshed ${fresh.map((f, i) => f - firstExpiry[i])} ms later expiries, ${Math.round(performance.now() - started)} ms in`);
+
+    // Past the first credentials' expiry (coturn compares whole seconds), the relays in use
+    // still carry the call; then an ICE restart needs new allocations.
+    const expired = Math.max(...firstExpiry) + 1000;
+    await until(pages[0], (at) => Date.now() > at, expired, SHORT_TTL_S * 1000);
+    for (const page of pages) assert.equal(await page.evaluate(() => window.duetDebug.pc.connectionState), "connected");
+    await pages[0].evaluate(() => window.duetDebug.restartIce());
+    for (const [i, page] of pages.entries()) {
+      const pair = await untilAsync(page, selectedPairInPage, firstPair[i].localId, 20_000);
+      assert.notEqual(pair.localPort, firstPair[i].localPort, "a new relay allocation");
+      await remoteVideoPlays(page);
+    }
+    // The new allocations were made with the refreshed usernames, after the first expired.
+    for (const [i, id] of clientIds.entries()) {
+      assert.match(turn.log(), new RegExp(`user <${fresh[i] / 1000}:${id}>: incoming packet ALLOCATE processed, success`), `coturn allocated for ${id} with the fresh credential`);
+    }
+    t.diagnostic(`ICE restart over fresh relays done ${Math.round(performance.now() - started)} ms after the first connect began`);
+  },
+  { TURN_TTL_SECONDS: String(SHORT_TTL_S) },
+);

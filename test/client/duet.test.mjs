@@ -1,10 +1,14 @@
-// The client library's frame limit, in Node with a scripted WebSocket: `send()` checks the
-// limit the server's welcome frame announces (`maxMessageBytes`), and the default (or the
-// `maxMessageBytes` option) only until then or with a server that does not announce one.
+// The client library in Node with a scripted WebSocket:
+// - the frame limit: `send()` checks the limit the server's welcome frame announces
+//   (`maxMessageBytes`), and the default (or the `maxMessageBytes` option) only until then or
+//   with a server that does not announce one;
+// - the ICE server refresh: when it asks for fresh credentials (80% of the lifetime, no sooner
+//   than MIN_ICE_REFRESH_MS), re-scheduled by every expiry, stopped by drops and leave(), on
+//   node's mock clock and timers.
 
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
-import { connect, DEFAULT_MAX_MESSAGE_BYTES } from "../../public/js/duet.js";
+import { afterEach, beforeEach, describe, mock, test } from "node:test";
+import { connect, DEFAULT_MAX_MESSAGE_BYTES, ICE_SERVERS_TEXT, MIN_ICE_REFRESH_MS } from "../../public/js/duet.js";
 
 /** A WebSocket that opens at once and records what is sent; the test plays the server. */
 class ScriptedSocket extends EventTarget {
@@ -86,5 +90,141 @@ describe("the frame limit of send()", () => {
       assert.equal(connection.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, String(bad));
       connection.leave();
     }
+  });
+});
+
+describe("the ICE server refresh", () => {
+  const NOW = 1_700_000_000_000;
+  const TURN = [{ urls: "turn:t.example:3478", username: "1700000100:0123456789abcdef", credential: "c" }];
+  const FRESH = [{ urls: "turn:t.example:3478", username: "1700000180:0123456789abcdef", credential: "d" }];
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: NOW }));
+  afterEach(() => mock.timers.reset());
+
+  /** How many `ice-servers` requests went out on `socket`. */
+  const requests = (/** @type {ScriptedSocket} */ socket) => socket.sent.filter((t) => t === ICE_SERVERS_TEXT).length;
+
+  /** A connection welcomed with credentials expiring `lifetimeMs` from now, recording its `ice-servers` events. */
+  function refreshing(lifetimeMs, options = {}) {
+    const welcomedAt = welcomed(welcome({ iceServers: TURN, iceServersExpireAt: Date.now() + lifetimeMs }), {
+      backoff: { initialDelayMs: 100, maxDelayMs: 100 },
+      ...options,
+    });
+    /** @type {any[]} */
+    const events = [];
+    welcomedAt.connection.addEventListener("ice-servers", (e) => events.push(e.detail));
+    return { ...welcomedAt, events };
+  }
+
+  test("asks at 80% of the lifetime, takes the answer, and asks again at 80% of the new one", () => {
+    const { connection, socket, events } = refreshing(100_000);
+    assert.deepEqual(connection.iceServers, TURN);
+    assert.equal(connection.iceServersExpireAt, NOW + 100_000);
+    mock.timers.tick(79_999);
+    assert.equal(requests(socket), 0);
+    mock.timers.tick(1);
+    assert.equal(requests(socket), 1, "asked at 80 s of 100 s");
+
+    const answer = { type: "ice-servers", iceServers: FRESH, expiresAt: Date.now() + 100_000 };
+    socket.receive(answer);
+    assert.deepEqual(events, [answer]);
+    assert.deepEqual(connection.iceServers, FRESH);
+    assert.equal(connection.iceServersExpireAt, NOW + 180_000);
+    mock.timers.tick(79_999);
+    assert.equal(requests(socket), 1);
+    mock.timers.tick(1);
+    assert.equal(requests(socket), 2, "asked again at 80% of the new lifetime");
+    connection.leave();
+  });
+
+  test("every new expiry re-schedules the one timer", () => {
+    const { connection, socket } = refreshing(100_000);
+    mock.timers.tick(10_000);
+    // An answer to an explicit refreshIceServers(): its later expiry replaces the first timer.
+    assert.equal(connection.refreshIceServers(), true);
+    socket.receive({ type: "ice-servers", iceServers: FRESH, expiresAt: Date.now() + 1_000_000 });
+    mock.timers.tick(70_000); // where the first timer would have fired
+    assert.equal(requests(socket), 1, "only the explicit request");
+    mock.timers.tick(800_000 - 70_000);
+    assert.equal(requests(socket), 2);
+    connection.leave();
+  });
+
+  test("no refresh without an expiry, or with one already past; no sooner than MIN_ICE_REFRESH_MS", () => {
+    const cases = [
+      { expireAt: null, firstAt: null },
+      { expireAt: undefined, firstAt: null }, // a server that does not announce it
+      { expireAt: NOW, firstAt: null },
+      { expireAt: NOW - 5_000, firstAt: null },
+      { expireAt: NOW + 1_000, firstAt: MIN_ICE_REFRESH_MS },
+      { expireAt: NOW + 10_000, firstAt: 8_000 },
+    ];
+    for (const { expireAt, firstAt } of cases) {
+      mock.timers.reset();
+      mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: NOW });
+      const { connection, socket } = welcomed(welcome({ iceServers: TURN, iceServersExpireAt: expireAt }));
+      assert.equal(connection.iceServersExpireAt, expireAt ?? null);
+      if (firstAt === null) {
+        mock.timers.tick(3_600_000);
+        assert.equal(requests(socket), 0, `expiry ${expireAt}`);
+      } else {
+        mock.timers.tick(firstAt - 1);
+        assert.equal(requests(socket), 0, `expiry ${expireAt}`);
+        mock.timers.tick(1);
+        assert.equal(requests(socket), 1, `expiry ${expireAt}`);
+      }
+      connection.leave();
+    }
+  });
+
+  test("an ice-servers answer without an expiry stops refreshing", () => {
+    const { connection, socket, events } = refreshing(100_000);
+    socket.receive({ type: "ice-servers", iceServers: [], expiresAt: null });
+    assert.equal(events.length, 1);
+    assert.equal(connection.iceServersExpireAt, null);
+    mock.timers.tick(3_600_000);
+    assert.equal(requests(socket), 0);
+    connection.leave();
+  });
+
+  test("leave() stops the timer", () => {
+    const { connection } = refreshing(100_000);
+    let asked = 0;
+    connection.refreshIceServers = () => ((asked += 1), true);
+    connection.leave();
+    mock.timers.tick(3_600_000);
+    assert.equal(asked, 0);
+  });
+
+  test("a drop stops the timer, and the resume's welcome schedules it from its own expiry", () => {
+    const { connection, socket } = refreshing(100_000);
+    let asked = 0;
+    const refresh = connection.refreshIceServers.bind(connection);
+    connection.refreshIceServers = () => ((asked += 1), refresh());
+    mock.timers.tick(50_000);
+    socket.dispatchEvent(Object.assign(new Event("close"), { code: 1006, reason: "" }));
+    assert.equal(connection.state, "reconnecting");
+    mock.timers.tick(100); // the backoff: a new socket, not welcomed yet
+    const next = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.notEqual(next, socket);
+    mock.timers.tick(40_000); // past the old timer's 80 s
+    assert.equal(asked, 0, "no refresh between sockets");
+
+    next.receive(welcome({ type: "joined", resumed: true, iceServers: FRESH, iceServersExpireAt: Date.now() + 50_000 }));
+    assert.deepEqual(connection.iceServers, FRESH);
+    mock.timers.tick(39_999);
+    assert.equal(requests(next), 0);
+    mock.timers.tick(1);
+    assert.equal(requests(next), 1, "at 80% of the resumed welcome's lifetime");
+    assert.equal(requests(socket), 0);
+    connection.leave();
+  });
+
+  test("refreshIceServers() sends nothing while no socket is open", () => {
+    const connection = connect("r", { baseUrl: "http://duet.test", WebSocket: /** @type {any} */ (ScriptedSocket), pingIntervalMs: 0 });
+    const socket = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.equal(connection.refreshIceServers(), false, "before the welcome");
+    assert.equal(requests(socket), 0);
+    connection.leave();
+    assert.equal(connection.refreshIceServers(), false, "after leave()");
   });
 });

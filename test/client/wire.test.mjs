@@ -40,6 +40,10 @@ describe("wire constants match src/protocol.rs", () => {
     assert.deepEqual({ ...duet.ErrorCode }, expected);
   });
 
+  test("server frame types: each one an event of the client", () => {
+    assert.deepEqual([...duet.FRAME_TYPES].sort(), [...rust.serverFrameTypes].sort());
+  });
+
   test("the ping and pong texts, the protocol version, the room size, the default frame limit", () => {
     assert.equal(duet.PING_TEXT, rust.pingText);
     assert.equal(duet.PONG_TEXT, rust.pongText);

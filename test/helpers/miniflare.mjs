@@ -391,7 +391,7 @@ export function terminateAll(...sockets) {
 /** The welcome frame expected for a fresh join, with the generated ids taken from `frame`. */
 export function checkWelcome(
   frame,
-  { type, room, peers, iceServers = DEFAULT_ICE_SERVERS, resumed, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES },
+  { type, room, peers, iceServers = DEFAULT_ICE_SERVERS, iceServersExpireAt = null, resumed, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES },
 ) {
   assert.match(frame.clientId ?? "", CLIENT_ID, "clientId");
   assert.match(frame.resumeToken ?? "", TOKEN, "resumeToken");
@@ -402,6 +402,7 @@ export function checkWelcome(
     clientId: frame.clientId,
     resumeToken: frame.resumeToken,
     iceServers,
+    iceServersExpireAt,
     maxPeers: MAX_PEERS,
     maxMessageBytes,
     peers,

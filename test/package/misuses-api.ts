@@ -11,6 +11,7 @@ duet.addEventListener("message", (e) => {
   const text: string = e.detail.data; // error TS2322
   console.log(text);
 });
+duet.addEventListener("ice-servers", (e) => console.log(e.detail.expiresIn)); // error TS2339
 connect("my-room", { pingInterval: 1000 }); // error TS2561
 const sent: string = duet.send("hello"); // error TS2322
 new Negotiator(new RTCPeerConnection(), { polite: "yes", send: () => {} }); // error TS2322

@@ -30,6 +30,14 @@ duet.addEventListener("close", (e) => {
   if (e.detail.code === CloseCode.ROOM_FULL) console.log("the room is full");
 });
 duet.addEventListener("frame", (e) => console.log(e.detail.type));
+// Fresh TURN credentials during a long call, for the peer connection's next ICE restart.
+duet.addEventListener("ice-servers", (e) => {
+  const expiresAt: number | null = e.detail.expiresAt;
+  const pc = new RTCPeerConnection({ iceServers: duet.iceServers });
+  pc.setConfiguration({ ...pc.getConfiguration(), iceServers: e.detail.iceServers });
+  const asked: boolean = duet.refreshIceServers();
+  console.log(expiresAt, duet.iceServersExpireAt, asked);
+});
 
 const sent: boolean = duet.send({ any: ["json", 1, null] });
 const state: "connecting" | "open" | "reconnecting" | "closed" = duet.state;
