@@ -93,10 +93,11 @@ async function selectedPairTypes(page) {
 }
 
 /**
- * Both pages of a relay-only call in a fresh room, against a Worker that uses `secret` (and
- * further `vars`).
+ * Against a Worker that uses `secret` (and further `vars`), each of `checks` (by test title)
+ * gets both pages of a relay-only call in a fresh room.
+ * @param {Record<string, (pages: any[], turn: any, t: any) => Promise<void>>} checks
  */
-function relaySuite(name, secret, check, vars = {}) {
+function relaySuite(name, secret, checks, vars = {}) {
   describe(name, () => {
     let turn, server, browser;
     before(async () => {
@@ -109,19 +110,37 @@ function relaySuite(name, secret, check, vars = {}) {
       await server?.stop();
       turn?.stop();
     });
-    test("two relay-only pages", async (t) => {
-      const url = `${server.origin}/${roomName("turn")}?relay=1`;
-      const pages = [await openPage(browser, url), await openPage(browser, url)];
-      try {
-        await check(pages, turn, t);
-      } finally {
-        await Promise.all(pages.map((page) => page.context().close()));
-      }
-    });
+    for (const [title, check] of Object.entries(checks)) {
+      test(title, async (t) => {
+        const url = `${server.origin}/${roomName("turn")}?relay=1`;
+        const pages = [await openPage(browser, url), await openPage(browser, url)];
+        try {
+          await check(pages, turn, t);
+        } finally {
+          await Promise.all(pages.map((page) => page.context().close()));
+        }
+      });
+    }
   });
 }
 
-relaySuite("TURN with the right secret", SECRET, async (pages, turn, t) => {
+/** The lifetime of the credentials in the suite with the right secret: a call outlives them. */
+const SHORT_TTL_S = 20;
+
+relaySuite(
+  `TURN with the right secret (credentials of ${SHORT_TTL_S} s)`,
+  SECRET,
+  {
+    "two relay-only pages": relayOnlyCall,
+    "the call outlives its credentials: refreshed, and an ICE restart after they expired gets new relays": outlivesItsCredentials,
+  },
+  { TURN_TTL_SECONDS: String(SHORT_TTL_S) },
+);
+
+relaySuite("TURN with a wrong secret", "not-the-turn-secret", { "two relay-only pages": refusedCredentials });
+
+/** Both pages connect over relays that coturn allocated for the minted usernames. */
+async function relayOnlyCall(pages, turn, t) {
   const started = performance.now();
   for (const page of pages) await until(page, () => window.duetDebug.pc?.connectionState === "connected", undefined, 30_000);
   t.diagnostic(`relay-only call connected in ${Math.round(performance.now() - started)} ms`);
@@ -135,9 +154,10 @@ relaySuite("TURN with the right secret", SECRET, async (pages, turn, t) => {
   for (const id of clientIds) {
     assert.match(turn.log(), new RegExp(`user <\\d{10}:${id}>: incoming packet ALLOCATE processed, success`), `coturn allocated for ${id}`);
   }
-});
+}
 
-relaySuite("TURN with a wrong secret", "not-the-turn-secret", async (pages, turn) => {
+/** Each side is refused its allocation, gathers no relay candidate, and does not connect. */
+async function refusedCredentials(pages, turn) {
   // Each side gets its TURN credential, tries to allocate, is refused, and so gathers no relay
   // candidate: the call cannot connect.
   for (const page of pages) {
@@ -161,61 +181,59 @@ relaySuite("TURN with a wrong secret", "not-the-turn-secret", async (pages, turn
     assert.match(turn.log(), new RegExp(`user <\\d{10}:${id}>: incoming packet \\w+ processed, error 401`), `coturn refused ${id}'s credential`);
   }
   assert.doesNotMatch(turn.log(), /ALLOCATE processed, success/, "no allocation succeeded");
-});
+}
 
-const SHORT_TTL_S = 20;
+/**
+ * The credentials are refreshed at 80% of their lifetime and the app applies them; after the
+ * first ones expired, the relays in use still carry the call, and an ICE restart allocates new
+ * relays with the refreshed ones and connects over them.
+ */
+async function outlivesItsCredentials(pages, turn, t) {
+  const started = performance.now();
+  for (const page of pages) await until(page, () => window.duetDebug.pc?.connectionState === "connected", undefined, 30_000);
+  const clientIds = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.clientId)));
+  const firstExpiry = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.iceServersExpireAt)));
+  const firstPair = await Promise.all(pages.map((page) => page.evaluate(selectedPairInPage, null)));
+  for (const [i, pair] of firstPair.entries()) {
+    assert.equal(pair?.local, "relay");
+    assert.equal(pair?.remote, "relay");
+    assert.ok(firstExpiry[i] > Date.now() && firstExpiry[i] <= Date.now() + SHORT_TTL_S * 1000, `expiry ${firstExpiry[i]}`);
+  }
 
-relaySuite(
-  "TURN credentials refreshed during the call",
-  SECRET,
-  async (pages, turn, t) => {
-    const started = performance.now();
-    for (const page of pages) await until(page, () => window.duetDebug.pc?.connectionState === "connected", undefined, 30_000);
-    const clientIds = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.clientId)));
-    const firstExpiry = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.iceServersExpireAt)));
-    const firstPair = await Promise.all(pages.map((page) => page.evaluate(selectedPairInPage, null)));
-    for (const [i, pair] of firstPair.entries()) {
-      assert.equal(pair?.local, "relay");
-      assert.equal(pair?.remote, "relay");
-      assert.ok(firstExpiry[i] > Date.now() && firstExpiry[i] <= Date.now() + SHORT_TTL_S * 1000, `expiry ${firstExpiry[i]}`);
-    }
+  // At 80% of the lifetime each page gets fresh credentials, and the app applies them.
+  const fresh = [];
+  for (const [i, page] of pages.entries()) {
+    fresh.push(
+      await until(
+        page,
+        (before) => {
+          const debug = window.duetDebug;
+          const applied = debug.pc?.getConfiguration().iceServers.find((s) => s.username);
+          return debug.iceServersExpireAt > before && debug.stats.iceServerUpdates > 0 && applied?.username.split(":")[0] * 1000 === debug.iceServersExpireAt
+            ? debug.iceServersExpireAt
+            : null;
+        },
+        firstExpiry[i],
+        SHORT_TTL_S * 1000,
+      ),
+    );
+  }
+  t.diagnostic(`refreshed ${fresh.map((f, i) => f - firstExpiry[i])} ms later expiries, ${Math.round(performance.now() - started)} ms in`);
 
-    // At 80% of the lifetime each page gets fresh credentials, and the app applies them.
-    const fresh = [];
-    for (const [i, page] of pages.entries()) {
-      fresh.push(
-        await until(
-          page,
-          (before) => {
-            const debug = window.duetDebug;
-            const applied = debug.pc?.getConfiguration().iceServers.find((s) => s.username);
-            return debug.iceServersExpireAt > before && debug.stats.iceServerUpdates > 0 && applied?.username.split(":")[0] * 1000 === debug.iceServersExpireAt
-              ? debug.iceServersExpireAt
-              : null;
-          },
-          firstExpiry[i],
-          SHORT_TTL_S * 1000,
-        ),
-      );
-    }
-    t.diagnostic(`refreshed ${fresh.map((f, i) => f - firstExpiry[i])} ms later expiries, ${Math.round(performance.now() - started)} ms in`);
-
-    // Past the first credentials' expiry (coturn compares whole seconds), the relays in use
-    // still carry the call; then an ICE restart needs new allocations.
-    const expired = Math.max(...firstExpiry) + 1000;
-    await until(pages[0], (at) => Date.now() > at, expired, SHORT_TTL_S * 1000);
-    for (const page of pages) assert.equal(await page.evaluate(() => window.duetDebug.pc.connectionState), "connected");
-    await pages[0].evaluate(() => window.duetDebug.restartIce());
-    for (const [i, page] of pages.entries()) {
-      const pair = await untilAsync(page, selectedPairInPage, firstPair[i].localId, 20_000);
-      assert.notEqual(pair.localPort, firstPair[i].localPort, "a new relay allocation");
-      await remoteVideoPlays(page);
-    }
-    // The new allocations were made with the refreshed usernames, after the first expired.
-    for (const [i, id] of clientIds.entries()) {
-      assert.match(turn.log(), new RegExp(`user <${fresh[i] / 1000}:${id}>: incoming packet ALLOCATE processed, success`), `coturn allocated for ${id} with the fresh credential`);
-    }
-    t.diagnostic(`ICE restart over fresh relays done ${Math.round(performance.now() - started)} ms after the first connect began`);
-  },
-  { TURN_TTL_SECONDS: String(SHORT_TTL_S) },
-);
+  // Past the first credentials' expiry (coturn compares whole seconds), the relays in use
+  // still carry the call; then an ICE restart needs new allocations.
+  const expired = Math.max(...firstExpiry) + 1000;
+  await until(pages[0], (at) => Date.now() > at, expired, SHORT_TTL_S * 1000);
+  for (const page of pages) assert.equal(await page.evaluate(() => window.duetDebug.pc.connectionState), "connected");
+  await pages[0].evaluate(() => window.duetDebug.restartIce());
+  for (const [i, page] of pages.entries()) {
+    const pair = await untilAsync(page, selectedPairInPage, firstPair[i].localId, 20_000);
+    assert.notEqual(pair.localPort, firstPair[i].localPort, "a new relay allocation");
+    await remoteVideoPlays(page);
+  }
+  // The new allocations were made with the refreshed usernames, after the first expired.
+  for (const [i, id] of clientIds.entries()) {
+    assert.match(turn.log(), new RegExp(`user <${fresh[i] / 1000}:${id}>: incoming packet ALLOCATE processed, success`), `coturn allocated for ${id} with the fresh credential`);
+  }
+  t.diagnostic(`ICE restart over fresh relays done ${Math.round(performance.now() - started)} ms after the first connect began`);
+}
