@@ -3,7 +3,8 @@
 # after the other at nice 19, on nightly with cargo-fuzz, installing both if missing. New
 # inputs go to fuzz/work/<target>/ (not committed), seeded from the committed fuzz/corpus/;
 # a failing input goes to fuzz/artifacts/<target>/. Prints each target's final figures and
-# fails if any target failed. See docs/testing.md, "Fuzzing".
+# fails if any target failed. Built without a sanitizer (the crate has no unsafe code), with
+# debug assertions and overflow checks. See docs/testing.md, "Fuzzing".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +21,15 @@ else
   mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
-nice -n 19 cargo +nightly fuzz build
+nice -n 19 cargo +nightly fuzz build -s none
 failed=()
 for target in "${targets[@]}"; do
   mkdir -p "fuzz/work/$target"
   log="fuzz/work/$target.log"
   echo "== $target: ${seconds}s (log: $log)"
-  if ! nice -n 19 cargo +nightly fuzz run "$target" "fuzz/work/$target" "fuzz/corpus/$target" -- \
+  corpora=("fuzz/work/$target" "fuzz/corpus/$target")
+  [ -d "fuzz/regressions/$target" ] && corpora+=("fuzz/regressions/$target")
+  if ! nice -n 19 cargo +nightly fuzz run -s none "$target" "${corpora[@]}" -- \
       -max_total_time="$seconds" -timeout=10 -dict="fuzz/dict/$target.dict" \
       -print_final_stats=1 >"$log" 2>&1; then
     failed+=("$target")

@@ -6,8 +6,8 @@ use crate::ticket::{parse_secrets, Secrets};
 use crate::turn::TurnSettings;
 use crate::vars::parse_int;
 pub use crate::vars::ConfigWarning;
-use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 pub const DEFAULT_ICE_SERVERS: &str = r#"[{"urls":"stun:stun.cloudflare.com:3478"}]"#;
 /// The platform refuses WebSocket frames over 1 MiB, so a larger limit could never apply.
@@ -167,24 +167,22 @@ fn is_origin(o: &str) -> bool {
 }
 
 fn parse_ice_servers(v: String) -> Result<Box<RawValue>, String> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Urls {
-        One(String),
-        Many(Vec<String>),
-    }
-    #[derive(Deserialize)]
-    struct IceServer {
-        urls: Urls,
-    }
-    let servers: Vec<IceServer> = serde_json::from_str(&v)
+    // Read as `turn::merge` reads it, so TURN entries can be appended without losing it; and
+    // as values, since serde's derived structs would take an array for an object.
+    let servers: Vec<Value> = serde_json::from_str(&v)
         .map_err(|e| format!("not a JSON array of {{\"urls\": ...}} objects ({e})"))?;
-    let urls_ok = servers.iter().all(|s| match &s.urls {
-        Urls::One(u) => !u.is_empty(),
-        Urls::Many(list) => !list.is_empty() && list.iter().all(|u| !u.is_empty()),
+    let urls_ok = servers.iter().all(|s| match s.get("urls") {
+        Some(Value::String(u)) => !u.is_empty(),
+        Some(Value::Array(list)) => {
+            !list.is_empty()
+                && list
+                    .iter()
+                    .all(|u| u.as_str().is_some_and(|u| !u.is_empty()))
+        }
+        _ => false,
     });
     if !urls_ok {
-        return Err("an ICE server has empty urls".to_owned());
+        return Err("an ICE server is not an object with non-empty urls".to_owned());
     }
     RawValue::from_string(v).map_err(|e| e.to_string())
 }

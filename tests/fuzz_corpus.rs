@@ -85,6 +85,28 @@ fn ticket_corpus() {
     replay("ticket");
 }
 
+/// `["ping"]` and `["message",5]` were taken for frames: serde's derived structs read arrays.
+/// The `crash-` file is the input the fuzzer found (`["leave"]` among other frames).
+#[test]
+fn regression_an_array_is_not_a_frame() {
+    regression("frames", "array-frames");
+    regression("frames", "crash-60f764f847430741c6a43246e545c0ffc96ef768");
+}
+
+/// `[["stun:x"]]` was taken for a list of ICE servers, for the same reason.
+#[test]
+fn regression_an_array_is_not_an_ice_server() {
+    regression("config", "ice-server-array");
+}
+
+/// An `ICE_SERVERS` value serde_json's values cannot hold (a lone surrogate, a number out of
+/// range) was accepted, then dropped whole when TURN entries were appended to it.
+#[test]
+fn regression_ice_servers_survive_turn_entries() {
+    regression("config", "ice-servers-lone-surrogate-with-turn");
+    regression("config", "ice-servers-huge-number-with-turn");
+}
+
 #[test]
 fn documented_http_errors_are_in_the_docs() {
     let docs = include_str!("../docs/protocol.md");

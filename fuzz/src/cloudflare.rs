@@ -46,7 +46,8 @@ fn expected(status: u16, body: &str) -> Result<Vec<Value>, TurnError> {
         if urls.is_empty() {
             continue;
         }
-        let has_credentials = server.get("username").is_some() && server.get("credential").is_some();
+        let has_credentials =
+            server.get("username").is_some() && server.get("credential").is_some();
         if urls.iter().any(|u| u.starts_with("turn")) && !has_credentials {
             return Err(TurnError::Malformed);
         }
@@ -73,11 +74,14 @@ pub fn check(data: &[u8]) {
     for server in &servers {
         let urls = server["urls"].as_array().expect("urls is an array");
         assert!(!urls.is_empty());
-        assert!(urls.iter().all(|u| u.as_str().is_some_and(|u| !is_port_53(u))));
+        assert!(urls
+            .iter()
+            .all(|u| u.as_str().is_some_and(|u| !is_port_53(u))));
     }
 
     let base = RawValue::from_string(DEFAULT_ICE_SERVERS.to_owned()).expect("default JSON");
-    let merged: Vec<Value> = serde_json::from_str(merge(&base, servers.clone()).get()).expect("JSON");
+    let merged: Vec<Value> =
+        serde_json::from_str(merge(&base, servers.clone()).get()).expect("JSON");
     let default: Vec<Value> = serde_json::from_str(DEFAULT_ICE_SERVERS).expect("default JSON");
     assert_eq!(merged.len(), default.len() + servers.len());
     assert_eq!(merged[..default.len()], default[..]);

@@ -67,28 +67,32 @@ fn expected_origins(v: &str) -> Option<AllowedOrigins> {
         .then_some(AllowedOrigins::List(items))
 }
 
-/// A JSON array of objects, each with exactly one `urls`: a non-empty string or a non-empty
-/// array of them. (A repeated `urls` is refused, as serde's derive refuses it.)
+/// A JSON array of objects whose `urls` (the last, as `JSON.parse` reads a repeated key) is a
+/// non-empty string or a non-empty array of them; and all of it JSON that serde_json's values
+/// can hold (no lone surrogates, no numbers out of range), so TURN entries can be appended.
 fn ice_servers_ok(v: &str) -> bool {
     let Ok(servers) = serde_json::from_str::<Vec<&RawValue>>(v) else {
         return false;
     };
-    servers.iter().all(|server| {
+    let shape_ok = servers.iter().all(|server| {
         let Some(members) = Members::of(server.get()) else {
             return false;
         };
-        let urls = members.all("urls");
-        let [urls] = urls.as_slice() else {
+        let Some(urls) = members.all("urls").pop() else {
             return false;
         };
         match serde_json::from_str::<Value>(urls.get()) {
             Ok(Value::String(u)) => !u.is_empty(),
             Ok(Value::Array(list)) => {
-                !list.is_empty() && list.iter().all(|u| u.as_str().is_some_and(|u| !u.is_empty()))
+                !list.is_empty()
+                    && list
+                        .iter()
+                        .all(|u| u.as_str().is_some_and(|u| !u.is_empty()))
             }
             _ => false,
         }
-    })
+    });
+    shape_ok && serde_json::from_str::<Value>(v).is_ok()
 }
 
 fn expected_turn_urls(v: &str) -> Option<Vec<String>> {
@@ -126,7 +130,10 @@ pub fn check(data: &[u8]) {
     };
     assert_eq!(config.allowed_origins, origins);
     if let AllowedOrigins::List(list) = &config.allowed_origins {
-        assert_eq!(expected_origins(&list.join(",")).as_ref(), Some(&config.allowed_origins));
+        assert_eq!(
+            expected_origins(&list.join(",")).as_ref(),
+            Some(&config.allowed_origins)
+        );
         for o in list {
             assert!(config.allowed_origins.allows(&o.to_ascii_uppercase()));
             assert!(config.allowed_origins.allows(&o.to_ascii_lowercase()));
@@ -149,7 +156,12 @@ pub fn check(data: &[u8]) {
             default
         }),
     };
-    let max = number("MAX_MESSAGE_BYTES", 1, MAX_MESSAGE_BYTES_CEILING as u64, 65_536);
+    let max = number(
+        "MAX_MESSAGE_BYTES",
+        1,
+        MAX_MESSAGE_BYTES_CEILING as u64,
+        65_536,
+    );
     let burst = number("RATE_LIMIT_BURST", 1, 1_000_000, 100);
     let grace = number("RESUME_GRACE_MS", 0, 86_400_000, 15_000);
     let stale = number("STALE_AFTER_MS", 1, 86_400_000, 60_000);
@@ -184,7 +196,12 @@ pub fn check(data: &[u8]) {
     assert_eq!(config.room_jurisdiction, jurisdiction);
 
     let secrets: Vec<&str> = value("JOIN_SECRET")
-        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(config.join_secrets.0, secrets);
     assert_eq!(
@@ -218,9 +235,15 @@ pub fn check(data: &[u8]) {
         }
         (None, None) => None,
     };
-    let cloudflare = match (turn_value("CF_TURN_KEY_ID"), turn_value("CF_TURN_API_TOKEN")) {
+    let cloudflare = match (
+        turn_value("CF_TURN_KEY_ID"),
+        turn_value("CF_TURN_API_TOKEN"),
+    ) {
         (Some(key), Some(token)) => {
-            if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 Some((key, token))
             } else {
                 invalid.push("CF_TURN_KEY_ID");
@@ -266,7 +289,12 @@ pub fn check(data: &[u8]) {
         (None, None) => assert_eq!(merged.get(), config.ice_servers.get()),
         (Some(_), Some((secret, urls))) => {
             let all: Vec<Value> = serde_json::from_str(merged.get()).expect("merged JSON");
-            assert_eq!(all.len(), base.len() + 1, "ICE_SERVERS kept whole: {}", merged.get());
+            assert_eq!(
+                all.len(),
+                base.len() + 1,
+                "ICE_SERVERS kept whole: {}",
+                merged.get()
+            );
             for (merged, base) in all.iter().zip(&base) {
                 let base: Value = serde_json::from_str(base.get()).expect("a server");
                 assert_eq!(merged["urls"], base["urls"]);
@@ -290,7 +318,10 @@ pub fn check(data: &[u8]) {
     let mut names: Vec<&str> = warnings.iter().map(|w| w.name).collect();
     names.sort_unstable();
     invalid.sort_unstable();
-    assert_eq!(names, invalid, "one warning for each invalid value, and only those");
+    assert_eq!(
+        names, invalid,
+        "one warning for each invalid value, and only those"
+    );
     for w in &warnings {
         assert_eq!(
             w.to_string(),

@@ -18,8 +18,11 @@ pub mod json;
 pub mod route;
 pub mod ticket;
 
-/// Every target, by the name of its binary and its corpus directory.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+/// A target: the name of its binary and corpus directory, and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: [Target; 6] = [
     ("frames", frames::check),
     ("close", close::check),
     ("route", route::check),

@@ -47,7 +47,11 @@ pub const DOCUMENTED: [(u16, &str); 10] = [
 ];
 
 /// The answer the docs give, with `route`'s types.
-fn reference(req: &RequestParts, origins: &AllowedOrigins, secrets: &[String]) -> Result<Route, HttpError> {
+fn reference(
+    req: &RequestParts,
+    origins: &AllowedOrigins,
+    secrets: &[String],
+) -> Result<Route, HttpError> {
     let path = req.path;
     if path == "/ws" || path.starts_with("/ws/") {
         if req.method != "GET" {
@@ -58,12 +62,10 @@ fn reference(req: &RequestParts, origins: &AllowedOrigins, secrets: &[String]) -
             return Err(HttpError::InvalidRoom);
         }
         if let Some(origin) = req.origin {
-            let own = origin.to_ascii_lowercase() == req.own_origin.to_ascii_lowercase();
+            let own = origin.eq_ignore_ascii_case(req.own_origin);
             let listed = match origins {
                 AllowedOrigins::Any => true,
-                AllowedOrigins::List(list) => list
-                    .iter()
-                    .any(|o| o.to_ascii_lowercase() == origin.to_ascii_lowercase()),
+                AllowedOrigins::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
             };
             if !own && !listed {
                 return Err(HttpError::ForbiddenOrigin);
@@ -76,7 +78,12 @@ fn reference(req: &RequestParts, origins: &AllowedOrigins, secrets: &[String]) -
             // The ticket target checks verify itself.
             Some(ticket::verify(ticket, secrets, room, NOW_S)?)
         };
-        if req.upgrade.map(|u| u.trim().to_ascii_lowercase()).as_deref() != Some("websocket") {
+        if req
+            .upgrade
+            .map(|u| u.trim().to_ascii_lowercase())
+            .as_deref()
+            != Some("websocket")
+        {
             return Err(HttpError::UpgradeRequired);
         }
         if !(key_is_16_bytes(req.ws_key) && req.ws_version.map(str::trim) == Some("13")) {
@@ -213,7 +220,9 @@ pub fn check(data: &[u8]) {
             assert_eq!(err.retry_after_s(), None);
             let body: serde_json::Value = serde_json::from_str(&err.body()).expect("JSON body");
             assert_eq!(body["error"]["code"], err.code());
-            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
         }
         Ok(Route::Socket { room, identity }) => {
             assert!(room_name(&room) && is_room_name(&room) && req.path == format!("/ws/{room}"));

@@ -78,7 +78,11 @@ fn reference(ticket: &str, secret: &str, room: &str, now: u64) -> Result<Identit
     };
     let time = |name: &str| match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().filter(|t| t.is_finite()).map(Some).ok_or(Invalid),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|t| t.is_finite())
+            .map(Some)
+            .ok_or(Invalid),
         Some(_) => Err(Invalid),
     };
     let (exp, nbf, _iat) = (time("exp")?.ok_or(Invalid)?, time("nbf")?, time("iat")?);
@@ -111,7 +115,11 @@ fn reference(ticket: &str, secret: &str, room: &str, now: u64) -> Result<Identit
 
 fn check_base64url(text: &str) {
     let ours = base64url(text).ok();
-    assert_eq!(ours, URL_SAFE_NO_PAD.decode(text).ok(), "base64url {text:?}");
+    assert_eq!(
+        ours,
+        URL_SAFE_NO_PAD.decode(text).ok(),
+        "base64url {text:?}"
+    );
     if let Some(bytes) = ours {
         assert_eq!(URL_SAFE_NO_PAD.encode(bytes), text, "canonical");
     }
@@ -129,33 +137,60 @@ fn check_ticket(ticket: &str) {
     rooms.extend(claimed_room.filter(|r| r != "r1"));
     for room in &rooms {
         let answer = verify(ticket, &secrets, room, NOW_S);
-        assert_eq!(answer, reference(ticket, SECRET, room, NOW_S), "{ticket} for {room}");
+        assert_eq!(
+            answer,
+            reference(ticket, SECRET, room, NOW_S),
+            "{ticket} for {room}"
+        );
         let Ok(identity) = answer else {
             continue;
         };
         let rotation = ["old-secret".to_owned(), SECRET.to_owned()];
-        assert_eq!(verify(ticket, &rotation, room, NOW_S).as_ref(), Ok(&identity));
+        assert_eq!(
+            verify(ticket, &rotation, room, NOW_S).as_ref(),
+            Ok(&identity)
+        );
         let others = ["old-secret".to_owned(), format!("{SECRET}x")];
-        assert_eq!(verify(ticket, &others, room, NOW_S), Err(TicketError::Invalid));
+        assert_eq!(
+            verify(ticket, &others, room, NOW_S),
+            Err(TicketError::Invalid)
+        );
         let signature_at = ticket.rfind('.').expect("three parts") + 1;
         let mut changed = ticket.to_owned();
-        let first = if ticket[signature_at..].starts_with('A') { "B" } else { "A" };
+        let first = if ticket[signature_at..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
         changed.replace_range(signature_at..signature_at + 1, first);
-        assert_eq!(verify(&changed, &secrets, room, NOW_S), Err(TicketError::Invalid));
+        assert_eq!(
+            verify(&changed, &secrets, room, NOW_S),
+            Err(TicketError::Invalid)
+        );
         check_expiry(ticket, &secrets, room, &identity);
 
         let json = serde_json::to_string(&identity).expect("identity JSON");
         assert!(json::is_json(&json));
-        assert_eq!(serde_json::from_str::<Identity>(&json).ok().as_ref(), Some(&identity));
+        assert_eq!(
+            serde_json::from_str::<Identity>(&json).ok().as_ref(),
+            Some(&identity)
+        );
         let header = encode_identity(&identity);
         assert!(header.is_ascii());
-        assert_eq!(decode_identity(&header).as_ref(), Some(&identity), "{header}");
+        assert_eq!(
+            decode_identity(&header).as_ref(),
+            Some(&identity),
+            "{header}"
+        );
     }
 }
 
 /// The leeway's edge, for a whole-second `exp` without `nbf`.
 fn check_expiry(ticket: &str, secrets: &[String], room: &str, identity: &Identity) {
-    let claims = ticket.split('.').nth(1).and_then(|c| URL_SAFE_NO_PAD.decode(c).ok());
+    let claims = ticket
+        .split('.')
+        .nth(1)
+        .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok());
     let claims: Option<Value> = claims.and_then(|c| serde_json::from_slice(&c).ok());
     let Some(claims) = claims.filter(|c| c.get("nbf").is_none()) else {
         return;
@@ -165,7 +200,10 @@ fn check_expiry(ticket: &str, secrets: &[String], room: &str, identity: &Identit
     };
     let edge = exp + LEEWAY_S;
     assert_eq!(verify(ticket, secrets, room, edge).as_ref(), Ok(identity));
-    assert_eq!(verify(ticket, secrets, room, edge + 1), Err(TicketError::Expired));
+    assert_eq!(
+        verify(ticket, secrets, room, edge + 1),
+        Err(TicketError::Expired)
+    );
 }
 
 pub fn check(data: &[u8]) {
