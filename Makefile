@@ -2,6 +2,7 @@
 #   make dev     serve the app on http://localhost:8787 (wrangler dev)
 #   make test    run every test (cargo, clippy on host and wasm32, Miniflare, browser)
 #   make deploy  publish with wrangler deploy
+#   make fuzz    fuzz the parsers of untrusted input (nightly; FUZZ_SECONDS per target)
 
 SHELL := bash
 # --norc: bash started with a socket on stdin (as Node starts it) would otherwise read the
@@ -25,12 +26,14 @@ NPM_STAMP := node_modules/.package-lock.json
 # attachments as JSON text; bench/BASELINE.md) plus 2%.
 WASM_GZIP_BUDGET := 164200
 
-.PHONY: help setup tools build dev test test-rust test-node lint size-check bench deploy dry-run clean
+.PHONY: help setup tools build dev test test-rust test-node lint size-check bench fuzz deploy dry-run clean
 
 help:
 	@echo "make dev     serve the app locally on http://localhost:8787"
 	@echo "make test    run every test"
 	@echo "make bench   load-test a local release build (bench/BASELINE.md)"
+	@echo "make fuzz    fuzz every parser of untrusted input, FUZZ_SECONDS (600) each, on nightly"
+	@echo "             (installs nightly and cargo-fuzz if missing; FUZZ_TARGETS=\"frames route\" picks)"
 	@echo "make deploy  wrangler deploy"
 
 setup: tools $(NPM_STAMP)
@@ -85,6 +88,13 @@ size-check:
 # `duet-bench all` go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--json".
 bench: setup
 	bench/run.sh $(BENCH_ARGS)
+
+# Runs each fuzz target (fuzz/, docs/testing.md "Fuzzing") for FUZZ_SECONDS, one at a time at
+# nice 19, on nightly with cargo-fuzz (both installed if missing). Not part of `make test`,
+# which replays the committed corpus on stable instead (tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_TARGETS)
 
 test-node:
 	node --test --test-concurrency=1 test/*.test.mjs test/*/*.test.mjs

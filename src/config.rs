@@ -196,23 +196,22 @@ fn is_origin(o: &str) -> bool {
 }
 
 fn parse_ice_servers(v: String) -> Result<Box<RawValue>, String> {
-    // Checked as a `Value` rather than with an untagged enum for `urls`: serde's untagged
-    // enums buffer their input, which costs kilobytes of wasm for one check per isolate.
-    let servers: Value = serde_json::from_str(&v)
+    // Read as `turn::merge` reads it, so TURN entries can be appended without losing it; and
+    // as values, since serde's derived structs would take an array for an object.
+    let servers: Vec<Value> = serde_json::from_str(&v)
         .map_err(|e| format!("not a JSON array of {{\"urls\": ...}} objects ({e})"))?;
-    let Value::Array(servers) = servers else {
-        return Err("not a JSON array of {\"urls\": ...} objects".to_owned());
-    };
-    let url = |u: &Value| u.as_str().is_some_and(|u| !u.is_empty());
-    for server in &servers {
-        match server.get("urls") {
-            Some(Value::String(u)) if !u.is_empty() => {}
-            Some(Value::Array(list)) if !list.is_empty() && list.iter().all(url) => {}
-            Some(Value::String(_) | Value::Array(_)) => {
-                return Err("an ICE server has empty urls".to_owned())
-            }
-            _ => return Err("not a JSON array of {\"urls\": ...} objects".to_owned()),
+    let urls_ok = servers.iter().all(|s| match s.get("urls") {
+        Some(Value::String(u)) => !u.is_empty(),
+        Some(Value::Array(list)) => {
+            !list.is_empty()
+                && list
+                    .iter()
+                    .all(|u| u.as_str().is_some_and(|u| !u.is_empty()))
         }
+        _ => false,
+    });
+    if !urls_ok {
+        return Err("an ICE server is not an object with non-empty urls".to_owned());
     }
     RawValue::from_string(v).map_err(|e| e.to_string())
 }

@@ -58,8 +58,11 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 impl<'a> ClientFrame<'a> {
     /// Parses one text frame; unknown fields are ignored.
     pub fn parse(text: &'a str) -> Result<Self, ErrorCode> {
-        // serde would also fill the envelope from an array (`["leave"]`): only objects are frames.
-        if !text.trim_start().starts_with('{') {
+        // serde's derived structs also read an array (`["message",1]`); a frame is an object.
+        if !text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{')
+        {
             return Err(ErrorCode::BadMessage);
         }
         let envelope: Envelope<'a> =

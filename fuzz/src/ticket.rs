@@ -1,0 +1,222 @@
+//! Join tickets: `ticket::verify` and `ticket::base64url`, and the identity they yield on its
+//! way to the room (`route::encode_identity` / `decode_identity`).
+//!
+//! Input, read twice:
+//! - as a ticket, as sent (which the fuzzer cannot sign, so it must be refused);
+//! - as `header JSON \n claims JSON` (without a line break: claims under the usual header),
+//!   which the target signs with the test secret, so the claims checks are reached.
+//!
+//! Checked (docs/access.md, "The ticket"):
+//! - `verify` answers exactly what a reference written from the docs answers: `invalid-ticket`
+//!   for a bad shape, an `alg` other than `HS256`, a bad signature (HMAC-SHA256 computed here)
+//!   or claims of the wrong shape; `ticket-expired` past `exp` or before `nbf` (30 s leeway);
+//!   `ticket-wrong-room`; else the identity;
+//! - a ticket verified with secret S verifies again with S anywhere in a rotation list, and not
+//!   without S, nor with its signature changed; at `exp` + 30 s it is still valid, a second
+//!   later it has expired;
+//! - its identity crosses to the room (JSON, the identity header) unchanged;
+//! - base64url decodes exactly what RFC 4648's decoder (the `base64` crate) decodes.
+
+use super::json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use duet::route::{decode_identity, encode_identity};
+use duet::ticket::{
+    base64url, verify, Identity, TicketError, LEEWAY_S, MAX_META_BYTES, MAX_NAME_CHARS,
+    MAX_SUB_CHARS, MAX_TICKET_BYTES,
+};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+pub const SECRET: &str = "duet-test-secret";
+/// After the `nbf` and before the `exp` of the test tickets.
+pub const NOW_S: u64 = 1_700_000_100;
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+fn hmac(secret: &str, signed: &str) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(signed.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// A ticket of `header` and `claims` signed with `secret`.
+pub fn sign(header: &[u8], claims: &[u8], secret: &str) -> String {
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let signature = URL_SAFE_NO_PAD.encode(hmac(secret, &signed));
+    format!("{signed}.{signature}")
+}
+
+/// What docs/access.md says of `ticket` for `room` at `now`, under `secret`.
+fn reference(ticket: &str, secret: &str, room: &str, now: u64) -> Result<Identity, TicketError> {
+    use TicketError::{Expired, Invalid, WrongRoom};
+    if ticket.len() > MAX_TICKET_BYTES {
+        return Err(Invalid);
+    }
+    let parts: Vec<&str> = ticket.split('.').collect();
+    let [header, claims, signature] = parts[..] else {
+        return Err(Invalid);
+    };
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| Invalid);
+    let json = |part: &str| -> Result<Value, TicketError> {
+        let text = String::from_utf8(decode(part)?).map_err(|_| Invalid)?;
+        serde_json::from_str(&text).map_err(|_| Invalid)
+    };
+    if json(header)?.get("alg") != Some(&Value::from("HS256")) {
+        return Err(Invalid);
+    }
+    if decode(signature)? != hmac(secret, &format!("{header}.{claims}")) {
+        return Err(Invalid);
+    }
+    let claims = json(claims)?;
+    let Value::Object(claims) = claims else {
+        return Err(Invalid);
+    };
+    let time = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|t| t.is_finite())
+            .map(Some)
+            .ok_or(Invalid),
+        Some(_) => Err(Invalid),
+    };
+    let (exp, nbf, _iat) = (time("exp")?.ok_or(Invalid)?, time("nbf")?, time("iat")?);
+    let Some(Value::String(claimed_room)) = claims.get("room") else {
+        return Err(Invalid);
+    };
+    let (now, leeway) = (now as f64, LEEWAY_S as f64);
+    if now > exp + leeway || nbf.is_some_and(|nbf| now + leeway < nbf) {
+        return Err(Expired);
+    }
+    if claimed_room != room {
+        return Err(WrongRoom);
+    }
+    let sub = match claims.get("sub") {
+        Some(Value::String(s)) if (1..=MAX_SUB_CHARS).contains(&s.chars().count()) => s.clone(),
+        _ => return Err(Invalid),
+    };
+    let name = match claims.get("name") {
+        None => None,
+        Some(Value::String(n)) if n.chars().count() <= MAX_NAME_CHARS => Some(n.clone()),
+        Some(_) => return Err(Invalid),
+    };
+    let meta = match claims.get("meta") {
+        None => None,
+        Some(m @ Value::Object(_)) if m.to_string().len() <= MAX_META_BYTES => Some(m.clone()),
+        Some(_) => return Err(Invalid),
+    };
+    Ok(Identity { sub, name, meta })
+}
+
+fn check_base64url(text: &str) {
+    let ours = base64url(text).ok();
+    assert_eq!(
+        ours,
+        URL_SAFE_NO_PAD.decode(text).ok(),
+        "base64url {text:?}"
+    );
+    if let Some(bytes) = ours {
+        assert_eq!(URL_SAFE_NO_PAD.encode(bytes), text, "canonical");
+    }
+}
+
+fn check_ticket(ticket: &str) {
+    let secrets = [SECRET.to_owned()];
+    let claimed_room = ticket
+        .split('.')
+        .nth(1)
+        .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
+        .and_then(|c| serde_json::from_slice::<Value>(&c).ok())
+        .and_then(|c| c.get("room").and_then(Value::as_str).map(str::to_owned));
+    let mut rooms = vec!["r1".to_owned()];
+    rooms.extend(claimed_room.filter(|r| r != "r1"));
+    for room in &rooms {
+        let answer = verify(ticket, &secrets, room, NOW_S);
+        assert_eq!(
+            answer,
+            reference(ticket, SECRET, room, NOW_S),
+            "{ticket} for {room}"
+        );
+        let Ok(identity) = answer else {
+            continue;
+        };
+        let rotation = ["old-secret".to_owned(), SECRET.to_owned()];
+        assert_eq!(
+            verify(ticket, &rotation, room, NOW_S).as_ref(),
+            Ok(&identity)
+        );
+        let others = ["old-secret".to_owned(), format!("{SECRET}x")];
+        assert_eq!(
+            verify(ticket, &others, room, NOW_S),
+            Err(TicketError::Invalid)
+        );
+        let signature_at = ticket.rfind('.').expect("three parts") + 1;
+        let mut changed = ticket.to_owned();
+        let first = if ticket[signature_at..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        changed.replace_range(signature_at..signature_at + 1, first);
+        assert_eq!(
+            verify(&changed, &secrets, room, NOW_S),
+            Err(TicketError::Invalid)
+        );
+        check_expiry(ticket, &secrets, room, &identity);
+
+        let json = serde_json::to_string(&identity).expect("identity JSON");
+        assert!(json::is_json(&json));
+        assert_eq!(
+            serde_json::from_str::<Identity>(&json).ok().as_ref(),
+            Some(&identity)
+        );
+        let header = encode_identity(&identity);
+        assert!(header.is_ascii());
+        assert_eq!(
+            decode_identity(&header).as_ref(),
+            Some(&identity),
+            "{header}"
+        );
+    }
+}
+
+/// The leeway's edge, for a whole-second `exp` without `nbf`.
+fn check_expiry(ticket: &str, secrets: &[String], room: &str, identity: &Identity) {
+    let claims = ticket
+        .split('.')
+        .nth(1)
+        .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok());
+    let claims: Option<Value> = claims.and_then(|c| serde_json::from_slice(&c).ok());
+    let Some(claims) = claims.filter(|c| c.get("nbf").is_none()) else {
+        return;
+    };
+    let Some(exp) = claims["exp"].as_u64().filter(|e| *e < 1 << 52) else {
+        return;
+    };
+    let edge = exp + LEEWAY_S;
+    assert_eq!(verify(ticket, secrets, room, edge).as_ref(), Ok(identity));
+    assert_eq!(
+        verify(ticket, secrets, room, edge + 1),
+        Err(TicketError::Expired)
+    );
+}
+
+pub fn check(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for part in text.split('.') {
+        check_base64url(part);
+    }
+    // As sent: valid only with a signature made with the secret, which the fuzzer lacks.
+    check_ticket(&text);
+    // Signed here, so the claims are what is tested.
+    let (header, claims) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (HEADER.as_bytes(), data),
+    };
+    check_ticket(&sign(header, claims, SECRET));
+}

@@ -1,0 +1,119 @@
+//! Replays the committed fuzz corpus through the fuzz targets' bodies, on stable: every file of
+//! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`. The bodies are the very module
+//! the libFuzzer binaries run (`fuzz/src/`), so a property that fails under `make fuzz` fails
+//! here too once its input is committed. See docs/testing.md, "Fuzzing".
+
+#[path = "../fuzz/src/lib.rs"]
+mod targets;
+
+use std::path::{Path, PathBuf};
+
+fn dir(kind: &str, target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(kind)
+        .join(target)
+}
+
+/// Every file in the target's directories, each run through `check`. Returns how many.
+fn replay(target: &str) -> usize {
+    let (_, check) = targets::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .expect("a target of that name");
+    let mut count = 0;
+    for kind in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(dir(kind, target)) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.map(|e| e.expect("a corpus entry").path()).collect();
+        paths.sort();
+        for path in paths {
+            let data = std::fs::read(&path).expect("a corpus file");
+            let outcome = std::panic::catch_unwind(|| check(&data));
+            assert!(outcome.is_ok(), "{} fails its properties", path.display());
+            count += 1;
+        }
+    }
+    count
+}
+
+/// One regression input, by file name.
+fn regression(target: &str, name: &str) {
+    let (_, check) = targets::TARGETS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .expect("a target of that name");
+    check(&std::fs::read(dir("regressions", target).join(name)).expect("the regression input"));
+}
+
+#[test]
+fn every_target_has_a_corpus() {
+    for (target, _) in targets::TARGETS {
+        let seeds = std::fs::read_dir(dir("corpus", target)).map_or(0, |d| d.count());
+        assert!(seeds > 0, "fuzz/corpus/{target} is empty");
+    }
+}
+
+#[test]
+fn frames_corpus() {
+    replay("frames");
+}
+
+#[test]
+fn close_corpus() {
+    replay("close");
+}
+
+#[test]
+fn route_corpus() {
+    replay("route");
+}
+
+#[test]
+fn config_corpus() {
+    replay("config");
+}
+
+#[test]
+fn cloudflare_corpus() {
+    replay("cloudflare");
+}
+
+#[test]
+fn ticket_corpus() {
+    replay("ticket");
+}
+
+/// `["ping"]` and `["message",5]` were taken for frames: serde's derived structs read arrays.
+/// The `crash-` file is the input the fuzzer found (`["leave"]` among other frames).
+#[test]
+fn regression_an_array_is_not_a_frame() {
+    regression("frames", "array-frames");
+    regression("frames", "crash-60f764f847430741c6a43246e545c0ffc96ef768");
+}
+
+/// `[["stun:x"]]` was taken for a list of ICE servers, for the same reason.
+#[test]
+fn regression_an_array_is_not_an_ice_server() {
+    regression("config", "ice-server-array");
+}
+
+/// An `ICE_SERVERS` value serde_json's values cannot hold (a lone surrogate, a number out of
+/// range) was accepted, then dropped whole when TURN entries were appended to it.
+#[test]
+fn regression_ice_servers_survive_turn_entries() {
+    regression("config", "ice-servers-lone-surrogate-with-turn");
+    regression("config", "ice-servers-huge-number-with-turn");
+}
+
+#[test]
+fn documented_http_errors_are_in_the_docs() {
+    let docs = include_str!("../docs/protocol.md");
+    for (status, code) in targets::route::DOCUMENTED {
+        let documented = docs
+            .lines()
+            .any(|line| line.contains(&status.to_string()) && line.contains(&format!("`{code}`")));
+        assert!(documented, "{status} {code} is not in docs/protocol.md");
+    }
+}
