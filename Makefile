@@ -25,12 +25,14 @@ NPM_STAMP := node_modules/.package-lock.json
 # limits; bench/BASELINE.md) plus 2%.
 WASM_GZIP_BUDGET := 190500
 
-.PHONY: help setup tools build dev test test-rust test-node lint size-check bench deploy dry-run clean
+.PHONY: help setup tools build dev test test-rust test-node lint size-check bench soak flood deploy dry-run clean
 
 help:
 	@echo "make dev     serve the app locally on http://localhost:8787"
 	@echo "make test    run every test"
 	@echo "make bench   load-test a local release build (bench/BASELINE.md)"
+	@echo "make soak    10-minute soak with churn, drops and resumes (SOAK_ARGS=--restart-every 120s)"
+	@echo "make flood   round trips with and without one flooding client"
 	@echo "make deploy  wrangler deploy"
 
 setup: tools $(NPM_STAMP)
@@ -84,6 +86,15 @@ size-check:
 # `duet-bench all` go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--json".
 bench: setup
 	bench/run.sh $(BENCH_ARGS)
+
+# The soak (1,000 calls for 10 minutes with churn, drops and resumes; a restart every 2 minutes
+# with SOAK_ARGS="--restart-every 120s") and the flood scenario, each against a wrangler dev
+# that duet-bench starts, kills and restarts itself. PASS/FAIL per criterion; not part of test.
+soak: setup
+	bench/soak.sh soak $(SOAK_ARGS)
+
+flood: setup
+	bench/soak.sh flood $(FLOOD_ARGS)
 
 test-node:
 	node --test --test-concurrency=1 test/*.test.mjs test/*/*.test.mjs
