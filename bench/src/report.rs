@@ -260,11 +260,18 @@ fn row(outcome: &Outcome) -> ([String; 8], Vec<String>) {
                 "latency is the round trip under flood; without: p50 {q50}, p99 {q99}, max {qmax}"
             ));
             details.push(format!(
-                "{} rounds of {:.0} s quiet + {:.0} s flood, a round trip every {:.0} ms per room; \
+                "CPU without the flood: {}; with: {}",
+                r.quiet_cpu.describe(),
+                r.flood_cpu.describe()
+            ));
+            details.push(format!(
+                "{} rounds of {:.0} s quiet + {:.0} s flood (the first {:.0} s of each not \
+                 measured), a round trip every {:.0} ms per room, timed from when it was due; \
                  ratio per round: {}",
                 r.rounds,
                 r.phase_s,
                 r.phase_s,
+                r.settle_s,
                 r.every_s * 1000.0,
                 r.round_ratios
                     .iter()

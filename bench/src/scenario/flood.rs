@@ -2,9 +2,10 @@
 //! round trip each (`--every`), well under the rate limit, through alternating phases: quiet,
 //! then with one more room whose first peer sends as fast as its socket takes frames. The
 //! server refuses it (`error:rate-limited`) and closes it with 4429; the flooder resumes its
-//! slot at once and floods again until the phase ends. The verdict compares the round-trip
-//! p50 of the flood phases with that of the quiet phases of the same run: within
-//! `--max-ratio` (1.2) passes.
+//! slot as often as JOIN_LIMITER would let it (`--reconnect-every`) and floods again, until
+//! the phase ends. Each round trip is timed from when it was due, so a stall counts in full.
+//! The verdict compares the round-trip p50 of the flood phases with that of the quiet phases
+//! of the same run: within `--max-ratio` (1.2) passes.
 //!
 //! Run it with the deployed rate limit (`RATE_LIMIT_BURST` 100, `RATE_LIMIT_PER_SEC` 20), not
 //! the raised one `bench/run.sh` uses for `relay`: the measured rooms stay under it, and the
@@ -17,6 +18,7 @@ use crate::conn::{self, close_pair, expect_data, open_room_in_batch, send, Opene
 use crate::event::Event;
 use crate::frame;
 use crate::local_server::{LocalServer, ServeArgs};
+use crate::server::{own_cpu_s, Server};
 use crate::stats::{Failure, Failures, Latency, Summary};
 use crate::verdict::{Criterion, Status};
 use crate::welcome;
@@ -25,6 +27,7 @@ use clap::Args;
 use duet::protocol::CloseCode;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -52,6 +55,10 @@ pub struct FloodArgs {
     /// Seconds of round trips before the first phase (not measured).
     #[arg(long, default_value = "2", value_parser = secs)]
     pub warmup: f64,
+    /// Seconds at the start of each phase that are not measured, so that what the previous
+    /// phase left queued (a flood's backlog) does not count against the next.
+    #[arg(long, default_value = "2", value_parser = secs)]
+    pub settle: f64,
     /// Bytes of each measured message frame.
     #[arg(long, default_value_t = 256)]
     pub size: usize,
@@ -61,6 +68,11 @@ pub struct FloodArgs {
     /// Flood frames per second; 0: as fast as the socket takes them.
     #[arg(long, default_value_t = 0)]
     pub flood_rate: u32,
+    /// Least seconds between the flooder's connects: 1 s is what JOIN_LIMITER (60 joins a
+    /// minute per IP) allows a deployed client. The local server runs with it raised, since
+    /// every room of the run joins from one IP, so the flooder keeps to it itself.
+    #[arg(long, default_value = "1", value_parser = secs)]
+    pub reconnect_every: f64,
     /// The flood phases' p50 may be at most this multiple of the quiet phases'.
     #[arg(long, default_value_t = 1.2)]
     pub max_ratio: f64,
@@ -75,6 +87,11 @@ impl FloodArgs {
         seconds("every", self.every, 0.01)?;
         seconds("phase", self.phase, 1.0)?;
         seconds("warmup", self.warmup, 0.0)?;
+        seconds("settle", self.settle, 0.0)?;
+        if self.settle >= self.phase {
+            return Err(ArgError("--settle must be shorter than --phase".into()));
+        }
+        seconds("reconnect-every", self.reconnect_every, 0.0)?;
         if self.rounds == 0 || self.rounds > 100 {
             return Err(ArgError("--rounds must be 1 to 100".into()));
         }
@@ -118,11 +135,35 @@ pub struct FloodStats {
     pub frames_per_s: f64,
 }
 
+/// CPU seconds used during one half of the run (all its phases), by process role.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HalfCpu {
+    /// `proxy`, `runtime`, `wrangler` (the local server's processes) and `client` (this one:
+    /// the measured rooms, and in the flood half the flooder).
+    pub cpu_s: BTreeMap<String, f64>,
+}
+
+impl HalfCpu {
+    fn add(&mut self, role: &str, s: f64) {
+        *self.cpu_s.entry(role.to_owned()).or_default() += s;
+    }
+
+    pub fn describe(&self) -> String {
+        self.cpu_s
+            .iter()
+            .map(|(role, s)| format!("{role} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FloodReport {
     pub rooms: u32,
     pub rounds: u32,
     pub phase_s: f64,
+    /// The first seconds of each phase, not measured.
+    pub settle_s: f64,
     pub every_s: f64,
     pub flood_rate: u32,
     /// Round trips of the measured rooms in the quiet phases.
@@ -134,6 +175,9 @@ pub struct FloodReport {
     pub round_ratios: Vec<Option<f64>>,
     pub flooder: FloodStats,
     pub failures: Failures,
+    /// Where the CPU went in each half.
+    pub quiet_cpu: HalfCpu,
+    pub flood_cpu: HalfCpu,
     pub criteria: Vec<Criterion>,
 }
 
@@ -153,17 +197,34 @@ pub async fn run(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> Result<FloodRepor
             eprintln!("flood: server up in {:.1} s", took.as_secs_f64());
         }
     }
-    let report = measure(ctx, args, chatty).await;
+    let server = if local.is_some() {
+        Server::locate(&[], Some(&host), Some(port))
+    } else {
+        ctx.server.clone()
+    };
+    let report = measure(ctx, &server, args, chatty).await;
     if let Some(server) = local.as_mut() {
         server.stop(Duration::from_secs(5)).await;
     }
     Ok(report)
 }
 
-async fn measure(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> FloodReport {
+/// CPU seconds so far of the server's processes by role, and of this process.
+fn cpu_now(server: &Server) -> BTreeMap<String, f64> {
+    let mut now = BTreeMap::new();
+    for p in server.sample().map(|s| s.processes).unwrap_or_default() {
+        *now.entry(p.role.to_owned()).or_default() += p.cpu_s;
+    }
+    now.insert("client".into(), own_cpu_s());
+    now
+}
+
+async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs, chatty: bool) -> FloodReport {
     let rounds = args.rounds as usize;
     let every = Duration::from_secs_f64(args.every);
     let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
+    // The phase whose round trips are being recorded: set once the phase has settled.
+    let (measure_tx, measure_rx) = watch::channel(None::<Phase>);
     let setup = Arc::new(Semaphore::new(args.concurrency as usize));
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<()>();
     let hists: Arc<Mutex<Vec<[Latency; 2]>>> =
@@ -180,8 +241,9 @@ async fn measure(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> FloodReport {
             let setup = Arc::clone(&setup);
             let opened_tx = opened_tx.clone();
             let phase_rx = phase_rx.clone();
+            let measure_rx = measure_rx.clone();
             let hists = Arc::clone(&hists);
-            tokio::spawn(room.run(setup, opened_tx, phase_rx, hists))
+            tokio::spawn(room.run(setup, opened_tx, phase_rx, measure_rx, hists))
         })
         .collect();
     drop(opened_tx);
@@ -192,18 +254,36 @@ async fn measure(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> FloodReport {
         timeout: ctx.timeout,
         size: args.flood_size,
         rate: args.flood_rate,
+        reconnect_every: Duration::from_secs_f64(args.reconnect_every),
     };
     let flood_task = tokio::spawn(flooder.run(phase_rx.clone()));
 
     let phase = Duration::from_secs_f64(args.phase);
+    let settle = Duration::from_secs_f64(args.settle);
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let mut quiet_cpu = HalfCpu::default();
+    let mut flood_cpu = HalfCpu::default();
     for round in 0..args.rounds {
         for next in [Phase::Quiet(round), Phase::Flood(round)] {
             if chatty {
                 eprintln!("flood: {next:?}");
             }
             let _ = phase_tx.send(next);
-            ctx.wait_with_bar(Instant::now() + phase, "phase").await;
+            let measured_from = Instant::now() + settle;
+            ctx.wait_with_bar(measured_from, "settle").await;
+            let _ = measure_tx.send(Some(next));
+            let before = cpu_now(server);
+            ctx.wait_with_bar(measured_from + phase - settle, "phase")
+                .await;
+            let _ = measure_tx.send(None);
+            let half = if matches!(next, Phase::Quiet(_)) {
+                &mut quiet_cpu
+            } else {
+                &mut flood_cpu
+            };
+            for (role, after) in cpu_now(server) {
+                half.add(&role, after - before.get(&role).copied().unwrap_or(0.0));
+            }
         }
     }
     let _ = phase_tx.send(Phase::Over);
@@ -236,6 +316,7 @@ async fn measure(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> FloodReport {
         rooms: args.rooms,
         rounds: args.rounds,
         phase_s: args.phase,
+        settle_s: args.settle,
         every_s: args.every,
         flood_rate: args.flood_rate,
         quiet,
@@ -244,6 +325,8 @@ async fn measure(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> FloodReport {
         round_ratios,
         flooder,
         failures,
+        quiet_cpu,
+        flood_cpu,
         criteria,
     }
 }
@@ -318,13 +401,15 @@ struct Measured {
 }
 
 impl Measured {
-    /// Round trips every `every` until the run is over; each one that starts and ends in the
-    /// same quiet or flood phase is recorded in that phase's histogram.
+    /// Round trips every `every` until the run is over; each one that is due and ends within
+    /// the measured part of the same quiet or flood phase is recorded in that phase's
+    /// histogram, timed from when it was due.
     async fn run(
         self,
         setup: Arc<Semaphore>,
         opened_tx: mpsc::UnboundedSender<()>,
         phase_rx: watch::Receiver<Phase>,
+        measure_rx: watch::Receiver<Option<Phase>>,
         hists: Arc<Mutex<Vec<[Latency; 2]>>>,
     ) -> Option<Failure> {
         let opened = open_room_in_batch(
@@ -339,21 +424,21 @@ impl Measured {
             Ok(pair) => pair,
             Err(failure) => return Some(failure),
         };
-        let mut tick = tokio::time::interval_at(
-            (tokio::time::Instant::now() + self.offset).into(),
-            self.every,
-        );
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.offset, self.every);
+        // A round trip that is late because the one before stalled counts from when it was
+        // due: missed ticks fire at once, each with its own due time, so a stall shows in
+        // full instead of as fewer round trips (coordinated omission).
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut seq = 0u64;
         let failure = loop {
-            tick.tick().await;
-            let phase = *phase_rx.borrow();
-            if phase == Phase::Over {
+            let due = tick.tick().await.into_std();
+            if *phase_rx.borrow() == Phase::Over {
                 break None;
             }
+            let phase = *measure_rx.borrow();
             let text = frame::message(self.size, seq);
             seq += 1;
-            let start = Instant::now();
             let trip = async {
                 send(&mut pair.a, text.as_str()).await?;
                 let back = expect_data(&mut pair.b, self.timeout, "relay", frame::echo).await?;
@@ -371,10 +456,10 @@ impl Measured {
             if let Err(failure) = trip.await {
                 break Some(failure);
             }
-            let took = start.elapsed();
-            let slot = match (phase, *phase_rx.borrow()) {
-                (Phase::Quiet(r), Phase::Quiet(s)) if r == s => Some((r, 0)),
-                (Phase::Flood(r), Phase::Flood(s)) if r == s => Some((r, 1)),
+            let took = due.elapsed();
+            let slot = match (phase, *measure_rx.borrow()) {
+                (Some(Phase::Quiet(r)), Some(Phase::Quiet(s))) if r == s => Some((r, 0)),
+                (Some(Phase::Flood(r)), Some(Phase::Flood(s))) if r == s => Some((r, 1)),
                 _ => None,
             };
             if let (Some((round, half)), Ok(mut h)) = (slot, hists.lock()) {
@@ -393,6 +478,7 @@ struct Flooder {
     timeout: Duration,
     size: usize,
     rate: u32,
+    reconnect_every: Duration,
 }
 
 impl Flooder {
@@ -428,21 +514,29 @@ impl Flooder {
             let (stop_tx, stop_rx) = watch::channel(false);
             let peer = tokio::spawn(drain(b, stop_rx));
             let mut ws = Some(a);
+            let mut connected_at = Instant::now();
             while *phase_rx.borrow() == Phase::Flood(round) {
                 let socket = match ws.take() {
                     Some(socket) => socket,
-                    None => match self.resume(url, &token).await {
-                        Ok((socket, next)) => {
-                            stats.resumes += 1;
-                            token = next;
-                            socket
+                    None => {
+                        let next = connected_at + self.reconnect_every;
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(next.into()) => {}
+                            _ = phase_rx.wait_for(|p| *p != Phase::Flood(round)) => break,
                         }
-                        Err(failure) => {
-                            stats.other_ends.add(&failure);
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
+                        connected_at = Instant::now();
+                        match self.resume(url, &token).await {
+                            Ok((socket, next)) => {
+                                stats.resumes += 1;
+                                token = next;
+                                socket
+                            }
+                            Err(failure) => {
+                                stats.other_ends.add(&failure);
+                                continue;
+                            }
                         }
-                    },
+                    }
                 };
                 let started = Instant::now();
                 let end = self.flood(socket, &mut phase_rx, round, &mut stats).await;
@@ -452,7 +546,7 @@ impl Flooder {
                         time_to_close.record(started.elapsed());
                     }
                     End::PhaseOver(socket) => {
-                        conn::close(socket).await;
+                        conn::close(*socket).await;
                         break;
                     }
                     End::Other(failure) => stats.other_ends.add(&failure),
@@ -552,7 +646,7 @@ impl Flooder {
         match end {
             Some(end) => end,
             None => match sink.reunite(stream) {
-                Ok(ws) => End::PhaseOver(ws),
+                Ok(ws) => End::PhaseOver(Box::new(ws)),
                 Err(_) => End::Other(Failure::Socket("reunite".into())),
             },
         }
@@ -561,7 +655,7 @@ impl Flooder {
 
 enum End {
     Closed4429,
-    PhaseOver(Ws),
+    PhaseOver(Box<Ws>),
     Other(Failure),
 }
 

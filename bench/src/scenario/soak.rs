@@ -796,6 +796,7 @@ pub fn details(r: &SoakReport) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Status;
 
     #[test]
     fn seconds_with_units() {
@@ -806,6 +807,125 @@ mod tests {
         assert!(secs("2d").is_err());
         assert!(secs("s").is_err());
         assert!(secs("").is_err());
+    }
+
+    fn report(incidents: &[Incident], windows: Vec<Window>) -> SoakReport {
+        let memory = [(0.0, 100_000), (120.0, 200_000), (600.0, 210_000)]
+            .iter()
+            .map(|&(t_s, kib)| MemSample {
+                t_s,
+                workerd_kib: kib,
+                runtime_kib: kib,
+                proxy_kib: 0,
+                wrangler_kib: 0,
+                open_files: 0,
+                load1: None,
+                mark: None,
+            })
+            .collect();
+        SoakReport {
+            rooms: 2,
+            duration_s: 600.0,
+            seed: 1,
+            restart_every_s: Some(120.0),
+            drop_every_s: 120.0,
+            grace_ms: 15_000,
+            elapsed_s: 610.0,
+            calls_started: 4,
+            calls_completed: 4,
+            calls_broken: 0,
+            joins: 8,
+            resumes: ResumeFigures {
+                total: 3,
+                kept_id: 3,
+                within_grace: 3,
+                lost_id_within_grace: 0,
+                beyond_grace: 0,
+                took: None,
+            },
+            drops: Drops::default(),
+            messages: Deliveries {
+                sent: 10,
+                delivered: 9,
+                lost_disrupted: 1,
+                ..Deliveries::default()
+            },
+            message_latency: None,
+            pings: 5,
+            pongs: 5,
+            pong_wait: None,
+            first_start_s: Some(5.0),
+            restarts: Vec::new(),
+            errors: Tally::of(incidents, &windows),
+            restart_windows: windows,
+            memory,
+            criteria: Vec::new(),
+            client_cpu_s: 1.0,
+        }
+    }
+
+    fn statuses(r: &SoakReport) -> Vec<Status> {
+        criteria(r, 120.0).iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn a_clean_run_passes_every_criterion() {
+        use Status::Pass;
+        let restart = Window {
+            from_ms: 120_000,
+            to_ms: 150_000,
+        };
+        let explained = [
+            Incident::at(Kind::ConnectionLost("closed 1006".into()), 120_100, false),
+            Incident {
+                kind: Kind::PongTimeout,
+                from_ms: 115_000,
+                to_ms: 125_000,
+                own_drop: false,
+            },
+            Incident::at(Kind::Lost, 60_000, true),
+        ];
+        let r = report(&explained, vec![restart]);
+        assert_eq!(statuses(&r), [Pass, Pass, Pass, Pass, Pass]);
+        let pong = &criteria(&r, 120.0)[2];
+        assert!(pong
+            .figures
+            .ends_with("timeouts: 0 outside restarts, 1 across"));
+    }
+
+    #[test]
+    fn each_fault_fails_its_criterion() {
+        use Status::{Fail, Pass};
+        let mut r = report(&[], vec![]);
+        r.resumes.lost_id_within_grace = 1;
+        assert_eq!(statuses(&r)[0], Fail);
+
+        let mut r = report(&[], vec![]);
+        r.messages.duplicate = 1;
+        assert_eq!(statuses(&r)[1], Fail);
+        r.messages.duplicate = 0;
+        r.messages.cross_room = 1;
+        assert_eq!(statuses(&r)[1], Fail);
+
+        // A pong timeout outside any restart fails the pong criterion and the error one.
+        let late = Incident {
+            kind: Kind::PongTimeout,
+            from_ms: 10_000,
+            to_ms: 20_000,
+            own_drop: false,
+        };
+        let r = report(&[late], vec![]);
+        assert_eq!(statuses(&r), [Pass, Pass, Fail, Pass, Fail]);
+
+        let mut r = report(&[], vec![]);
+        r.memory[2].workerd_kib = 220_000;
+        assert_eq!(statuses(&r)[3], Fail);
+
+        let r = report(
+            &[Incident::at(Kind::Refused("rate-limited".into()), 1, true)],
+            vec![],
+        );
+        assert_eq!(statuses(&r), [Pass, Pass, Pass, Pass, Fail]);
     }
 
     #[test]

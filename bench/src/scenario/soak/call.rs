@@ -44,8 +44,9 @@ enum DropKind {
     Replace,
 }
 
+/// Sockets are boxed: a socket is large, and links and steps move often.
 enum Link {
-    Up(Ws),
+    Up(Box<Ws>),
     /// Waiting to reconnect at `retry_at`.
     Down {
         since: Instant,
@@ -55,7 +56,7 @@ enum Link {
     Connecting {
         since: Instant,
         attempt: u32,
-        welcome: BoxFuture<'static, Result<(Ws, Welcome), Failure>>,
+        welcome: BoxFuture<'static, Result<(Box<Ws>, Welcome), Failure>>,
     },
     /// Left, or given up.
     Gone,
@@ -66,7 +67,7 @@ struct Peer {
     token: String,
     link: Link,
     /// A replaced socket, until the server closes it with 4000 or the deadline passes.
-    retired: Option<(Ws, Instant)>,
+    retired: Option<(Box<Ws>, Instant)>,
     ping_at: Instant,
     /// When the ping now waiting for its pong was sent.
     ping_out: Option<Instant>,
@@ -84,7 +85,7 @@ impl Peer {
         Peer {
             id: welcome.client_id,
             token: welcome.resume_token,
-            link: Link::Up(ws),
+            link: Link::Up(Box::new(ws)),
             retired: None,
             // The bundled client pings as soon as it is welcomed.
             ping_at: now,
@@ -131,7 +132,7 @@ enum Step {
 /// What happened on a peer's link: a frame on its socket, or its reconnect finished.
 enum LinkEvent {
     Frame(Option<Result<Message, WsError>>),
-    Connected(Result<(Ws, Welcome), Failure>),
+    Connected(Result<(Box<Ws>, Welcome), Failure>),
 }
 
 /// Runs calls one after another until the run's end; returns what they saw.
@@ -184,8 +185,10 @@ fn resume(
     token: &str,
     by_subprotocol: bool,
     limit: Duration,
-) -> BoxFuture<'static, Result<(Ws, Welcome), Failure>> {
-    welcome::resume(url.to_owned(), token.to_owned(), by_subprotocol, limit).boxed()
+) -> BoxFuture<'static, Result<(Box<Ws>, Welcome), Failure>> {
+    welcome::resume(url.to_owned(), token.to_owned(), by_subprotocol, limit)
+        .map(|r| r.map(|(ws, w)| (Box::new(ws), w)))
+        .boxed()
 }
 
 /// Opens a room: `created` for the first peer, `joined` for the second, `peer-joined` and
@@ -279,7 +282,9 @@ async fn on_link(link: &mut Link) -> LinkEvent {
     }
 }
 
-async fn next_retired(retired: &mut Option<(Ws, Instant)>) -> Option<Result<Message, WsError>> {
+async fn next_retired(
+    retired: &mut Option<(Box<Ws>, Instant)>,
+) -> Option<Result<Message, WsError>> {
     match retired {
         Some((ws, _)) => ws.next().await,
         None => std::future::pending().await,
@@ -469,7 +474,8 @@ impl<'a> Call<'a> {
         for i in 0..2 {
             // Keep-alive.
             if self.peers[i].up() {
-                match self.peers[i].ping_out {
+                let ping_out = self.peers[i].ping_out;
+                match ping_out {
                     Some(sent) if now >= sent + p.pong_timeout => {
                         let own = self.own_drop(sent);
                         self.run.incidents.push(Incident {
@@ -481,11 +487,9 @@ impl<'a> Call<'a> {
                         // As the bundled client does: give up on the socket and resume.
                         self.go_down(i, now);
                     }
-                    None if now >= self.peers[i].ping_at => {
-                        if self.send(i, conn_ping()).await {
-                            self.peers[i].ping_out = Some(now);
-                            self.run.pings += 1;
-                        }
+                    None if now >= self.peers[i].ping_at && self.send(i, conn_ping()).await => {
+                        self.peers[i].ping_out = Some(now);
+                        self.run.pings += 1;
                     }
                     _ => {}
                 }
@@ -860,7 +864,7 @@ impl<'a> Call<'a> {
     }
 
     /// A reconnect of peer `i` finished: it must have resumed its own slot.
-    fn on_connected(&mut self, i: usize, result: Result<(Ws, Welcome), Failure>) {
+    fn on_connected(&mut self, i: usize, result: Result<(Box<Ws>, Welcome), Failure>) {
         let now = Instant::now();
         let Link::Connecting { since, attempt, .. } = self.peers[i].link else {
             return;
@@ -954,7 +958,7 @@ impl<'a> Call<'a> {
         let mut open = Vec::new();
         for peer in &mut self.peers {
             if let Link::Up(ws) = std::mem::replace(&mut peer.link, Link::Gone) {
-                open.push(ws);
+                open.push(*ws);
             }
             peer.retired = None;
         }
