@@ -31,7 +31,7 @@ pub enum Kind {
     Misdelivered(&'static str),
     /// A message that overtook an earlier one of the same direction.
     Reordered,
-    /// A resume that got another client id (or none).
+    /// A resume answered without its slot: another client id, or a refusal such as `full`.
     ResumeLostId,
     /// A reconnect that did not succeed within its attempts.
     ResumeGaveUp,
@@ -181,20 +181,41 @@ pub fn describe(counts: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
-/// The failures a server log line reports, if any: the Worker's `internal-error` event, a
-/// panic, a wasm trap, an exception nobody caught.
-pub fn server_log_fault(line: &str) -> Option<&'static str> {
+/// The failure a server log line reports, if any: the Worker's `internal-error` event, a
+/// panic, a wasm trap, or any other error the runtime printed (wrangler marks those
+/// `[ERROR]`), by its first words.
+pub fn server_log_fault(line: &str) -> Option<String> {
     if line.contains(r#""event":"internal-error""#) {
-        Some("internal-error")
-    } else if line.contains("panicked") {
-        Some("panic")
-    } else if line.contains("RuntimeError") {
-        Some("wasm trap")
-    } else if line.contains("Uncaught") {
-        Some("uncaught exception")
-    } else {
-        None
+        return Some("internal-error".into());
     }
+    if line.contains("panicked") {
+        return Some("panic".into());
+    }
+    if line.contains("RuntimeError") {
+        return Some("wasm trap".into());
+    }
+    let plain = strip_ansi(line);
+    let (_, message) = plain.split_once("[ERROR]")?;
+    let message = message.trim().trim_start_matches("e = ");
+    Some(message.chars().take(90).collect())
+}
+
+/// `text` without terminal colour codes (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -324,20 +345,33 @@ mod tests {
 
     #[test]
     fn server_log_faults() {
+        let fault = |line: &str| server_log_fault(line);
         assert_eq!(
-            server_log_fault(r#"{"event":"internal-error","message":"storage"}"#),
+            fault(r#"{"event":"internal-error","message":"storage"}"#).as_deref(),
             Some("internal-error")
         );
         assert_eq!(
-            server_log_fault("panicked at src/room/join.rs:10:5"),
+            fault("panicked at src/room/join.rs:10:5").as_deref(),
             Some("panic")
         );
         assert_eq!(
-            server_log_fault("RuntimeError: unreachable executed"),
+            fault("RuntimeError: unreachable executed").as_deref(),
             Some("wasm trap")
         );
+        // As wrangler prints the runtime's errors, in colour.
+        let kj = "\u{1b}[31m✘ \u{1b}[41;31m[\u{1b}[41;97mERROR\u{1b}[41;31m]\u{1b}[0m \u{1b}[1me = \
+                  kj/compat/http.c++:4188: failed: another message send is already in progress\u{1b}[0m";
         assert_eq!(
-            server_log_fault(r#"{"event":"join","room":"r","clientId":"c"}"#),
+            fault(kj).as_deref(),
+            Some("kj/compat/http.c++:4188: failed: another message send is already in progress")
+        );
+        assert_eq!(
+            fault("✘ [ERROR] Uncaught Error: Network connection lost.").as_deref(),
+            Some("Uncaught Error: Network connection lost.")
+        );
+        assert_eq!(fault(r#"{"event":"join","room":"r","clientId":"c"}"#), None);
+        assert_eq!(
+            fault("Error: getaddrinfo ENOTFOUND workers.cloudflare.com"),
             None
         );
     }

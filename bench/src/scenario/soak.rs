@@ -584,7 +584,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport>
         for fault in log.lines().filter_map(server_log_fault) {
             total
                 .incidents
-                .push(Incident::at(Kind::ServerLog(fault.into()), end_ms, false));
+                .push(Incident::at(Kind::ServerLog(fault), end_ms, false));
         }
     }
     if let Some(e) = restart_error {

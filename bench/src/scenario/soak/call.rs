@@ -608,9 +608,9 @@ impl<'a> Call<'a> {
             };
             text = probe.frame();
         }
-        if self.send(i, text).await {
-            self.run.deliveries.sent += 1;
-        }
+        // Counted as sent even if the socket fails under it: it is in flight either way.
+        self.run.deliveries.sent += 1;
+        self.send(i, text).await;
     }
 
     /// Drops one socket on purpose, in one of three ways; it resumes after a random delay
@@ -869,9 +869,19 @@ impl<'a> Call<'a> {
         let Link::Connecting { since, attempt, .. } = self.peers[i].link else {
             return;
         };
+        // From the drop, or from when the server came back if it was restarted meanwhile
+        // (its grace starts when it wakes the room).
+        let from = since.max(*self.plan.server_up.borrow());
+        let took = now.saturating_duration_since(from);
         let (ws, welcome) = match result {
             Ok(ok) => ok,
             Err(failure) => {
+                if let Failure::Unexpected(_) = failure {
+                    // The server answered (`full`, say) but not with the slot: a resume that
+                    // failed, not a connection that did.
+                    self.run.resumes.record(false, took, self.plan.grace);
+                    self.incident(Kind::ResumeLostId);
+                }
                 self.incident(kind_of(&failure));
                 if now.duration_since(since) > self.plan.give_up {
                     self.peers[i].link = Link::Gone;
@@ -890,10 +900,6 @@ impl<'a> Call<'a> {
                 return;
             }
         };
-        // From the drop, or from when the server came back if it was restarted meanwhile
-        // (its grace starts when it wakes the room).
-        let from = since.max(*self.plan.server_up.borrow());
-        let took = now.saturating_duration_since(from);
         let kept = !welcome.created && welcome.resumed && welcome.client_id == self.peers[i].id;
         self.run.resumes.record(kept, took, self.plan.grace);
         self.plan.live.resumes.fetch_add(1, Ordering::Relaxed);
@@ -931,6 +937,7 @@ impl<'a> Call<'a> {
         let leaver = self.rng.pick();
         if !self.peers.iter().all(Peer::up) {
             // Could not drain into a whole room: end without the leave's checks.
+            self.incident(Kind::Timeout("drain: a socket still down"));
             self.broken = true;
             self.phase = Phase::Done;
             return;
