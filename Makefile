@@ -26,7 +26,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # attachments as JSON text; bench/BASELINE.md) plus 2%.
 WASM_GZIP_BUDGET := 164200
 
-.PHONY: help setup tools build dev test test-rust test-node lint size-check bench fuzz deploy dry-run clean
+.PHONY: help setup tools build dev test test-rust test-node lint size-check bench fuzz soak flood deploy dry-run clean
 
 help:
 	@echo "make dev     serve the app locally on http://localhost:8787"
@@ -34,6 +34,8 @@ help:
 	@echo "make bench   load-test a local release build (bench/BASELINE.md)"
 	@echo "make fuzz    fuzz every parser of untrusted input, FUZZ_SECONDS (600) each, on nightly"
 	@echo "             (installs nightly and cargo-fuzz if missing; FUZZ_TARGETS=\"frames route\" picks)"
+	@echo "make soak    10-minute soak with churn, drops and resumes (SOAK_ARGS=--restart-every 120s)"
+	@echo "make flood   round trips with and without one flooding client"
 	@echo "make deploy  wrangler deploy"
 
 setup: tools $(NPM_STAMP)
@@ -95,6 +97,15 @@ bench: setup
 FUZZ_SECONDS ?= 600
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_TARGETS)
+
+# The soak (1,000 calls for 10 minutes with churn, drops and resumes; a restart every 2 minutes
+# with SOAK_ARGS="--restart-every 120s") and the flood scenario, each against a wrangler dev
+# that duet-bench starts, kills and restarts itself. PASS/FAIL per criterion; not part of test.
+soak: setup
+	bench/soak.sh soak $(SOAK_ARGS)
+
+flood: setup
+	bench/soak.sh flood $(FLOOD_ARGS)
 
 test-node:
 	node --test --test-concurrency=1 test/*.test.mjs test/*/*.test.mjs

@@ -66,6 +66,12 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// The standard scenarios in turn: join, relay with 1 and with 500 rooms, idle.
     All(AllArgs),
+    /// Calls with churn, deliberate drops and resumes (with --serve and --restart-every, server
+    /// restarts) for minutes; every relayed message is checked. PASS/FAIL per criterion.
+    Soak(crate::scenario::soak::SoakArgs),
+    /// Round trips in many rooms with and without one flooding client in the same run;
+    /// PASS/FAIL on the ratio of the p50s.
+    Flood(crate::scenario::flood::FloodArgs),
 }
 
 #[derive(Debug, Clone, Args)]

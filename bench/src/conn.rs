@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -20,8 +21,12 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long a clean close waits for the server's answer.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// Opens a socket to `url`, Nagle off (small frames must not wait for ACKs).
-pub async fn connect(url: &str, limit: Duration) -> Result<Ws, Failure> {
+/// Opens a socket to `url` (or a request with headers), Nagle off (small frames must not wait
+/// for ACKs).
+pub async fn connect<R>(url: R, limit: Duration) -> Result<Ws, Failure>
+where
+    R: IntoClientRequest + Unpin,
+{
     match timeout(
         limit,
         tokio_tungstenite::connect_async_with_config(url, None, true),

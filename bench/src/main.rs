@@ -5,7 +5,13 @@
 //!   (rooms, duration, size, URL).
 //! - [`frame`]: server frames classified by type, and the client frames sent.
 //! - [`conn`]: sockets: connect, wait for an expected frame, open a room of two, close.
-//! - [`scenario`]: `join`, `relay`, `idle`; `all` runs them in turn.
+//! - [`scenario`]: `join`, `relay`, `idle`; `all` runs them in turn; `soak` and `flood`, which
+//!   end in PASS/FAIL criteria ([`verdict`]).
+//! - [`event`] and [`welcome`]: server frames with their fields, and joining or resuming a slot.
+//! - [`ledger`]: the soak's relayed messages checked for room, sender, repeats and losses.
+//! - [`incident`]: the soak's errors by kind, explained (by a restart, a deliberate drop) or not.
+//! - [`local_server`]: a server duet-bench starts, kills and restarts itself (`--serve`).
+//! - [`rng`]: the seeded random choices of the soak.
 //! - [`stats`]: latency histograms, failures counted by kind.
 //! - [`server`]: the local server's memory, open files and CPU time from /proc.
 //! - [`report`]: the table and the `--json` document.
@@ -15,11 +21,18 @@
 
 mod cli;
 mod conn;
+mod event;
 mod frame;
+mod incident;
+mod ledger;
+mod local_server;
 mod report;
+mod rng;
 mod scenario;
 mod server;
 mod stats;
+mod verdict;
+mod welcome;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -51,6 +64,8 @@ fn bench(cli: Cli) -> Result<()> {
         Scenario::Relay(args) => args.check()?,
         Scenario::Idle(args) => args.check()?,
         Scenario::All(args) => args.check()?,
+        Scenario::Soak(args) => args.check()?,
+        Scenario::Flood(args) => args.check()?,
     }
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -89,7 +104,7 @@ fn bench(cli: Cli) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     let load_before = server::load_average();
-    let results = runtime.block_on(run(&ctx, &cli.scenario, !common.json));
+    let results = runtime.block_on(run(&ctx, &cli.scenario, !common.json))?;
     let load_after = server::load_average();
 
     let report = RunReport {
@@ -113,16 +128,19 @@ fn bench(cli: Cli) -> Result<()> {
             common.url
         );
     }
+    if report.results.iter().any(Outcome::failed) {
+        anyhow::bail!("a criterion failed (FAIL above)");
+    }
     Ok(())
 }
 
-async fn run(ctx: &Ctx, scenario: &Scenario, chatty: bool) -> Vec<Outcome> {
+async fn run(ctx: &Ctx, scenario: &Scenario, chatty: bool) -> Result<Vec<Outcome>> {
     let note = |what: String| {
         if chatty {
             eprintln!("{what}");
         }
     };
-    match scenario {
+    Ok(match scenario {
         Scenario::Join(args) => {
             let duration = Duration::from_secs_f64(args.duration);
             vec![Outcome::Join(
@@ -154,5 +172,9 @@ async fn run(ctx: &Ctx, scenario: &Scenario, chatty: bool) -> Vec<Outcome> {
             results.push(Outcome::Idle(scenario::idle::run(ctx, "idle", &idle).await));
             results
         }
-    }
+        Scenario::Soak(args) => vec![Outcome::Soak(scenario::soak::run(ctx, args, chatty).await?)],
+        Scenario::Flood(args) => vec![Outcome::Flood(
+            scenario::flood::run(ctx, args, chatty).await?,
+        )],
+    })
 }

@@ -1,8 +1,10 @@
 //! Results: one JSON document (`--json`) or a table with a few detail lines per scenario.
 
+use crate::scenario::flood::FloodReport;
 use crate::scenario::idle::IdleReport;
 use crate::scenario::join::JoinReport;
 use crate::scenario::relay::RelayReport;
+use crate::scenario::soak::{self, SoakReport};
 use crate::scenario::ProcCpu;
 use crate::stats::Summary;
 use serde::Serialize;
@@ -15,6 +17,8 @@ pub enum Outcome {
     Join(JoinReport),
     Relay(RelayReport),
     Idle(IdleReport),
+    Soak(SoakReport),
+    Flood(FloodReport),
 }
 
 /// Everything one invocation measured.
@@ -38,6 +42,17 @@ impl Outcome {
             Outcome::Join(r) => r.rooms_ready > 0,
             Outcome::Relay(r) => r.round_trips > 0,
             Outcome::Idle(r) => r.rooms_open > 0,
+            Outcome::Soak(r) => r.calls_started > 0,
+            Outcome::Flood(r) => r.quiet.is_some() || r.flooded.is_some(),
+        }
+    }
+
+    /// Whether one of the scenario's pass criteria failed.
+    pub fn failed(&self) -> bool {
+        match self {
+            Outcome::Soak(r) => crate::verdict::any_failed(&r.criteria),
+            Outcome::Flood(r) => crate::verdict::any_failed(&r.criteria),
+            _ => false,
         }
     }
 }
@@ -206,6 +221,64 @@ fn row(outcome: &Outcome) -> ([String; 8], Vec<String>) {
                 details.push("server memory: n/a (no local server process found)".into());
             }
             details.push(format!("failures: {}", r.failures.describe()));
+            (row, details)
+        }
+        Outcome::Soak(r) => {
+            let [p50, p99, max] = quantiles(&r.message_latency);
+            let growth = r
+                .criteria
+                .iter()
+                .find(|c| c.name.starts_with("server memory"))
+                .map_or("-".into(), |c| c.status.word().to_lowercase());
+            let row = [
+                format!("soak {:.0} s", r.duration_s),
+                r.rooms.to_string(),
+                p50,
+                p99,
+                max,
+                format!("{} msg", r.messages.delivered),
+                growth,
+                r.errors.unexplained_total().to_string(),
+            ];
+            (row, soak::details(r))
+        }
+        Outcome::Flood(r) => {
+            let [p50, p99, max] = quantiles(&r.flooded);
+            let [q50, q99, qmax] = quantiles(&r.quiet);
+            let row = [
+                "flood".into(),
+                r.rooms.to_string(),
+                p50,
+                p99,
+                max,
+                r.ratio.map_or("-".into(), |x| format!("×{x:.2} p50")),
+                "-".into(),
+                r.failures.total().to_string(),
+            ];
+            let mut details: Vec<String> = r.criteria.iter().map(|c| c.line()).collect();
+            details.push(format!(
+                "latency is the round trip under flood; without: p50 {q50}, p99 {q99}, max {qmax}"
+            ));
+            details.push(format!(
+                "CPU without the flood: {}; with: {}",
+                r.quiet_cpu.describe(),
+                r.flood_cpu.describe()
+            ));
+            details.push(format!(
+                "{} rounds of {:.0} s quiet + {:.0} s flood (the first {:.0} s of each not \
+                 measured), a round trip every {:.0} ms per room, timed from when it was due; \
+                 ratio per round: {}",
+                r.rounds,
+                r.phase_s,
+                r.phase_s,
+                r.settle_s,
+                r.every_s * 1000.0,
+                r.round_ratios
+                    .iter()
+                    .map(|x| x.map_or("-".into(), |x| format!("×{x:.2}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
             (row, details)
         }
     }

@@ -1,9 +1,11 @@
 //! The scenarios. Each takes the run's [`Ctx`] and its own flags and returns a report; none
 //! panics on a server misbehaving, it counts a failure instead.
 
+pub mod flood;
 pub mod idle;
 pub mod join;
 pub mod relay;
+pub mod soak;
 
 use crate::cli::room_url;
 use crate::server::{Sample, Server};

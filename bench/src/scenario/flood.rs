@@ -1,0 +1,681 @@
+//! `flood`: does one flooding client slow everyone else down? `--rooms` rooms relay a paced
+//! round trip each (`--every`), well under the rate limit, through alternating phases: quiet,
+//! then with one more room whose first peer sends as fast as its socket takes frames. The
+//! server refuses it (`error:rate-limited`) and closes it with 4429; the flooder resumes its
+//! slot as often as JOIN_LIMITER would let it (`--reconnect-every`) and floods again, until
+//! the phase ends. Each round trip is timed from when it was due, so a stall counts in full.
+//! The verdict compares the round-trip p50 of the flood phases with that of the quiet phases
+//! of the same run: within `--max-ratio` (1.2) passes.
+//!
+//! Run it with the deployed rate limit (`RATE_LIMIT_BURST` 100, `RATE_LIMIT_PER_SEC` 20), not
+//! the raised one `bench/run.sh` uses for `relay`: the measured rooms stay under it, and the
+//! flooder must be refused.
+
+use super::soak::secs;
+use super::Ctx;
+use crate::cli::{check_concurrency, check_rooms, check_size, seconds, ArgError};
+use crate::conn::{self, close_pair, expect_data, open_room_in_batch, send, Opened, Ws};
+use crate::event::Event;
+use crate::frame;
+use crate::local_server::{LocalServer, ServeArgs};
+use crate::server::{own_cpu_s, Server};
+use crate::stats::{Failure, Failures, Latency, Summary};
+use crate::verdict::{Criterion, Status};
+use crate::welcome;
+use anyhow::Result;
+use clap::Args;
+use duet::protocol::CloseCode;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::MissedTickBehavior;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Clone, Args)]
+pub struct FloodArgs {
+    /// Rooms whose round trip is measured.
+    #[arg(long, default_value_t = 50)]
+    pub rooms: u32,
+    /// Rooms being opened at once.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: u32,
+    /// Seconds between the round trips of each measured room (each peer then sends 1/every
+    /// frames per second: keep it under RATE_LIMIT_PER_SEC).
+    #[arg(long, default_value = "0.1", value_parser = secs)]
+    pub every: f64,
+    /// Seconds of each phase.
+    #[arg(long, default_value = "10", value_parser = secs)]
+    pub phase: f64,
+    /// Quiet + flood phase pairs, alternating, so both halves see the same background load.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Seconds of round trips before the first phase (not measured).
+    #[arg(long, default_value = "2", value_parser = secs)]
+    pub warmup: f64,
+    /// Seconds at the start of each phase that are not measured, so that what the previous
+    /// phase left queued (a flood's backlog) does not count against the next.
+    #[arg(long, default_value = "2", value_parser = secs)]
+    pub settle: f64,
+    /// Bytes of each measured message frame.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Bytes of each flood frame.
+    #[arg(long, default_value_t = 256)]
+    pub flood_size: usize,
+    /// Flood frames per second; 0: as fast as the socket takes them.
+    #[arg(long, default_value_t = 0)]
+    pub flood_rate: u32,
+    /// Least seconds between the flooder's connects: 1 s is what JOIN_LIMITER (60 joins a
+    /// minute per IP) allows a deployed client. The local server runs with it raised, since
+    /// every room of the run joins from one IP, so the flooder keeps to it itself.
+    #[arg(long, default_value = "1", value_parser = secs)]
+    pub reconnect_every: f64,
+    /// The flood phases' p50 may be at most this multiple of the quiet phases'.
+    #[arg(long, default_value_t = 1.2)]
+    pub max_ratio: f64,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl FloodArgs {
+    pub fn check(&self) -> Result<(), ArgError> {
+        check_rooms("rooms", self.rooms)?;
+        check_concurrency(self.concurrency)?;
+        seconds("every", self.every, 0.01)?;
+        seconds("phase", self.phase, 1.0)?;
+        seconds("warmup", self.warmup, 0.0)?;
+        seconds("settle", self.settle, 0.0)?;
+        if self.settle >= self.phase {
+            return Err(ArgError("--settle must be shorter than --phase".into()));
+        }
+        seconds("reconnect-every", self.reconnect_every, 0.0)?;
+        if self.rounds == 0 || self.rounds > 100 {
+            return Err(ArgError("--rounds must be 1 to 100".into()));
+        }
+        check_size(self.size)?;
+        check_size(self.flood_size)?;
+        if !(self.max_ratio.is_finite() && self.max_ratio >= 1.0) {
+            return Err(ArgError("--max-ratio must be at least 1".into()));
+        }
+        seconds("start-timeout", self.serve.start_timeout, 1.0)?;
+        Ok(())
+    }
+}
+
+/// Which phase the run is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Quiet(u32),
+    Flood(u32),
+    Over,
+}
+
+/// What the flooder did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FloodStats {
+    /// Rooms the flooder opened (one per flood phase).
+    pub rooms: u64,
+    pub frames_sent: u64,
+    /// `error:rate-limited` answers.
+    pub refused: u64,
+    /// Flood frames relayed to the flooder's peer.
+    pub relayed: u64,
+    /// Sockets the server closed with 4429.
+    pub closed_4429: u64,
+    /// Other ends of a flooding socket (close codes, errors).
+    pub other_ends: Failures,
+    pub resumes: u64,
+    /// Connect → 4429 close of each flooding socket.
+    pub time_to_close: Option<Summary>,
+    /// Frames the flooder sent per second of flood phase.
+    pub frames_per_s: f64,
+}
+
+/// CPU seconds used during one half of the run (all its phases), by process role.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HalfCpu {
+    /// `proxy`, `runtime`, `wrangler` (the local server's processes) and `client` (this one:
+    /// the measured rooms, and in the flood half the flooder).
+    pub cpu_s: BTreeMap<String, f64>,
+}
+
+impl HalfCpu {
+    fn add(&mut self, role: &str, s: f64) {
+        *self.cpu_s.entry(role.to_owned()).or_default() += s;
+    }
+
+    pub fn describe(&self) -> String {
+        self.cpu_s
+            .iter()
+            .map(|(role, s)| format!("{role} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FloodReport {
+    pub rooms: u32,
+    pub rounds: u32,
+    pub phase_s: f64,
+    /// The first seconds of each phase, not measured.
+    pub settle_s: f64,
+    pub every_s: f64,
+    pub flood_rate: u32,
+    /// Round trips of the measured rooms in the quiet phases.
+    pub quiet: Option<Summary>,
+    /// And in the flood phases.
+    pub flooded: Option<Summary>,
+    /// Flood p50 / quiet p50, and the same for each round.
+    pub ratio: Option<f64>,
+    pub round_ratios: Vec<Option<f64>>,
+    pub flooder: FloodStats,
+    pub failures: Failures,
+    /// Where the CPU went in each half.
+    pub quiet_cpu: HalfCpu,
+    pub flood_cpu: HalfCpu,
+    pub criteria: Vec<Criterion>,
+}
+
+pub async fn run(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> Result<FloodReport> {
+    let host = ctx.base.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = ctx.base.port_or_known_default().unwrap_or(80);
+    let mut local = args
+        .serve
+        .serve
+        .as_ref()
+        .map(|cmd| LocalServer::new(cmd, &args.serve.server_log, &host, port));
+    if let Some(server) = local.as_mut() {
+        let took = server
+            .start(Duration::from_secs_f64(args.serve.start_timeout))
+            .await?;
+        if chatty {
+            eprintln!("flood: server up in {:.1} s", took.as_secs_f64());
+        }
+    }
+    let server = if local.is_some() {
+        Server::locate(&[], Some(&host), Some(port))
+    } else {
+        ctx.server.clone()
+    };
+    let report = measure(ctx, &server, args, chatty).await;
+    if let Some(server) = local.as_mut() {
+        server.stop(Duration::from_secs(5)).await;
+    }
+    Ok(report)
+}
+
+/// CPU seconds so far of the server's processes by role, and of this process.
+fn cpu_now(server: &Server) -> BTreeMap<String, f64> {
+    let mut now = BTreeMap::new();
+    for p in server.sample().map(|s| s.processes).unwrap_or_default() {
+        *now.entry(p.role.to_owned()).or_default() += p.cpu_s;
+    }
+    now.insert("client".into(), own_cpu_s());
+    now
+}
+
+async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs, chatty: bool) -> FloodReport {
+    let rounds = args.rounds as usize;
+    let every = Duration::from_secs_f64(args.every);
+    let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
+    // The phase whose round trips are being recorded: set once the phase has settled.
+    let (measure_tx, measure_rx) = watch::channel(None::<Phase>);
+    let setup = Arc::new(Semaphore::new(args.concurrency as usize));
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<()>();
+    let hists: Arc<Mutex<Vec<[Latency; 2]>>> =
+        Arc::new(Mutex::new(vec![[Latency::new(), Latency::new()]; rounds]));
+    let rooms: Vec<_> = (0..args.rooms)
+        .map(|i| {
+            let room = Measured {
+                url: ctx.room("flood-m", i),
+                timeout: ctx.timeout,
+                size: args.size,
+                every,
+                offset: every.mul_f64(f64::from(i) / f64::from(args.rooms)),
+            };
+            let setup = Arc::clone(&setup);
+            let opened_tx = opened_tx.clone();
+            let phase_rx = phase_rx.clone();
+            let measure_rx = measure_rx.clone();
+            let hists = Arc::clone(&hists);
+            tokio::spawn(room.run(setup, opened_tx, phase_rx, measure_rx, hists))
+        })
+        .collect();
+    drop(opened_tx);
+    while opened_rx.recv().await.is_some() {}
+
+    let flooder = Flooder {
+        ctx_room: (0..args.rounds).map(|r| ctx.room("flood-f", r)).collect(),
+        timeout: ctx.timeout,
+        size: args.flood_size,
+        rate: args.flood_rate,
+        reconnect_every: Duration::from_secs_f64(args.reconnect_every),
+    };
+    let flood_task = tokio::spawn(flooder.run(phase_rx.clone()));
+
+    let phase = Duration::from_secs_f64(args.phase);
+    let settle = Duration::from_secs_f64(args.settle);
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let mut quiet_cpu = HalfCpu::default();
+    let mut flood_cpu = HalfCpu::default();
+    for round in 0..args.rounds {
+        for next in [Phase::Quiet(round), Phase::Flood(round)] {
+            if chatty {
+                eprintln!("flood: {next:?}");
+            }
+            let _ = phase_tx.send(next);
+            let measured_from = Instant::now() + settle;
+            ctx.wait_with_bar(measured_from, "settle").await;
+            let _ = measure_tx.send(Some(next));
+            let before = cpu_now(server);
+            ctx.wait_with_bar(measured_from + phase - settle, "phase")
+                .await;
+            let _ = measure_tx.send(None);
+            let half = if matches!(next, Phase::Quiet(_)) {
+                &mut quiet_cpu
+            } else {
+                &mut flood_cpu
+            };
+            for (role, after) in cpu_now(server) {
+                half.add(&role, after - before.get(&role).copied().unwrap_or(0.0));
+            }
+        }
+    }
+    let _ = phase_tx.send(Phase::Over);
+
+    let mut failures = Failures::default();
+    for room in rooms {
+        match room.await {
+            Ok(Some(failure)) => failures.add(&failure),
+            Ok(None) => {}
+            Err(e) => failures.add(&Failure::Socket(format!("task: {e}"))),
+        }
+    }
+    let mut flooder = flood_task.await.unwrap_or_default();
+    flooder.frames_per_s =
+        flooder.frames_sent as f64 / (phase.as_secs_f64() * f64::from(args.rounds));
+
+    let hists = hists.lock().map(|h| h.clone()).unwrap_or_default();
+    let mut quiet = Latency::new();
+    let mut flooded = Latency::new();
+    let mut round_ratios = Vec::new();
+    for [q, f] in &hists {
+        quiet.merge(q);
+        flooded.merge(f);
+        round_ratios.push(ratio(q.summary(), f.summary()));
+    }
+    let (quiet, flooded) = (quiet.summary(), flooded.summary());
+    let ratio = ratio(quiet, flooded);
+    let criteria = criteria(args, quiet, flooded, ratio, &flooder, &failures);
+    FloodReport {
+        rooms: args.rooms,
+        rounds: args.rounds,
+        phase_s: args.phase,
+        settle_s: args.settle,
+        every_s: args.every,
+        flood_rate: args.flood_rate,
+        quiet,
+        flooded,
+        ratio,
+        round_ratios,
+        flooder,
+        failures,
+        quiet_cpu,
+        flood_cpu,
+        criteria,
+    }
+}
+
+/// Flooded p50 over quiet p50.
+pub fn ratio(quiet: Option<Summary>, flooded: Option<Summary>) -> Option<f64> {
+    match (quiet, flooded) {
+        (Some(q), Some(f)) if q.p50_ms > 0.0 => Some(f.p50_ms / q.p50_ms),
+        _ => None,
+    }
+}
+
+/// The verdict: the ratio within the limit, the flooder refused and closed, and the measured
+/// rooms never failing.
+pub fn criteria(
+    args: &FloodArgs,
+    quiet: Option<Summary>,
+    flooded: Option<Summary>,
+    ratio: Option<f64>,
+    flooder: &FloodStats,
+    failures: &Failures,
+) -> Vec<Criterion> {
+    let p50 = |s: Option<Summary>| s.map_or("-".into(), |s| format!("{:.3} ms", s.p50_ms));
+    let latency = match ratio {
+        Some(r) => Criterion::new(
+            "round-trip p50 under flood within the limit of the same run without",
+            r <= args.max_ratio,
+            format!(
+                "p50 {} with the flood, {} without: ×{r:.2} (limit ×{:.2}); {} + {} round trips",
+                p50(flooded),
+                p50(quiet),
+                args.max_ratio,
+                flooded.map_or(0, |s| s.count),
+                quiet.map_or(0, |s| s.count),
+            ),
+        ),
+        None => Criterion {
+            name: "round-trip p50 under flood within the limit of the same run without",
+            status: Status::Fail,
+            figures: "no round trips in one of the halves".into(),
+        },
+    };
+    let refused = Criterion::new(
+        "the flooder is refused and closed with 4429",
+        flooder.refused > 0 && flooder.closed_4429 > 0,
+        format!(
+            "{} frames sent ({:.0}/s), {} relayed, {} refused, {} closes 4429, {} resumes; other \
+             ends: {}",
+            flooder.frames_sent,
+            flooder.frames_per_s,
+            flooder.relayed,
+            flooder.refused,
+            flooder.closed_4429,
+            flooder.resumes,
+            flooder.other_ends.describe()
+        ),
+    );
+    let rooms = Criterion::new(
+        "no measured room fails",
+        failures.total() == 0,
+        format!("failures: {}", failures.describe()),
+    );
+    vec![latency, refused, rooms]
+}
+
+struct Measured {
+    url: String,
+    timeout: Duration,
+    size: usize,
+    every: Duration,
+    offset: Duration,
+}
+
+impl Measured {
+    /// Round trips every `every` until the run is over; each one that is due and ends within
+    /// the measured part of the same quiet or flood phase is recorded in that phase's
+    /// histogram, timed from when it was due.
+    async fn run(
+        self,
+        setup: Arc<Semaphore>,
+        opened_tx: mpsc::UnboundedSender<()>,
+        phase_rx: watch::Receiver<Phase>,
+        measure_rx: watch::Receiver<Option<Phase>>,
+        hists: Arc<Mutex<Vec<[Latency; 2]>>>,
+    ) -> Option<Failure> {
+        let opened = open_room_in_batch(
+            &self.url,
+            self.timeout,
+            &setup,
+            opened_tx,
+            &mut Opened::default(),
+        )
+        .await;
+        let mut pair = match opened {
+            Ok(pair) => pair,
+            Err(failure) => return Some(failure),
+        };
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.offset, self.every);
+        // A round trip that is late because the one before stalled counts from when it was
+        // due: missed ticks fire at once, each with its own due time, so a stall shows in
+        // full instead of as fewer round trips (coordinated omission).
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut seq = 0u64;
+        let failure = loop {
+            let due = tick.tick().await.into_std();
+            if *phase_rx.borrow() == Phase::Over {
+                break None;
+            }
+            let phase = *measure_rx.borrow();
+            let text = frame::message(self.size, seq);
+            seq += 1;
+            let trip = async {
+                send(&mut pair.a, text.as_str()).await?;
+                let back = expect_data(&mut pair.b, self.timeout, "relay", frame::echo).await?;
+                send(&mut pair.b, back).await?;
+                let same = expect_data(&mut pair.a, self.timeout, "relay back", |d| {
+                    d == frame::data_of(&text)
+                })
+                .await?;
+                if same {
+                    Ok(())
+                } else {
+                    Err(Failure::WrongData)
+                }
+            };
+            if let Err(failure) = trip.await {
+                break Some(failure);
+            }
+            let took = due.elapsed();
+            let slot = match (phase, *measure_rx.borrow()) {
+                (Some(Phase::Quiet(r)), Some(Phase::Quiet(s))) if r == s => Some((r, 0)),
+                (Some(Phase::Flood(r)), Some(Phase::Flood(s))) if r == s => Some((r, 1)),
+                _ => None,
+            };
+            if let (Some((round, half)), Ok(mut h)) = (slot, hists.lock()) {
+                if let Some(pair) = h.get_mut(round as usize) {
+                    pair[half].record(took);
+                }
+            }
+        };
+        close_pair(pair).await;
+        failure
+    }
+}
+
+struct Flooder {
+    ctx_room: Vec<String>,
+    timeout: Duration,
+    size: usize,
+    rate: u32,
+    reconnect_every: Duration,
+}
+
+impl Flooder {
+    /// In each flood phase: a fresh room, and its first peer flooding, resuming after every
+    /// close, until the phase ends.
+    async fn run(self, mut phase_rx: watch::Receiver<Phase>) -> FloodStats {
+        let mut stats = FloodStats::default();
+        let mut time_to_close = Latency::new();
+        loop {
+            let round = match phase_rx
+                .wait_for(|p| matches!(p, Phase::Flood(_) | Phase::Over))
+                .await
+            {
+                Ok(p) => match *p {
+                    Phase::Flood(r) => r,
+                    _ => break,
+                },
+                Err(_) => break,
+            };
+            let Some(url) = self.ctx_room.get(round as usize) else {
+                break;
+            };
+            let (a, b, mut token) = match self.open(url).await {
+                Ok(opened) => opened,
+                Err(failure) => {
+                    stats.other_ends.add(&failure);
+                    let _ = phase_rx.wait_for(|p| *p != Phase::Flood(round)).await;
+                    continue;
+                }
+            };
+            stats.rooms += 1;
+            // The peer only reads, so its socket never backs up.
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let peer = tokio::spawn(drain(b, stop_rx));
+            let mut ws = Some(a);
+            let mut connected_at = Instant::now();
+            while *phase_rx.borrow() == Phase::Flood(round) {
+                let socket = match ws.take() {
+                    Some(socket) => socket,
+                    None => {
+                        let next = connected_at + self.reconnect_every;
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(next.into()) => {}
+                            _ = phase_rx.wait_for(|p| *p != Phase::Flood(round)) => break,
+                        }
+                        connected_at = Instant::now();
+                        match self.resume(url, &token).await {
+                            Ok((socket, next)) => {
+                                stats.resumes += 1;
+                                token = next;
+                                socket
+                            }
+                            Err(failure) => {
+                                stats.other_ends.add(&failure);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let started = Instant::now();
+                let end = self.flood(socket, &mut phase_rx, round, &mut stats).await;
+                match end {
+                    End::Closed4429 => {
+                        stats.closed_4429 += 1;
+                        time_to_close.record(started.elapsed());
+                    }
+                    End::PhaseOver(socket) => {
+                        conn::close(*socket).await;
+                        break;
+                    }
+                    End::Other(failure) => stats.other_ends.add(&failure),
+                }
+            }
+            let _ = stop_tx.send(true);
+            stats.relayed += peer.await.unwrap_or(0);
+        }
+        stats.time_to_close = time_to_close.summary();
+        stats
+    }
+
+    async fn resume(&self, url: &str, token: &str) -> Result<(Ws, String), Failure> {
+        let (ws, w) = welcome::resume(url.to_owned(), token.to_owned(), true, self.timeout).await?;
+        if w.resumed {
+            Ok((ws, w.resume_token))
+        } else {
+            Err(Failure::Unexpected(Event::Welcome(w).kind()))
+        }
+    }
+
+    /// The flood room: the flooder (first, `created`) and its peer (`joined`), with the
+    /// flooder's resume token. The lifecycle frames that follow are read and ignored.
+    async fn open(&self, url: &str) -> Result<(Ws, Ws, String), Failure> {
+        let (a, wa) = welcome::welcome(url, self.timeout, "created").await?;
+        match welcome::welcome(url, self.timeout, "joined").await {
+            Ok((b, _)) => Ok((a, b, wa.resume_token)),
+            Err(failure) => {
+                conn::close(a).await;
+                Err(failure)
+            }
+        }
+    }
+
+    /// Sends flood frames on `ws` until the server closes it or the phase ends, reading its
+    /// answers meanwhile.
+    async fn flood(
+        &self,
+        ws: Ws,
+        phase_rx: &mut watch::Receiver<Phase>,
+        round: u32,
+        stats: &mut FloodStats,
+    ) -> End {
+        let (mut sink, mut stream) = ws.split();
+        let text = frame::message(self.size, 0);
+        let gap = (self.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(self.rate)));
+        let mut next_at = Instant::now();
+        let end = loop {
+            let at = next_at;
+            let pace = async move {
+                if gap.is_some() {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+            };
+            tokio::select! {
+                biased;
+                changed = phase_rx.changed() => {
+                    if changed.is_err() || *phase_rx.borrow() != Phase::Flood(round) {
+                        break None;
+                    }
+                }
+                m = stream.next() => match m {
+                    Some(Ok(Message::Text(t))) => match Event::parse(&t) {
+                        Event::Error { code } if code == "rate-limited" => stats.refused += 1,
+                        _ => {}
+                    },
+                    Some(Ok(Message::Close(frame))) => {
+                        let code = frame.map(|f| u16::from(f.code));
+                        if code == Some(CloseCode::RateLimited.code()) {
+                            break Some(End::Closed4429);
+                        }
+                        break Some(End::Other(Failure::Closed(code)));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break Some(End::Other(Failure::Closed(None))),
+                },
+                sent = async {
+                    pace.await;
+                    sink.send(Message::Text(text.as_str().into())).await
+                } => {
+                    if sent.is_err() {
+                        // The server closed it: read the close frame next.
+                        match stream.next().await {
+                            Some(Ok(Message::Close(Some(f)))) if u16::from(f.code) == CloseCode::RateLimited.code() => {
+                                break Some(End::Closed4429);
+                            }
+                            _ => break Some(End::Other(Failure::Closed(None))),
+                        }
+                    }
+                    stats.frames_sent += 1;
+                    if let Some(gap) = gap {
+                        next_at += gap;
+                    }
+                }
+            }
+        };
+        match end {
+            Some(end) => end,
+            None => match sink.reunite(stream) {
+                Ok(ws) => End::PhaseOver(Box::new(ws)),
+                Err(_) => End::Other(Failure::Socket("reunite".into())),
+            },
+        }
+    }
+}
+
+enum End {
+    Closed4429,
+    PhaseOver(Box<Ws>),
+    Other(Failure),
+}
+
+/// Reads a socket until told to stop; returns the messages it got.
+async fn drain(mut ws: Ws, mut stop: watch::Receiver<bool>) -> u64 {
+    let mut messages = 0;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if matches!(Event::parse(&t), Event::Message { .. }) {
+                        messages += 1;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+        }
+    }
+    conn::close(ws).await;
+    messages
+}

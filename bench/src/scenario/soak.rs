@@ -1,0 +1,949 @@
+//! `soak`: `--rooms` calls at once for `--duration`, each a room of two peers that ping,
+//! relay checked messages both ways, lose a socket now and then and resume it, and end with a
+//! `leave` so that a new call starts in a fresh room (churn). With `--serve` and
+//! `--restart-every`, the local server is killed (SIGKILL of its whole process group) and
+//! started again on the same storage during the run, as a deploy does.
+//!
+//! It ends with a verdict on five criteria (`docs/testing.md`, "Soak and chaos"): every resume
+//! within the grace keeps its client id; no message reaches another room, the wrong socket,
+//! or arrives twice; no pong is late outside a restart; the server's memory grows by less
+//! than 10% from minute 2 to the end; and no error that neither a restart nor a deliberate
+//! drop explains.
+
+mod call;
+
+use super::Ctx;
+use crate::cli::{check_rooms, seconds, ArgError, MAX_MESSAGE_BYTES};
+use crate::incident::{describe, server_log_fault, Incident, Kind, Tally, Window};
+use crate::ledger::Deliveries;
+use crate::local_server::{LocalServer, ServeArgs};
+use crate::server::{self, Server, PROXY, RUNTIME, WRANGLER};
+use crate::stats::{Latency, Summary};
+use crate::verdict::{memory_criterion, Criterion, Point};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+use url::Url;
+
+/// Seconds, written `90`, `90s`, `1.5m` or `2h`.
+pub fn secs(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Ok(value * scale)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SoakArgs {
+    /// Calls at once, each a room of two peers (churn replaces each ended call by a new one).
+    #[arg(long, default_value_t = 1_000)]
+    pub rooms: u32,
+    /// How long calls are started (`600`, `10m`); the run then ends every call.
+    #[arg(long, default_value = "10m", value_parser = secs)]
+    pub duration: f64,
+    /// Calls being opened at once.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: u32,
+    /// Shortest call, seconds (each call's length is uniform between the two).
+    #[arg(long, default_value = "30", value_parser = secs)]
+    pub call_min: f64,
+    /// Longest call, seconds.
+    #[arg(long, default_value = "120", value_parser = secs)]
+    pub call_max: f64,
+    /// Mean seconds between the messages of each peer (exponential gaps).
+    #[arg(long, default_value = "5", value_parser = secs)]
+    pub message_every: f64,
+    /// Share of calls that send no messages until a check just before leaving, so their
+    /// objects hibernate and are woken.
+    #[arg(long, default_value_t = 0.1)]
+    pub quiet_share: f64,
+    /// Bytes of each message frame (at least what its probe needs).
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Seconds between keep-alive pings of each socket (the bundled client's 20 s).
+    #[arg(long, default_value = "20", value_parser = secs)]
+    pub ping_every: f64,
+    /// Seconds a ping may wait for its pong (the bundled client's 10 s).
+    #[arg(long, default_value = "10", value_parser = secs)]
+    pub pong_timeout: f64,
+    /// Mean seconds between deliberate socket drops in each room (abort, close 1001, or a
+    /// second socket that resumes while the first is open); `0`: none.
+    #[arg(long, default_value = "120", value_parser = secs)]
+    pub drop_every: f64,
+    /// A dropped socket resumes after a random delay up to this many seconds.
+    #[arg(long, default_value = "5", value_parser = secs)]
+    pub resume_delay_max: f64,
+    /// The server's RESUME_GRACE_MS: a resume within it must keep its client id.
+    #[arg(long, default_value_t = 15_000)]
+    pub grace_ms: u64,
+    /// Kill the --serve server (SIGKILL) and start it again on the same storage this often
+    /// (`120s`).
+    #[arg(long, value_parser = secs)]
+    pub restart_every: Option<f64>,
+    /// Seconds after a restart's server answers again during which restart errors are
+    /// explained.
+    #[arg(long, default_value = "30", value_parser = secs)]
+    pub restart_settle: f64,
+    /// Memory growth is measured from the last sample at or before this time to the end.
+    #[arg(long, default_value = "2m", value_parser = secs)]
+    pub memory_from: f64,
+    /// Seconds between samples of the server's memory.
+    #[arg(long, default_value = "10", value_parser = secs)]
+    pub sample_every: f64,
+    /// Seed of the random choices (default: from the clock; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The smallest message: the probe with a 44-character room, a client id and a 20-digit
+/// sequence number.
+const MIN_SIZE: usize = 160;
+
+impl SoakArgs {
+    pub fn check(&self) -> Result<(), ArgError> {
+        check_rooms("rooms", self.rooms)?;
+        crate::cli::check_concurrency(self.concurrency)?;
+        seconds("duration", self.duration, 1.0)?;
+        seconds("call-min", self.call_min, 1.0)?;
+        seconds("call-max", self.call_max, self.call_min)?;
+        seconds("message-every", self.message_every, 0.1)?;
+        seconds("ping-every", self.ping_every, 1.0)?;
+        seconds("pong-timeout", self.pong_timeout, 0.1)?;
+        if self.drop_every != 0.0 {
+            seconds("drop-every", self.drop_every, 1.0)?;
+        }
+        let grace_s = self.grace_ms as f64 / 1000.0;
+        seconds("resume-delay-max", self.resume_delay_max, 0.1)?;
+        if self.resume_delay_max >= grace_s / 2.0 {
+            return Err(ArgError(format!(
+                "--resume-delay-max must stay below half the grace ({grace_s} s): a resume \
+                 must be back within it"
+            )));
+        }
+        seconds("restart-settle", self.restart_settle, 0.0)?;
+        seconds("memory-from", self.memory_from, 0.0)?;
+        seconds("sample-every", self.sample_every, 0.5)?;
+        if !(0.0..=1.0).contains(&self.quiet_share) {
+            return Err(ArgError("--quiet-share must be 0 to 1".into()));
+        }
+        if !(MIN_SIZE..=MAX_MESSAGE_BYTES).contains(&self.size) {
+            return Err(ArgError(format!(
+                "--size must be {MIN_SIZE} to {MAX_MESSAGE_BYTES} bytes"
+            )));
+        }
+        seconds("start-timeout", self.serve.start_timeout, 1.0)?;
+        if let Some(every) = self.restart_every {
+            seconds("restart-every", every, 10.0)?;
+            if self.serve.serve.is_none() {
+                return Err(ArgError(
+                    "--restart-every needs --serve: duet-bench restarts only a server it started"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds and microseconds since the run started: one time base for every task.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn ms(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.0).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn us(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.0).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    pub fn s(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.0).as_secs_f64()
+    }
+}
+
+/// Counters the progress line reads while the calls run.
+#[derive(Default)]
+pub struct Live {
+    pub calls: AtomicU64,
+    pub delivered: AtomicU64,
+    pub resumes: AtomicU64,
+}
+
+/// What every call task reads.
+pub struct Plan {
+    pub base: Url,
+    pub prefix: String,
+    pub seed: u64,
+    pub clock: Clock,
+    pub stop_at: Instant,
+    pub timeout: Duration,
+    pub call_min: Duration,
+    pub call_max: Duration,
+    pub message_every: Duration,
+    pub quiet_share: f64,
+    pub size: usize,
+    pub ping_every: Duration,
+    pub pong_timeout: Duration,
+    pub drop_every: Option<Duration>,
+    pub resume_delay_max: Duration,
+    pub grace: Duration,
+    /// How long a reconnect keeps trying before the call is given up.
+    pub give_up: Duration,
+    pub open_permits: Semaphore,
+    /// When the server last came up (the start of the run without --serve).
+    pub server_up: watch::Receiver<Instant>,
+    pub live: Live,
+}
+
+impl Plan {
+    pub fn room_url(&self, room: &str) -> String {
+        crate::cli::room_url(&self.base, room)
+    }
+}
+
+/// Resumes and what they got.
+#[derive(Debug, Default)]
+pub struct Resumes {
+    pub total: u64,
+    pub kept: u64,
+    pub within_grace: u64,
+    pub lost_within_grace: u64,
+    pub beyond_grace: u64,
+    pub took: Latency,
+}
+
+impl Resumes {
+    pub fn record(&mut self, kept: bool, took: Duration, grace: Duration) {
+        self.total += 1;
+        self.kept += u64::from(kept);
+        if took < grace {
+            self.within_grace += 1;
+            self.lost_within_grace += u64::from(!kept);
+        } else {
+            self.beyond_grace += 1;
+        }
+        self.took.record(took);
+    }
+
+    fn merge(&mut self, o: &Resumes) {
+        self.total += o.total;
+        self.kept += o.kept;
+        self.within_grace += o.within_grace;
+        self.lost_within_grace += o.lost_within_grace;
+        self.beyond_grace += o.beyond_grace;
+        self.took.merge(&o.took);
+    }
+}
+
+/// Deliberate drops by kind.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Drops {
+    /// TCP closed with no close frame.
+    pub abort: u64,
+    /// Close frame 1001.
+    pub close: u64,
+    /// A second socket resumed while the first was open (closed 4000 by the server).
+    pub replace: u64,
+}
+
+/// What one call slot saw over the run.
+#[derive(Debug, Default)]
+pub struct SlotRun {
+    pub calls_started: u64,
+    pub calls_completed: u64,
+    pub calls_broken: u64,
+    pub joins: u64,
+    pub resumes: Resumes,
+    pub drops: Drops,
+    pub deliveries: Deliveries,
+    /// Send → arrival of each relayed message.
+    pub latency: Latency,
+    pub pings: u64,
+    pub pongs: u64,
+    pub pong_wait: Latency,
+    pub incidents: Vec<Incident>,
+}
+
+impl SlotRun {
+    fn merge(&mut self, o: SlotRun) {
+        self.calls_started += o.calls_started;
+        self.calls_completed += o.calls_completed;
+        self.calls_broken += o.calls_broken;
+        self.joins += o.joins;
+        self.resumes.merge(&o.resumes);
+        self.drops.abort += o.drops.abort;
+        self.drops.close += o.drops.close;
+        self.drops.replace += o.drops.replace;
+        self.deliveries.merge(&o.deliveries);
+        self.latency.merge(&o.latency);
+        self.pings += o.pings;
+        self.pongs += o.pongs;
+        self.pong_wait.merge(&o.pong_wait);
+        self.incidents.extend(o.incidents);
+    }
+}
+
+/// The server's memory at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemSample {
+    pub t_s: f64,
+    /// Both `workerd` processes: the criterion's figure.
+    pub workerd_kib: u64,
+    pub runtime_kib: u64,
+    pub proxy_kib: u64,
+    pub wrangler_kib: u64,
+    pub open_files: u64,
+    /// The machine's 1-minute load average.
+    pub load1: Option<f64>,
+    /// `restart`: just before a kill; `end`: when the run stopped starting calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<&'static str>,
+}
+
+fn mem_sample(server: &Server, clock: Clock, mark: Option<&'static str>) -> Option<MemSample> {
+    let sample = server.sample()?;
+    let role = |r: &str| -> u64 {
+        sample
+            .processes
+            .iter()
+            .filter(|p| p.role == r)
+            .map(|p| p.rss_kib)
+            .sum()
+    };
+    let (runtime_kib, proxy_kib) = (role(RUNTIME), role(PROXY));
+    Some(MemSample {
+        t_s: clock.s(Instant::now()),
+        workerd_kib: runtime_kib + proxy_kib,
+        runtime_kib,
+        proxy_kib,
+        wrangler_kib: role(WRANGLER),
+        open_files: sample.open_files,
+        load1: server::load_average().map(|l| l[0]),
+        mark,
+    })
+}
+
+/// One kill and start of the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    pub killed_at_s: f64,
+    pub up_at_s: f64,
+    /// Kill → `/healthz` answers again.
+    pub down_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResumeFigures {
+    pub total: u64,
+    pub kept_id: u64,
+    pub within_grace: u64,
+    pub lost_id_within_grace: u64,
+    pub beyond_grace: u64,
+    /// Drop (or the server's return after a restart) → the resumed welcome.
+    pub took: Option<Summary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakReport {
+    pub rooms: u32,
+    pub duration_s: f64,
+    pub seed: u64,
+    pub restart_every_s: Option<f64>,
+    pub drop_every_s: f64,
+    pub grace_ms: u64,
+    pub elapsed_s: f64,
+    pub calls_started: u64,
+    pub calls_completed: u64,
+    pub calls_broken: u64,
+    pub joins: u64,
+    pub resumes: ResumeFigures,
+    pub drops: Drops,
+    pub messages: Deliveries,
+    /// Send → arrival of a relayed message (one way).
+    pub message_latency: Option<Summary>,
+    pub pings: u64,
+    pub pongs: u64,
+    pub pong_wait: Option<Summary>,
+    /// The server's (re)start time before the run, seconds.
+    pub first_start_s: Option<f64>,
+    pub restarts: Vec<Restart>,
+    /// The restart windows errors were explained by (kill → up + settle), milliseconds.
+    pub restart_windows: Vec<Window>,
+    pub memory: Vec<MemSample>,
+    pub errors: Tally,
+    pub criteria: Vec<Criterion>,
+    pub client_cpu_s: f64,
+}
+
+pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport> {
+    let host = ctx.base.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = ctx.base.port_or_known_default().unwrap_or(80);
+    let start_limit = Duration::from_secs_f64(args.serve.start_timeout);
+    let mut local = args
+        .serve
+        .serve
+        .as_ref()
+        .map(|cmd| LocalServer::new(cmd, &args.serve.server_log, &host, port));
+    let mut first_start_s = None;
+    if let Some(server) = local.as_mut() {
+        let took = server.start(start_limit).await?;
+        first_start_s = Some(took.as_secs_f64());
+        if chatty {
+            eprintln!("soak: server up in {:.1} s", took.as_secs_f64());
+        }
+    }
+    let locate = || Server::locate(&[], Some(&host), Some(port));
+    let sampled = Arc::new(Mutex::new(if local.is_some() {
+        locate()
+    } else {
+        ctx.server.clone()
+    }));
+
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let start = Instant::now();
+    let clock = Clock(start);
+    let stop_at = start + Duration::from_secs_f64(args.duration);
+    let (up_tx, up_rx) = watch::channel(start);
+    let drop_every = (args.drop_every > 0.0).then(|| Duration::from_secs_f64(args.drop_every));
+    let plan = Arc::new(Plan {
+        base: ctx.base.clone(),
+        prefix: ctx.prefix.clone(),
+        seed,
+        clock,
+        stop_at,
+        timeout: ctx.timeout,
+        call_min: Duration::from_secs_f64(args.call_min),
+        call_max: Duration::from_secs_f64(args.call_max),
+        message_every: Duration::from_secs_f64(args.message_every),
+        quiet_share: args.quiet_share,
+        size: args.size,
+        ping_every: Duration::from_secs_f64(args.ping_every),
+        pong_timeout: Duration::from_secs_f64(args.pong_timeout),
+        drop_every,
+        resume_delay_max: Duration::from_secs_f64(args.resume_delay_max),
+        grace: Duration::from_millis(args.grace_ms),
+        give_up: start_limit + Duration::from_millis(args.grace_ms),
+        open_permits: Semaphore::new(args.concurrency as usize),
+        server_up: up_rx,
+        live: Live::default(),
+    });
+    if chatty {
+        eprintln!(
+            "soak: {} calls for {:.0} s, seed {seed}, restarts {}",
+            args.rooms,
+            args.duration,
+            args.restart_every
+                .map_or("none".into(), |s| format!("every {s:.0} s"))
+        );
+    }
+    let cpu_before = server::own_cpu_s();
+    let samples: Arc<Mutex<Vec<MemSample>>> = Arc::default();
+    let sampler = {
+        let sampled = Arc::clone(&sampled);
+        let samples = Arc::clone(&samples);
+        let every = Duration::from_secs_f64(args.sample_every);
+        let live = Arc::clone(&plan);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut last_note = Instant::now();
+            loop {
+                tick.tick().await;
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                let sample = sampled
+                    .lock()
+                    .ok()
+                    .and_then(|s| mem_sample(&s, clock, None));
+                if chatty && last_note.elapsed() >= Duration::from_secs(30) {
+                    last_note = Instant::now();
+                    eprintln!(
+                        "soak {:>4.0} s: {} calls, {} messages delivered, {} resumes, workerd {}",
+                        clock.s(Instant::now()),
+                        live.live.calls.load(Ordering::Relaxed),
+                        live.live.delivered.load(Ordering::Relaxed),
+                        live.live.resumes.load(Ordering::Relaxed),
+                        sample.as_ref().map_or("n/a".into(), |s| format!(
+                            "{:.0} MiB, load {:.2}",
+                            s.workerd_kib as f64 / 1024.0,
+                            s.load1.unwrap_or(0.0)
+                        )),
+                    );
+                }
+                if let (Some(sample), Ok(mut all)) = (sample, samples.lock()) {
+                    all.push(sample);
+                }
+            }
+        })
+    };
+    let slots: Vec<_> = (0..args.rooms)
+        .map(|i| tokio::spawn(call::run_slot(Arc::clone(&plan), i)))
+        .collect();
+
+    let mut restarts = Vec::new();
+    let mut restart_error = None;
+    if let (Some(every), Some(server)) = (args.restart_every, local.as_mut()) {
+        let every = Duration::from_secs_f64(every);
+        let mut k = 1;
+        loop {
+            let at = start + every * k;
+            if at >= stop_at {
+                break;
+            }
+            tokio::time::sleep_until(at.into()).await;
+            if let Ok(mut s) = sampled.lock() {
+                if let (Some(sample), Ok(mut all)) =
+                    (mem_sample(&s, clock, Some("restart")), samples.lock())
+                {
+                    all.push(sample);
+                }
+                *s = Server::default();
+            }
+            let killed = Instant::now();
+            server.kill();
+            match server.start(start_limit).await {
+                Ok(_) => {}
+                Err(e) => {
+                    restart_error = Some(e);
+                    break;
+                }
+            }
+            let up = Instant::now();
+            let _ = up_tx.send(up);
+            if let Ok(mut s) = sampled.lock() {
+                *s = locate();
+            }
+            if chatty {
+                eprintln!(
+                    "soak {:>4.0} s: restarted, down {:.1} s",
+                    clock.s(up),
+                    (up - killed).as_secs_f64()
+                );
+            }
+            restarts.push(Restart {
+                killed_at_s: clock.s(killed),
+                up_at_s: clock.s(up),
+                down_s: (up - killed).as_secs_f64(),
+            });
+            k += 1;
+        }
+    }
+    tokio::time::sleep_until(stop_at.into()).await;
+    if let Ok(s) = sampled.lock() {
+        if let (Some(sample), Ok(mut all)) = (mem_sample(&s, clock, Some("end")), samples.lock()) {
+            all.push(sample);
+        }
+    }
+    let _ = sampler.await;
+    if chatty {
+        eprintln!("soak: ending every call");
+    }
+    let mut total = SlotRun::default();
+    for slot in slots {
+        match slot.await {
+            Ok(run) => total.merge(run),
+            Err(e) => total.incidents.push(Incident::at(
+                Kind::Unexpected(format!("call task failed: {e}")),
+                clock.ms(Instant::now()),
+                false,
+            )),
+        }
+    }
+    let elapsed_s = clock.s(Instant::now());
+    let client_cpu_s = server::own_cpu_s() - cpu_before;
+    if let Some(server) = local.as_mut() {
+        server.stop(Duration::from_secs(5)).await;
+        let log = std::fs::read_to_string(server.log())
+            .with_context(|| format!("reading {}", server.log().display()))?;
+        let end_ms = clock.ms(Instant::now());
+        for fault in log.lines().filter_map(server_log_fault) {
+            total
+                .incidents
+                .push(Incident::at(Kind::ServerLog(fault), end_ms, false));
+        }
+    }
+    if let Some(e) = restart_error {
+        bail!("restarting the server: {e:#}");
+    }
+
+    let settle_ms = (args.restart_settle * 1000.0) as u64;
+    let windows: Vec<Window> = restarts
+        .iter()
+        .map(|r| Window {
+            from_ms: (r.killed_at_s * 1000.0) as u64,
+            to_ms: (r.up_at_s * 1000.0) as u64 + settle_ms,
+        })
+        .collect();
+    let errors = Tally::of(&total.incidents, &windows);
+    let memory = samples.lock().map(|m| m.clone()).unwrap_or_default();
+    let resumes = ResumeFigures {
+        total: total.resumes.total,
+        kept_id: total.resumes.kept,
+        within_grace: total.resumes.within_grace,
+        lost_id_within_grace: total.resumes.lost_within_grace,
+        beyond_grace: total.resumes.beyond_grace,
+        took: total.resumes.took.summary(),
+    };
+    let mut report = SoakReport {
+        rooms: args.rooms,
+        duration_s: args.duration,
+        seed,
+        restart_every_s: args.restart_every,
+        drop_every_s: args.drop_every,
+        grace_ms: args.grace_ms,
+        elapsed_s,
+        calls_started: total.calls_started,
+        calls_completed: total.calls_completed,
+        calls_broken: total.calls_broken,
+        joins: total.joins,
+        resumes,
+        drops: total.drops,
+        messages: total.deliveries.clone(),
+        message_latency: total.latency.summary(),
+        pings: total.pings,
+        pongs: total.pongs,
+        pong_wait: total.pong_wait.summary(),
+        first_start_s,
+        restarts,
+        restart_windows: windows,
+        memory,
+        errors,
+        criteria: Vec::new(),
+        client_cpu_s,
+    };
+    report.criteria = criteria(&report, args.memory_from);
+    Ok(report)
+}
+
+/// The five criteria, judged on the report's figures.
+pub fn criteria(r: &SoakReport, memory_from_s: f64) -> Vec<Criterion> {
+    let ms = |s: &Option<Summary>, f: fn(&Summary) -> f64| {
+        s.as_ref().map_or("-".into(), |s| format!("{:.1} ms", f(s)))
+    };
+    let res = &r.resumes;
+    let resume = Criterion::new(
+        "every resume within the grace keeps its client id",
+        res.lost_id_within_grace == 0,
+        format!(
+            "{} of {} resumes within the grace ({} ms) kept their id; took p50 {}, p99 {}, \
+             max {}; {} beyond the grace",
+            res.within_grace - res.lost_id_within_grace,
+            res.within_grace,
+            r.grace_ms,
+            ms(&res.took, |s| s.p50_ms),
+            ms(&res.took, |s| s.p99_ms),
+            ms(&res.took, |s| s.max_ms),
+            res.beyond_grace
+        ),
+    );
+    let m = &r.messages;
+    let delivery = Criterion::new(
+        "no message delivered to another room or twice",
+        m.misdelivered() == 0,
+        format!(
+            "{} sent, {} delivered; cross-room {}, duplicates {}, echoed {}, wrong sender {}, \
+             never sent {}, malformed {}; reordered {}; lost {} while a socket was down, {} \
+             otherwise",
+            m.sent,
+            m.delivered,
+            m.cross_room,
+            m.duplicate,
+            m.echoed,
+            m.wrong_sender,
+            m.never_sent,
+            m.malformed,
+            m.reordered,
+            m.lost_disrupted,
+            m.lost_undisrupted
+        ),
+    );
+    let label = Kind::PongTimeout.label();
+    let late = |counts: &BTreeMap<String, u64>| counts.get(&label).copied().unwrap_or(0);
+    let pong = Criterion::new(
+        "no pong later than its timeout except across a restart",
+        late(&r.errors.unexplained) == 0,
+        format!(
+            "{} pings, {} pongs; wait p50 {}, p99 {}, max {}; timeouts: {} outside restarts, {} \
+             across",
+            r.pings,
+            r.pongs,
+            ms(&r.pong_wait, |s| s.p50_ms),
+            ms(&r.pong_wait, |s| s.p99_ms),
+            ms(&r.pong_wait, |s| s.max_ms),
+            late(&r.errors.unexplained),
+            late(&r.errors.explained_by_restart)
+        ),
+    );
+    let points: Vec<Point> = r
+        .memory
+        .iter()
+        .map(|s| Point {
+            t_s: s.t_s,
+            kib: s.workerd_kib,
+        })
+        .collect();
+    let memory = memory_criterion(
+        "server memory (workerd RSS) grows by less than 10% from minute 2 to the end",
+        &points,
+        memory_from_s,
+    );
+    let errors = Criterion::new(
+        "zero unexplained errors",
+        r.errors.unexplained_total() == 0,
+        format!(
+            "unexplained: {}; explained: {} (by restarts {}, by deliberate drops {})",
+            describe(&r.errors.unexplained),
+            r.errors.explained_total(),
+            r.errors.explained_by_restart.values().sum::<u64>(),
+            r.errors.explained_by_drop.values().sum::<u64>(),
+        ),
+    );
+    vec![resume, delivery, pong, memory, errors]
+}
+
+/// The detail lines of the table.
+pub fn details(r: &SoakReport) -> Vec<String> {
+    let mut lines: Vec<String> = r.criteria.iter().map(Criterion::line).collect();
+    lines.push(format!(
+        "{} calls at once for {:.0} s (ran {:.0} s), seed {}: {} calls started, {} completed, {} \
+         broken; {} joins",
+        r.rooms,
+        r.duration_s,
+        r.elapsed_s,
+        r.seed,
+        r.calls_started,
+        r.calls_completed,
+        r.calls_broken,
+        r.joins
+    ));
+    lines.push(format!(
+        "drops (one per {:.0} s per room): {} aborted, {} closed 1001, {} replaced; {} resumes",
+        r.drop_every_s, r.drops.abort, r.drops.close, r.drops.replace, r.resumes.total
+    ));
+    if let Some(l) = &r.message_latency {
+        lines.push(format!(
+            "message send → arrival: p50 {:.2} ms, p99 {:.1} ms, max {:.0} ms",
+            l.p50_ms, l.p99_ms, l.max_ms
+        ));
+    }
+    match (&r.first_start_s, r.restarts.is_empty()) {
+        (Some(first), true) => lines.push(format!("server started in {first:.1} s, no restarts")),
+        (Some(first), false) => lines.push(format!(
+            "server started in {first:.1} s; restarts (kill → /healthz): {}",
+            r.restarts
+                .iter()
+                .map(|x| format!("{:.0} s ({:.1} s down)", x.killed_at_s, x.down_s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (None, _) => lines.push("server not started by duet-bench".into()),
+    }
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let mut minute = -1i64;
+    let mut memory = Vec::new();
+    for s in &r.memory {
+        let m = (s.t_s / 60.0).floor() as i64;
+        if s.mark.is_some() || m != minute {
+            minute = m;
+            memory.push(format!(
+                "{:.0} s {:.0}{}",
+                s.t_s,
+                mib(s.workerd_kib),
+                s.mark.map_or(String::new(), |m| format!(" ({m})"))
+            ));
+        }
+    }
+    if !memory.is_empty() {
+        lines.push(format!("workerd RSS, MiB: {}", memory.join(", ")));
+    }
+    lines.push(format!(
+        "explained by restarts: {}",
+        describe(&r.errors.explained_by_restart)
+    ));
+    lines.push(format!(
+        "explained by drops: {}",
+        describe(&r.errors.explained_by_drop)
+    ));
+    lines.push(format!("client CPU {:.1} s", r.client_cpu_s));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Status;
+
+    #[test]
+    fn seconds_with_units() {
+        assert_eq!(secs("120"), Ok(120.0));
+        assert_eq!(secs("120s"), Ok(120.0));
+        assert_eq!(secs("1.5m"), Ok(90.0));
+        assert_eq!(secs("2h"), Ok(7200.0));
+        assert!(secs("2d").is_err());
+        assert!(secs("s").is_err());
+        assert!(secs("").is_err());
+    }
+
+    fn report(incidents: &[Incident], windows: Vec<Window>) -> SoakReport {
+        let memory = [(0.0, 100_000), (120.0, 200_000), (600.0, 210_000)]
+            .iter()
+            .map(|&(t_s, kib)| MemSample {
+                t_s,
+                workerd_kib: kib,
+                runtime_kib: kib,
+                proxy_kib: 0,
+                wrangler_kib: 0,
+                open_files: 0,
+                load1: None,
+                mark: None,
+            })
+            .collect();
+        SoakReport {
+            rooms: 2,
+            duration_s: 600.0,
+            seed: 1,
+            restart_every_s: Some(120.0),
+            drop_every_s: 120.0,
+            grace_ms: 15_000,
+            elapsed_s: 610.0,
+            calls_started: 4,
+            calls_completed: 4,
+            calls_broken: 0,
+            joins: 8,
+            resumes: ResumeFigures {
+                total: 3,
+                kept_id: 3,
+                within_grace: 3,
+                lost_id_within_grace: 0,
+                beyond_grace: 0,
+                took: None,
+            },
+            drops: Drops::default(),
+            messages: Deliveries {
+                sent: 10,
+                delivered: 9,
+                lost_disrupted: 1,
+                ..Deliveries::default()
+            },
+            message_latency: None,
+            pings: 5,
+            pongs: 5,
+            pong_wait: None,
+            first_start_s: Some(5.0),
+            restarts: Vec::new(),
+            errors: Tally::of(incidents, &windows),
+            restart_windows: windows,
+            memory,
+            criteria: Vec::new(),
+            client_cpu_s: 1.0,
+        }
+    }
+
+    fn statuses(r: &SoakReport) -> Vec<Status> {
+        criteria(r, 120.0).iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn a_clean_run_passes_every_criterion() {
+        use Status::Pass;
+        let restart = Window {
+            from_ms: 120_000,
+            to_ms: 150_000,
+        };
+        let explained = [
+            Incident::at(Kind::ConnectionLost("closed 1006".into()), 120_100, false),
+            Incident {
+                kind: Kind::PongTimeout,
+                from_ms: 115_000,
+                to_ms: 125_000,
+                own_drop: false,
+            },
+            Incident::at(Kind::Lost, 60_000, true),
+        ];
+        let r = report(&explained, vec![restart]);
+        assert_eq!(statuses(&r), [Pass, Pass, Pass, Pass, Pass]);
+        let pong = &criteria(&r, 120.0)[2];
+        assert!(pong
+            .figures
+            .ends_with("timeouts: 0 outside restarts, 1 across"));
+    }
+
+    #[test]
+    fn each_fault_fails_its_criterion() {
+        use Status::{Fail, Pass};
+        let mut r = report(&[], vec![]);
+        r.resumes.lost_id_within_grace = 1;
+        assert_eq!(statuses(&r)[0], Fail);
+
+        let mut r = report(&[], vec![]);
+        r.messages.duplicate = 1;
+        assert_eq!(statuses(&r)[1], Fail);
+        r.messages.duplicate = 0;
+        r.messages.cross_room = 1;
+        assert_eq!(statuses(&r)[1], Fail);
+
+        // A pong timeout outside any restart fails the pong criterion and the error one.
+        let late = Incident {
+            kind: Kind::PongTimeout,
+            from_ms: 10_000,
+            to_ms: 20_000,
+            own_drop: false,
+        };
+        let r = report(&[late], vec![]);
+        assert_eq!(statuses(&r), [Pass, Pass, Fail, Pass, Fail]);
+
+        let mut r = report(&[], vec![]);
+        r.memory[2].workerd_kib = 220_000;
+        assert_eq!(statuses(&r)[3], Fail);
+
+        let r = report(
+            &[Incident::at(Kind::Refused("rate-limited".into()), 1, true)],
+            vec![],
+        );
+        assert_eq!(statuses(&r), [Pass, Pass, Pass, Pass, Fail]);
+    }
+
+    #[test]
+    fn resumes_are_judged_within_the_grace() {
+        let grace = Duration::from_secs(15);
+        let mut r = Resumes::default();
+        r.record(true, Duration::from_secs(1), grace);
+        r.record(false, Duration::from_secs(14), grace);
+        r.record(false, Duration::from_secs(15), grace);
+        assert_eq!(
+            (
+                r.total,
+                r.kept,
+                r.within_grace,
+                r.lost_within_grace,
+                r.beyond_grace
+            ),
+            (3, 1, 2, 1, 1)
+        );
+    }
+}

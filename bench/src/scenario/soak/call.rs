@@ -1,0 +1,1004 @@
+//! One of the soak's concurrent calls: a task that opens a room of two peers, keeps it busy
+//! (keep-alive pings, messages both ways, drops that resume, restarts it survives), ends it
+//! with a `leave`, and starts the next call in a fresh room, until the run ends.
+//!
+//! Both peers of a room live in the same task, so it knows at every moment which of its
+//! sockets are up, what each should receive next, and what is in flight, and checks every
+//! frame against that. Anything off is an [`Incident`], explained later or not.
+
+use super::{Plan, SlotRun};
+use crate::conn::{self, Ws};
+use crate::event::{Event, Welcome};
+use crate::incident::{Incident, Kind};
+use crate::ledger::{check, Delivery, Direction, Probe, Receiver};
+use crate::rng::Rng;
+use crate::stats::Failure;
+use crate::welcome::{self, welcome};
+use duet::protocol::CloseCode;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+/// First wait before reconnecting a socket that was lost (not dropped on purpose), and the
+/// most any wait between attempts grows to.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long after a room is whole again a `no-peer` or a loss still counts as caused by the
+/// drop (the refusal of a message sent just before it may arrive after the resume).
+const DROP_SETTLE: Duration = Duration::from_secs(2);
+
+/// How a socket goes down on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DropKind {
+    /// The TCP connection ends with no close frame, as when a network goes away.
+    Abort,
+    /// A close frame with 1001 (going away), which is not a leave.
+    Close,
+    /// A second socket resumes the slot while the first is still open (a new network
+    /// while the old connection lingers); the server closes the old one with 4000.
+    Replace,
+}
+
+/// Sockets are boxed: a socket is large, and links and steps move often.
+enum Link {
+    Up(Box<Ws>),
+    /// Waiting to reconnect at `retry_at`.
+    Down {
+        since: Instant,
+        retry_at: Instant,
+        attempt: u32,
+    },
+    Connecting {
+        since: Instant,
+        attempt: u32,
+        welcome: BoxFuture<'static, Result<(Box<Ws>, Welcome), Failure>>,
+    },
+    /// Left, or given up.
+    Gone,
+}
+
+struct Peer {
+    id: String,
+    token: String,
+    link: Link,
+    /// A replaced socket, until the server closes it with 4000 or the deadline passes.
+    retired: Option<(Box<Ws>, Instant)>,
+    ping_at: Instant,
+    /// When the ping now waiting for its pong was sent.
+    ping_out: Option<Instant>,
+    message_at: Instant,
+    /// Since when this peer waits for `peer-joined` (resumed) of the other: the other came
+    /// back while this one was up.
+    expect_joined: Option<Instant>,
+    /// It got that `peer-joined` before the other's welcome was read (two sockets: either
+    /// may be read first).
+    joined_early: bool,
+}
+
+impl Peer {
+    fn new(welcome: Welcome, ws: Ws, now: Instant) -> Peer {
+        Peer {
+            id: welcome.client_id,
+            token: welcome.resume_token,
+            link: Link::Up(Box::new(ws)),
+            retired: None,
+            // The bundled client pings as soon as it is welcomed.
+            ping_at: now,
+            ping_out: None,
+            message_at: now,
+            expect_joined: None,
+            joined_early: false,
+        }
+    }
+
+    fn up(&self) -> bool {
+        matches!(self.link, Link::Up(_))
+    }
+
+    fn connecting(&self) -> bool {
+        matches!(self.link, Link::Connecting { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Steady,
+    /// No new messages; waits until what is in flight arrived and both are up.
+    Draining {
+        until: Instant,
+    },
+    /// `leaver` left; waits for its close and the other's `peer-left`.
+    Leaving {
+        leaver: usize,
+        until: Instant,
+        closed: bool,
+        told: bool,
+    },
+    Done,
+}
+
+/// What woke the call's loop.
+enum Step {
+    Link(usize, LinkEvent),
+    Retired(usize, Option<Result<Message, WsError>>),
+    Tick,
+}
+
+/// What happened on a peer's link: a frame on its socket, or its reconnect finished.
+enum LinkEvent {
+    Frame(Option<Result<Message, WsError>>),
+    Connected(Result<(Box<Ws>, Welcome), Failure>),
+}
+
+/// Runs calls one after another until the run's end; returns what they saw.
+pub async fn run_slot(plan: Arc<Plan>, index: u32) -> SlotRun {
+    let mut run = SlotRun::default();
+    let mut rng = Rng::fork(plan.seed, u64::from(index));
+    let mut generation = 0u32;
+    while Instant::now() < plan.stop_at {
+        let room = format!("{}-soak-{index}-{generation}", plan.prefix);
+        generation += 1;
+        let opened = {
+            let _permit = plan.open_permits.acquire().await;
+            if Instant::now() >= plan.stop_at {
+                break;
+            }
+            open(&plan, &room, &mut run).await
+        };
+        match opened {
+            Ok((a, b)) => {
+                run.calls_started += 1;
+                plan.live.calls.fetch_add(1, Ordering::Relaxed);
+                let mut call = Call::new(&plan, room, a, b, &mut rng, &mut run);
+                call.run().await;
+            }
+            Err(()) => {
+                let pause = rng.between(Duration::from_millis(500), Duration::from_secs(2));
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    run
+}
+
+/// The incident a connect or a wait failed with.
+fn kind_of(failure: &Failure) -> Kind {
+    match failure {
+        Failure::Connect(_) | Failure::Http(_) | Failure::Handshake(_) => {
+            Kind::ConnectFailed(failure.label())
+        }
+        Failure::Timeout(step) => Kind::Timeout(step),
+        Failure::Unexpected(kind) => Kind::Unexpected(kind.clone()),
+        Failure::WrongData => Kind::Misdelivered("wrong data"),
+        Failure::Closed(_) | Failure::Socket(_) => Kind::ConnectionLost(failure.label()),
+    }
+}
+
+/// A resume of `token`'s slot, with the token as a subprotocol or in the query.
+fn resume(
+    url: &str,
+    token: &str,
+    by_subprotocol: bool,
+    limit: Duration,
+) -> BoxFuture<'static, Result<(Box<Ws>, Welcome), Failure>> {
+    welcome::resume(url.to_owned(), token.to_owned(), by_subprotocol, limit)
+        .map(|r| r.map(|(ws, w)| (Box::new(ws), w)))
+        .boxed()
+}
+
+/// Opens a room: `created` for the first peer, `joined` for the second, `peer-joined` and
+/// `ready` for the first, `ready` for the second, all exactly.
+async fn open(plan: &Plan, room: &str, run: &mut SlotRun) -> Result<(Peer, Peer), ()> {
+    let url = plan.room_url(room);
+    let limit = plan.timeout;
+    let fail = |run: &mut SlotRun, kind: Kind| {
+        run.incidents
+            .push(Incident::at(kind, plan.clock.ms(Instant::now()), false));
+    };
+    let (mut a, wa) = match welcome(url.as_str(), limit, "created").await {
+        Ok(ok) => ok,
+        Err(failure) => {
+            fail(run, kind_of(&failure));
+            return Err(());
+        }
+    };
+    if !wa.created || wa.room != room || !wa.peers.is_empty() {
+        fail(
+            run,
+            Kind::Unexpected(format!("{} for a new room", event_kind(&wa))),
+        );
+        conn::close(a).await;
+        return Err(());
+    }
+    run.joins += 1;
+    let (mut b, wb) = match welcome(url.as_str(), limit, "joined").await {
+        Ok(ok) => ok,
+        Err(failure) => {
+            fail(run, kind_of(&failure));
+            conn::close(a).await;
+            return Err(());
+        }
+    };
+    run.joins += 1;
+    if wb.created || wb.resumed || wb.peers != [wa.client_id.clone()] {
+        fail(
+            run,
+            Kind::Unexpected(format!("{} as second peer", event_kind(&wb))),
+        );
+        conn::close_pair(conn::Pair { a, b }).await;
+        return Err(());
+    }
+    let lifecycle = async {
+        let joined = expect_event(&mut a, limit, "peer-joined").await?;
+        if joined
+            != (Event::PeerJoined {
+                client_id: wb.client_id.clone(),
+                resumed: false,
+            })
+        {
+            return Err(Failure::Unexpected(joined.kind()));
+        }
+        for ws in [&mut a, &mut b] {
+            let ready = expect_event(ws, limit, "ready").await?;
+            if ready
+                != (Event::Ready {
+                    initiator: wa.client_id.clone(),
+                })
+            {
+                return Err(Failure::Unexpected(ready.kind()));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(failure) = lifecycle {
+        fail(run, kind_of(&failure));
+        conn::close_pair(conn::Pair { a, b }).await;
+        return Err(());
+    }
+    let now = Instant::now();
+    Ok((Peer::new(wa, a, now), Peer::new(wb, b, now)))
+}
+
+fn event_kind(w: &Welcome) -> String {
+    Event::Welcome(w.clone()).kind()
+}
+
+async fn expect_event(ws: &mut Ws, limit: Duration, step: &'static str) -> Result<Event, Failure> {
+    let text = conn::next_text(ws, limit, step).await?;
+    Ok(Event::parse(&text))
+}
+
+async fn on_link(link: &mut Link) -> LinkEvent {
+    match link {
+        Link::Up(ws) => LinkEvent::Frame(ws.next().await),
+        Link::Connecting { welcome, .. } => LinkEvent::Connected(welcome.await),
+        _ => std::future::pending().await,
+    }
+}
+
+async fn next_retired(
+    retired: &mut Option<(Box<Ws>, Instant)>,
+) -> Option<Result<Message, WsError>> {
+    match retired {
+        Some((ws, _)) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Call<'a> {
+    plan: &'a Plan,
+    room: String,
+    url: String,
+    peers: [Peer; 2],
+    /// `dirs[i]`: the messages `peers[i]` sent.
+    dirs: [Direction; 2],
+    quiet: bool,
+    phase: Phase,
+    end_at: Instant,
+    drop_at: Option<Instant>,
+    /// Errors until then may be caused by a drop of this room's own socket (far ahead while
+    /// a dropped socket is not back).
+    own_drop_until: Option<Instant>,
+    /// When this room's sockets were dropped on purpose (the marks of [`Direction::disrupt`]).
+    own_drops_us: Vec<u64>,
+    /// A quiet call's check (one message each way) before leaving.
+    checked: bool,
+    broken: bool,
+    rng: &'a mut Rng,
+    run: &'a mut SlotRun,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        plan: &'a Plan,
+        room: String,
+        a: Peer,
+        b: Peer,
+        rng: &'a mut Rng,
+        run: &'a mut SlotRun,
+    ) -> Call<'a> {
+        let now = Instant::now();
+        let length = rng.between(plan.call_min, plan.call_max);
+        let quiet = rng.chance(plan.quiet_share);
+        let drop_at = plan.drop_every.map(|mean| now + rng.exp(mean));
+        let url = plan.room_url(&room);
+        let mut call = Call {
+            plan,
+            room,
+            url,
+            peers: [a, b],
+            dirs: [Direction::default(), Direction::default()],
+            quiet,
+            phase: Phase::Steady,
+            end_at: (now + length).min(plan.stop_at),
+            drop_at,
+            own_drop_until: None,
+            own_drops_us: Vec::new(),
+            checked: !quiet,
+            broken: false,
+            rng,
+            run,
+        };
+        for i in 0..2 {
+            call.peers[i].message_at = now + call.rng.exp(plan.message_every);
+        }
+        call
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.plan.clock.ms(Instant::now())
+    }
+
+    fn own_drop(&self, now: Instant) -> bool {
+        self.own_drop_until.is_some_and(|until| now <= until)
+    }
+
+    fn incident(&mut self, kind: Kind) {
+        let now = Instant::now();
+        let own = self.own_drop(now);
+        self.run
+            .incidents
+            .push(Incident::at(kind, self.plan.clock.ms(now), own));
+    }
+
+    /// Both sockets up and neither waiting for the other's `peer-joined`.
+    fn whole(&self) -> bool {
+        self.peers
+            .iter()
+            .all(|p| p.up() && p.expect_joined.is_none())
+    }
+
+    /// A socket of the room went down (`own`: dropped on purpose): what is in flight may be
+    /// lost.
+    fn disrupt(&mut self, own: bool) {
+        let us = self.plan.clock.us(Instant::now());
+        for dir in &mut self.dirs {
+            dir.disrupt(us);
+        }
+        if own {
+            self.own_drops_us.push(us);
+        }
+    }
+
+    async fn run(&mut self) {
+        while self.phase != Phase::Done {
+            let deadline = self.next_deadline();
+            let step = {
+                let [p0, p1] = &mut self.peers;
+                tokio::select! {
+                    e = on_link(&mut p0.link) => Step::Link(0, e),
+                    e = on_link(&mut p1.link) => Step::Link(1, e),
+                    m = next_retired(&mut p0.retired) => Step::Retired(0, m),
+                    m = next_retired(&mut p1.retired) => Step::Retired(1, m),
+                    _ = tokio::time::sleep_until(deadline.into()) => Step::Tick,
+                }
+            };
+            match step {
+                Step::Link(i, LinkEvent::Frame(m)) => self.on_frame(i, m).await,
+                Step::Link(i, LinkEvent::Connected(r)) => self.on_connected(i, r),
+                Step::Retired(i, m) => self.on_retired(i, m),
+                Step::Tick => {}
+            }
+            self.on_time().await;
+        }
+        self.finish().await;
+    }
+
+    /// The earliest time something is due.
+    fn next_deadline(&self) -> Instant {
+        let p = self.plan;
+        // A state change (a frame, a welcome) may make something due at once: look again
+        // soon even if nothing below is.
+        let mut next = Instant::now() + Duration::from_millis(500);
+        let mut at = |t: Instant| next = next.min(t);
+        let whole = self.whole();
+        for (i, peer) in self.peers.iter().enumerate() {
+            match &peer.link {
+                Link::Up(_) => match peer.ping_out {
+                    Some(sent) => at(sent + p.pong_timeout),
+                    None => at(peer.ping_at),
+                },
+                // Only one socket of a room reconnects at a time.
+                Link::Down { retry_at, .. } if !self.peers[1 - i].connecting() => at(*retry_at),
+                _ => {}
+            }
+            if let Some((_, until)) = &peer.retired {
+                at(*until);
+            }
+            if let Some(since) = peer.expect_joined {
+                at(since + p.timeout);
+            }
+            if whole && self.phase == Phase::Steady && !self.quiet {
+                at(peer.message_at);
+            }
+        }
+        match self.phase {
+            Phase::Steady => {
+                at(self.end_at);
+                if let Some(drop_at) = self.drop_at {
+                    at(drop_at);
+                }
+            }
+            Phase::Draining { until } | Phase::Leaving { until, .. } => at(until),
+            Phase::Done => {}
+        }
+        next
+    }
+
+    async fn send(&mut self, i: usize, text: String) -> bool {
+        let Link::Up(ws) = &mut self.peers[i].link else {
+            return false;
+        };
+        match ws.send(Message::Text(text.into())).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.lost(i, Kind::ConnectionLost(format!("send: {}", short(&e))));
+                false
+            }
+        }
+    }
+
+    /// Everything that is due now.
+    async fn on_time(&mut self) {
+        let now = Instant::now();
+        let p = self.plan;
+        if self.own_drop_until.is_some_and(|t| t > now + DROP_SETTLE) && self.whole() {
+            self.own_drop_until = Some(now + DROP_SETTLE);
+        }
+        for i in 0..2 {
+            // Keep-alive.
+            if self.peers[i].up() {
+                let ping_out = self.peers[i].ping_out;
+                match ping_out {
+                    Some(sent) if now >= sent + p.pong_timeout => {
+                        let own = self.own_drop(sent);
+                        self.run.incidents.push(Incident {
+                            kind: Kind::PongTimeout,
+                            from_ms: p.clock.ms(sent),
+                            to_ms: p.clock.ms(now),
+                            own_drop: own,
+                        });
+                        // As the bundled client does: give up on the socket and resume.
+                        self.go_down(i, now);
+                    }
+                    None if now >= self.peers[i].ping_at && self.send(i, conn_ping()).await => {
+                        self.peers[i].ping_out = Some(now);
+                        self.run.pings += 1;
+                    }
+                    _ => {}
+                }
+            }
+            // Reconnect, one socket of the room at a time: the one that comes back second
+            // finds the first up, so exactly the first gets `peer-joined`.
+            let j = 1 - i;
+            if let Link::Down {
+                since,
+                retry_at,
+                attempt,
+            } = self.peers[i].link
+            {
+                if now >= retry_at && !self.peers[j].connecting() {
+                    let by_subprotocol = self.rng.pick() == 0;
+                    let welcome =
+                        resume(&self.url, &self.peers[i].token, by_subprotocol, p.timeout);
+                    self.peers[i].link = Link::Connecting {
+                        since,
+                        attempt,
+                        welcome,
+                    };
+                }
+            }
+            if let Some((_, until)) = &self.peers[i].retired {
+                if now >= *until {
+                    self.peers[i].retired = None;
+                    self.incident(Kind::Timeout("close 4000 of the replaced socket"));
+                }
+            }
+            if let Some(since) = self.peers[i].expect_joined {
+                if now >= since + p.timeout {
+                    self.peers[i].expect_joined = None;
+                    self.incident(Kind::Timeout("peer-joined"));
+                }
+            }
+        }
+        // Messages, only while the room is whole: a message to an away peer is refused.
+        if self.phase == Phase::Steady && !self.quiet {
+            for i in 0..2 {
+                if self.whole() && now >= self.peers[i].message_at {
+                    self.send_probe(i).await;
+                    self.peers[i].message_at = now + self.rng.exp(p.message_every);
+                }
+            }
+        }
+        if self.phase == Phase::Steady {
+            if let Some(drop_at) = self.drop_at {
+                if now >= drop_at {
+                    match (self.whole(), p.drop_every) {
+                        (true, Some(mean)) => {
+                            self.drop_one().await;
+                            self.drop_at = Some(now + self.rng.exp(mean));
+                        }
+                        // Not now: a drop needs a whole room to resume into.
+                        _ => self.drop_at = Some(now + Duration::from_secs(1)),
+                    }
+                }
+            }
+            if now >= self.end_at {
+                self.phase = Phase::Draining {
+                    until: now + 2 * p.timeout + p.resume_delay_max,
+                };
+            }
+        }
+        if let Phase::Draining { until } = self.phase {
+            if !self.checked && self.whole() {
+                // A quiet call checks once, each way, that the room still relays.
+                self.send_probe(0).await;
+                self.send_probe(1).await;
+                self.checked = true;
+            }
+            let drained = self.whole()
+                && self.checked
+                && self.dirs.iter().all(|d| d.undisrupted_in_flight() == 0);
+            if drained || now >= until {
+                self.leave().await;
+            }
+        }
+        if let Phase::Leaving {
+            until,
+            closed,
+            told,
+            ..
+        } = self.phase
+        {
+            if closed && told {
+                self.phase = Phase::Done;
+            } else if now >= until {
+                if !closed {
+                    self.incident(Kind::Timeout("close after leave"));
+                }
+                if !told {
+                    self.incident(Kind::Timeout("peer-left"));
+                }
+                self.phase = Phase::Done;
+            }
+        }
+    }
+
+    async fn send_probe(&mut self, i: usize) {
+        let us = self.plan.clock.us(Instant::now());
+        let seq = self.dirs[i].send(us);
+        let probe = Probe {
+            room: self.room.clone(),
+            from: self.peers[i].id.clone(),
+            seq,
+            pad: String::new(),
+        };
+        let mut text = probe.frame();
+        // `,"pad":""` is 9 bytes.
+        if text.len() + 9 < self.plan.size {
+            let probe = Probe {
+                pad: "x".repeat(self.plan.size - text.len() - 9),
+                ..probe
+            };
+            text = probe.frame();
+        }
+        // Counted as sent even if the socket fails under it: it is in flight either way.
+        self.run.deliveries.sent += 1;
+        self.send(i, text).await;
+    }
+
+    /// Drops one socket on purpose, in one of three ways; it resumes after a random delay
+    /// within the grace (a replacement resumes at once).
+    async fn drop_one(&mut self) {
+        let now = Instant::now();
+        let i = self.rng.pick();
+        let kind = match self.rng.next_u64() % 3 {
+            0 => DropKind::Abort,
+            1 => DropKind::Close,
+            _ => DropKind::Replace,
+        };
+        self.disrupt(true);
+        self.own_drop_until = Some(now + Duration::from_secs(3600));
+        let j = 1 - i;
+        self.peers[j].expect_joined = None;
+        self.peers[j].joined_early = false;
+        self.peers[i].ping_out = None;
+        let delay = self
+            .rng
+            .between(Duration::from_millis(100), self.plan.resume_delay_max);
+        let down = Link::Down {
+            since: now,
+            retry_at: now + delay,
+            attempt: 0,
+        };
+        let Link::Up(mut ws) = std::mem::replace(&mut self.peers[i].link, down) else {
+            return;
+        };
+        match kind {
+            DropKind::Abort => {
+                self.run.drops.abort += 1;
+                drop(ws);
+            }
+            DropKind::Close => {
+                self.run.drops.close += 1;
+                let frame = CloseFrame {
+                    code: WsCloseCode::Away,
+                    reason: Utf8Bytes::from_static(""),
+                };
+                let _ = ws.close(Some(frame)).await;
+                drop(ws);
+            }
+            DropKind::Replace => {
+                self.run.drops.replace += 1;
+                self.peers[i].retired = Some((ws, now + self.plan.timeout));
+                let by_subprotocol = self.rng.pick() == 0;
+                self.peers[i].link = Link::Connecting {
+                    since: now,
+                    attempt: 0,
+                    welcome: resume(
+                        &self.url,
+                        &self.peers[i].token,
+                        by_subprotocol,
+                        self.plan.timeout,
+                    ),
+                };
+            }
+        }
+    }
+
+    /// Gives up on peer `i`'s socket (lost, or no pong): it reconnects after a short wait.
+    fn go_down(&mut self, i: usize, now: Instant) {
+        self.disrupt(false);
+        self.peers[i].ping_out = None;
+        self.peers[1 - i].expect_joined = None;
+        self.peers[1 - i].joined_early = false;
+        let wait = self
+            .rng
+            .between(Duration::from_millis(100), RETRY_FIRST * 4);
+        self.peers[i].link = Link::Down {
+            since: now,
+            retry_at: now + wait,
+            attempt: 0,
+        };
+    }
+
+    /// Peer `i`'s socket ended without the scenario asking for it.
+    fn lost(&mut self, i: usize, kind: Kind) {
+        self.incident(kind);
+        self.go_down(i, Instant::now());
+    }
+
+    async fn on_frame(&mut self, i: usize, m: Option<Result<Message, WsError>>) {
+        let leaving = match self.phase {
+            Phase::Leaving { leaver, .. } => Some(leaver),
+            _ => None,
+        };
+        match m {
+            Some(Ok(Message::Text(text))) => self.on_event(i, Event::parse(&text)).await,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Binary(_))) => self.incident(Kind::Unexpected("binary".into())),
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                if leaving == Some(i) {
+                    if code != Some(CloseCode::Left.code()) {
+                        self.incident(Kind::Unexpected(format!("close {code:?} after leave")));
+                    }
+                    self.left(i);
+                } else {
+                    let how = Failure::Closed(code).label();
+                    self.lost(i, Kind::ConnectionLost(how));
+                }
+            }
+            Some(Err(e)) => {
+                let how = format!("socket error: {}", short(&e));
+                if leaving == Some(i) {
+                    self.incident(Kind::ConnectionLost(format!("{how} after leave")));
+                    self.left(i);
+                } else {
+                    self.lost(i, Kind::ConnectionLost(how));
+                }
+            }
+            None => {
+                if leaving == Some(i) {
+                    self.incident(Kind::ConnectionLost("ended after leave, no close".into()));
+                    self.left(i);
+                } else {
+                    self.lost(i, Kind::ConnectionLost("connection ended".into()));
+                }
+            }
+        }
+    }
+
+    /// The leaver's socket is closed.
+    fn left(&mut self, i: usize) {
+        self.peers[i].link = Link::Gone;
+        if let Phase::Leaving { ref mut closed, .. } = self.phase {
+            *closed = true;
+        }
+    }
+
+    async fn on_event(&mut self, i: usize, event: Event) {
+        let j = 1 - i;
+        let now = Instant::now();
+        match event {
+            Event::Pong => match self.peers[i].ping_out.take() {
+                Some(sent) => {
+                    self.run.pongs += 1;
+                    self.run.pong_wait.record(now - sent);
+                    let every = self.plan.ping_every;
+                    self.peers[i].ping_at =
+                        now + self.rng.between(every.mul_f64(0.9), every.mul_f64(1.1));
+                }
+                None => self.incident(Kind::Unexpected("pong without a ping".into())),
+            },
+            Event::Message { from, data } => self.on_message(i, &from, &data),
+            Event::PeerAway { client_id } => {
+                let expected = client_id == self.peers[j].id
+                    && (!self.peers[j].up() || self.peers[i].expect_joined.is_some());
+                if expected {
+                    let own = self.own_drop(now);
+                    self.disrupt(own);
+                } else {
+                    self.incident(Kind::Unexpected("peer-away".into()));
+                }
+            }
+            Event::PeerJoined { client_id, resumed } => {
+                let back = client_id == self.peers[j].id && resumed;
+                if back && self.peers[i].expect_joined.is_some() {
+                    self.peers[i].expect_joined = None;
+                } else if back && self.peers[j].connecting() {
+                    self.peers[i].joined_early = true;
+                } else {
+                    let what = Event::PeerJoined { client_id, resumed }.kind();
+                    self.incident(Kind::Unexpected(what));
+                }
+            }
+            Event::PeerLeft { client_id, reason } => {
+                let expected = match self.phase {
+                    Phase::Leaving { leaver, .. } => {
+                        leaver == j && client_id == self.peers[j].id && reason == "leave"
+                    }
+                    _ => false,
+                };
+                if expected {
+                    if let Phase::Leaving { ref mut told, .. } = self.phase {
+                        *told = true;
+                    }
+                } else {
+                    self.incident(Kind::Unexpected(format!("peer-left ({reason})")));
+                }
+            }
+            Event::Error { code } => {
+                self.incident(Kind::Refused(code));
+            }
+            other => self.incident(Kind::Unexpected(other.kind())),
+        }
+    }
+
+    /// A relayed message at peer `i`: from the other peer, in this room, sent once.
+    fn on_message(&mut self, i: usize, from: &str, data: &str) {
+        let j = 1 - i;
+        let us = self.plan.clock.us(Instant::now());
+        let to = Receiver {
+            room: &self.room,
+            me: &self.peers[i].id,
+            peer: &self.peers[j].id,
+        };
+        let delivery = check(to, from, data, &mut self.dirs[j], us);
+        self.run.deliveries.add(&delivery);
+        match delivery {
+            Delivery::Fresh {
+                latency_us,
+                reordered,
+            } => {
+                self.run.latency.record_micros(latency_us);
+                self.plan.live.delivered.fetch_add(1, Ordering::Relaxed);
+                if reordered {
+                    self.incident(Kind::Reordered);
+                }
+            }
+            other => {
+                if let Some(fault) = other.fault() {
+                    self.incident(Kind::Misdelivered(fault));
+                }
+            }
+        }
+    }
+
+    /// A frame on peer `i`'s replaced socket: messages relayed before the switch still
+    /// count; then the server's 4000 close.
+    fn on_retired(&mut self, i: usize, m: Option<Result<Message, WsError>>) {
+        match m {
+            Some(Ok(Message::Text(text))) => match Event::parse(&text) {
+                Event::Message { from, data } => self.on_message(i, &from, &data),
+                // The answer to a ping sent before the switch.
+                Event::Pong => {}
+                other => self.incident(Kind::Unexpected(format!(
+                    "{} on the replaced socket",
+                    other.kind()
+                ))),
+            },
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                self.peers[i].retired = None;
+                if code != Some(CloseCode::Replaced.code()) {
+                    self.incident(Kind::Unexpected(format!(
+                        "close {code:?} of the replaced socket"
+                    )));
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                self.peers[i].retired = None;
+                self.incident(Kind::Unexpected(
+                    "replaced socket ended without a close".into(),
+                ));
+            }
+        }
+    }
+
+    /// A reconnect of peer `i` finished: it must have resumed its own slot.
+    fn on_connected(&mut self, i: usize, result: Result<(Box<Ws>, Welcome), Failure>) {
+        let now = Instant::now();
+        let Link::Connecting { since, attempt, .. } = self.peers[i].link else {
+            return;
+        };
+        // From the drop, or from when the server came back if it was restarted meanwhile
+        // (its grace starts when it wakes the room).
+        let from = since.max(*self.plan.server_up.borrow());
+        let took = now.saturating_duration_since(from);
+        let (ws, welcome) = match result {
+            Ok(ok) => ok,
+            Err(failure) => {
+                if let Failure::Unexpected(_) = failure {
+                    // The server answered (`full`, say) but not with the slot: a resume that
+                    // failed, not a connection that did.
+                    self.run.resumes.record(false, took, self.plan.grace);
+                    self.incident(Kind::ResumeLostId);
+                }
+                self.incident(kind_of(&failure));
+                if now.duration_since(since) > self.plan.give_up {
+                    self.peers[i].link = Link::Gone;
+                    self.incident(Kind::ResumeGaveUp);
+                    self.broken = true;
+                    self.phase = Phase::Done;
+                    return;
+                }
+                let backoff = (RETRY_FIRST * 2u32.saturating_pow(attempt)).min(RETRY_MAX);
+                let wait = self.rng.between(backoff / 2, backoff);
+                self.peers[i].link = Link::Down {
+                    since,
+                    retry_at: now + wait,
+                    attempt: attempt + 1,
+                };
+                return;
+            }
+        };
+        let kept = !welcome.created && welcome.resumed && welcome.client_id == self.peers[i].id;
+        self.run.resumes.record(kept, took, self.plan.grace);
+        self.plan.live.resumes.fetch_add(1, Ordering::Relaxed);
+        if !kept {
+            self.incident(Kind::ResumeLostId);
+            self.peers[i].link = Link::Up(ws);
+            self.broken = true;
+            self.phase = Phase::Done;
+            return;
+        }
+        let j = 1 - i;
+        if welcome.peers != [self.peers[j].id.clone()] {
+            self.incident(Kind::Unexpected(format!(
+                "joined (resumed) listing {} peers",
+                welcome.peers.len()
+            )));
+        }
+        let peer = &mut self.peers[i];
+        peer.token = welcome.resume_token;
+        peer.link = Link::Up(ws);
+        peer.ping_out = None;
+        peer.ping_at = now;
+        let other = &mut self.peers[j];
+        if std::mem::take(&mut other.joined_early) {
+            // Its `peer-joined` was read before this welcome.
+        } else if other.up() {
+            other.expect_joined = Some(now);
+        }
+    }
+
+    /// Ends the call: the leaver sends `leave` (or closes with 1000, which is the same), the
+    /// other must be told `peer-left` (`leave`).
+    async fn leave(&mut self) {
+        let now = Instant::now();
+        let leaver = self.rng.pick();
+        if !self.peers.iter().all(Peer::up) {
+            // Could not drain into a whole room: end without the leave's checks.
+            self.incident(Kind::Timeout("drain: a socket still down"));
+            self.broken = true;
+            self.phase = Phase::Done;
+            return;
+        }
+        let by_frame = self.rng.pick() == 0;
+        if by_frame {
+            self.send(leaver, r#"{"type":"leave"}"#.to_owned()).await;
+        } else if let Link::Up(ws) = &mut self.peers[leaver].link {
+            let frame = CloseFrame {
+                code: WsCloseCode::Normal,
+                reason: Utf8Bytes::from_static(""),
+            };
+            let _ = ws.close(Some(frame)).await;
+        }
+        self.phase = Phase::Leaving {
+            leaver,
+            until: now + self.plan.timeout,
+            closed: false,
+            told: false,
+        };
+    }
+
+    /// Closes what is still open and counts what never arrived.
+    async fn finish(&mut self) {
+        let mut open = Vec::new();
+        for peer in &mut self.peers {
+            if let Link::Up(ws) = std::mem::replace(&mut peer.link, Link::Gone) {
+                open.push(*ws);
+            }
+            peer.retired = None;
+        }
+        futures_util::future::join_all(open.into_iter().map(conn::close)).await;
+        let now_ms = self.now_ms();
+        for i in 0..2 {
+            let (losses, times) = self.dirs[i].settle();
+            self.run.deliveries.add_losses(losses);
+            for at_us in times {
+                let own = self.own_drops_us.contains(&at_us);
+                self.run
+                    .incidents
+                    .push(Incident::at(Kind::Lost, at_us / 1000, own));
+            }
+            for _ in 0..losses.undisrupted {
+                self.run
+                    .incidents
+                    .push(Incident::at(Kind::Lost, now_ms, false));
+            }
+        }
+        if self.broken {
+            self.run.calls_broken += 1;
+        } else {
+            self.run.calls_completed += 1;
+        }
+        self.plan.live.calls.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn conn_ping() -> String {
+    crate::frame::PING.to_owned()
+}
+
+fn short(e: &WsError) -> String {
+    e.to_string().chars().take(60).collect()
+}
