@@ -3,6 +3,7 @@
 #   make test    run every test (cargo, clippy on host and wasm32, Miniflare, browser)
 #   make deploy  publish with wrangler deploy
 #   make fuzz    fuzz the parsers of untrusted input (nightly; FUZZ_SECONDS per target)
+#   make bench-floor  Duet against the JavaScript floors of bench/floor/, as ratios
 
 SHELL := bash
 # --norc: bash started with a socket on stdin (as Node starts it) would otherwise read the
@@ -26,7 +27,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # attachments as JSON text; bench/BASELINE.md) plus 2%.
 WASM_GZIP_BUDGET := 164200
 
-.PHONY: help setup tools build dev test test-rust test-node lint size-check bench fuzz soak flood deploy dry-run clean
+.PHONY: help setup tools build dev test test-rust test-node lint size-check bench bench-floor fuzz soak flood deploy dry-run clean
 
 help:
 	@echo "make dev     serve the app locally on http://localhost:8787"
@@ -36,6 +37,7 @@ help:
 	@echo "             (installs nightly and cargo-fuzz if missing; FUZZ_TARGETS=\"frames route\" picks)"
 	@echo "make soak    10-minute soak with churn, drops and resumes (SOAK_ARGS=--restart-every 120s)"
 	@echo "make flood   round trips with and without one flooding client"
+	@echo "make bench-floor  Duet's figures as ratios to the floors' (bench/floor.sh)"
 	@echo "make deploy  wrangler deploy"
 
 setup: tools $(NPM_STAMP)
@@ -106,6 +108,12 @@ soak: setup
 
 flood: setup
 	bench/soak.sh flood $(FLOOD_ARGS)
+# Serves Duet (tickets off and on) and the two JavaScript floors of bench/floor/ with the
+# same wrangler dev, runs the scenarios of issue 13 against each in turn, and prints each
+# figure as a ratio to its floor. Holds a lock so two measurements never overlap. Flags go
+# in BENCH_ARGS: --json, --rounds N, --idle-rounds N, --quick, --out DIR.
+bench-floor: setup
+	bench/floor.sh $(BENCH_ARGS)
 
 test-node:
 	node --test --test-concurrency=1 test/*.test.mjs test/*/*.test.mjs

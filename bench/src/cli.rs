@@ -53,6 +53,14 @@ pub struct Common {
     /// No progress bars.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Sign a join ticket for every peer with this secret (the server's `JOIN_SECRET`), sent
+    /// as the `duet.ticket.` subprotocol; each peer is an identity of its own.
+    #[arg(long, global = true)]
+    pub ticket_secret: Option<String>,
+    /// A name for the server under test, kept in the report (`duet-bench ratios` groups runs
+    /// by it: duet, duet-tickets, bare, durable).
+    #[arg(long, global = true)]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +80,16 @@ pub enum Scenario {
     /// Round trips in many rooms with and without one flooding client in the same run;
     /// PASS/FAIL on the ratio of the p50s.
     Flood(crate::scenario::flood::FloodArgs),
+    /// Reads `--json` reports of runs labelled duet, duet-tickets, bare and durable (`make
+    /// bench-floor`) and prints each figure's median and its ratio to the floor's.
+    Ratios(RatiosArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RatiosArgs {
+    /// The reports, one `duet-bench --json --label NAME ...` output per file.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -20,6 +21,35 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a clean close waits for the server's answer.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Where one peer connects: the room's URL and the subprotocols it offers (a join ticket).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    pub url: String,
+    pub protocols: Option<String>,
+}
+
+/// The dials of a room's two peers: `a` arrives first, `b` second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomDial {
+    pub a: Dial,
+    pub b: Dial,
+}
+
+/// Opens a socket as `dial` says, with its subprotocols.
+pub async fn connect_dial(dial: &Dial, limit: Duration) -> Result<Ws, Failure> {
+    let mut request = dial
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Failure::Handshake(short(&e)))?;
+    if let Some(protocols) = &dial.protocols {
+        let value = HeaderValue::from_str(protocols)
+            .map_err(|_| Failure::Handshake("subprotocols are not a header value".into()))?;
+        request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    connect(request, limit).await
+}
 
 /// Opens a socket to `url` (or a request with headers), Nagle off (small frames must not wait
 /// for ACKs).
@@ -150,9 +180,13 @@ pub struct Opened {
 
 /// Opens a room: the first peer connects and gets `created`, the second connects and gets
 /// `joined`; then the first gets `peer-joined` and both get `ready`.
-pub async fn open_room(url: &str, limit: Duration, opened: &mut Opened) -> Result<Pair, Failure> {
+pub async fn open_room(
+    room: &RoomDial,
+    limit: Duration,
+    opened: &mut Opened,
+) -> Result<Pair, Failure> {
     let start = Instant::now();
-    let mut a = connect(url, limit).await?;
+    let mut a = connect_dial(&room.a, limit).await?;
     expect(&mut a, limit, "created", |f| {
         *f == Frame::Is(ServerFrameType::Created)
     })
@@ -160,7 +194,7 @@ pub async fn open_room(url: &str, limit: Duration, opened: &mut Opened) -> Resul
     opened.welcome.record(start.elapsed());
 
     let b_start = Instant::now();
-    let mut b = match connect(url, limit).await {
+    let mut b = match connect_dial(&room.b, limit).await {
         Ok(b) => b,
         Err(failure) => {
             close(a).await;
@@ -222,7 +256,7 @@ pub async fn close(mut ws: Ws) {
 /// opens it, then tells the scenario (`opened_tx`) that this room is done setting up, whatever
 /// the outcome, so the scenario knows when every room has had its turn.
 pub async fn open_room_in_batch(
-    url: &str,
+    room: &RoomDial,
     limit: Duration,
     setup: &Semaphore,
     opened_tx: mpsc::UnboundedSender<()>,
@@ -230,7 +264,7 @@ pub async fn open_room_in_batch(
 ) -> Result<Pair, Failure> {
     let result = {
         let _permit = setup.acquire().await;
-        open_room(url, limit, opened).await
+        open_room(room, limit, opened).await
     };
     let _ = opened_tx.send(());
     result

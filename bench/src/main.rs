@@ -15,6 +15,8 @@
 //! - [`stats`]: latency histograms, failures counted by kind.
 //! - [`server`]: the local server's memory, open files and CPU time from /proc.
 //! - [`report`]: the table and the `--json` document.
+//! - [`ticket`]: join tickets for servers that require them (`--ticket-secret`).
+//! - [`ratios`]: `duet-bench ratios`, Duet's figures over the floors' (`make bench-floor`).
 //!
 //! Every run targets only `--url`, opens at most the rooms asked for, and ends by itself:
 //! each wait has `--timeout`, each timed phase `--duration`.
@@ -26,11 +28,13 @@ mod frame;
 mod incident;
 mod ledger;
 mod local_server;
+mod ratios;
 mod report;
 mod rng;
 mod scenario;
 mod server;
 mod stats;
+mod ticket;
 mod verdict;
 mod welcome;
 
@@ -38,7 +42,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use cli::{check_room_prefix, check_timeout, Cli, Scenario};
 use report::{Outcome, RunReport};
-use scenario::Ctx;
+use scenario::{Ctx, Tickets};
 use server::Server;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -57,6 +61,9 @@ fn main() -> ExitCode {
 /// Runs the scenario; an error for bad flags, or when a scenario got nothing through.
 fn bench(cli: Cli) -> Result<()> {
     let common = &cli.common;
+    if let Scenario::Ratios(args) = &cli.scenario {
+        return print_ratios(args, common.json);
+    }
     let base = cli::base_url(&common.url)?;
     let timeout = check_timeout(common.timeout)?;
     match &cli.scenario {
@@ -66,6 +73,7 @@ fn bench(cli: Cli) -> Result<()> {
         Scenario::All(args) => args.check()?,
         Scenario::Soak(args) => args.check()?,
         Scenario::Flood(args) => args.check()?,
+        Scenario::Ratios(_) => {}
     }
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -92,6 +100,11 @@ fn bench(cli: Cli) -> Result<()> {
         timeout,
         prefix: prefix.clone(),
         progress: !common.no_progress && !common.json && std::io::stderr().is_terminal(),
+        // Valid for longer than any run can last (every timed phase is bounded).
+        tickets: common.ticket_secret.clone().map(|secret| Tickets {
+            secret,
+            exp_s: started + 4 * cli::MAX_DURATION_S as u64,
+        }),
     };
     if !common.json {
         eprintln!(
@@ -111,6 +124,8 @@ fn bench(cli: Cli) -> Result<()> {
         tool: "duet-bench",
         version: env!("CARGO_PKG_VERSION"),
         url: common.url.clone(),
+        label: common.label.clone(),
+        tickets: common.ticket_secret.is_some(),
         room_prefix: prefix,
         started_unix_s: started,
         load_before,
@@ -130,6 +145,25 @@ fn bench(cli: Cli) -> Result<()> {
     }
     if report.results.iter().any(Outcome::failed) {
         anyhow::bail!("a criterion failed (FAIL above)");
+    }
+    Ok(())
+}
+
+/// `duet-bench ratios`: reads the reports and prints the comparison.
+fn print_ratios(args: &cli::RatiosArgs, json: bool) -> Result<()> {
+    let mut reports = Vec::new();
+    for path in &args.files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a duet-bench --json report", path.display()))?;
+        reports.push(report);
+    }
+    let ratios = ratios::ratios(&reports);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ratios)?);
+    } else {
+        print!("{}", ratios::table(&ratios));
     }
     Ok(())
 }
@@ -176,5 +210,6 @@ async fn run(ctx: &Ctx, scenario: &Scenario, chatty: bool) -> Result<Vec<Outcome
         Scenario::Flood(args) => vec![Outcome::Flood(
             scenario::flood::run(ctx, args, chatty).await?,
         )],
+        Scenario::Ratios(_) => Vec::new(),
     })
 }

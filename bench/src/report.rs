@@ -27,6 +27,10 @@ pub struct RunReport {
     pub tool: &'static str,
     pub version: &'static str,
     pub url: String,
+    /// `--label`: which server this was (`duet-bench ratios` groups by it).
+    pub label: Option<String>,
+    /// Whether every peer offered a join ticket.
+    pub tickets: bool,
     pub room_prefix: String,
     pub started_unix_s: u64,
     /// The machine's load averages before and after the run (other work skews the figures).
@@ -379,6 +383,8 @@ mod tests {
             tool: "duet-bench",
             version: "0.1.0",
             url: "ws://127.0.0.1:8787".into(),
+            label: None,
+            tickets: false,
             room_prefix: "b1".into(),
             started_unix_s: 0,
             load_before: None,

@@ -250,7 +250,9 @@ async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs, chatty: bool) -> 
     while opened_rx.recv().await.is_some() {}
 
     let flooder = Flooder {
-        ctx_room: (0..args.rounds).map(|r| ctx.room("flood-f", r)).collect(),
+        ctx_room: (0..args.rounds)
+            .map(|r| ctx.room("flood-f", r).a.url)
+            .collect(),
         timeout: ctx.timeout,
         size: args.flood_size,
         rate: args.flood_rate,
@@ -393,7 +395,7 @@ pub fn criteria(
 }
 
 struct Measured {
-    url: String,
+    url: crate::conn::RoomDial,
     timeout: Duration,
     size: usize,
     every: Duration,

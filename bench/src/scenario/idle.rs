@@ -1,10 +1,15 @@
 //! `idle`: rooms × 2 sockets held open with the client's keep-alive (the exact ping, which the
 //! runtime answers without waking the room's object), then every room must still relay a
 //! message each way. Reports the local server's memory and open files per socket.
+//!
+//! One room is opened and closed before the first memory sample, so what the server does once
+//! (compiling the Worker, its first Durable Object) is not counted per socket.
 
 use super::Ctx;
 use crate::cli::IdleArgs;
-use crate::conn::{close_pair, expect_data, open_room_in_batch, send, Opened, Pair};
+use crate::conn::{
+    close_pair, expect_data, open_room, open_room_in_batch, send, Opened, Pair, RoomDial,
+};
 use crate::frame::{self, Frame};
 use crate::server::Sample;
 use crate::stats::{Failure, Failures, Latency, Summary};
@@ -63,6 +68,7 @@ struct RoomRun {
 pub async fn run(ctx: &Ctx, tag: &str, args: &IdleArgs) -> IdleReport {
     let hold = Duration::from_secs_f64(args.duration);
     let interval = Duration::from_secs_f64(args.ping_interval);
+    warm_up(ctx, tag).await;
     let before = ctx.server.sample();
     let setup = Arc::new(Semaphore::new(args.concurrency as usize));
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<()>();
@@ -73,7 +79,7 @@ pub async fn run(ctx: &Ctx, tag: &str, args: &IdleArgs) -> IdleReport {
             // Spread the keep-alives over the interval, as independent clients would be.
             let phase = interval.mul_f64(f64::from(i) / f64::from(args.rooms));
             let room = Room {
-                url: ctx.room(tag, i),
+                dial: ctx.room(tag, i),
                 timeout: ctx.timeout,
                 index: i,
                 first_ping: first_ping + interval + phase,
@@ -154,8 +160,17 @@ pub async fn run(ctx: &Ctx, tag: &str, args: &IdleArgs) -> IdleReport {
     report
 }
 
+/// Opens and closes one room, then gives the server a moment to handle the closes.
+async fn warm_up(ctx: &Ctx, tag: &str) {
+    let room = ctx.room(&format!("{tag}w"), 0);
+    if let Ok(pair) = open_room(&room, ctx.timeout, &mut Opened::default()).await {
+        close_pair(pair).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 struct Room {
-    url: String,
+    dial: RoomDial,
     timeout: Duration,
     index: u32,
     first_ping: Instant,
@@ -172,7 +187,7 @@ impl Room {
         let mut run = RoomRun::default();
         let mut opened = Opened::default();
         let result =
-            open_room_in_batch(&self.url, self.timeout, &setup, opened_tx, &mut opened).await;
+            open_room_in_batch(&self.dial, self.timeout, &setup, opened_tx, &mut opened).await;
         run.welcome = opened.welcome;
         let mut pair = match result {
             Ok(pair) => pair,

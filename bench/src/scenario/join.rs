@@ -46,10 +46,10 @@ pub async fn run(ctx: &Ctx, tag: &str, args: &JoinArgs, duration: Duration) -> J
     let mut results = stream::iter(0..args.rooms)
         .take_while(|_| future::ready(Instant::now() < stop_starting))
         .map(|i| {
-            let url = ctx.room(tag, i);
+            let room = ctx.room(tag, i);
             async move {
                 let mut opened = Opened::default();
-                let result = open_room(&url, ctx.timeout, &mut opened).await;
+                let result = open_room(&room, ctx.timeout, &mut opened).await;
                 let failure = match result {
                     Ok(pair) => {
                         close_pair(pair).await;

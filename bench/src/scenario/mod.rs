@@ -8,7 +8,9 @@ pub mod relay;
 pub mod soak;
 
 use crate::cli::room_url;
+use crate::conn::{Dial, RoomDial};
 use crate::server::{Sample, Server};
+use crate::ticket;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -21,12 +23,33 @@ pub struct Ctx {
     pub prefix: String,
     pub progress: bool,
     pub server: Server,
+    /// With a join-ticket secret, every peer offers a ticket of its own.
+    pub tickets: Option<Tickets>,
+}
+
+/// Join tickets: the secret they are signed with and when they expire (unix seconds).
+pub struct Tickets {
+    pub secret: String,
+    pub exp_s: u64,
 }
 
 impl Ctx {
-    /// The URL of room `index` of the scenario run tagged `tag`.
-    pub fn room(&self, tag: &str, index: u32) -> String {
-        room_url(&self.base, &format!("{}-{tag}-{index}", self.prefix))
+    /// How the two peers of room `index` of the scenario run tagged `tag` connect; with
+    /// tickets, each peer is an identity of its own (`a-{room}`, `b-{room}`).
+    pub fn room(&self, tag: &str, index: u32) -> RoomDial {
+        let name = format!("{}-{tag}-{index}", self.prefix);
+        let url = room_url(&self.base, &name);
+        let dial = |peer: &str| Dial {
+            url: url.clone(),
+            protocols: self.tickets.as_ref().map(|t| {
+                let sub = format!("{peer}-{name}");
+                ticket::subprotocols(&ticket::mint(&t.secret, &name, &sub, t.exp_s))
+            }),
+        };
+        RoomDial {
+            a: dial("a"),
+            b: dial("b"),
+        }
     }
 
     /// A bar counting `len` steps, or a hidden one.

@@ -6,7 +6,7 @@
 use super::{cpu_between, Ctx, ProcCpu};
 use crate::cli::{RelayArgs, RelayMode};
 use crate::conn::{
-    close_pair, expect, expect_data, next_text, open_room_in_batch, send, Opened, Pair,
+    close_pair, expect, expect_data, next_text, open_room_in_batch, send, Opened, Pair, RoomDial,
 };
 use crate::frame::{self, Frame};
 use crate::server::own_cpu_s;
@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, tag: &str, args: &RelayArgs) -> RelayReport {
     let handles: Vec<_> = (0..args.rooms)
         .map(|i| {
             let room = Room {
-                url: ctx.room(tag, i),
+                dial: ctx.room(tag, i),
                 timeout: ctx.timeout,
                 size: args.size,
                 mode: args.mode,
@@ -149,7 +149,7 @@ pub fn mode_name(mode: RelayMode) -> &'static str {
 }
 
 struct Room {
-    url: String,
+    dial: RoomDial,
     timeout: Duration,
     size: usize,
     mode: RelayMode,
@@ -164,7 +164,7 @@ impl Room {
     ) -> RoomRun {
         let mut run = RoomRun::default();
         let opened = open_room_in_batch(
-            &self.url,
+            &self.dial,
             self.timeout,
             &setup,
             opened_tx,

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# `make bench-floor`: Duet against the floor, in one run on this machine. Serves four targets
+# with the same wrangler dev on loopback ports: Duet (release build, tickets off), Duet with
+# JOIN_SECRET set (every peer sends a ticket), and the two JavaScript floors of bench/floor/
+# (bare: a relay with no storage; durable: the same with durable slots). Then, for each round,
+# runs every scenario against every target in turn (the order rotates each round, so drift
+# falls on all targets alike), restarts all four for the idle scenario (memory is compared on
+# fresh servers), and prints each figure's median with its ratio to the floor
+# (`duet-bench ratios`).
+#
+#   bench/floor.sh                 the standard run (about 20 minutes)
+#   bench/floor.sh --json          the ratios as JSON
+#   bench/floor.sh --rounds 1 --idle-rounds 1 --quick    a smoke run of a few minutes
+#   bench/floor.sh --out DIR       keep every run's report in DIR
+#
+# Two measurements never overlap: the run holds the lock $BENCH_LOCK (default
+# /work/notes/bench.lock where that directory exists, else a file in $TMPDIR).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RATE_LIMIT=1000000
+SECRET=duet-bench-floor-secret
+
+rounds=3
+idle_rounds=1
+json=()
+out=""
+quick=false
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --idle-rounds) idle_rounds=$2; shift 2 ;;
+    --json) json=(--json); shift ;;
+    --out) out=$2; shift 2 ;;
+    --quick) quick=true; shift ;;
+    *) echo "bench-floor: unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+
+# The scenarios of issue 13: joins at 100 in flight and one at a time, relays at 200 rooms
+# (and 1 room, unloaded), idle memory of 2,000 sockets.
+if $quick; then
+  join_fast=(join --rooms 200 --concurrency 100)
+  join_slow=(join --rooms 50 --concurrency 1)
+  relay_many=(relay --rooms 200 --duration 3)
+  relay_one=(relay --rooms 1 --duration 3)
+  idle=(idle --rooms 200 --duration 5)
+else
+  join_fast=(join --rooms 1000 --concurrency 100)
+  join_slow=(join --rooms 300 --concurrency 1)
+  relay_many=(relay --rooms 200 --duration 10)
+  relay_one=(relay --rooms 1 --duration 10)
+  idle=(idle --rooms 1000 --duration 30)
+fi
+TARGETS=(duet duet-tickets bare durable)
+
+lock=${BENCH_LOCK:-}
+if [[ -z $lock ]]; then
+  if [[ -d /work/notes ]]; then lock=/work/notes/bench.lock; else lock=${TMPDIR:-/tmp}/duet-bench.lock; fi
+fi
+exec 9>>"$lock"
+echo "bench-floor: waiting for the lock $lock" >&2
+flock 9
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/duet-floor.XXXXXX")
+reports=${out:-$work/reports}
+mkdir -p "$reports"
+declare -A pid port
+
+free_port() {
+  node -e '
+    const s = require("net").createServer();
+    s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+
+stop() {
+  local t=$1 p=${pid[$1]:-}
+  if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
+    # wrangler runs in its own process group: stop the group (node and its workerd children).
+    kill -TERM -- "-$p" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$p" 2>/dev/null || true
+  fi
+  pid[$t]=""
+}
+stop_all() {
+  for t in "${TARGETS[@]}"; do stop "$t"; done
+}
+cleanup() {
+  stop_all
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start() {
+  local t=$1 config args=() dir=$ROOT
+  case $t in
+    duet) config=$duet_config ;;
+    duet-tickets) config=$duet_config; args=(--var "JOIN_SECRET:$SECRET") ;;
+    bare | durable) config=$ROOT/bench/floor/$t.toml; dir=$ROOT/bench/floor ;;
+  esac
+  port[$t]=$(free_port)
+  local inspector
+  inspector=$(free_port)
+  rm -rf "$work/state-$t"
+  # Job control on for this one job: it gets a process group of its own (its pid).
+  set -m
+  (cd "$dir" && exec "$ROOT/node_modules/.bin/wrangler" dev --config "$config" \
+    --ip 127.0.0.1 --port "${port[$t]}" --inspector-port "$inspector" \
+    --persist-to "$work/state-$t" --show-interactive-dev-session=false \
+    --var "RATE_LIMIT_BURST:$RATE_LIMIT" --var "RATE_LIMIT_PER_SEC:$RATE_LIMIT" "${args[@]}" \
+    </dev/null >"$work/$t.log" 2>&1) &
+  pid[$t]=$!
+  set +m
+}
+
+wait_up() {
+  local t=$1
+  for _ in $(seq 240); do
+    curl -fsS "http://127.0.0.1:${port[$t]}/healthz" >/dev/null 2>&1 && return 0
+    if ! kill -0 "${pid[$t]}" 2>/dev/null; then
+      echo "bench-floor: wrangler dev for $t exited; its log:" >&2
+      tail -n 40 "$work/$t.log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  echo "bench-floor: no /healthz from $t after 120 s; its log:" >&2
+  tail -n 40 "$work/$t.log" >&2
+  exit 1
+}
+
+start_all() {
+  for t in "${TARGETS[@]}"; do start "$t"; done
+  for t in "${TARGETS[@]}"; do wait_up "$t"; done
+}
+
+# bench NAME TARGET ARGS...: one duet-bench run, its JSON report kept as NAME.
+bench() {
+  local name=$1 t=$2
+  shift 2
+  local ticket=()
+  [[ $t == duet-tickets ]] && ticket=(--ticket-secret "$SECRET")
+  echo "bench-floor: $name" >&2
+  "$ROOT/target/release/duet-bench" --url "ws://127.0.0.1:${port[$t]}" --label "$t" --json \
+    --no-progress "${ticket[@]}" "$@" >"$reports/$name.json" \
+    || echo "bench-floor: $name failed (kept in the report)" >&2
+}
+
+# The targets in the order of round $1: rotated by one each round.
+order() {
+  local r=$1 n=${#TARGETS[@]}
+  for i in $(seq 0 $((n - 1))); do echo "${TARGETS[$(((i + r) % n))]}"; done
+}
+
+echo "bench-floor: building the Worker (make build)" >&2
+make --no-print-directory build >&2
+echo "bench-floor: building duet-bench" >&2
+cargo build --release -p duet-bench >&2
+duet_config=$(node test/helpers/static-config.mjs wrangler.bench.toml 1000000000)
+
+echo "bench-floor: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+start_all
+for r in $(seq 1 "$rounds"); do
+  for s in join_fast join_slow relay_many relay_one; do
+    declare -n scenario=$s
+    for t in $(order "$r"); do
+      bench "r$r-$s-$t" "$t" "${scenario[@]}"
+    done
+  done
+done
+stop_all
+for r in $(seq 1 "$idle_rounds"); do
+  start_all
+  for t in $(order "$r"); do
+    bench "r$r-idle-$t" "$t" "${idle[@]}"
+  done
+  stop_all
+done
+echo "bench-floor: load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+"$ROOT/target/release/duet-bench" "${json[@]}" ratios "$reports"/*.json

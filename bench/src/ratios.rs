@@ -1,0 +1,598 @@
+//! `duet-bench ratios`: how far Duet is from the floor (`bench/floor/`), from the `--json`
+//! reports of runs labelled with `--label`. Each figure is the median of a label's runs. A
+//! join is compared with the durable floor (which stores its slots, as Duet must), a relay and
+//! the idle memory with the bare floor (neither touches storage), and Duet with tickets with
+//! Duet without. The targets are issue 13's; they are reported, never asserted.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt::Write;
+
+pub const DUET: &str = "duet";
+pub const DUET_TICKETS: &str = "duet-tickets";
+pub const BARE: &str = "bare";
+pub const DURABLE: &str = "durable";
+pub const LABELS: [&str; 4] = [DUET, DUET_TICKETS, BARE, DURABLE];
+
+/// A bound on a ratio: at least or at most `bound`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Target {
+    pub fn met(self, ratio: f64) -> bool {
+        match self {
+            Target::AtLeast(bound) => ratio >= bound,
+            Target::AtMost(bound) => ratio <= bound,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Target::AtLeast(bound) => format!(">= {bound:.2}"),
+            Target::AtMost(bound) => format!("<= {bound:.2}"),
+        }
+    }
+}
+
+/// Ticket verification may cost at most 5% more.
+const TICKET_COST: f64 = 1.05;
+
+/// One figure of one scenario in one report.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    scenario: String,
+    figure: &'static str,
+    /// The label whose median the ratio divides by.
+    floor: &'static str,
+    value: f64,
+    target: Option<Target>,
+    tickets_target: Option<Target>,
+}
+
+/// A figure across labels: the medians, Duet's ratio to its floor, and tickets on vs off.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub figure: &'static str,
+    /// Every run's value, by label (in [`LABELS`] order).
+    pub runs: Vec<(String, Vec<f64>)>,
+    pub medians: Vec<(String, Option<f64>)>,
+    pub floor: &'static str,
+    /// Duet's median over the floor's.
+    pub ratio: Option<f64>,
+    pub target: Option<Target>,
+    pub met: Option<bool>,
+    /// Duet with tickets over Duet without.
+    pub tickets_ratio: Option<f64>,
+    pub tickets_target: Option<Target>,
+    pub tickets_met: Option<bool>,
+}
+
+/// Failures of one label in one scenario, summed over its runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failed {
+    pub scenario: String,
+    pub label: String,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ratios {
+    pub reports: usize,
+    pub rows: Vec<Row>,
+    pub failures: Vec<Failed>,
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+/// CPU seconds of all server processes in a scenario's `server_cpu`.
+fn server_cpu_s(outcome: &Value) -> Option<f64> {
+    let procs = outcome["server_cpu"].as_array().filter(|p| !p.is_empty())?;
+    Some(procs.iter().filter_map(|p| num(&p["cpu_s"])).sum())
+}
+
+/// CPU seconds of the runtime process in a scenario's `server_cpu`.
+fn runtime_cpu_s(outcome: &Value) -> Option<f64> {
+    outcome["server_cpu"]
+        .as_array()?
+        .iter()
+        .find(|p| p["role"] == "runtime")
+        .and_then(|p| num(&p["cpu_s"]))
+}
+
+fn runtime_rss_kib(sample: &Value) -> Option<f64> {
+    sample["processes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["role"] == "runtime")
+        .and_then(|p| num(&p["rss_kib"]))
+}
+
+fn failures(outcome: &Value) -> u64 {
+    outcome["failures"]
+        .as_object()
+        .map_or(0, |f| f.values().filter_map(Value::as_u64).sum())
+}
+
+/// The scenario's name and its figures.
+fn samples(outcome: &Value) -> Option<(String, Vec<Sample>)> {
+    let mut out = Vec::new();
+    let mut push = |scenario: &str,
+                    figure: &'static str,
+                    floor: &'static str,
+                    value: Option<f64>,
+                    target: Option<Target>,
+                    tickets_target: Option<Target>| {
+        if let Some(value) = value.filter(|v| v.is_finite()) {
+            out.push(Sample {
+                scenario: scenario.to_owned(),
+                figure,
+                floor,
+                value,
+                target,
+                tickets_target,
+            });
+        }
+    };
+    let scenario = match outcome["scenario"].as_str()? {
+        "join" => {
+            let concurrency = outcome["concurrency"].as_u64()?;
+            let scenario = format!(
+                "join {}x2, {concurrency} in flight",
+                outcome["rooms"].as_u64()?
+            );
+            let ready = num(&outcome["rooms_ready"]).filter(|&n| n > 0.0);
+            let (rate_target, p50_target) = match concurrency {
+                1 => (None, Some(Target::AtMost(1.1))),
+                _ => (Some(Target::AtLeast(0.95)), None),
+            };
+            let (rate_tickets, p50_tickets) = match concurrency {
+                1 => (None, Some(Target::AtMost(TICKET_COST))),
+                _ => (Some(Target::AtLeast(1.0 / TICKET_COST)), None),
+            };
+            push(
+                &scenario,
+                "rooms/s",
+                DURABLE,
+                num(&outcome["rooms_per_s"]),
+                rate_target,
+                rate_tickets,
+            );
+            push(
+                &scenario,
+                "welcome p50 ms",
+                DURABLE,
+                num(&outcome["welcome"]["p50_ms"]),
+                p50_target,
+                p50_tickets,
+            );
+            push(
+                &scenario,
+                "runtime CPU ms/room",
+                DURABLE,
+                runtime_cpu_s(outcome).zip(ready).map(|(s, n)| s * 1e3 / n),
+                None,
+                None,
+            );
+            push(
+                &scenario,
+                "server CPU ms/room",
+                DURABLE,
+                server_cpu_s(outcome).zip(ready).map(|(s, n)| s * 1e3 / n),
+                None,
+                None,
+            );
+            scenario
+        }
+        "relay" if outcome["mode"] == "relay" => {
+            let rooms = outcome["rooms"].as_u64()?;
+            let scenario = format!("relay {rooms} rooms, {} B", outcome["size_bytes"].as_u64()?);
+            let loaded = rooms > 1;
+            let messages = num(&outcome["round_trips"])
+                .map(|n| 2.0 * n)
+                .filter(|&n| n > 0.0);
+            push(
+                &scenario,
+                "messages/s",
+                BARE,
+                num(&outcome["messages_per_s"]),
+                loaded.then_some(Target::AtLeast(0.95)),
+                None,
+            );
+            push(
+                &scenario,
+                "round trip p50 ms",
+                BARE,
+                num(&outcome["rtt"]["p50_ms"]),
+                loaded.then_some(Target::AtMost(1.0)),
+                None,
+            );
+            push(
+                &scenario,
+                "runtime CPU us/msg",
+                BARE,
+                runtime_cpu_s(outcome)
+                    .zip(messages)
+                    .map(|(s, n)| s * 1e6 / n),
+                None,
+                None,
+            );
+            push(
+                &scenario,
+                "server CPU us/msg",
+                BARE,
+                server_cpu_s(outcome)
+                    .zip(messages)
+                    .map(|(s, n)| s * 1e6 / n),
+                None,
+                None,
+            );
+            scenario
+        }
+        "idle" => {
+            let sockets = num(&outcome["sockets_open"]).filter(|&n| n > 0.0);
+            let scenario = format!(
+                "idle {} sockets, {} s",
+                2 * outcome["rooms"].as_u64()?,
+                num(&outcome["held_s"])?
+            );
+            let memory = &outcome["memory"];
+            push(
+                &scenario,
+                "KiB/socket, all",
+                BARE,
+                num(&memory["rss_per_socket_kib"]),
+                Some(Target::AtMost(1.1)),
+                None,
+            );
+            let runtime = runtime_rss_kib(&memory["held"])
+                .zip(runtime_rss_kib(&memory["before"]))
+                .zip(sockets)
+                .map(|((held, before), n)| (held - before) / n);
+            push(&scenario, "KiB/socket, runtime", BARE, runtime, None, None);
+            scenario
+        }
+        _ => return None,
+    };
+    Some((scenario, out))
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// The rows for `reports` (each a parsed `duet-bench --json --label …` document), in the
+/// order their scenarios and figures first appear.
+pub fn ratios(reports: &[Value]) -> Ratios {
+    struct Acc {
+        sample: Sample,
+        runs: Vec<Vec<f64>>,
+    }
+    let mut acc: Vec<Acc> = Vec::new();
+    let mut failed: Vec<Failed> = Vec::new();
+    for report in reports {
+        let Some(label) = report["label"].as_str() else {
+            continue;
+        };
+        let Some(slot) = LABELS.iter().position(|l| *l == label) else {
+            continue;
+        };
+        for outcome in report["results"].as_array().into_iter().flatten() {
+            let Some((scenario, samples)) = samples(outcome) else {
+                continue;
+            };
+            match failed
+                .iter_mut()
+                .find(|f| f.scenario == scenario && f.label == label)
+            {
+                Some(f) => f.failures += failures(outcome),
+                None => failed.push(Failed {
+                    scenario,
+                    label: label.to_owned(),
+                    failures: failures(outcome),
+                }),
+            }
+            for sample in samples {
+                let at = acc
+                    .iter()
+                    .position(|a| {
+                        a.sample.scenario == sample.scenario && a.sample.figure == sample.figure
+                    })
+                    .unwrap_or_else(|| {
+                        acc.push(Acc {
+                            sample: sample.clone(),
+                            runs: vec![Vec::new(); LABELS.len()],
+                        });
+                        acc.len() - 1
+                    });
+                acc[at].runs[slot].push(sample.value);
+            }
+        }
+    }
+    // Joins, then relays, then idle; within each, in the order they first appeared.
+    let kind = |scenario: &str| {
+        ["join", "relay", "idle"]
+            .iter()
+            .position(|k| scenario.starts_with(k))
+    };
+    acc.sort_by_key(|a| kind(&a.sample.scenario));
+    let rows = acc
+        .into_iter()
+        .map(|a| {
+            let medians: Vec<Option<f64>> = a.runs.iter().map(|r| median(r)).collect();
+            let of = |label: &str| {
+                LABELS
+                    .iter()
+                    .position(|l| *l == label)
+                    .and_then(|i| medians[i])
+            };
+            let over = |top: &str, bottom: &str| {
+                of(top)
+                    .zip(of(bottom))
+                    .filter(|&(_, b)| b != 0.0)
+                    .map(|(t, b)| t / b)
+            };
+            let ratio = over(DUET, a.sample.floor);
+            let tickets_ratio = over(DUET_TICKETS, DUET);
+            let met = |target: Option<Target>, ratio: Option<f64>| {
+                target.zip(ratio).map(|(t, r)| t.met(r))
+            };
+            Row {
+                scenario: a.sample.scenario,
+                figure: a.sample.figure,
+                runs: LABELS.iter().map(|l| l.to_string()).zip(a.runs).collect(),
+                medians: LABELS
+                    .iter()
+                    .map(|l| l.to_string())
+                    .zip(medians.iter().copied())
+                    .collect(),
+                floor: a.sample.floor,
+                ratio,
+                target: a.sample.target,
+                met: met(a.sample.target, ratio),
+                tickets_ratio,
+                tickets_target: a.sample.tickets_target,
+                tickets_met: met(a.sample.tickets_target, tickets_ratio),
+            }
+        })
+        .collect();
+    Ratios {
+        reports: reports.len(),
+        rows,
+        failures: failed,
+    }
+}
+
+fn value(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn judged(ratio: Option<f64>, target: Option<Target>, met: Option<bool>) -> String {
+    let Some(ratio) = ratio else {
+        return "-".into();
+    };
+    match (target, met) {
+        (Some(t), Some(true)) => format!("{ratio:.2} ({} ok)", t.describe()),
+        (Some(t), _) => format!("{ratio:.2} ({} MISSED)", t.describe()),
+        _ => format!("{ratio:.2}"),
+    }
+}
+
+/// The table: one line per figure, medians by label, then the ratios and their targets.
+pub fn table(ratios: &Ratios) -> String {
+    let header: Vec<String> = ["scenario", "figure"]
+        .into_iter()
+        .map(String::from)
+        .chain(LABELS.iter().map(|l| l.to_string()))
+        .chain(["duet/floor".into(), "tickets/duet".into()])
+        .collect();
+    let mut lines = vec![header];
+    for row in &ratios.rows {
+        let mut cells = vec![row.scenario.clone(), row.figure.into()];
+        cells.extend(row.medians.iter().map(|(_, m)| value(*m)));
+        cells.push(format!(
+            "{} {}",
+            row.floor,
+            judged(row.ratio, row.target, row.met)
+        ));
+        cells.push(judged(
+            row.tickets_ratio,
+            row.tickets_target,
+            row.tickets_met,
+        ));
+        lines.push(cells);
+    }
+    let columns = lines[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "duet-bench ratios: {} reports; medians of each label's runs",
+        ratios.reports
+    );
+    for line in &lines {
+        let mut text = String::new();
+        for (c, (cell, w)) in line.iter().zip(&widths).enumerate() {
+            let pad = " ".repeat(w - cell.chars().count());
+            // Names to the left, numbers to the right.
+            if c < 2 || c >= 2 + LABELS.len() {
+                let _ = write!(text, "{cell}{pad}  ");
+            } else {
+                let _ = write!(text, "{pad}{cell}  ");
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    }
+    let failed: Vec<String> = ratios
+        .failures
+        .iter()
+        .filter(|f| f.failures > 0)
+        .map(|f| format!("{} {}: {}", f.label, f.scenario, f.failures))
+        .collect();
+    let _ = writeln!(
+        out,
+        "failures: {}",
+        if failed.is_empty() {
+            "none".into()
+        } else {
+            failed.join(", ")
+        }
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn join(label: &str, concurrency: u64, rooms_per_s: f64, p50: f64) -> Value {
+        json!({
+            "label": label,
+            "results": [{
+                "scenario": "join", "rooms": 100, "concurrency": concurrency,
+                "rooms_ready": 100, "rooms_per_s": rooms_per_s,
+                "welcome": {"p50_ms": p50},
+                "failures": {},
+                "server_cpu": [{"role": "runtime", "cpu_s": 0.5}, {"role": "proxy", "cpu_s": 9.0}],
+            }],
+        })
+    }
+
+    fn row<'a>(r: &'a Ratios, scenario: &str, figure: &str) -> &'a Row {
+        r.rows
+            .iter()
+            .find(|row| row.scenario == scenario && row.figure == figure)
+            .unwrap_or_else(|| panic!("no row {scenario} / {figure}"))
+    }
+
+    #[test]
+    fn joins_are_compared_with_the_durable_floor_and_tickets_with_duet() {
+        let reports = [
+            join(DUET, 100, 90.0, 8.0),
+            join(DUET, 100, 100.0, 8.0),
+            join(DUET, 100, 80.0, 8.0),
+            join(DURABLE, 100, 100.0, 6.0),
+            join(BARE, 100, 200.0, 4.0),
+            join(DUET_TICKETS, 100, 85.0, 9.0),
+        ];
+        let r = ratios(&reports);
+        let rate = row(&r, "join 100x2, 100 in flight", "rooms/s");
+        assert_eq!(rate.medians[0], (DUET.to_string(), Some(90.0)));
+        assert_eq!(rate.runs[0].1, vec![90.0, 100.0, 80.0]);
+        assert_eq!(rate.floor, DURABLE);
+        assert_eq!(rate.ratio, Some(0.9));
+        assert_eq!(rate.target, Some(Target::AtLeast(0.95)));
+        assert_eq!(rate.met, Some(false));
+        let tickets = rate.tickets_ratio.unwrap();
+        assert!((tickets - 85.0 / 90.0).abs() < 1e-12);
+        assert_eq!(rate.tickets_met, Some(false));
+        // At 100 in flight the welcome latency is queueing: reported, not judged.
+        let p50 = row(&r, "join 100x2, 100 in flight", "welcome p50 ms");
+        assert_eq!(p50.target, None);
+        assert_eq!(p50.met, None);
+        // 0.5 s of runtime CPU over 100 rooms; the proxy's CPU is not the runtime's.
+        let cpu = row(&r, "join 100x2, 100 in flight", "runtime CPU ms/room");
+        assert_eq!(cpu.medians[0].1, Some(5.0));
+        let all = row(&r, "join 100x2, 100 in flight", "server CPU ms/room");
+        assert_eq!(all.medians[0].1, Some(95.0));
+        assert!(table(&r).contains("durable 0.90 (>= 0.95 MISSED)"));
+    }
+
+    #[test]
+    fn one_at_a_time_the_welcome_latency_is_judged() {
+        let r = ratios(&[join(DUET, 1, 50.0, 6.6), join(DURABLE, 1, 60.0, 6.0)]);
+        let p50 = row(&r, "join 100x2, 1 in flight", "welcome p50 ms");
+        assert_eq!(p50.target, Some(Target::AtMost(1.1)));
+        assert_eq!(p50.met, Some(true));
+        assert_eq!(row(&r, "join 100x2, 1 in flight", "rooms/s").target, None);
+        // No duet-tickets runs: no tickets ratio.
+        assert_eq!(p50.tickets_ratio, None);
+        assert_eq!(p50.tickets_met, None);
+    }
+
+    #[test]
+    fn relays_and_idle_memory_are_compared_with_the_bare_floor() {
+        let relay = |label: &str, rooms: u64, mps: f64, p50: f64| {
+            json!({"label": label, "results": [{
+                "scenario": "relay", "mode": "relay", "rooms": rooms, "size_bytes": 256,
+                "round_trips": 1000, "messages_per_s": mps, "rtt": {"p50_ms": p50},
+                "failures": {"timeout: relay": 2},
+                "server_cpu": [{"role": "runtime", "cpu_s": 0.1}],
+            }]})
+        };
+        let idle = |label: &str, all: f64, runtime_held: f64| {
+            json!({"label": label, "results": [{
+                "scenario": "idle", "rooms": 10, "sockets_open": 20, "held_s": 30.0,
+                "failures": {},
+                "memory": {
+                    "rss_per_socket_kib": all,
+                    "before": {"processes": [{"role": "runtime", "rss_kib": 1000.0}]},
+                    "held": {"processes": [{"role": "runtime", "rss_kib": runtime_held}]},
+                },
+            }]})
+        };
+        let r = ratios(&[
+            idle(DUET, 440.0, 5000.0),
+            relay(DUET, 200, 19_000.0, 10.0),
+            relay(BARE, 200, 20_000.0, 10.0),
+            relay(DUET, 1, 8_000.0, 0.2),
+            relay(BARE, 1, 10_000.0, 0.1),
+            idle(BARE, 400.0, 3000.0),
+            // Not a label of the floor run: ignored.
+            relay("other", 200, 1.0, 1.0),
+        ]);
+        // Relays before idle, whatever order the reports came in.
+        assert!(r.rows[0].scenario.starts_with("relay"));
+        assert!(r.rows.last().unwrap().scenario.starts_with("idle"));
+        let mps = row(&r, "relay 200 rooms, 256 B", "messages/s");
+        assert_eq!(mps.ratio, Some(0.95));
+        assert_eq!(mps.met, Some(true));
+        let rtt = row(&r, "relay 200 rooms, 256 B", "round trip p50 ms");
+        assert_eq!((rtt.ratio, rtt.met), (Some(1.0), Some(true)));
+        // One room is unloaded latency: reported without a target.
+        assert_eq!(row(&r, "relay 1 rooms, 256 B", "messages/s").target, None);
+        let cpu = row(&r, "relay 1 rooms, 256 B", "runtime CPU us/msg");
+        assert_eq!(cpu.medians[0].1, Some(50.0));
+        let memory = row(&r, "idle 20 sockets, 30 s", "KiB/socket, all");
+        assert_eq!((memory.ratio, memory.met), (Some(1.1), Some(true)));
+        let runtime = row(&r, "idle 20 sockets, 30 s", "KiB/socket, runtime");
+        assert_eq!(runtime.medians[0].1, Some(200.0));
+        assert_eq!(runtime.ratio, Some(2.0));
+        let text = table(&r);
+        assert!(text.contains("failures: duet relay 200 rooms, 256 B: 2, bare relay 200 rooms"));
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+}

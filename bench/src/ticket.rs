@@ -1,0 +1,70 @@
+//! Join tickets for servers that require them (`--ticket-secret`): HS256 JWTs as
+//! `docs/access.md` specifies, one per peer, offered as the `duet.ticket.` subprotocol the way
+//! `duet.js` sends them.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The subprotocol of protocol v1, offered beside every ticket.
+const V1: &str = "duet.v1";
+/// The prefix of the subprotocol that carries a ticket.
+const TICKET_PREFIX: &str = "duet.ticket.";
+/// `{"alg":"HS256","typ":"JWT"}`, the only header the server accepts.
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// A ticket for `sub` in `room`, valid until `exp_s` (unix seconds), signed with `secret`.
+pub fn mint(secret: &str, room: &str, sub: &str, exp_s: u64) -> String {
+    let claims = serde_json::json!({"room": room, "sub": sub, "exp": exp_s}).to_string();
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(HEADER),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    // HMAC takes a key of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|e| unreachable!("HMAC key of any length: {e}"));
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+/// The `Sec-WebSocket-Protocol` value that offers protocol v1 and `ticket`.
+pub fn subprotocols(ticket: &str) -> String {
+    format!("{V1}, {TICKET_PREFIX}{ticket}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duet::ticket::{verify, Identity, TicketError};
+
+    #[test]
+    fn the_server_accepts_what_is_minted() {
+        let secrets = vec!["s3cret".to_owned()];
+        let ticket = mint("s3cret", "r1", "a-r1", 2_000_000_000);
+        assert_eq!(
+            verify(&ticket, &secrets, "r1", 1_700_000_000),
+            Ok(Identity {
+                sub: "a-r1".into(),
+                name: None,
+                meta: None
+            })
+        );
+        assert_eq!(
+            verify(&ticket, &secrets, "r2", 1_700_000_000),
+            Err(TicketError::WrongRoom)
+        );
+        let other = vec!["other".to_owned()];
+        assert_eq!(
+            verify(&ticket, &other, "r1", 1_700_000_000),
+            Err(TicketError::Invalid)
+        );
+    }
+
+    #[test]
+    fn offered_as_the_client_library_does() {
+        assert_eq!(subprotocols("x.y.z"), "duet.v1, duet.ticket.x.y.z");
+    }
+}
