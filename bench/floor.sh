@@ -12,6 +12,10 @@
 #   bench/floor.sh --json          the ratios as JSON
 #   bench/floor.sh --rounds 1 --idle-rounds 1 --quick    a smoke run of a few minutes
 #   bench/floor.sh --out DIR       keep every run's report in DIR
+#   bench/floor.sh --before DIR    also serve an earlier build (index.js and index_bg.wasm in
+#                                  DIR) as the target `before`, for before/after in one run
+#   bench/floor.sh --max-load L    before each round, wait (up to 10 minutes) until the
+#                                  1-minute load average is below L
 #
 # Two measurements never overlap: the run holds the lock $BENCH_LOCK (default
 # /work/notes/bench.lock where that directory exists, else a file in $TMPDIR).
@@ -27,8 +31,12 @@ idle_rounds=1
 json=()
 out=""
 quick=false
+before=""
+max_load=""
 while [[ $# -gt 0 ]]; do
   case $1 in
+    --before) before=$(cd "$2" && pwd); shift 2 ;;
+    --max-load) max_load=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --idle-rounds) idle_rounds=$2; shift 2 ;;
     --json) json=(--json); shift ;;
@@ -54,6 +62,7 @@ else
   idle=(idle --rooms 1000 --duration 30)
 fi
 TARGETS=(duet duet-tickets bare durable)
+[[ -n $before ]] && TARGETS+=(before)
 
 lock=${BENCH_LOCK:-}
 if [[ -z $lock ]]; then
@@ -102,6 +111,7 @@ start() {
   case $t in
     duet) config=$duet_config ;;
     duet-tickets) config=$duet_config; args=(--var "JOIN_SECRET:$SECRET") ;;
+    before) config=$before_config; dir=$before ;;
     bare | durable) config=$ROOT/bench/floor/$t.toml; dir=$ROOT/bench/floor ;;
   esac
   port[$t]=$(free_port)
@@ -163,10 +173,27 @@ make --no-print-directory build >&2
 echo "bench-floor: building duet-bench" >&2
 cargo build --release -p duet-bench >&2
 duet_config=$(node test/helpers/static-config.mjs wrangler.bench.toml 1000000000)
+if [[ -n $before ]]; then
+  # The same configuration, serving the earlier build and this tree's public/.
+  before_config=$work/wrangler.before.toml
+  sed -e 's#^main = .*#main = "'"$before"'/index.js"#' \
+    -e 's#^directory = .*#directory = "'"$ROOT"'/public"#' "$duet_config" >"$before_config"
+fi
+
+# Waits until the 1-minute load average is below --max-load, for at most 10 minutes.
+quiet() {
+  [[ -z $max_load ]] && return 0
+  for _ in $(seq 120); do
+    awk -v max="$max_load" '{ exit !($1 < max) }' /proc/loadavg && return 0
+    sleep 5
+  done
+  echo "bench-floor: load still $(cut -d' ' -f1 /proc/loadavg) after 10 minutes; going on" >&2
+}
 
 echo "bench-floor: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 start_all
 for r in $(seq 1 "$rounds"); do
+  quiet
   for s in join_fast join_slow relay_many relay_one; do
     declare -n scenario=$s
     for t in $(order "$r"); do
@@ -177,6 +204,7 @@ done
 stop_all
 for r in $(seq 1 "$idle_rounds"); do
   start_all
+  quiet
   for t in $(order "$r"); do
     bench "r$r-idle-$t" "$t" "${idle[@]}"
   done

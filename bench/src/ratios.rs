@@ -2,7 +2,8 @@
 //! reports of runs labelled with `--label`. Each figure is the median of a label's runs. A
 //! join is compared with the durable floor (which stores its slots, as Duet must), a relay and
 //! the idle memory with the bare floor (neither touches storage), and Duet with tickets with
-//! Duet without. The targets are issue 13's; they are reported, never asserted.
+//! Duet without. Runs labelled `before` (an earlier build of Duet served beside it) get their
+//! own column and ratio. The targets are issue 13's; they are reported, never asserted.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -12,7 +13,9 @@ pub const DUET: &str = "duet";
 pub const DUET_TICKETS: &str = "duet-tickets";
 pub const BARE: &str = "bare";
 pub const DURABLE: &str = "durable";
-pub const LABELS: [&str; 4] = [DUET, DUET_TICKETS, BARE, DURABLE];
+/// An earlier build of Duet, tickets off, for before/after in the same run.
+pub const BEFORE: &str = "before";
+pub const LABELS: [&str; 5] = [DUET, DUET_TICKETS, BEFORE, BARE, DURABLE];
 
 /// A bound on a ratio: at least or at most `bound`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -66,6 +69,9 @@ pub struct Row {
     pub ratio: Option<f64>,
     pub target: Option<Target>,
     pub met: Option<bool>,
+    /// The earlier build's median over the floor's, and Duet's over the earlier build's.
+    pub before_ratio: Option<f64>,
+    pub change: Option<f64>,
     /// Duet with tickets over Duet without.
     pub tickets_ratio: Option<f64>,
     pub tickets_target: Option<Target>,
@@ -347,6 +353,8 @@ pub fn ratios(reports: &[Value]) -> Ratios {
             };
             let ratio = over(DUET, a.sample.floor);
             let tickets_ratio = over(DUET_TICKETS, DUET);
+            let before_ratio = over(BEFORE, a.sample.floor);
+            let change = over(DUET, BEFORE);
             let met = |target: Option<Target>, ratio: Option<f64>| {
                 target.zip(ratio).map(|(t, r)| t.met(r))
             };
@@ -363,6 +371,8 @@ pub fn ratios(reports: &[Value]) -> Ratios {
                 ratio,
                 target: a.sample.target,
                 met: met(a.sample.target, ratio),
+                before_ratio,
+                change,
                 tickets_ratio,
                 tickets_target: a.sample.tickets_target,
                 tickets_met: met(a.sample.tickets_target, tickets_ratio),
@@ -396,23 +406,34 @@ fn judged(ratio: Option<f64>, target: Option<Target>, met: Option<bool>) -> Stri
     }
 }
 
-/// The table: one line per figure, medians by label, then the ratios and their targets.
+/// The table: one line per figure, medians by label (the labels that have runs), then the
+/// ratios and their targets.
 pub fn table(ratios: &Ratios) -> String {
-    let header: Vec<String> = ["scenario", "figure"]
-        .into_iter()
-        .map(String::from)
-        .chain(LABELS.iter().map(|l| l.to_string()))
-        .chain(["duet/floor".into(), "tickets/duet".into()])
+    let shown: Vec<usize> = (0..LABELS.len())
+        .filter(|&i| ratios.rows.iter().any(|r| r.medians[i].1.is_some()))
         .collect();
+    let before = shown.iter().any(|&i| LABELS[i] == BEFORE);
+    let mut header: Vec<String> = vec!["scenario".into(), "figure".into()];
+    header.extend(shown.iter().map(|&i| LABELS[i].to_string()));
+    header.push("duet/floor".into());
+    if before {
+        header.extend(["before/floor".into(), "duet/before".into()]);
+    }
+    header.push("tickets/duet".into());
     let mut lines = vec![header];
     for row in &ratios.rows {
         let mut cells = vec![row.scenario.clone(), row.figure.into()];
-        cells.extend(row.medians.iter().map(|(_, m)| value(*m)));
+        cells.extend(shown.iter().map(|&i| value(row.medians[i].1)));
         cells.push(format!(
             "{} {}",
             row.floor,
             judged(row.ratio, row.target, row.met)
         ));
+        if before {
+            let before_met = row.target.zip(row.before_ratio).map(|(t, r)| t.met(r));
+            cells.push(judged(row.before_ratio, row.target, before_met));
+            cells.push(judged(row.change, None, None));
+        }
         cells.push(judged(
             row.tickets_ratio,
             row.tickets_target,
@@ -441,7 +462,7 @@ pub fn table(ratios: &Ratios) -> String {
         for (c, (cell, w)) in line.iter().zip(&widths).enumerate() {
             let pad = " ".repeat(w - cell.chars().count());
             // Names to the left, numbers to the right.
-            if c < 2 || c >= 2 + LABELS.len() {
+            if c < 2 || c >= 2 + shown.len() {
                 let _ = write!(text, "{cell}{pad}  ");
             } else {
                 let _ = write!(text, "{pad}{cell}  ");
@@ -587,6 +608,23 @@ mod tests {
         assert_eq!(runtime.ratio, Some(2.0));
         let text = table(&r);
         assert!(text.contains("failures: duet relay 200 rooms, 256 B: 2, bare relay 200 rooms"));
+    }
+
+    #[test]
+    fn an_earlier_build_gets_its_own_ratio_and_the_change() {
+        let r = ratios(&[
+            join(DUET, 100, 90.0, 8.0),
+            join(BEFORE, 100, 60.0, 8.0),
+            join(DURABLE, 100, 100.0, 6.0),
+        ]);
+        let rate = row(&r, "join 100x2, 100 in flight", "rooms/s");
+        assert_eq!(rate.before_ratio, Some(0.6));
+        assert_eq!(rate.change, Some(1.5));
+        let text = table(&r);
+        assert!(text.contains("duet/floor"));
+        assert!(text.contains("0.60 (>= 0.95 MISSED)  1.50"));
+        // Labels without runs get no column.
+        assert!(!text.lines().nth(1).unwrap().contains("bare"));
     }
 
     #[test]
