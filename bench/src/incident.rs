@@ -37,6 +37,8 @@ pub enum Kind {
     ResumeGaveUp,
     /// A line of the server's log that reports a failure (`internal-error`, a panic).
     ServerLog(String),
+    /// The server did not come back after a kill.
+    RestartFailed(String),
 }
 
 impl Kind {
@@ -54,6 +56,7 @@ impl Kind {
             Kind::ResumeLostId => "resume lost its client id".into(),
             Kind::ResumeGaveUp => "resume gave up".into(),
             Kind::ServerLog(what) => format!("server log: {what}"),
+            Kind::RestartFailed(why) => format!("restart failed: {why}"),
         }
     }
 

@@ -161,7 +161,8 @@ impl Drop for LocalServer {
     }
 }
 
-/// Whether `GET /healthz` answers 200 within a second.
+/// Whether `GET /healthz` answers 200 within 5 seconds (a restarted server that thousands
+/// of sockets are reconnecting to answers slowly).
 async fn healthy(addr: &str) -> bool {
     let ask = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
@@ -171,7 +172,7 @@ async fn healthy(addr: &str) -> bool {
         stream.read_exact(&mut head).await.ok()?;
         Some(status_is_ok(&head))
     };
-    tokio::time::timeout(Duration::from_secs(1), ask)
+    tokio::time::timeout(Duration::from_secs(5), ask)
         .await
         .ok()
         .flatten()

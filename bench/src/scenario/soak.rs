@@ -20,7 +20,7 @@ use crate::local_server::{LocalServer, ServeArgs};
 use crate::server::{self, Server, PROXY, RUNTIME, WRANGLER};
 use crate::stats::{Latency, Summary};
 use crate::verdict::{memory_criterion, Criterion, Point};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -312,6 +312,10 @@ pub struct MemSample {
     pub runtime_kib: u64,
     pub proxy_kib: u64,
     pub wrangler_kib: u64,
+    /// CPU seconds so far of this server instance's processes (a restart starts again at 0).
+    pub runtime_cpu_s: f64,
+    pub proxy_cpu_s: f64,
+    pub wrangler_cpu_s: f64,
     pub open_files: u64,
     /// The machine's 1-minute load average.
     pub load1: Option<f64>,
@@ -330,6 +334,14 @@ fn mem_sample(server: &Server, clock: Clock, mark: Option<&'static str>) -> Opti
             .map(|p| p.rss_kib)
             .sum()
     };
+    let cpu = |r: &str| -> f64 {
+        sample
+            .processes
+            .iter()
+            .filter(|p| p.role == r)
+            .map(|p| p.cpu_s)
+            .sum()
+    };
     let (runtime_kib, proxy_kib) = (role(RUNTIME), role(PROXY));
     Some(MemSample {
         t_s: clock.s(Instant::now()),
@@ -337,10 +349,34 @@ fn mem_sample(server: &Server, clock: Clock, mark: Option<&'static str>) -> Opti
         runtime_kib,
         proxy_kib,
         wrangler_kib: role(WRANGLER),
+        runtime_cpu_s: cpu(RUNTIME),
+        proxy_cpu_s: cpu(PROXY),
+        wrangler_cpu_s: cpu(WRANGLER),
         open_files: sample.open_files,
         load1: server::load_average().map(|l| l[0]),
         mark,
     })
+}
+
+/// CPU seconds the server's processes used over the samples, by role: the sum of the rises
+/// between consecutive samples of the same instance (a restart's new processes start from 0,
+/// so a fall marks a new instance and is skipped).
+pub fn server_cpu(samples: &[MemSample]) -> [(&'static str, f64); 3] {
+    let mut used = [(RUNTIME, 0.0), (PROXY, 0.0), (WRANGLER, 0.0)];
+    for pair in samples.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let rises = [
+            b.runtime_cpu_s - a.runtime_cpu_s,
+            b.proxy_cpu_s - a.proxy_cpu_s,
+            b.wrangler_cpu_s - a.wrangler_cpu_s,
+        ];
+        if rises.iter().all(|r| *r >= 0.0) {
+            for (slot, rise) in used.iter_mut().zip(rises) {
+                slot.1 += rise;
+            }
+        }
+    }
+    used
 }
 
 /// One kill and start of the server.
@@ -506,7 +542,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport>
         .collect();
 
     let mut restarts = Vec::new();
-    let mut restart_error = None;
+    let mut total_incidents = Vec::new();
     if let (Some(every), Some(server)) = (args.restart_every, local.as_mut()) {
         let every = Duration::from_secs_f64(every);
         let mut k = 1;
@@ -526,12 +562,19 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport>
             }
             let killed = Instant::now();
             server.kill();
-            match server.start(start_limit).await {
-                Ok(_) => {}
-                Err(e) => {
-                    restart_error = Some(e);
-                    break;
+            if let Err(e) = server.start(start_limit).await {
+                // No more restarts; the calls find no server and give up, and the report
+                // says why.
+                let why = format!("{e:#}");
+                if chatty {
+                    eprintln!("soak: {why}");
                 }
+                total_incidents.push(Incident::at(
+                    Kind::RestartFailed(why),
+                    clock.ms(Instant::now()),
+                    false,
+                ));
+                break;
             }
             let up = Instant::now();
             let _ = up_tx.send(up);
@@ -563,7 +606,10 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport>
     if chatty {
         eprintln!("soak: ending every call");
     }
-    let mut total = SlotRun::default();
+    let mut total = SlotRun {
+        incidents: total_incidents,
+        ..SlotRun::default()
+    };
     for slot in slots {
         match slot.await {
             Ok(run) => total.merge(run),
@@ -586,9 +632,6 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport>
                 .incidents
                 .push(Incident::at(Kind::ServerLog(fault), end_ms, false));
         }
-    }
-    if let Some(e) = restart_error {
-        bail!("restarting the server: {e:#}");
     }
 
     let settle_ms = (args.restart_settle * 1000.0) as u64;
@@ -729,6 +772,16 @@ pub fn criteria(r: &SoakReport, memory_from_s: f64) -> Vec<Criterion> {
 /// The detail lines of the table.
 pub fn details(r: &SoakReport) -> Vec<String> {
     let mut lines: Vec<String> = r.criteria.iter().map(Criterion::line).collect();
+    let cpu = server_cpu(&r.memory)
+        .iter()
+        .map(|(role, s)| {
+            format!(
+                "{role} {s:.0} s ({:.0}% of a core)",
+                s * 100.0 / r.elapsed_s.max(1.0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     lines.push(format!(
         "{} calls at once for {:.0} s (ran {:.0} s), seed {}: {} calls started, {} completed, {} \
          broken; {} joins",
@@ -789,7 +842,10 @@ pub fn details(r: &SoakReport) -> Vec<String> {
         "explained by drops: {}",
         describe(&r.errors.explained_by_drop)
     ));
-    lines.push(format!("client CPU {:.1} s", r.client_cpu_s));
+    lines.push(format!(
+        "CPU between samples: {cpu}; client {:.0} s (the whole run)",
+        r.client_cpu_s
+    ));
     lines
 }
 
@@ -818,6 +874,9 @@ mod tests {
                 runtime_kib: kib,
                 proxy_kib: 0,
                 wrangler_kib: 0,
+                runtime_cpu_s: t_s / 2.0,
+                proxy_cpu_s: 0.0,
+                wrangler_cpu_s: 0.0,
                 open_files: 0,
                 load1: None,
                 mark: None,
@@ -926,6 +985,19 @@ mod tests {
             vec![],
         );
         assert_eq!(statuses(&r), [Pass, Pass, Pass, Pass, Fail]);
+    }
+
+    #[test]
+    fn server_cpu_adds_the_rises_of_each_instance() {
+        let mut r = report(&[], vec![]);
+        // A restart after 120 s: the new instance starts from 0.
+        r.memory[2].runtime_cpu_s = 5.0;
+        r.memory.push(MemSample {
+            t_s: 700.0,
+            runtime_cpu_s: 15.0,
+            ..r.memory[2].clone()
+        });
+        assert_eq!(server_cpu(&r.memory)[0], (RUNTIME, 60.0 + 10.0));
     }
 
     #[test]

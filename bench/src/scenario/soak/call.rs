@@ -367,6 +367,11 @@ impl<'a> Call<'a> {
             .push(Incident::at(kind, self.plan.clock.ms(now), own));
     }
 
+    /// Whether peer `i` has left (sent `leave` or its close): it sends nothing more.
+    fn leaving(&self, i: usize) -> bool {
+        matches!(self.phase, Phase::Leaving { leaver, .. } if leaver == i)
+    }
+
     /// Both sockets up and neither waiting for the other's `peer-joined`.
     fn whole(&self) -> bool {
         self.peers
@@ -420,6 +425,7 @@ impl<'a> Call<'a> {
         let whole = self.whole();
         for (i, peer) in self.peers.iter().enumerate() {
             match &peer.link {
+                Link::Up(_) if self.leaving(i) => {}
                 Link::Up(_) => match peer.ping_out {
                     Some(sent) => at(sent + p.pong_timeout),
                     None => at(peer.ping_at),
@@ -472,8 +478,8 @@ impl<'a> Call<'a> {
             self.own_drop_until = Some(now + DROP_SETTLE);
         }
         for i in 0..2 {
-            // Keep-alive.
-            if self.peers[i].up() {
+            // Keep-alive, until the peer leaves.
+            if self.peers[i].up() && !self.leaving(i) {
                 let ping_out = self.peers[i].ping_out;
                 match ping_out {
                     Some(sent) if now >= sent + p.pong_timeout => {
