@@ -15,7 +15,8 @@
 //!   `{"type":"message","from":<id>,"data":<data>}` with `data` the sender's bytes exactly;
 //! - the bucket: the first `burst` frames pass; a frame a whole token's time after the last one
 //!   passes; after a refusal, frames pass at no more than the rate; a 4429 close comes only
-//!   after more than `burst` refusals within 10 s, and nothing is handled after it;
+//!   after more than `burst` refusals within 10 s, and nothing is handled after it; with no
+//!   time between frames, exactly `burst` pass, `burst` are refused and the next is closed;
 //! - a refusal by the rate limit and a pong write the attachment with the bucket as it is.
 
 use super::json::{self, Members};
@@ -245,6 +246,17 @@ pub fn check(data: &[u8]) {
         };
         let step = on_frame(&mut registry, 0, incoming, now, &setup.config);
         let outcome = observed(&step, &registry, now, &setup);
+        if setup.step_ms == 0 {
+            // No time passes, so nothing refills: `burst` frames pass, `burst` are refused,
+            // the next is closed.
+            let limited = matches!(outcome, Outcome::RateLimited | Outcome::Closed);
+            assert_eq!(
+                limited,
+                k as u64 >= u64::from(burst),
+                "frame {k} at one instant"
+            );
+            assert_eq!(outcome == Outcome::Closed, k as u64 == 2 * u64::from(burst));
+        }
         match outcome {
             Outcome::RateLimited | Outcome::Closed => {
                 assert!(

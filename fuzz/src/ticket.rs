@@ -14,7 +14,8 @@
 //! - a ticket verified with secret S verifies again with S anywhere in a rotation list, and not
 //!   without S, nor with its signature changed; at `exp` + 30 s it is still valid, a second
 //!   later it has expired;
-//! - its identity crosses to the room (JSON, the identity header) unchanged;
+//! - its identity crosses to the room (JSON, the identity header) unchanged, but for the last
+//!   binary digit of a number that is not whole;
 //! - base64url decodes exactly what RFC 4648's decoder (the `base64` crate) decodes.
 
 use super::json;
@@ -171,18 +172,46 @@ fn check_ticket(ticket: &str) {
 
         let json = serde_json::to_string(&identity).expect("identity JSON");
         assert!(json::is_json(&json));
-        assert_eq!(
-            serde_json::from_str::<Identity>(&json).ok().as_ref(),
-            Some(&identity)
-        );
+        let again: Identity = serde_json::from_str(&json).expect("identity JSON parses");
+        assert!(crosses(&identity, &again), "{identity:?} became {again:?}");
         let header = encode_identity(&identity);
         assert!(header.is_ascii());
-        assert_eq!(
-            decode_identity(&header).as_ref(),
-            Some(&identity),
-            "{header}"
+        let decoded = decode_identity(&header).expect("the identity header decodes");
+        assert!(
+            crosses(&identity, &decoded),
+            "{identity:?} became {decoded:?}"
         );
     }
+}
+
+/// Whether `b` is `a` after a trip through JSON: the same but for numbers that are not whole,
+/// which serde_json's default (fast) float parser may read one unit in the last place off
+/// (docs/access.md; its exact `float_roundtrip` would cost 8 KB of gzipped wasm).
+fn crosses(a: &Identity, b: &Identity) -> bool {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() && y.is_f64() => {
+                let (x, y) = (
+                    x.as_f64().unwrap_or(f64::NAN),
+                    y.as_f64().unwrap_or(f64::NAN),
+                );
+                x == y || x.next_up() == y || x.next_down() == y
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+            }
+            (Value::Object(a), Value::Object(b)) => {
+                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+    let meta = match (&a.meta, &b.meta) {
+        (Some(a), Some(b)) => same(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    a.sub == b.sub && a.name == b.name && meta
 }
 
 /// The leeway's edge, for a whole-second `exp` without `nbf`.
