@@ -73,11 +73,13 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
                     return error_response(err);
                 }
             }
-            let cf = |key| platform::cf_field(&req, key);
+            let cf = platform::cf(&req);
+            let field = |key| cf.as_ref().and_then(|cf| platform::cf_field(cf, key));
             let hint = location_hint(
-                cf("continent").as_deref(),
-                cf("country").as_deref(),
-                platform::cf_number(&req, "longitude"),
+                field("continent").as_deref(),
+                field("country").as_deref(),
+                cf.as_ref()
+                    .and_then(|cf| platform::cf_number(cf, "longitude")),
             );
             console_log!(
                 "{}",
