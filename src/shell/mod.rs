@@ -4,5 +4,6 @@ mod cloudflare_turn;
 mod entry;
 mod platform;
 mod room_object;
+mod store;
 mod stored;
 mod webhook;
