@@ -5,8 +5,9 @@
 //! deadlines are in the alarm. The registry of open sockets is a cache of the runtime's own
 //! list, rebuilt once after a wake, and the stored room is cached by [`Store`].
 //!
-//! Storage is read and written synchronously, and the alarm calls are left to the output gate
-//! (see `store`): from the load on, a handler waits for nothing.
+//! Socket events run to completion without waiting: storage is read and written
+//! synchronously, and the alarm calls are left to the output gate (see `store`). The runtime
+//! calls these handlers through `room_class`.
 
 use super::cloudflare_turn;
 use super::platform::{self, now_ms, random_hex};
@@ -15,7 +16,7 @@ use super::stored;
 use super::webhook as shell_webhook;
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
-use crate::frame::{on_frame, Step};
+use crate::frame::{on_frame, IceRequest, Step};
 use crate::intake::Incoming;
 use crate::protocol::{close_reply, PING_TEXT, PONG_TEXT};
 use crate::registry::{Activity, Registry};
@@ -29,12 +30,12 @@ use crate::turn::CloudflareIce;
 use crate::webhook::{self, Outcome};
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
+use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, worker_sys::WebSocketRequestResponsePair, DurableObject, Env,
-    Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    console_error, worker_sys::WebSocketRequestResponsePair, Env, Response, Result, State,
+    WebSocket, WebSocketPair,
 };
 
-#[durable_object]
 pub struct Room {
     state: State,
     store: Store,
@@ -57,8 +58,8 @@ fn is_open(ws: &WebSocket) -> bool {
     ws.as_ref().ready_state() == web_sys::WebSocket::OPEN
 }
 
-impl DurableObject for Room {
-    fn new(state: State, env: Env) -> Self {
+impl Room {
+    pub fn new(state: State, env: Env) -> Self {
         match WebSocketRequestResponsePair::new(PING_TEXT, PONG_TEXT) {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(_) => console_error!(r#"{{"event":"auto-response-unavailable"}}"#),
@@ -73,13 +74,13 @@ impl DurableObject for Room {
         }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let url_text = req.inner().url();
+    pub async fn fetch(&self, req: web_sys::Request) -> Result<web_sys::Response> {
+        let url_text = req.url();
         let Some(url) = UrlParts::split(&url_text) else {
-            return Response::error("invalid URL", 400);
+            return Ok(Response::error("invalid URL", 400)?.into());
         };
         let Some(name) = socket_path_room(url.path).filter(|n| is_room_name(n)) else {
-            return Response::error("invalid room", 400);
+            return Ok(Response::error("invalid room", 400)?.into());
         };
         let headers = req.headers();
         let protocols = headers.get("Sec-WebSocket-Protocol")?;
@@ -134,26 +135,30 @@ impl DurableObject for Room {
                 .set("Sec-WebSocket-Protocol", SUBPROTOCOL)?;
         }
         self.settle().await?;
-        Ok(response)
+        Ok(response.into())
     }
 
-    async fn websocket_message(
+    /// A frame from `ws`: text, or anything else (binary, whose bytes are never needed).
+    /// Returns the `ice-servers` request that still needs Cloudflare's servers fetched
+    /// ([`Room::answer_ice`]); every other frame is done with when this returns.
+    pub fn websocket_message(
         &self,
         ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> Result<()> {
+        message: &JsValue,
+    ) -> Result<Option<IceRequest>> {
         if !is_open(&ws) {
-            return Ok(());
+            return Ok(None);
         }
-        let incoming = match &message {
-            WebSocketIncomingMessage::String(text) => Incoming::Text(text),
-            WebSocketIncomingMessage::Binary(_) => Incoming::Binary,
+        let text = message.as_string();
+        let incoming = match &text {
+            Some(text) => Incoming::Text(text),
+            None => Incoming::Binary,
         };
         let step = {
             let mut registry = self.registry();
             // Unknown: the socket holds no slot (its attachment was never written).
             let Some(index) = registry.position(|s| same_socket(s, &ws)) else {
-                return Ok(());
+                return Ok(None);
             };
             self.note_start(&registry.entries()[index].info.room);
             on_frame(&mut registry, index, incoming, now_ms(), &self.config)
@@ -163,52 +168,55 @@ impl DurableObject for Room {
                 for effect in effects {
                     self.perform_now(effect, None)?;
                 }
-                Ok(())
+                Ok(None)
             }
             Step::Room(effects, event) => {
                 self.perform(effects, None)?;
                 self.room_event(event)?;
-                self.settle().await
+                Ok(None)
             }
-            Step::Ice(request) => {
-                let cloudflare = self.cloudflare_ice().await;
-                let reply = request.reply(&self.config, &cloudflare, now_ms());
-                self.perform_now(reply, None)
+            Step::Ice(request) if self.config.turn.cloudflare.is_none() => {
+                let reply = request.reply(&self.config, &CloudflareIce::default(), now_ms());
+                self.perform_now(reply, None)?;
+                Ok(None)
             }
+            Step::Ice(request) => Ok(Some(request)),
         }
     }
 
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        _was_clean: bool,
-    ) -> Result<()> {
+    /// Answers an `ice-servers` request once Cloudflare's TURN servers are at hand.
+    pub async fn answer_ice(&self, request: IceRequest) -> Result<()> {
+        let cloudflare = self.cloudflare_ice().await;
+        let reply = request.reply(&self.config, &cloudflare, now_ms());
+        self.perform_now(reply, None)
+    }
+
+    pub fn websocket_close(&self, ws: WebSocket, code: usize, reason: &str) -> Result<()> {
         // Answer the client's close frame. Newer runtimes answer it themselves, and then this
         // call finds the socket closed, which is fine.
-        let (reply, reply_reason) = close_reply(code, &reason);
+        let (reply, reply_reason) = close_reply(code, reason);
         let _ = ws.close(Some(reply), Some(reply_reason));
-        self.socket_gone(&ws, u16::try_from(code).unwrap_or(1006))?;
-        self.settle().await
+        self.socket_gone(&ws, u16::try_from(code).unwrap_or(1006))
     }
 
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.socket_gone(&ws, 1006)?;
-        self.settle().await
+    pub fn websocket_error(&self, ws: WebSocket) -> Result<()> {
+        self.socket_gone(&ws, 1006)
     }
 
-    async fn alarm(&self) -> Result<Response> {
+    pub async fn alarm(&self) -> Result<()> {
         self.room_event(RoomEvent::Alarm)?;
         self.settle().await?;
-        self.deliver_webhooks().await?;
-        Response::empty()
+        self.deliver_webhooks().await
     }
-}
 
-impl Room {
-    /// Waits for this event's writes; what it sent is held by the output gate until then
-    /// regardless.
+    /// The storage writes of the event so far that are not confirmed yet, for a synchronous
+    /// handler to return to the runtime.
+    pub fn unconfirmed(&self) -> JsValue {
+        self.store.take_pending()
+    }
+
+    /// Waits for this event's writes, for a handler that is async anyway; what it sent is
+    /// held by the output gate until then regardless.
     async fn settle(&self) -> Result<()> {
         let pending = self.store.take_pending();
         if !pending.is_undefined() {
