@@ -73,6 +73,11 @@ pub struct Slot {
     pub client_id: String,
     /// SHA-256 of the current resume token; the token itself is never stored.
     pub token_hash: String,
+    /// SHA-256 of the token this slot was last resumed with. The current token went out in
+    /// that resume's welcome, which may have been lost with its socket (a restart, a network
+    /// drop): the previous token then still resumes, until the current one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token_hash: Option<String>,
     /// The id of the socket that holds the slot now (also that socket's tag).
     pub conn: String,
     pub presence: Presence,

@@ -1,6 +1,6 @@
 // Dropped sockets and resumes: peer-away, resuming a slot with its token (same client id, 4000
-// on a socket still open, rotated token, no second ready), the resume grace running out, a
-// fresh join beside an away peer, and RESUME_GRACE_MS=0.
+// on a socket still open, rotated token, a retry after a lost welcome, no second ready), the
+// resume grace running out, a fresh join beside an away peer, and RESUME_GRACE_MS=0.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -77,18 +77,45 @@ describe("resume (RESUME_GRACE_MS=1500)", () => {
     terminateAll(a.ws, back.ws);
   });
 
-  test("the token is rotated: the old one no longer resumes, the new one does", async () => {
+  test("the token is rotated: once the new one is used, the old one no longer resumes", async () => {
     const { room, a, b } = await openPair(server);
     const back = await resume(server, room, b, [a.id]);
     await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
-    // The old token is now unknown, so it is an ordinary join, and the room is full.
-    await joinFull(server, room, { path: `/ws/${room}?resume=${b.token}` });
     await expectPong(back.ws);
     const again = await resume(server, room, back, [a.id]);
     assert.deepStrictEqual(await closed(back.ws), serverClose("REPLACED"));
     await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    // The first token is now unknown, so it is an ordinary join, and the room is full.
+    await joinFull(server, room, { path: `/ws/${room}?resume=${b.token}` });
     await expectQuiet(a.ws);
     terminateAll(a.ws, again.ws);
+  });
+
+  // The welcome carrying the new token can be lost with its socket (a deploy, a network drop
+  // right after the upgrade): the client then knows only the token it resumed with.
+  test("a resume whose welcome was lost is retried with the same token and keeps the slot", async () => {
+    const { room, a, b } = await openPair(server);
+    b.ws.terminate();
+    await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
+    const lost = await resume(server, room, b, [a.id]);
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    lost.ws.terminate();
+    await expectFrame(a.ws, { type: "peer-away", room, clientId: b.id });
+    const retry = await resume(server, room, b, [a.id]);
+    assert.notEqual(retry.token, lost.token);
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    await expectQuiet(a.ws);
+    await relayBothWays(a, retry);
+    // The token that never arrived opens nothing now; the one retried with still does, until
+    // the newest is used.
+    await joinFull(server, room, { path: `/ws/${room}?resume=${lost.token}` });
+    await expectPong(retry.ws);
+    const newest = await resume(server, room, retry, [a.id]);
+    assert.deepStrictEqual(await closed(retry.ws), serverClose("REPLACED"));
+    await expectFrame(a.ws, { type: "peer-joined", room, clientId: b.id, resumed: true });
+    await joinFull(server, room, { path: `/ws/${room}?resume=${b.token}` });
+    await expectQuiet(a.ws);
+    terminateAll(a.ws, newest.ws);
   });
 
   test("an unknown token, or a token of another room, is an ordinary join", async () => {

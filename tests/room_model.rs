@@ -195,8 +195,10 @@ struct Env<'a> {
 #[derive(Debug, Clone)]
 struct MSlot {
     id: String,
-    /// The only token that resumes this slot now.
+    /// The slot's newest token.
     token: String,
+    /// The token it was last resumed with, which also resumes it until `token` is used.
+    previous: Option<String>,
     conn: String,
     /// `Some(deadline)` when away.
     away: Option<u64>,
@@ -309,8 +311,9 @@ impl Model {
     ) -> Option<(String, RateLimiter)> {
         self.catch_up(env);
         let sub = a.identity.as_ref().map(|i| i.sub.clone());
+        let opens = |s: &MSlot, t: &str| s.token == t || s.previous.as_deref() == Some(t);
         let by_token =
-            offered.and_then(|t| self.slots.iter().position(|s| s.token == t && s.sub == sub));
+            offered.and_then(|t| self.slots.iter().position(|s| opens(s, t) && s.sub == sub));
         let held = by_token.or_else(|| {
             sub.as_ref()
                 .and_then(|_| self.slots.iter().position(|s| s.sub == sub))
@@ -327,6 +330,7 @@ impl Model {
             };
             let slot = &mut self.slots[i];
             slot.bucket = Some(bucket.clone());
+            slot.previous = offered.filter(|t| opens(slot, t)).map(str::to_owned);
             slot.token = a.new_token.clone();
             slot.away = None;
             let id = slot.id.clone();
@@ -381,6 +385,7 @@ impl Model {
         self.slots.push(MSlot {
             id: id.clone(),
             token: a.new_token.clone(),
+            previous: None,
             conn: a.conn.clone(),
             away: None,
             sub,
@@ -471,6 +476,9 @@ enum Resume {
     Valid(usize),
     /// A token that was rotated away.
     Stale(usize),
+    /// The token the n-th client id seen last resumed with, as if that resume's welcome was
+    /// lost (its latest token when it never resumed).
+    Missed(usize),
     /// A token nobody was given.
     Foreign,
 }
@@ -522,6 +530,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Resume::Fresh),
         3 => (0usize..4).prop_map(Resume::Valid),
         1 => (0usize..4).prop_map(Resume::Stale),
+        1 => (0usize..4).prop_map(Resume::Missed),
         1 => Just(Resume::Foreign),
     ];
     let client_code = prop::sample::select(vec![1000u16, 1001, 1005, 1006, 4000]);
@@ -579,6 +588,9 @@ struct Sim {
     frames: Seen,
     /// Tokens each client id was handed, in order: the last one is current.
     tokens: BTreeMap<String, Vec<String>>,
+    /// The token each client id last resumed with by token (`None` after a fresh join or a
+    /// resume by ticket identity).
+    presented: BTreeMap<String, Option<String>>,
     /// Client ids in the order they first appeared.
     clients: Vec<String>,
     /// Pairs told `ready` together, from the frames alone.
@@ -608,6 +620,7 @@ impl Sim {
             unanswered: Vec::new(),
             frames: Seen::new(),
             tokens: BTreeMap::new(),
+            presented: BTreeMap::new(),
             clients: Vec::new(),
             told: BTreeSet::new(),
             next: 0,
@@ -768,6 +781,12 @@ impl Sim {
                     .collect();
                 (!old.is_empty()).then(|| old[i % old.len()].clone())
             }
+            Resume::Missed(i) => (!self.clients.is_empty())
+                .then(|| &self.clients[i % self.clients.len()])
+                .and_then(|id| {
+                    let presented = self.presented.get(id).cloned().flatten();
+                    presented.or_else(|| self.tokens[id].last().cloned())
+                }),
             Resume::Foreign => Some(format!("foreign{n}")),
         };
         let new_token = format!("t{n}");
@@ -827,6 +846,33 @@ impl Sim {
             })
         };
         let my_sub = a.identity.as_ref().map(|i| i.sub.clone());
+        // A retry with the token of a resume whose welcome was lost keeps its slot.
+        let owner = offered
+            .filter(|_| matches!(resume, Resume::Missed(_)))
+            .and_then(|t| {
+                self.tokens
+                    .iter()
+                    .find(|(id, list)| {
+                        let presented = self.presented.get(*id).cloned().flatten();
+                        list.last().map(String::as_str) == Some(t)
+                            || presented.as_deref() == Some(t)
+                    })
+                    .map(|(id, _)| id.clone())
+            });
+        if let Some(owner) = owner {
+            let resumed =
+                matches!(&welcome, Some(Obs::Joined { id, resumed: true, .. }) if *id == owner);
+            let slot = stored
+                .as_ref()
+                .and_then(|r| r.slots.iter().find(|s| s.client_id == owner));
+            if let (false, Some(slot)) = (resumed, slot) {
+                let sub = slot.identity.as_ref().map(|i| i.sub.clone());
+                assert!(
+                    self.tickets && sub != my_sub,
+                    "a retry with {owner}'s token {offered:?} did not get its slot back"
+                );
+            }
+        }
         match welcome {
             Some(Obs::Created { id, token })
             | Some(Obs::Joined {
@@ -851,15 +897,23 @@ impl Sim {
                     .get(&id)
                     .and_then(|t| t.last())
                     .map(String::as_str);
-                let by_token = offered.is_some() && offered == current;
+                let previous = self.presented.get(&id).cloned().flatten();
+                let by_token =
+                    offered.is_some() && (offered == current || offered == previous.as_deref());
                 let by_sub = self.tickets && sub_of(&id) == my_sub;
                 assert!(
                     by_token || by_sub,
-                    "{resume:?} (token {offered:?}) resumed {id}, whose token is {current:?}"
+                    "{resume:?} (token {offered:?}) resumed {id}, whose tokens are {current:?} \
+                     and {previous:?}"
                 );
-                if matches!(resume, Resume::Stale(_) | Resume::Foreign) {
-                    assert!(by_sub, "a stale or foreign token took slot {id}");
+                if matches!(resume, Resume::Foreign) {
+                    assert!(by_sub, "a foreign token took slot {id}");
                 }
+                if matches!(resume, Resume::Stale(_)) && offered != previous.as_deref() {
+                    assert!(by_sub, "a spent token took slot {id}");
+                }
+                let kept = offered.filter(|_| by_token).map(str::to_owned);
+                self.presented.insert(id.clone(), kept);
                 assert_eq!(token, a.new_token);
                 self.tokens.get_mut(&id).unwrap().push(token);
             }
@@ -1062,6 +1116,12 @@ impl Sim {
             assert_eq!(s.client_id, m.id);
             assert_eq!(s.conn, m.conn);
             assert_eq!(s.token_hash, token::hash(&m.token));
+            let previous = m.previous.as_deref().map(token::hash);
+            assert_eq!(
+                s.previous_token_hash, previous,
+                "previous token of {}",
+                m.id
+            );
             let presence = match m.away {
                 None => Presence::Connected,
                 Some(deadline) => Presence::Away { deadline },

@@ -34,7 +34,7 @@ impl RoomState {
         let by_token = arrival.resume_hash.as_ref().and_then(|hash| {
             self.slots
                 .iter()
-                .position(|s| constant_time_eq(&s.token_hash, hash) && same_sub(s))
+                .position(|s| opens(s, hash) && same_sub(s))
         });
         by_token.or_else(|| sub.and_then(|_| self.slots.iter().position(same_sub)))
     }
@@ -48,6 +48,7 @@ impl RoomState {
         self.slots.push(Slot {
             client_id: client_id.clone(),
             token_hash: arrival.new_token_hash.clone(),
+            previous_token_hash: None,
             conn: arrival.conn.clone(),
             presence: Presence::Connected,
             identity: arrival.identity.clone(),
@@ -88,6 +89,10 @@ impl RoomState {
         let fresh = || RateLimiter::new(ctx.config.rate_limit_burst, ctx.now);
         let bucket = inherited.unwrap_or_else(fresh);
         slot.bucket = Some(bucket.clone());
+        // The token the resumer showed stays valid beside the new one until that one is used:
+        // a resumer that never sees this welcome comes back with the same token. A resume by
+        // ticket identity alone leaves no token to keep.
+        slot.previous_token_hash = arrival.resume_hash.clone().filter(|hash| opens(slot, hash));
         slot.token_hash = arrival.new_token_hash.clone();
         slot.presence = Presence::Connected;
         let client_id = slot.client_id.clone();
@@ -260,4 +265,15 @@ impl RoomState {
         );
         out
     }
+}
+
+/// Whether the resume token hashed as `hash` opens `slot`: its current token, or the one it
+/// was last resumed with (see [`Slot::previous_token_hash`]).
+fn opens(slot: &Slot, hash: &str) -> bool {
+    let current = constant_time_eq(&slot.token_hash, hash);
+    let previous = slot
+        .previous_token_hash
+        .as_deref()
+        .is_some_and(|p| constant_time_eq(p, hash));
+    current | previous
 }

@@ -344,10 +344,50 @@ fn resume_after_a_blip_keeps_the_id_rotates_the_token_and_sends_no_ready() {
     );
     assert_eq!(room.slots[1].conn, "s3");
     assert_eq!(room.slots[1].presence, Presence::Connected);
-    // The old token is spent: it is now an ordinary join, and the room is full.
+    // Once the new token is used, the old one is spent: an ordinary join, and the room is full.
+    room.closed(quiet(2_500), "s3", 1006, &None);
+    admitted(room.join(at(3_000, &live(&["s1"])), arrival(4, Some("t3"))));
     assert!(is_full(
-        room.join(at(3_000, &live(&["s1", "s3"])), arrival(4, Some("t2")))
+        room.join(at(3_500, &live(&["s1", "s4"])), arrival(5, Some("t2")))
     ));
+}
+
+#[test]
+fn a_resume_whose_welcome_was_lost_can_be_retried_with_the_same_token() {
+    let mut room = pair();
+    room.closed(quiet(1_000), "s2", 1006, &None);
+    admitted(room.join(at(2_000, &live(&["s1"])), arrival(3, Some("t2"))));
+    // The socket that carried t3 is gone before the client read it: it still has only t2.
+    room.closed(quiet(2_100), "s3", 1006, &None);
+    let effects = admitted(room.join(at(3_000, &live(&["s1"])), arrival(4, Some("t2"))));
+    assert!(
+        wire(&effects)[0]
+            .1
+            .contains(r#""clientId":"c2","resumeToken":"t4""#),
+        "{effects:?}"
+    );
+    assert_eq!(ids(&room), ["c1", "c2"]);
+    // t3 was never used and is gone; t2 works until t4 is used, then only t5 does.
+    room.closed(quiet(3_100), "s4", 1006, &None);
+    assert!(is_full(
+        room.join(at(3_200, &live(&["s1"])), arrival(5, Some("t3")))
+    ));
+    admitted(room.join(at(3_300, &live(&["s1"])), arrival(6, Some("t4"))));
+    room.closed(quiet(3_400), "s6", 1006, &None);
+    assert!(is_full(
+        room.join(at(3_500, &live(&["s1"])), arrival(7, Some("t2")))
+    ));
+    let effects = admitted(room.join(at(3_600, &live(&["s1"])), arrival(8, Some("t4"))));
+    assert!(wire(&effects)[0]
+        .1
+        .contains(r#""clientId":"c2","resumeToken":"t8""#));
+    // Neither token is stored, only their hashes.
+    let stored = serde_json::to_string(&room).unwrap_or_default();
+    assert!(
+        !stored.contains("\"t4\"") && !stored.contains("\"t8\""),
+        "{stored}"
+    );
+    assert!(stored.contains(&token::hash("t4")), "{stored}");
 }
 
 #[test]
