@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make bench-floor`: Duet against the floor, in one run on this machine. Serves four targets
+# `make bench-floor`: Duet against the floor, in one run on this machine. Serves five targets
 # with the same wrangler dev on loopback ports: Duet (release build, tickets off), Duet with
-# JOIN_SECRET set (every peer sends a ticket), and the two JavaScript floors of bench/floor/
-# (bare: a relay with no storage; durable: the same with durable slots). Then, for each round,
+# LOG_LEVEL=warn (no log line per join), Duet with JOIN_SECRET set (every peer sends a
+# ticket), and the two JavaScript floors of bench/floor/ (bare: a relay with no storage;
+# durable: the same with durable slots). Then, for each round,
 # runs every scenario against every target in turn (the order rotates each round, so drift
 # falls on all targets alike), restarts all four for the idle scenario (memory is compared on
 # fresh servers), and prints each figure's median with its ratio to the floor
@@ -16,6 +17,7 @@
 #                                  DIR) as the target `before`, for before/after in one run
 #   bench/floor.sh --max-load L    before each round, wait (up to 10 minutes) until the
 #                                  1-minute load average is below L
+#   bench/floor.sh --targets "duet duet-warn durable"   only these targets
 #
 # Two measurements never overlap: the run holds the lock $BENCH_LOCK (default
 # /work/notes/bench.lock where that directory exists, else a file in $TMPDIR).
@@ -33,6 +35,7 @@ out=""
 quick=false
 before=""
 max_load=""
+targets=(duet duet-warn duet-tickets bare durable)
 while [[ $# -gt 0 ]]; do
   case $1 in
     --before) before=$(cd "$2" && pwd); shift 2 ;;
@@ -42,6 +45,7 @@ while [[ $# -gt 0 ]]; do
     --json) json=(--json); shift ;;
     --out) out=$2; shift 2 ;;
     --quick) quick=true; shift ;;
+    --targets) read -ra targets <<<"$2"; shift 2 ;;
     *) echo "bench-floor: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -61,7 +65,7 @@ else
   relay_one=(relay --rooms 1 --duration 10)
   idle=(idle --rooms 1000 --duration 30)
 fi
-TARGETS=(duet duet-tickets bare durable)
+TARGETS=("${targets[@]}")
 [[ -n $before ]] && TARGETS+=(before)
 
 lock=${BENCH_LOCK:-}
@@ -110,9 +114,11 @@ start() {
   local t=$1 config args=() dir=$ROOT
   case $t in
     duet) config=$duet_config ;;
+    duet-warn) config=$duet_config; args=(--var "LOG_LEVEL:warn") ;;
     duet-tickets) config=$duet_config; args=(--var "JOIN_SECRET:$SECRET") ;;
     before) config=$before_config; dir=$before ;;
     bare | durable) config=$ROOT/bench/floor/$t.toml; dir=$ROOT/bench/floor ;;
+    *) echo "bench-floor: unknown target $t (duet duet-warn duet-tickets bare durable)" >&2; exit 2 ;;
   esac
   port[$t]=$(free_port)
   local inspector

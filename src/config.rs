@@ -1,6 +1,7 @@
 //! Configuration from wrangler `[vars]`. A bad value never fails a request: it is reported as a
 //! [`ConfigWarning`] (the shell logs it loudly) and the default is used instead.
 
+use crate::effect::LogLevel;
 use crate::placement::parse_jurisdiction;
 use crate::ticket::{parse_secrets, Secrets};
 use crate::turn::TurnSettings;
@@ -49,6 +50,8 @@ pub struct Config {
     pub join_secrets: Secrets,
     /// `WEBHOOK_URL` and `WEBHOOK_SECRET`: where lifecycle events are POSTed, if anywhere.
     pub webhook: Option<WebhookSettings>,
+    /// `LOG_LEVEL`: which log lines are written.
+    pub log_level: LogLevel,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             room_jurisdiction: None,
             join_secrets: Secrets::default(),
             webhook: None,
+            log_level: LogLevel::Info,
         }
     }
 }
@@ -143,6 +147,10 @@ impl Config {
                 )
                 .map(|w| config.webhook = w),
             ),
+        );
+        apply(
+            "LOG_LEVEL",
+            value("LOG_LEVEL").map(|v| LogLevel::parse(&v).map(|l| config.log_level = l)),
         );
         let (turn, turn_warnings) = TurnSettings::from_vars(&get);
         config.turn = turn;
@@ -236,6 +244,7 @@ mod tests {
         assert_eq!(c.rate_limit_per_sec, 20.0);
         assert_eq!(c.resume_grace_ms, 15_000);
         assert_eq!(c.stale_after_ms, 60_000);
+        assert_eq!(c.log_level, LogLevel::Info);
     }
 
     #[test]
@@ -255,8 +264,10 @@ mod tests {
             ("RESUME_GRACE_MS", "0"),
             ("STALE_AFTER_MS", "2000"),
             ("ROOM_JURISDICTION", "eu"),
+            ("LOG_LEVEL", "warn"),
         ]);
         assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.log_level, LogLevel::Warn);
         assert_eq!(
             c.allowed_origins,
             AllowedOrigins::List(vec![
@@ -300,6 +311,7 @@ mod tests {
             ("RESUME_GRACE_MS", "-1"),
             ("STALE_AFTER_MS", "soon"),
             ("ROOM_JURISDICTION", "moon"),
+            ("LOG_LEVEL", "debug"),
         ]);
         let names: Vec<_> = w.iter().map(|w| w.name).collect();
         assert_eq!(
@@ -312,7 +324,8 @@ mod tests {
                 "RATE_LIMIT_PER_SEC",
                 "RESUME_GRACE_MS",
                 "STALE_AFTER_MS",
-                "ROOM_JURISDICTION"
+                "ROOM_JURISDICTION",
+                "LOG_LEVEL"
             ]
         );
         let d = Config::default();
@@ -324,7 +337,12 @@ mod tests {
         assert_eq!(c.resume_grace_ms, d.resume_grace_ms);
         assert_eq!(c.stale_after_ms, d.stale_after_ms);
         assert_eq!(c.room_jurisdiction, None);
+        assert_eq!(c.log_level, LogLevel::Info);
         assert!(w[0].to_string().contains("not an origin"));
+        assert_eq!(
+            w[8].to_string(),
+            r#"invalid LOG_LEVEL: "debug" is not info or warn; using the default"#
+        );
     }
 
     #[test]

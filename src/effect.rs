@@ -41,7 +41,45 @@ pub struct LogEvent {
     pub reason: Option<&'static str>,
 }
 
+/// `LOG_LEVEL`: which lines the Worker and its objects write. Errors (`config-error`,
+/// `internal-error`, `turn-error` …) are always written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Every lifecycle event: one line per placement, join, resume, ready, away, leave …
+    #[default]
+    Info,
+    /// Only what needs an operator: failed and dropped webhook deliveries. A join then writes
+    /// nothing, which is what a join costs least (bench/BASELINE.md, "Close to the floor").
+    Warn,
+}
+
+impl LogLevel {
+    pub fn parse(v: &str) -> Result<LogLevel, String> {
+        match v {
+            "info" => Ok(LogLevel::Info),
+            "warn" => Ok(LogLevel::Warn),
+            _ => Err(format!("{v:?} is not info or warn")),
+        }
+    }
+
+    /// Whether `event` is written at this level.
+    pub fn writes(self, event: &LogEvent) -> bool {
+        self == LogLevel::Info || event.is_warning()
+    }
+
+    /// Whether the Worker writes its `placement` line (an info line) at this level.
+    pub fn writes_info(self) -> bool {
+        self == LogLevel::Info
+    }
+}
+
 impl LogEvent {
+    /// Whether the event needs an operator's attention: a webhook delivery failed or was given
+    /// up. Every other event is the normal course of a room.
+    pub fn is_warning(&self) -> bool {
+        matches!(self.event, "webhook-failed" | "webhook-dropped")
+    }
+
     /// An event of the room itself, about no client.
     pub fn room(event: &'static str, room: &str) -> Self {
         LogEvent {
@@ -56,5 +94,36 @@ impl LogEvent {
     pub fn instance_start(room: &str, open_sockets: usize) -> Self {
         let event = if open_sockets > 0 { "wake" } else { "start" };
         LogEvent::room(event, room)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warn_writes_only_the_webhook_warnings() {
+        let failed = LogEvent::room("webhook-failed", "r");
+        let dropped = LogEvent::room("webhook-dropped", "r");
+        for event in [
+            "start", "wake", "join", "resume", "ready", "away", "leave", "full",
+        ] {
+            let line = LogEvent::room(event, "r");
+            assert!(LogLevel::Info.writes(&line), "{event}");
+            assert!(!LogLevel::Warn.writes(&line), "{event}");
+        }
+        for line in [&failed, &dropped] {
+            assert!(LogLevel::Info.writes(line) && LogLevel::Warn.writes(line));
+        }
+        assert!(LogLevel::Info.writes_info() && !LogLevel::Warn.writes_info());
+    }
+
+    #[test]
+    fn only_the_two_names_parse() {
+        assert_eq!(LogLevel::parse("info"), Ok(LogLevel::Info));
+        assert_eq!(LogLevel::parse("warn"), Ok(LogLevel::Warn));
+        for bad in ["", "INFO", "debug", "error", "warning"] {
+            assert!(LogLevel::parse(bad).is_err(), "{bad}");
+        }
     }
 }

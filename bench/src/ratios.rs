@@ -2,8 +2,9 @@
 //! reports of runs labelled with `--label`. Each figure is the median of a label's runs. A
 //! join is compared with the durable floor (which stores its slots, as Duet must), a relay and
 //! the idle memory with the bare floor (neither touches storage), and Duet with tickets with
-//! Duet without. Runs labelled `before` (an earlier build of Duet served beside it) get their
-//! own column and ratio. The targets are issue 13's; they are reported, never asserted.
+//! Duet without. Runs labelled `before` (an earlier build of Duet served beside it) and
+//! `duet-warn` (Duet with `LOG_LEVEL=warn`, which writes no line per join) get their own
+//! column and ratio. The targets are issue 13's; they are reported, never asserted.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,7 +16,9 @@ pub const BARE: &str = "bare";
 pub const DURABLE: &str = "durable";
 /// An earlier build of Duet, tickets off, for before/after in the same run.
 pub const BEFORE: &str = "before";
-pub const LABELS: [&str; 5] = [DUET, DUET_TICKETS, BEFORE, BARE, DURABLE];
+/// Duet with `LOG_LEVEL=warn`: the default build without its lifecycle log lines.
+pub const DUET_WARN: &str = "duet-warn";
+pub const LABELS: [&str; 6] = [DUET, DUET_WARN, DUET_TICKETS, BEFORE, BARE, DURABLE];
 
 /// A bound on a ratio: at least or at most `bound`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -72,6 +75,8 @@ pub struct Row {
     /// The earlier build's median over the floor's, and Duet's over the earlier build's.
     pub before_ratio: Option<f64>,
     pub change: Option<f64>,
+    /// Duet with `LOG_LEVEL=warn` over the floor.
+    pub warn_ratio: Option<f64>,
     /// Duet with tickets over Duet without.
     pub tickets_ratio: Option<f64>,
     pub tickets_target: Option<Target>,
@@ -355,6 +360,7 @@ pub fn ratios(reports: &[Value]) -> Ratios {
             let tickets_ratio = over(DUET_TICKETS, DUET);
             let before_ratio = over(BEFORE, a.sample.floor);
             let change = over(DUET, BEFORE);
+            let warn_ratio = over(DUET_WARN, a.sample.floor);
             let met = |target: Option<Target>, ratio: Option<f64>| {
                 target.zip(ratio).map(|(t, r)| t.met(r))
             };
@@ -373,6 +379,7 @@ pub fn ratios(reports: &[Value]) -> Ratios {
                 met: met(a.sample.target, ratio),
                 before_ratio,
                 change,
+                warn_ratio,
                 tickets_ratio,
                 tickets_target: a.sample.tickets_target,
                 tickets_met: met(a.sample.tickets_target, tickets_ratio),
@@ -413,9 +420,13 @@ pub fn table(ratios: &Ratios) -> String {
         .filter(|&i| ratios.rows.iter().any(|r| r.medians[i].1.is_some()))
         .collect();
     let before = shown.iter().any(|&i| LABELS[i] == BEFORE);
+    let warn = shown.iter().any(|&i| LABELS[i] == DUET_WARN);
     let mut header: Vec<String> = vec!["scenario".into(), "figure".into()];
     header.extend(shown.iter().map(|&i| LABELS[i].to_string()));
     header.push("duet/floor".into());
+    if warn {
+        header.push("warn/floor".into());
+    }
     if before {
         header.extend(["before/floor".into(), "duet/before".into()]);
     }
@@ -429,6 +440,10 @@ pub fn table(ratios: &Ratios) -> String {
             row.floor,
             judged(row.ratio, row.target, row.met)
         ));
+        if warn {
+            let warn_met = row.target.zip(row.warn_ratio).map(|(t, r)| t.met(r));
+            cells.push(judged(row.warn_ratio, row.target, warn_met));
+        }
         if before {
             let before_met = row.target.zip(row.before_ratio).map(|(t, r)| t.met(r));
             cells.push(judged(row.before_ratio, row.target, before_met));
@@ -625,6 +640,27 @@ mod tests {
         assert!(text.contains("0.60 (>= 0.95 MISSED)  1.50"));
         // Labels without runs get no column.
         assert!(!text.lines().nth(1).unwrap().contains("bare"));
+    }
+
+    #[test]
+    fn duet_with_quiet_logs_gets_its_own_ratio_to_the_floor() {
+        let r = ratios(&[
+            join(DUET, 100, 70.0, 8.0),
+            join(DUET_WARN, 100, 96.0, 8.0),
+            join(DURABLE, 100, 100.0, 6.0),
+        ]);
+        let rate = row(&r, "join 100x2, 100 in flight", "rooms/s");
+        assert_eq!(rate.ratio, Some(0.7));
+        assert_eq!(rate.warn_ratio, Some(0.96));
+        let text = table(&r);
+        assert!(text.contains("warn/floor"), "{text}");
+        assert!(
+            text.contains("durable 0.70 (>= 0.95 MISSED)  0.96 (>= 0.95 ok)"),
+            "{text}"
+        );
+        // Without such runs, no column.
+        let plain = table(&ratios(&[join(DUET, 100, 70.0, 8.0)]));
+        assert!(!plain.contains("warn/floor"), "{plain}");
     }
 
     #[test]

@@ -80,15 +80,17 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
                 cf.as_ref()
                     .and_then(|cf| platform::cf_number(cf, "longitude")),
             );
-            console_log!(
-                "{}",
-                serde_json::json!({
-                    "event": "placement",
-                    "room": room,
-                    "locationHint": hint,
-                    "jurisdiction": config.room_jurisdiction,
-                })
-            );
+            if config.log_level.writes_info() {
+                console_log!(
+                    "{}",
+                    serde_json::json!({
+                        "event": "placement",
+                        "room": room,
+                        "locationHint": hint,
+                        "jurisdiction": config.room_jurisdiction,
+                    })
+                );
+            }
             let mut rooms = env.durable_object("ROOMS")?;
             if let Some(jurisdiction) = config.room_jurisdiction {
                 rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;

@@ -263,7 +263,7 @@ impl Room {
 
     /// Logs the first event of this instance; with sockets already open, that is a wake.
     fn note_start(&self, room: &str) {
-        if !self.started.replace(true) {
+        if !self.started.replace(true) && self.config.log_level.writes_info() {
             let open = self.state.get_websockets().len();
             platform::log(&LogEvent::instance_start(room, open));
         }
@@ -353,7 +353,8 @@ impl Room {
                     let _ = ws.close(Some(code.code()), Some(code.reason()));
                 }
             }
-            Effect::Log(event) => platform::log(&event),
+            Effect::Log(event) if self.config.log_level.writes(&event) => platform::log(&event),
+            Effect::Log(_) => {}
             Effect::Attach { conn, info } => {
                 if let Some(ws) = self.registry().socket(&conn) {
                     stored::attach(ws, &info)?;
