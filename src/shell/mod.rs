@@ -3,8 +3,6 @@
 mod cloudflare_turn;
 mod entry;
 mod platform;
-mod room_class;
 mod room_object;
-mod store;
 mod stored;
 mod webhook;

@@ -3,24 +3,19 @@
 //! touches a socket or storage. It keeps nothing in memory that the room needs after an
 //! eviction: slots are in storage, each socket's identity is in its tag and attachment, and
 //! deadlines are in the alarm. The registry of open sockets is a cache of the runtime's own
-//! list, rebuilt once after a wake, and the stored room is cached by [`Store`].
-//!
-//! Socket events run to completion without waiting: storage is read and written
-//! synchronously, and the alarm calls are left to the output gate (see `store`). The runtime
-//! calls these handlers through `room_class`.
+//! list, rebuilt once after a wake.
 
 use super::cloudflare_turn;
 use super::platform::{self, now_ms, random_hex};
-use super::store::Store;
 use super::stored;
 use super::webhook as shell_webhook;
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
-use crate::frame::{on_frame, IceRequest, Step};
+use crate::frame::{on_frame, Step};
 use crate::intake::Incoming;
 use crate::protocol::{close_reply, PING_TEXT, PONG_TEXT};
 use crate::registry::{Activity, Registry};
-use crate::room::{self, Accept, Arrival, Ctx, RoomEvent};
+use crate::room::{self, Accept, Arrival, Ctx, RoomEvent, RoomState};
 use crate::route::{
     decode_identity, is_room_name, socket_path_room, Offered, UrlParts, IDENTITY_HEADER,
     SUBPROTOCOL,
@@ -30,15 +25,14 @@ use crate::turn::CloudflareIce;
 use crate::webhook::{self, Outcome};
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
-use wasm_bindgen::JsValue;
 use worker::{
-    console_error, worker_sys::WebSocketRequestResponsePair, Env, Response, Result, State,
-    WebSocket, WebSocketPair,
+    console_error, durable_object, worker_sys::WebSocketRequestResponsePair, DurableObject, Env,
+    Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
+#[durable_object]
 pub struct Room {
     state: State,
-    store: Store,
     config: Rc<Config>,
     /// Whether this instance has logged its first event (a wake from hibernation shows as one).
     started: Cell<bool>,
@@ -58,14 +52,13 @@ fn is_open(ws: &WebSocket) -> bool {
     ws.as_ref().ready_state() == web_sys::WebSocket::OPEN
 }
 
-impl Room {
-    pub fn new(state: State, env: Env) -> Self {
+impl DurableObject for Room {
+    fn new(state: State, env: Env) -> Self {
         match WebSocketRequestResponsePair::new(PING_TEXT, PONG_TEXT) {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(_) => console_error!(r#"{{"event":"auto-response-unavailable"}}"#),
         }
         Room {
-            store: Store::new(state.storage()),
             state,
             config: platform::config(&env),
             started: Cell::new(false),
@@ -74,13 +67,13 @@ impl Room {
         }
     }
 
-    pub async fn fetch(&self, req: web_sys::Request) -> Result<web_sys::Response> {
-        let url_text = req.url();
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let url_text = req.inner().url();
         let Some(url) = UrlParts::split(&url_text) else {
-            return Ok(Response::error("invalid URL", 400)?.into());
+            return Response::error("invalid URL", 400);
         };
         let Some(name) = socket_path_room(url.path).filter(|n| is_room_name(n)) else {
-            return Ok(Response::error("invalid room", 400)?.into());
+            return Response::error("invalid room", 400);
         };
         let headers = req.headers();
         let protocols = headers.get("Sec-WebSocket-Protocol")?;
@@ -94,8 +87,8 @@ impl Room {
                 .and_then(decode_identity),
         };
         self.note_start(name);
-        // Any outbound call happens before the room is loaded: from the load on nothing is
-        // awaited, so no other event can interleave with this join.
+        // Any outbound call happens before the room is loaded: from the load on, only storage
+        // is awaited, so no other event can interleave with this join.
         let cloudflare_ice = self.cloudflare_ice().await;
         let new_token = random_hex(token::TOKEN_BYTES)?;
         let arrival = Arrival {
@@ -108,7 +101,7 @@ impl Room {
             identity,
         };
         let conn = arrival.conn.clone();
-        let stored = self.store.load()?;
+        let stored = self.load().await?;
         let now = now_ms();
         let activity = self.activity();
         let joining = room::on_join(stored, name, arrival, self.ctx(now, &activity));
@@ -119,13 +112,14 @@ impl Room {
                     .accept_websocket_with_tags(&pair.server, &[info.conn.as_str()]);
                 stored::attach(&pair.server, &info)?;
                 self.registry().insert(pair.server.clone(), info, now);
-                self.perform(joining.effects, None)?;
+                self.perform(joining.effects, None).await?;
             }
             Accept::Refuse => {
                 // A socket that lives for one frame needs no hibernation, and a plain socket
                 // closed here also ends its TCP connection.
                 pair.server.accept()?;
-                self.perform(joining.effects, Some((&conn, &pair.server)))?;
+                self.perform(joining.effects, Some((&conn, &pair.server)))
+                    .await?;
             }
         }
         let mut response = Response::from_websocket(pair.client)?;
@@ -134,31 +128,26 @@ impl Room {
                 .headers_mut()
                 .set("Sec-WebSocket-Protocol", SUBPROTOCOL)?;
         }
-        self.settle().await?;
-        Ok(response.into())
+        Ok(response)
     }
 
-    /// A frame from `ws`: text, or anything else (binary, whose bytes are never needed).
-    /// Returns the `ice-servers` request that still needs Cloudflare's servers fetched
-    /// ([`Room::answer_ice`]); every other frame is done with when this returns.
-    pub fn websocket_message(
+    async fn websocket_message(
         &self,
         ws: WebSocket,
-        message: &JsValue,
-    ) -> Result<Option<IceRequest>> {
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         if !is_open(&ws) {
-            return Ok(None);
+            return Ok(());
         }
-        let text = message.as_string();
-        let incoming = match &text {
-            Some(text) => Incoming::Text(text),
-            None => Incoming::Binary,
+        let incoming = match &message {
+            WebSocketIncomingMessage::String(text) => Incoming::Text(text),
+            WebSocketIncomingMessage::Binary(_) => Incoming::Binary,
         };
         let step = {
             let mut registry = self.registry();
             // Unknown: the socket holds no slot (its attachment was never written).
             let Some(index) = registry.position(|s| same_socket(s, &ws)) else {
-                return Ok(None);
+                return Ok(());
             };
             self.note_start(&registry.entries()[index].info.room);
             on_frame(&mut registry, index, incoming, now_ms(), &self.config)
@@ -168,63 +157,47 @@ impl Room {
                 for effect in effects {
                     self.perform_now(effect, None)?;
                 }
-                Ok(None)
+                Ok(())
             }
             Step::Room(effects, event) => {
-                self.perform(effects, None)?;
-                self.room_event(event)?;
-                Ok(None)
+                self.perform(effects, None).await?;
+                self.room_event(event).await
             }
-            Step::Ice(request) if self.config.turn.cloudflare.is_none() => {
-                let reply = request.reply(&self.config, &CloudflareIce::default(), now_ms());
-                self.perform_now(reply, None)?;
-                Ok(None)
+            Step::Ice(request) => {
+                let cloudflare = self.cloudflare_ice().await;
+                let reply = request.reply(&self.config, &cloudflare, now_ms());
+                self.perform_now(reply, None)
             }
-            Step::Ice(request) => Ok(Some(request)),
         }
     }
 
-    /// Answers an `ice-servers` request once Cloudflare's TURN servers are at hand.
-    pub async fn answer_ice(&self, request: IceRequest) -> Result<()> {
-        let cloudflare = self.cloudflare_ice().await;
-        let reply = request.reply(&self.config, &cloudflare, now_ms());
-        self.perform_now(reply, None)
-    }
-
-    pub fn websocket_close(&self, ws: WebSocket, code: usize, reason: &str) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
         // Answer the client's close frame. Newer runtimes answer it themselves, and then this
         // call finds the socket closed, which is fine.
-        let (reply, reply_reason) = close_reply(code, reason);
+        let (reply, reply_reason) = close_reply(code, &reason);
         let _ = ws.close(Some(reply), Some(reply_reason));
         self.socket_gone(&ws, u16::try_from(code).unwrap_or(1006))
+            .await
     }
 
-    pub fn websocket_error(&self, ws: WebSocket) -> Result<()> {
-        self.socket_gone(&ws, 1006)
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.socket_gone(&ws, 1006).await
     }
 
-    pub async fn alarm(&self) -> Result<()> {
-        self.room_event(RoomEvent::Alarm)?;
-        self.settle().await?;
-        self.deliver_webhooks().await
+    async fn alarm(&self) -> Result<Response> {
+        self.room_event(RoomEvent::Alarm).await?;
+        self.deliver_webhooks().await?;
+        Response::empty()
     }
+}
 
-    /// The storage writes of the event so far that are not confirmed yet, for a synchronous
-    /// handler to return to the runtime.
-    pub fn unconfirmed(&self) -> JsValue {
-        self.store.take_pending()
-    }
-
-    /// Waits for this event's writes, for a handler that is async anyway; what it sent is
-    /// held by the output gate until then regardless.
-    async fn settle(&self) -> Result<()> {
-        let pending = self.store.take_pending();
-        if !pending.is_undefined() {
-            js_sys::futures::JsFuture::from(js_sys::Promise::from(pending)).await?;
-        }
-        Ok(())
-    }
-
+impl Room {
     /// Cloudflare's TURN servers where configured (an outbound call, or the isolate's cache).
     async fn cloudflare_ice(&self) -> CloudflareIce {
         match &self.config.turn.cloudflare {
@@ -269,7 +242,7 @@ impl Room {
         }
     }
 
-    fn socket_gone(&self, ws: &WebSocket, code: u16) -> Result<()> {
+    async fn socket_gone(&self, ws: &WebSocket, code: u16) -> Result<()> {
         let Some(info) = stored::attachment(ws)? else {
             return Ok(());
         };
@@ -280,17 +253,22 @@ impl Room {
             code,
             bucket: entry.map(|e| e.limiter),
         })
+        .await
+    }
+
+    async fn load(&self) -> Result<Option<RoomState>> {
+        stored::load_room(&self.state.storage()).await
     }
 
     /// Applies `event` to the stored room and performs what the core decides.
-    fn room_event(&self, event: RoomEvent) -> Result<()> {
-        let stored = self.store.load()?;
+    async fn room_event(&self, event: RoomEvent) -> Result<()> {
+        let stored = self.load().await?;
         if let Some(room) = &stored {
             self.note_start(&room.name);
         }
         let activity = self.activity();
         let effects = room::on_event(stored, event, self.ctx(now_ms(), &activity));
-        self.perform(effects, None)
+        self.perform(effects, None).await
     }
 
     /// Sends the outbox's due events one at a time, in order, each only after the previous
@@ -306,15 +284,15 @@ impl Room {
         }
         let result = async {
             for _ in 0..webhook::MAX_OUTBOX {
-                let stored = self.store.load()?;
+                let stored = self.load().await?;
                 let head = stored.and_then(|room| webhook::due(&room.outbox, now_ms()).cloned());
                 let Some(event) = head else { break };
                 let outcome = shell_webhook::post(settings, &event).await;
                 self.room_event(RoomEvent::Delivery {
                     id: event.id,
                     outcome,
-                })?;
-                self.settle().await?;
+                })
+                .await?;
                 if outcome != Outcome::Delivered {
                     break;
                 }
@@ -328,12 +306,23 @@ impl Room {
 
     /// Performs `effects` in order. `extra` is a socket outside the registry (a refused
     /// arrival) that effects may name.
-    fn perform(&self, effects: Vec<Effect>, extra: Option<(&str, &WebSocket)>) -> Result<()> {
+    async fn perform(&self, effects: Vec<Effect>, extra: Option<(&str, &WebSocket)>) -> Result<()> {
         for effect in effects {
             match effect {
-                Effect::Save { room, alarm_at } => self.store.save(room, alarm_at)?,
-                Effect::Clear => self.store.clear()?,
-                Effect::Rearm { at } => self.store.rearm(at)?,
+                Effect::Save { room, alarm_at } => {
+                    let storage = self.state.storage();
+                    stored::save_room(&storage, &room).await?;
+                    storage.set_alarm(alarm_time(alarm_at)).await?;
+                }
+                Effect::Clear => {
+                    let storage = self.state.storage();
+                    storage.delete_alarm().await?;
+                    // delete_all(), though dearer than delete(ROOM_KEY) (bench/BASELINE.md):
+                    // only it also drops the SQLite database's metadata, which would otherwise
+                    // stay billed for every room name ever used.
+                    storage.delete_all().await?;
+                }
+                Effect::Rearm { at } => self.state.storage().set_alarm(alarm_time(at)).await?,
                 other => self.perform_now(other, extra)?,
             }
         }
@@ -379,4 +368,11 @@ impl Room {
             }
         }
     }
+}
+
+/// An absolute alarm time (an i64 would be taken as an offset from now).
+fn alarm_time(at_ms: u64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        at_ms as f64,
+    )))
 }

@@ -4,15 +4,19 @@
 //! per field.
 
 use crate::registry::SocketInfo;
+use crate::slots::RoomState;
+use js_sys::futures::JsFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 use worker::worker_sys::ext::WebSocketExt;
-use worker::{Error, Result, WebSocket};
+use worker::{Error, Result, Storage, WebSocket};
+
+const ROOM_KEY: &str = "room";
 
 /// A stored value: JSON text, or a structured object written by a version before this one
 /// (read through `JSON.stringify`, which keeps every field of those plain objects).
-pub fn decode<T: DeserializeOwned>(value: JsValue) -> Result<Option<T>> {
+fn decode<T: DeserializeOwned>(value: JsValue) -> Result<Option<T>> {
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
@@ -27,10 +31,19 @@ pub fn decode<T: DeserializeOwned>(value: JsValue) -> Result<Option<T>> {
         .map_err(|e| Error::RustError(format!("stored value does not decode: {e}")))
 }
 
-pub fn encode<T: Serialize>(value: &T) -> Result<JsValue> {
+fn encode<T: Serialize>(value: &T) -> Result<JsValue> {
     serde_json::to_string(value)
         .map(|text| JsValue::from_str(&text))
         .map_err(|e| Error::RustError(e.to_string()))
+}
+
+pub async fn load_room(storage: &Storage) -> Result<Option<RoomState>> {
+    let value = JsFuture::from(storage.as_raw().get(ROOM_KEY)?).await?;
+    decode(value)
+}
+
+pub async fn save_room(storage: &Storage, room: &RoomState) -> Result<()> {
+    storage.put_raw(ROOM_KEY, encode(room)?).await
 }
 
 pub fn attach(ws: &WebSocket, info: &SocketInfo) -> Result<()> {
