@@ -19,9 +19,7 @@
 //!   - [`turn`]: TURN credentials (shared secret per client, Cloudflare's managed TURN).
 //!   - [`placement`]: the location hint and jurisdiction of a room's Durable Object.
 //! - Shell (`shell`, wasm32 only): the Worker's `fetch` and the `Room` Durable Object, which
-//!   perform the core's effects through the WebSocket hibernation API. The object's class is
-//!   bound by hand (`room_class`) so that socket events run synchronously, and its storage
-//!   (`store`) uses the synchronous KV API, leaving the wait for durability to the output gate.
+//!   perform the core's effects through the WebSocket hibernation API.
 //!
 //! ## One flow
 //! client frame → Worker (`route`: method, room, origin, upgrade, handshake) → the room's
@@ -37,7 +35,7 @@
 //!   without it joins are not limited (logged once).
 //! - Vars: `ALLOWED_ORIGINS`, `ICE_SERVERS`, `MAX_MESSAGE_BYTES`, `RATE_LIMIT_BURST`,
 //!   `RATE_LIMIT_PER_SEC`, `RESUME_GRACE_MS`, `STALE_AFTER_MS`, `ROOM_JURISDICTION`,
-//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID`, `WEBHOOK_URL`, `LOG_LEVEL` (see `docs/deploy.md` for the TURN ones,
+//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID`, `WEBHOOK_URL` (see `docs/deploy.md` for the TURN ones,
 //!   `docs/protocol.md` for the rest).
 //! - Secrets: `TURN_SECRET`, `CF_TURN_API_TOKEN` (see `docs/deploy.md`), `JOIN_SECRET` (signed
 //!   join tickets, see `docs/access.md`), `WEBHOOK_SECRET` (`docs/webhooks.md`).
