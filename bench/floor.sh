@@ -136,10 +136,16 @@ start() {
 }
 
 wait_up() {
-  local t=$1
+  local t=$1 tries=0
   for _ in $(seq 240); do
     curl -fsS "http://127.0.0.1:${port[$t]}/healthz" >/dev/null 2>&1 && return 0
     if ! kill -0 "${pid[$t]}" 2>/dev/null; then
+      # A port picked free can be taken before wrangler binds it: start again on others.
+      if grep -q "Address already in use" "$work/$t.log" && [[ $((tries += 1)) -le 3 ]]; then
+        echo "bench-floor: $t lost its port; starting it again" >&2
+        start "$t"
+        continue
+      fi
       echo "bench-floor: wrangler dev for $t exited; its log:" >&2
       tail -n 40 "$work/$t.log" >&2
       exit 1
