@@ -16,6 +16,7 @@ use super::json::Members;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use duet::config::{AllowedOrigins, Config, DEFAULT_ICE_SERVERS, MAX_MESSAGE_BYTES_CEILING};
+use duet::effect::LogLevel;
 use duet::turn::{ice_servers, CloudflareIce, DEFAULT_TTL_SECONDS};
 use hmac::{Hmac, Mac};
 use serde_json::value::RawValue;
@@ -234,6 +235,17 @@ pub fn check(data: &[u8]) {
         },
     };
     assert_eq!(config.room_jurisdiction, jurisdiction);
+
+    // LOG_LEVEL is `info` or `warn`, nothing else (docs/protocol.md).
+    let log_level = match value("LOG_LEVEL") {
+        None | Some("info") => LogLevel::Info,
+        Some("warn") => LogLevel::Warn,
+        Some(_) => {
+            invalid.push("LOG_LEVEL");
+            LogLevel::Info
+        }
+    };
+    assert_eq!(config.log_level, log_level);
 
     let secrets: Vec<&str> = value("JOIN_SECRET")
         .map(|v| {

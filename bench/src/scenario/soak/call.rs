@@ -917,7 +917,18 @@ impl<'a> Call<'a> {
             return;
         }
         let j = 1 - i;
-        if welcome.peers != [self.peers[j].id.clone()] {
+        let other_down = match &self.peers[j].link {
+            Link::Down { since, .. } | Link::Connecting { since, .. } => {
+                Some(now.saturating_duration_since(*since))
+            }
+            _ => None,
+        };
+        if !peers_as_expected(
+            &welcome.peers,
+            &self.peers[j].id,
+            other_down,
+            self.plan.grace,
+        ) {
             self.incident(Kind::Unexpected(format!(
                 "joined (resumed) listing {} peers",
                 welcome.peers.len()
@@ -1007,4 +1018,41 @@ fn conn_ping() -> String {
 
 fn short(e: &WsError) -> String {
     e.to_string().chars().take(60).collect()
+}
+
+/// Whether a resumed welcome lists the room's other peer as it should: always, unless that
+/// peer has been down for longer than the grace, when the server may have released its slot
+/// (a slot dropped just before a restart keeps the deadline of its drop).
+fn peers_as_expected(
+    listed: &[String],
+    other: &str,
+    other_down: Option<Duration>,
+    grace: Duration,
+) -> bool {
+    match listed {
+        [only] if only == other => true,
+        [] => other_down.is_some_and(|down| down > grace),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peers_as_expected;
+    use std::time::Duration;
+
+    #[test]
+    fn the_other_peer_may_be_missing_only_after_its_grace() {
+        let grace = Duration::from_secs(15);
+        let other = ["b".to_owned()];
+        let secs = |s| Some(Duration::from_secs(s));
+        assert!(peers_as_expected(&other, "b", None, grace));
+        assert!(peers_as_expected(&other, "b", secs(20), grace));
+        assert!(peers_as_expected(&[], "b", secs(16), grace));
+        assert!(!peers_as_expected(&[], "b", secs(15), grace));
+        assert!(!peers_as_expected(&[], "b", None, grace));
+        assert!(!peers_as_expected(&["c".to_owned()], "b", secs(20), grace));
+        let twice = ["b".to_owned(), "b".to_owned()];
+        assert!(!peers_as_expected(&twice, "b", None, grace));
+    }
 }
