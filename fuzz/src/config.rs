@@ -264,7 +264,7 @@ pub fn check(data: &[u8]) {
     // TURN (docs/deploy.md).
     let ttl = match turn_value("TURN_TTL_SECONDS") {
         None => DEFAULT_TTL_SECONDS,
-        Some(v) => whole(v, 60, 7 * 24 * 3600).unwrap_or_else(|| {
+        Some(v) => whole(v, 10, 7 * 24 * 3600).unwrap_or_else(|| {
             invalid.push("TURN_TTL_SECONDS");
             DEFAULT_TTL_SECONDS
         }),
