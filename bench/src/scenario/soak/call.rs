@@ -923,12 +923,14 @@ impl<'a> Call<'a> {
             }
             _ => None,
         };
-        if !peers_as_expected(
-            &welcome.peers,
-            &self.peers[j].id,
-            other_down,
-            self.plan.grace,
-        ) {
+        // A leave processed just before a restart leaves the room rightly without the leaver.
+        let other_left = matches!(self.phase, Phase::Leaving { leaver, .. } if leaver == j);
+        let other = OtherPeer {
+            id: &self.peers[j].id,
+            down_for: other_down,
+            left: other_left,
+        };
+        if !peers_as_expected(&welcome.peers, &other, self.plan.grace) {
             self.incident(Kind::Unexpected(format!(
                 "joined (resumed) listing {} peers",
                 welcome.peers.len()
@@ -1020,39 +1022,52 @@ fn short(e: &WsError) -> String {
     e.to_string().chars().take(60).collect()
 }
 
+/// The room's other peer, as the call saw it when a resume's welcome came.
+struct OtherPeer<'a> {
+    id: &'a str,
+    /// How long it has been down, if it is.
+    down_for: Option<Duration>,
+    /// Whether it left (the call is ending).
+    left: bool,
+}
+
 /// Whether a resumed welcome lists the room's other peer as it should: always, unless that
-/// peer has been down for longer than the grace, when the server may have released its slot
-/// (a slot dropped just before a restart keeps the deadline of its drop).
-fn peers_as_expected(
-    listed: &[String],
-    other: &str,
-    other_down: Option<Duration>,
-    grace: Duration,
-) -> bool {
+/// peer left, or has been down for longer than the grace, when the server may have released
+/// its slot (a slot dropped just before a restart keeps the deadline of its drop).
+fn peers_as_expected(listed: &[String], other: &OtherPeer, grace: Duration) -> bool {
     match listed {
-        [only] if only == other => true,
-        [] => other_down.is_some_and(|down| down > grace),
+        [only] => only == other.id,
+        [] => other.left || other.down_for.is_some_and(|down| down > grace),
         _ => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::peers_as_expected;
+    use super::{peers_as_expected, OtherPeer};
     use std::time::Duration;
 
     #[test]
-    fn the_other_peer_may_be_missing_only_after_its_grace() {
+    fn the_other_peer_may_be_missing_only_after_its_grace_or_its_leave() {
         let grace = Duration::from_secs(15);
-        let other = ["b".to_owned()];
-        let secs = |s| Some(Duration::from_secs(s));
-        assert!(peers_as_expected(&other, "b", None, grace));
-        assert!(peers_as_expected(&other, "b", secs(20), grace));
-        assert!(peers_as_expected(&[], "b", secs(16), grace));
-        assert!(!peers_as_expected(&[], "b", secs(15), grace));
-        assert!(!peers_as_expected(&[], "b", None, grace));
-        assert!(!peers_as_expected(&["c".to_owned()], "b", secs(20), grace));
+        let listed = ["b".to_owned()];
+        let peer = |secs: Option<u64>, left| OtherPeer {
+            id: "b",
+            down_for: secs.map(Duration::from_secs),
+            left,
+        };
+        assert!(peers_as_expected(&listed, &peer(None, false), grace));
+        assert!(peers_as_expected(&listed, &peer(Some(20), false), grace));
+        assert!(peers_as_expected(&[], &peer(Some(16), false), grace));
+        assert!(peers_as_expected(&[], &peer(None, true), grace));
+        assert!(!peers_as_expected(&[], &peer(Some(15), false), grace));
+        assert!(!peers_as_expected(&[], &peer(None, false), grace));
+        assert!(!peers_as_expected(
+            &["c".to_owned()],
+            &peer(Some(20), true),
+            grace
+        ));
         let twice = ["b".to_owned(), "b".to_owned()];
-        assert!(!peers_as_expected(&twice, "b", None, grace));
+        assert!(!peers_as_expected(&twice, &peer(None, false), grace));
     }
 }
