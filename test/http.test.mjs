@@ -81,8 +81,10 @@ describe("HTTP routes", () => {
   });
 
   test("every other method on /ws/... answers 405 method-not-allowed", async () => {
+    // No request body: the Worker answers without reading one, and a body still being sent
+    // when the answer closes the connection makes fetch fail now and then on a loaded machine.
     for (const method of ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"]) {
-      const response = await fetch(server.http("/ws/some-room"), { method, body: method === "OPTIONS" ? undefined : "x" });
+      const response = await fetch(server.http("/ws/some-room"), { method });
       await assertHttpError(response, 405, "method-not-allowed");
     }
   });
