@@ -52,9 +52,16 @@ serve="exec node_modules/.bin/wrangler dev --config '$config' --ip 127.0.0.1 --p
 serve+=" --persist-to '$work/state' --show-interactive-dev-session=false"
 
 echo "soak: duet-bench $scenario; wrangler dev on 127.0.0.1:$port, log $work/wrangler.log" >&2
-status=0
+# In the background so that a SIGINT or SIGTERM of this script reaches duet-bench at once,
+# which then stops its server (bash runs a trap only after a foreground child has ended).
 target/release/duet-bench --url "ws://127.0.0.1:$port" "$scenario" \
-  --serve "$serve" --server-log "$work/wrangler.log" "$@" || status=$?
+  --serve "$serve" --server-log "$work/wrangler.log" "$@" &
+bench=$!
+trap 'kill -TERM "$bench" 2>/dev/null' INT TERM
+status=0
+wait "$bench" || status=$?
+# A trapped signal ends the first wait early; the second one collects duet-bench's status.
+if kill -0 "$bench" 2>/dev/null; then wait "$bench" || status=$?; fi
 if [[ $status != 0 ]]; then
   keep=1
   echo "soak: failed ($status); the server's log and state are kept in $work" >&2

@@ -117,7 +117,14 @@ fn bench(cli: Cli) -> Result<()> {
         .build()
         .context("starting the runtime")?;
     let load_before = server::load_average();
-    let results = runtime.block_on(run(&ctx, &cli.scenario, !common.json))?;
+    let results = runtime.block_on(async {
+        // Dropping the run on a signal drops its `--serve` server, which kills it: a soak
+        // stopped with Ctrl-C or SIGTERM leaves no `wrangler dev` behind.
+        tokio::select! {
+            results = run(&ctx, &cli.scenario, !common.json) => results,
+            signal = stop_signal() => anyhow::bail!("stopped by {signal}"),
+        }
+    })?;
     let load_after = server::load_average();
 
     let report = RunReport {
@@ -147,6 +154,21 @@ fn bench(cli: Cli) -> Result<()> {
         anyhow::bail!("a criterion failed (FAIL above)");
     }
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and names it; never returns if neither can be listened for.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 /// `duet-bench ratios`: reads the reports and prints the comparison.
