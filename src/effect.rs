@@ -21,8 +21,12 @@ pub enum Effect {
     Log(LogEvent),
     /// Replace socket `conn`'s attachment.
     Attach { conn: String, info: SocketInfo },
-    /// Store the room and arm the alarm for `alarm_at` (ms since the epoch).
-    Save { room: RoomState, alarm_at: u64 },
+    /// Store the room; with `alarm_at`, also arm the alarm for then (ms since the epoch), in
+    /// the same write. Without, the alarm armed before (`room.alarm_at`) is early enough.
+    Save {
+        room: RoomState,
+        alarm_at: Option<u64>,
+    },
     /// The room is empty: delete its storage and its alarm.
     Clear,
     /// Nothing changed but the alarm that just fired must fire again at `at`.

@@ -105,6 +105,11 @@ pub struct RoomState {
     /// stays stored until this is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<Pending>,
+    /// When the alarm was last set by a save (ms since the epoch). While it is still ahead, a
+    /// save whose next alarm is no earlier leaves the alarm alone: it fires early, finds
+    /// nothing due and re-arms, which is cheaper than a `setAlarm` on every change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_at: Option<u64>,
 }
 
 impl RoomState {

@@ -675,7 +675,7 @@ impl Sim {
                     let json = serde_json::to_string(&room).unwrap();
                     let back: RoomState = serde_json::from_str(&json).unwrap();
                     assert_eq!(back, room, "stored state does not round-trip");
-                    assert_eq!(Some(alarm_at), room.next_alarm(self.now));
+                    let next = room.next_alarm(self.now);
                     let expected = room
                         .slots
                         .iter()
@@ -685,14 +685,33 @@ impl Sim {
                         })
                         .chain(room.outbox.first().map(|p| p.next_at))
                         .min();
-                    assert_eq!(Some(alarm_at), expected, "alarm is not the next deadline");
-                    assert!(
-                        alarm_at > self.now || delivery_due(&room, self.now),
-                        "alarm armed in the past"
+                    assert_eq!(next, expected, "next alarm is not the next deadline");
+                    let alarm = match alarm_at {
+                        Some(at) => {
+                            assert_eq!(Some(at), expected, "alarm is not the next deadline");
+                            assert!(
+                                at > self.now || delivery_due(&room, self.now),
+                                "alarm armed in the past"
+                            );
+                            at
+                        }
+                        // The alarm armed before is kept: it must be pending, and no later
+                        // than the room now needs it.
+                        None => {
+                            let armed = self.alarm.expect("a save keeps an alarm that is not set");
+                            assert!(armed > self.now, "a save keeps an alarm that has fired");
+                            assert!(Some(armed) <= expected, "a kept alarm comes too late");
+                            armed
+                        }
+                    };
+                    assert_eq!(
+                        room.alarm_at,
+                        Some(alarm),
+                        "stored alarm time is not the armed one"
                     );
                     self.stored = Some(json);
                     self.parsed = Some(back);
-                    self.alarm = Some(alarm_at);
+                    self.alarm = Some(alarm);
                 }
                 Effect::Clear => {
                     assert_eq!(i, 0, "storage effect not first");

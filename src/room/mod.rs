@@ -111,31 +111,44 @@ pub fn on_event(stored: Option<RoomState>, event: RoomEvent, ctx: Ctx) -> Vec<Ef
         RoomEvent::Delivery { id, outcome } => room.delivered(ctx, id, *outcome),
     };
     effects.extend(room.account(ctx));
-    let rearm = event == RoomEvent::Alarm;
-    persist(stored.as_ref(), room, ctx.now, rearm, effects)
+    let fired = event == RoomEvent::Alarm;
+    persist(stored.as_ref(), room, ctx.now, fired, effects)
 }
 
-/// Puts the storage effect for `before` → `after` ahead of `effects`. With `rearm` (an alarm
-/// that fired), an unchanged room still gets its next alarm.
+/// Puts the storage effect for `before` → `after` ahead of `effects`. With `fired` (the alarm
+/// just fired, so none is armed), an unchanged room still gets its next alarm.
 fn persist(
     before: Option<&RoomState>,
-    after: RoomState,
+    mut after: RoomState,
     now: u64,
-    rearm: bool,
+    fired: bool,
     effects: Vec<Effect>,
 ) -> Vec<Effect> {
+    let next = after.next_alarm(now);
     let store = if before == Some(&after) {
-        rearm
-            .then(|| after.next_alarm(now))
+        fired
+            .then_some(next)
             .flatten()
             .map(|at| Effect::Rearm { at })
     } else {
-        Some(match after.next_alarm(now) {
+        Some(match next {
             None => Effect::Clear,
-            Some(alarm_at) => Effect::Save {
-                room: after,
-                alarm_at,
-            },
+            Some(at) => {
+                let armed = before
+                    .and_then(|room| room.alarm_at)
+                    .filter(|&armed| !fired && now < armed && armed <= at);
+                let alarm_at = match armed {
+                    Some(_) => None,
+                    None => {
+                        after.alarm_at = Some(at);
+                        Some(at)
+                    }
+                };
+                Effect::Save {
+                    room: after,
+                    alarm_at,
+                }
+            }
         })
     };
     store.into_iter().chain(effects).collect()

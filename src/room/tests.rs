@@ -602,9 +602,14 @@ fn stores(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Save { room, alarm_at } => {
-                Some(format!("save {} at {alarm_at}", room.slots.len()))
-            }
+            Effect::Save {
+                room,
+                alarm_at: Some(at),
+            } => Some(format!("save {} at {at}", room.slots.len())),
+            Effect::Save {
+                room,
+                alarm_at: None,
+            } => Some(format!("save {} (armed)", room.slots.len())),
             Effect::Clear => Some("clear".into()),
             Effect::Rearm { at } => Some(format!("rearm {at}")),
             _ => None,
@@ -666,6 +671,75 @@ fn storage_is_written_first_and_only_on_change() {
     assert!(matches!(effects[0], Effect::Clear));
     // Nothing stored: nothing holds a slot.
     assert!(on_event(None, RoomEvent::Alarm, quiet(7)).is_empty());
+}
+
+/// The stored room after `effects`' save.
+fn saved(effects: &[Effect]) -> RoomState {
+    match &effects[0] {
+        Effect::Save { room, .. } => room.clone(),
+        other => panic!("no save first: {other:?}"),
+    }
+}
+
+#[test]
+fn an_alarm_that_comes_no_later_is_not_set_again() {
+    // The first join arms the sweep; the second join and a leave need it no earlier.
+    let first = on_join(None, "r", arrival(1, None), quiet(0)).effects;
+    assert_eq!(stores(&first), [format!("save 1 at {SWEEP_INTERVAL_MS}")]);
+    let room = saved(&first);
+    assert_eq!(room.alarm_at, Some(SWEEP_INTERVAL_MS));
+    let second = on_join(Some(room), "r", arrival(2, None), at(10, &live(&["s1"]))).effects;
+    assert_eq!(stores(&second), ["save 2 (armed)"]);
+    let room = saved(&second);
+    assert_eq!(room.alarm_at, Some(SWEEP_INTERVAL_MS));
+    let left = on_event(
+        Some(room.clone()),
+        RoomEvent::Leave { conn: "s1".into() },
+        at(20, &live(&["s1", "s2"])),
+    );
+    assert_eq!(stores(&left), ["save 1 (armed)"]);
+    // A drop needs the alarm earlier, at its deadline.
+    let dropped = on_event(
+        Some(room.clone()),
+        RoomEvent::Closed {
+            conn: "s2".into(),
+            code: 1006,
+            bucket: None,
+        },
+        at(30, &live(&["s1", "s2"])),
+    );
+    assert_eq!(stores(&dropped), [format!("save 2 at {}", 30 + GRACE)]);
+    assert_eq!(saved(&dropped).alarm_at, Some(30 + GRACE));
+    // Once the armed time has passed, the alarm has fired (or is firing): a change arms it.
+    let late = on_event(
+        Some(room.clone()),
+        RoomEvent::Leave { conn: "s1".into() },
+        at(SWEEP_INTERVAL_MS, &live(&["s1", "s2"])),
+    );
+    assert_eq!(
+        stores(&late),
+        [format!("save 1 at {}", 2 * SWEEP_INTERVAL_MS)]
+    );
+    // The alarm that fired is gone: an unchanged room re-arms, a changed one saves and arms.
+    let fired = on_event(
+        Some(room.clone()),
+        RoomEvent::Alarm,
+        at(SWEEP_INTERVAL_MS - 1, &live(&["s1", "s2"])),
+    );
+    assert_eq!(
+        stores(&fired),
+        [format!("rearm {}", 2 * SWEEP_INTERVAL_MS - 1)]
+    );
+    let swept = on_event(
+        Some(room),
+        RoomEvent::Alarm,
+        at(SWEEP_INTERVAL_MS - 1, &live(&["s2"])),
+    );
+    // (s1's socket is gone without a close: its slot goes away.)
+    assert_eq!(
+        stores(&swept),
+        [format!("save 2 at {}", SWEEP_INTERVAL_MS - 1 + GRACE)]
+    );
 }
 
 #[test]

@@ -310,19 +310,16 @@ impl Room {
         for effect in effects {
             match effect {
                 Effect::Save { room, alarm_at } => {
-                    let storage = self.state.storage();
-                    stored::save_room(&storage, &room).await?;
-                    storage.set_alarm(alarm_time(alarm_at)).await?;
+                    stored::save_room(&self.state.storage(), &room, alarm_at).await?;
                 }
                 Effect::Clear => {
-                    let storage = self.state.storage();
-                    storage.delete_alarm().await?;
                     // delete_all(), though dearer than delete(ROOM_KEY) (bench/BASELINE.md):
                     // only it also drops the SQLite database's metadata, which would otherwise
-                    // stay billed for every room name ever used.
-                    storage.delete_all().await?;
+                    // stay billed for every room name ever used. Since compatibility date
+                    // 2026-02-24 (wrangler.toml has a later one) it deletes the alarm too.
+                    self.state.storage().delete_all().await?;
                 }
-                Effect::Rearm { at } => self.state.storage().set_alarm(alarm_time(at)).await?,
+                Effect::Rearm { at } => stored::set_alarm(&self.state.storage(), at).await?,
                 other => self.perform_now(other, extra)?,
             }
         }
@@ -368,11 +365,4 @@ impl Room {
             }
         }
     }
-}
-
-/// An absolute alarm time (an i64 would be taken as an offset from now).
-fn alarm_time(at_ms: u64) -> worker::ScheduledTime {
-    worker::ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
-        at_ms as f64,
-    )))
 }

@@ -42,8 +42,38 @@ pub async fn load_room(storage: &Storage) -> Result<Option<RoomState>> {
     decode(value)
 }
 
-pub async fn save_room(storage: &Storage, room: &RoomState) -> Result<()> {
-    storage.put_raw(ROOM_KEY, encode(room)?).await
+/// Stores `room` and, with `alarm_at`, arms the alarm. Both calls are made before either is
+/// awaited, so the runtime commits them as one atomic write and the welcome waits for one
+/// round trip to storage, not two.
+pub async fn save_room(storage: &Storage, room: &RoomState, alarm_at: Option<u64>) -> Result<()> {
+    let raw = storage.as_raw();
+    let put = JsFuture::from(raw.put(ROOM_KEY, encode(room)?)?);
+    match alarm_at {
+        Some(at) => {
+            let alarm = JsFuture::from(raw.set_alarm(alarm_time(at), JsValue::NULL.into())?);
+            let (put, alarm) = futures_util::future::join(put, alarm).await;
+            put.and(alarm)?;
+        }
+        None => {
+            put.await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn set_alarm(storage: &Storage, at: u64) -> Result<()> {
+    JsFuture::from(
+        storage
+            .as_raw()
+            .set_alarm(alarm_time(at), JsValue::NULL.into())?,
+    )
+    .await?;
+    Ok(())
+}
+
+/// An absolute alarm time (a plain number would be taken as an offset from now).
+fn alarm_time(at_ms: u64) -> js_sys::Date {
+    js_sys::Date::new(&JsValue::from_f64(at_ms as f64))
 }
 
 pub fn attach(ws: &WebSocket, info: &SocketInfo) -> Result<()> {

@@ -128,7 +128,7 @@ fn a_call_produces_each_event_once_in_order() {
     assert!(matches!(
         s.last[0],
         Effect::Save {
-            alarm_at: 5_000,
+            alarm_at: Some(5_000),
             ..
         }
     ));
@@ -204,7 +204,7 @@ fn failures_back_off_keep_order_and_give_up_after_a_day() {
     assert!(matches!(
         s.last[0],
         Effect::Save {
-            alarm_at: 1_200,
+            alarm_at: Some(1_200),
             ..
         }
     ));
