@@ -47,14 +47,17 @@ enum DropKind {
 /// Sockets are boxed: a socket is large, and links and steps move often.
 enum Link {
     Up(Box<Ws>),
-    /// Waiting to reconnect at `retry_at`.
+    /// Waiting to reconnect at `retry_at`. `deliberate`: the scenario dropped the socket
+    /// (abort or close 1001), so the server's grace runs from `since` (see [`grace_start`]).
     Down {
         since: Instant,
+        deliberate: bool,
         retry_at: Instant,
         attempt: u32,
     },
     Connecting {
         since: Instant,
+        deliberate: bool,
         attempt: u32,
         welcome: BoxFuture<'static, Result<(Box<Ws>, Welcome), Failure>>,
     },
@@ -505,6 +508,7 @@ impl<'a> Call<'a> {
             let j = 1 - i;
             if let Link::Down {
                 since,
+                deliberate,
                 retry_at,
                 attempt,
             } = self.peers[i].link
@@ -515,6 +519,7 @@ impl<'a> Call<'a> {
                         resume(&self.url, &self.peers[i].token, by_subprotocol, p.timeout);
                     self.peers[i].link = Link::Connecting {
                         since,
+                        deliberate,
                         attempt,
                         welcome,
                     };
@@ -640,6 +645,7 @@ impl<'a> Call<'a> {
             .between(Duration::from_millis(100), self.plan.resume_delay_max);
         let down = Link::Down {
             since: now,
+            deliberate: true,
             retry_at: now + delay,
             attempt: 0,
         };
@@ -664,8 +670,11 @@ impl<'a> Call<'a> {
                 self.run.drops.replace += 1;
                 self.peers[i].retired = Some((ws, now + self.plan.timeout));
                 let by_subprotocol = self.rng.pick() == 0;
+                // The slot never goes away: the server sees the resume before the old
+                // socket's close. Only a restart in between starts a grace, at the wake.
                 self.peers[i].link = Link::Connecting {
                     since: now,
+                    deliberate: false,
                     attempt: 0,
                     welcome: resume(
                         &self.url,
@@ -689,6 +698,7 @@ impl<'a> Call<'a> {
             .between(Duration::from_millis(100), RETRY_FIRST * 4);
         self.peers[i].link = Link::Down {
             since: now,
+            deliberate: false,
             retry_at: now + wait,
             attempt: 0,
         };
@@ -872,12 +882,16 @@ impl<'a> Call<'a> {
     /// A reconnect of peer `i` finished: it must have resumed its own slot.
     fn on_connected(&mut self, i: usize, result: Result<(Box<Ws>, Welcome), Failure>) {
         let now = Instant::now();
-        let Link::Connecting { since, attempt, .. } = self.peers[i].link else {
+        let Link::Connecting {
+            since,
+            deliberate,
+            attempt,
+            ..
+        } = self.peers[i].link
+        else {
             return;
         };
-        // From the drop, or from when the server came back if it was restarted meanwhile
-        // (its grace starts when it wakes the room).
-        let from = since.max(*self.plan.server_up.borrow());
+        let from = grace_start(since, deliberate, *self.plan.server_up.borrow());
         let took = now.saturating_duration_since(from);
         let (ws, welcome) = match result {
             Ok(ok) => ok,
@@ -900,6 +914,7 @@ impl<'a> Call<'a> {
                 let wait = self.rng.between(backoff / 2, backoff);
                 self.peers[i].link = Link::Down {
                     since,
+                    deliberate,
                     retry_at: now + wait,
                     attempt: attempt + 1,
                 };
@@ -1031,6 +1046,19 @@ struct OtherPeer<'a> {
     left: bool,
 }
 
+/// Where the server's grace for a slot whose socket went down at `since` starts, as the client
+/// can tell; `server_up` is when the server last came back from a restart. A deliberate drop
+/// (abort, close 1001) reaches the server, which stores the deadline from then: a restart
+/// does not move it. A socket lost without the client's doing (a kill, say) leaves the slot
+/// connected in storage, and the server counts it away only from when it wakes the room.
+fn grace_start(since: Instant, deliberate: bool, server_up: Instant) -> Instant {
+    if deliberate {
+        since
+    } else {
+        since.max(server_up)
+    }
+}
+
 /// Whether a resumed welcome lists the room's other peer as it should: always, unless that
 /// peer left, or has been down for longer than the grace, when the server may have released
 /// its slot (a slot dropped just before a restart keeps the deadline of its drop).
@@ -1044,8 +1072,22 @@ fn peers_as_expected(listed: &[String], other: &OtherPeer, grace: Duration) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::{peers_as_expected, OtherPeer};
-    use std::time::Duration;
+    use super::{grace_start, peers_as_expected, OtherPeer};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_deliberate_drop_keeps_its_grace_across_a_restart() {
+        let t0 = Instant::now();
+        let drop = t0 + Duration::from_secs(1);
+        let up = t0 + Duration::from_secs(12);
+        // Dropped before the kill: the server stored the deadline from the drop.
+        assert_eq!(grace_start(drop, true, up), drop);
+        // Lost to the kill: the server counts the slot away from its wake.
+        assert_eq!(grace_start(drop, false, up), up);
+        // No restart since: from the drop either way.
+        assert_eq!(grace_start(drop, false, t0), drop);
+        assert_eq!(grace_start(drop, true, t0), drop);
+    }
 
     #[test]
     fn the_other_peer_may_be_missing_only_after_its_grace_or_its_leave() {
