@@ -68,16 +68,17 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         ),
         Ok(Route::Socket { room, identity }) => {
             let ip = headers.get("CF-Connecting-IP")?.unwrap_or_default();
-            for key in join_limit_keys(&ip, identity.as_ref()) {
-                if let Err(err) = check_join_limit(env, &key).await {
-                    return error_response(err);
-                }
+            if let Err(err) = check_join_limits(env, &join_limit_keys(&ip, identity.as_ref())).await
+            {
+                return error_response(err);
             }
-            let cf = |key| platform::cf_field(&req, key);
+            let cf = platform::cf(&req);
+            let field = |key| cf.as_ref().and_then(|cf| platform::cf_field(cf, key));
             let hint = location_hint(
-                cf("continent").as_deref(),
-                cf("country").as_deref(),
-                platform::cf_number(&req, "longitude"),
+                field("continent").as_deref(),
+                field("country").as_deref(),
+                cf.as_ref()
+                    .and_then(|cf| platform::cf_number(cf, "longitude")),
             );
             if config.log_level.writes_info() {
                 console_log!(
@@ -142,6 +143,21 @@ async fn check_join_limit(env: &Env, key: &str) -> std::result::Result<(), HttpE
             Ok(())
         }
     }
+}
+
+/// Checks every key of a join (over any limit, the join is refused). With a ticket, the IP's
+/// and the identity's limits are asked at once: the join waits for one round trip to the
+/// limiter, not two.
+async fn check_join_limits(env: &Env, keys: &[String]) -> std::result::Result<(), HttpError> {
+    if let [ip, sub] = keys {
+        let (ip, sub) =
+            futures_util::future::join(check_join_limit(env, ip), check_join_limit(env, sub)).await;
+        return ip.and(sub);
+    }
+    for key in keys {
+        check_join_limit(env, key).await?;
+    }
+    Ok(())
 }
 
 thread_local! {

@@ -3,6 +3,8 @@
 mod cloudflare_turn;
 mod entry;
 mod platform;
+mod room_class;
 mod room_object;
+mod store;
 mod stored;
 mod webhook;

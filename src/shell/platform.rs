@@ -43,22 +43,23 @@ pub fn in_jurisdiction(
     Ok(worker::ObjectNamespace::unchecked_from_js(restricted))
 }
 
-fn cf_value(req: &worker::Request, key: &str) -> Option<JsValue> {
-    let cf = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")).ok()?;
-    if !cf.is_object() {
-        return None;
-    }
-    js_sys::Reflect::get(&cf, &JsValue::from_str(key)).ok()
+/// `request.cf`, read once: each read of it builds the object afresh.
+pub fn cf(req: &worker::Request) -> Option<JsValue> {
+    js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf"))
+        .ok()
+        .filter(JsValue::is_object)
 }
 
 /// A text field of `request.cf`, read without trusting its shape.
-pub fn cf_field(req: &worker::Request, key: &str) -> Option<String> {
-    cf_value(req, key)?.as_string()
+pub fn cf_field(cf: &JsValue, key: &str) -> Option<String> {
+    js_sys::Reflect::get(cf, &JsValue::from_str(key))
+        .ok()?
+        .as_string()
 }
 
 /// A number of `request.cf`, which the runtime may give as a number or as text.
-pub fn cf_number(req: &worker::Request, key: &str) -> Option<f64> {
-    let value = cf_value(req, key)?;
+pub fn cf_number(cf: &JsValue, key: &str) -> Option<f64> {
+    let value = js_sys::Reflect::get(cf, &JsValue::from_str(key)).ok()?;
     value.as_f64().or_else(|| {
         // JavaScript's own parser: Rust's f64 parser would add 4 KB of wasm for this.
         let text = value.as_string()?;

@@ -3,19 +3,24 @@
 //! touches a socket or storage. It keeps nothing in memory that the room needs after an
 //! eviction: slots are in storage, each socket's identity is in its tag and attachment, and
 //! deadlines are in the alarm. The registry of open sockets is a cache of the runtime's own
-//! list, rebuilt once after a wake.
+//! list, rebuilt once after a wake, and the stored room is cached by [`Store`].
+//!
+//! Socket events run to completion without waiting: storage is read and written
+//! synchronously, and the alarm calls are left to the output gate (see `store`). The runtime
+//! calls these handlers through `room_class`.
 
 use super::cloudflare_turn;
 use super::platform::{self, now_ms, random_hex};
+use super::store::Store;
 use super::stored;
 use super::webhook as shell_webhook;
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
-use crate::frame::{on_frame, Step};
+use crate::frame::{on_frame, IceRequest, Step};
 use crate::intake::Incoming;
 use crate::protocol::{close_reply, PING_TEXT, PONG_TEXT};
 use crate::registry::{Activity, Registry};
-use crate::room::{self, Accept, Arrival, Ctx, RoomEvent, RoomState};
+use crate::room::{self, Accept, Arrival, Ctx, RoomEvent};
 use crate::route::{
     decode_identity, is_room_name, socket_path_room, Offered, UrlParts, IDENTITY_HEADER,
     SUBPROTOCOL,
@@ -25,14 +30,15 @@ use crate::turn::CloudflareIce;
 use crate::webhook::{self, Outcome};
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
+use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, worker_sys::WebSocketRequestResponsePair, DurableObject, Env,
-    Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    console_error, worker_sys::WebSocketRequestResponsePair, Env, Response, Result, State,
+    WebSocket, WebSocketPair,
 };
 
-#[durable_object]
 pub struct Room {
     state: State,
+    store: Store,
     config: Rc<Config>,
     /// Whether this instance has logged its first event (a wake from hibernation shows as one).
     started: Cell<bool>,
@@ -52,13 +58,14 @@ fn is_open(ws: &WebSocket) -> bool {
     ws.as_ref().ready_state() == web_sys::WebSocket::OPEN
 }
 
-impl DurableObject for Room {
-    fn new(state: State, env: Env) -> Self {
+impl Room {
+    pub fn new(state: State, env: Env) -> Self {
         match WebSocketRequestResponsePair::new(PING_TEXT, PONG_TEXT) {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(_) => console_error!(r#"{{"event":"auto-response-unavailable"}}"#),
         }
         Room {
+            store: Store::new(state.storage()),
             state,
             config: platform::config(&env),
             started: Cell::new(false),
@@ -67,13 +74,13 @@ impl DurableObject for Room {
         }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let url_text = req.inner().url();
+    pub async fn fetch(&self, req: web_sys::Request) -> Result<web_sys::Response> {
+        let url_text = req.url();
         let Some(url) = UrlParts::split(&url_text) else {
-            return Response::error("invalid URL", 400);
+            return Ok(Response::error("invalid URL", 400)?.into());
         };
         let Some(name) = socket_path_room(url.path).filter(|n| is_room_name(n)) else {
-            return Response::error("invalid room", 400);
+            return Ok(Response::error("invalid room", 400)?.into());
         };
         let headers = req.headers();
         let protocols = headers.get("Sec-WebSocket-Protocol")?;
@@ -87,8 +94,8 @@ impl DurableObject for Room {
                 .and_then(decode_identity),
         };
         self.note_start(name);
-        // Any outbound call happens before the room is loaded: from the load on, only storage
-        // is awaited, so no other event can interleave with this join.
+        // Any outbound call happens before the room is loaded: from the load on nothing is
+        // awaited, so no other event can interleave with this join.
         let cloudflare_ice = self.cloudflare_ice().await;
         let new_token = random_hex(token::TOKEN_BYTES)?;
         let arrival = Arrival {
@@ -101,7 +108,7 @@ impl DurableObject for Room {
             identity,
         };
         let conn = arrival.conn.clone();
-        let stored = self.load().await?;
+        let stored = self.store.load()?;
         let now = now_ms();
         let activity = self.activity();
         let joining = room::on_join(stored, name, arrival, self.ctx(now, &activity));
@@ -112,14 +119,13 @@ impl DurableObject for Room {
                     .accept_websocket_with_tags(&pair.server, &[info.conn.as_str()]);
                 stored::attach(&pair.server, &info)?;
                 self.registry().insert(pair.server.clone(), info, now);
-                self.perform(joining.effects, None).await?;
+                self.perform(joining.effects, None)?;
             }
             Accept::Refuse => {
                 // A socket that lives for one frame needs no hibernation, and a plain socket
                 // closed here also ends its TCP connection.
                 pair.server.accept()?;
-                self.perform(joining.effects, Some((&conn, &pair.server)))
-                    .await?;
+                self.perform(joining.effects, Some((&conn, &pair.server)))?;
             }
         }
         let mut response = Response::from_websocket(pair.client)?;
@@ -128,26 +134,31 @@ impl DurableObject for Room {
                 .headers_mut()
                 .set("Sec-WebSocket-Protocol", SUBPROTOCOL)?;
         }
-        Ok(response)
+        self.settle().await?;
+        Ok(response.into())
     }
 
-    async fn websocket_message(
+    /// A frame from `ws`: text, or anything else (binary, whose bytes are never needed).
+    /// Returns the `ice-servers` request that still needs Cloudflare's servers fetched
+    /// ([`Room::answer_ice`]); every other frame is done with when this returns.
+    pub fn websocket_message(
         &self,
         ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> Result<()> {
+        message: &JsValue,
+    ) -> Result<Option<IceRequest>> {
         if !is_open(&ws) {
-            return Ok(());
+            return Ok(None);
         }
-        let incoming = match &message {
-            WebSocketIncomingMessage::String(text) => Incoming::Text(text),
-            WebSocketIncomingMessage::Binary(_) => Incoming::Binary,
+        let text = message.as_string();
+        let incoming = match &text {
+            Some(text) => Incoming::Text(text),
+            None => Incoming::Binary,
         };
         let step = {
             let mut registry = self.registry();
             // Unknown: the socket holds no slot (its attachment was never written).
             let Some(index) = registry.position(|s| same_socket(s, &ws)) else {
-                return Ok(());
+                return Ok(None);
             };
             self.note_start(&registry.entries()[index].info.room);
             on_frame(&mut registry, index, incoming, now_ms(), &self.config)
@@ -157,47 +168,63 @@ impl DurableObject for Room {
                 for effect in effects {
                     self.perform_now(effect, None)?;
                 }
-                Ok(())
+                Ok(None)
             }
             Step::Room(effects, event) => {
-                self.perform(effects, None).await?;
-                self.room_event(event).await
+                self.perform(effects, None)?;
+                self.room_event(event)?;
+                Ok(None)
             }
-            Step::Ice(request) => {
-                let cloudflare = self.cloudflare_ice().await;
-                let reply = request.reply(&self.config, &cloudflare, now_ms());
-                self.perform_now(reply, None)
+            Step::Ice(request) if self.config.turn.cloudflare.is_none() => {
+                let reply = request.reply(&self.config, &CloudflareIce::default(), now_ms());
+                self.perform_now(reply, None)?;
+                Ok(None)
             }
+            Step::Ice(request) => Ok(Some(request)),
         }
     }
 
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        _was_clean: bool,
-    ) -> Result<()> {
+    /// Answers an `ice-servers` request once Cloudflare's TURN servers are at hand.
+    pub async fn answer_ice(&self, request: IceRequest) -> Result<()> {
+        let cloudflare = self.cloudflare_ice().await;
+        let reply = request.reply(&self.config, &cloudflare, now_ms());
+        self.perform_now(reply, None)
+    }
+
+    pub fn websocket_close(&self, ws: WebSocket, code: usize, reason: &str) -> Result<()> {
         // Answer the client's close frame. Newer runtimes answer it themselves, and then this
         // call finds the socket closed, which is fine.
-        let (reply, reply_reason) = close_reply(code, &reason);
+        let (reply, reply_reason) = close_reply(code, reason);
         let _ = ws.close(Some(reply), Some(reply_reason));
         self.socket_gone(&ws, u16::try_from(code).unwrap_or(1006))
-            .await
     }
 
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.socket_gone(&ws, 1006).await
+    pub fn websocket_error(&self, ws: WebSocket) -> Result<()> {
+        self.socket_gone(&ws, 1006)
     }
 
-    async fn alarm(&self) -> Result<Response> {
-        self.room_event(RoomEvent::Alarm).await?;
-        self.deliver_webhooks().await?;
-        Response::empty()
+    pub async fn alarm(&self) -> Result<()> {
+        self.room_event(RoomEvent::Alarm)?;
+        self.settle().await?;
+        self.deliver_webhooks().await
     }
-}
 
-impl Room {
+    /// The storage writes of the event so far that are not confirmed yet, for a synchronous
+    /// handler to return to the runtime.
+    pub fn unconfirmed(&self) -> JsValue {
+        self.store.take_pending()
+    }
+
+    /// Waits for this event's writes, for a handler that is async anyway; what it sent is
+    /// held by the output gate until then regardless.
+    async fn settle(&self) -> Result<()> {
+        let pending = self.store.take_pending();
+        if !pending.is_undefined() {
+            js_sys::futures::JsFuture::from(js_sys::Promise::from(pending)).await?;
+        }
+        Ok(())
+    }
+
     /// Cloudflare's TURN servers where configured (an outbound call, or the isolate's cache).
     async fn cloudflare_ice(&self) -> CloudflareIce {
         match &self.config.turn.cloudflare {
@@ -242,7 +269,7 @@ impl Room {
         }
     }
 
-    async fn socket_gone(&self, ws: &WebSocket, code: u16) -> Result<()> {
+    fn socket_gone(&self, ws: &WebSocket, code: u16) -> Result<()> {
         let Some(info) = stored::attachment(ws)? else {
             return Ok(());
         };
@@ -253,22 +280,17 @@ impl Room {
             code,
             bucket: entry.map(|e| e.limiter),
         })
-        .await
-    }
-
-    async fn load(&self) -> Result<Option<RoomState>> {
-        stored::load_room(&self.state.storage()).await
     }
 
     /// Applies `event` to the stored room and performs what the core decides.
-    async fn room_event(&self, event: RoomEvent) -> Result<()> {
-        let stored = self.load().await?;
+    fn room_event(&self, event: RoomEvent) -> Result<()> {
+        let stored = self.store.load()?;
         if let Some(room) = &stored {
             self.note_start(&room.name);
         }
         let activity = self.activity();
         let effects = room::on_event(stored, event, self.ctx(now_ms(), &activity));
-        self.perform(effects, None).await
+        self.perform(effects, None)
     }
 
     /// Sends the outbox's due events one at a time, in order, each only after the previous
@@ -284,15 +306,15 @@ impl Room {
         }
         let result = async {
             for _ in 0..webhook::MAX_OUTBOX {
-                let stored = self.load().await?;
+                let stored = self.store.load()?;
                 let head = stored.and_then(|room| webhook::due(&room.outbox, now_ms()).cloned());
                 let Some(event) = head else { break };
                 let outcome = shell_webhook::post(settings, &event).await;
                 self.room_event(RoomEvent::Delivery {
                     id: event.id,
                     outcome,
-                })
-                .await?;
+                })?;
+                self.settle().await?;
                 if outcome != Outcome::Delivered {
                     break;
                 }
@@ -306,20 +328,12 @@ impl Room {
 
     /// Performs `effects` in order. `extra` is a socket outside the registry (a refused
     /// arrival) that effects may name.
-    async fn perform(&self, effects: Vec<Effect>, extra: Option<(&str, &WebSocket)>) -> Result<()> {
+    fn perform(&self, effects: Vec<Effect>, extra: Option<(&str, &WebSocket)>) -> Result<()> {
         for effect in effects {
             match effect {
-                Effect::Save { room, alarm_at } => {
-                    stored::save_room(&self.state.storage(), &room, alarm_at).await?;
-                }
-                Effect::Clear => {
-                    // delete_all(), though dearer than delete(ROOM_KEY) (bench/BASELINE.md):
-                    // only it also drops the SQLite database's metadata, which would otherwise
-                    // stay billed for every room name ever used. Since compatibility date
-                    // 2026-02-24 (wrangler.toml has a later one) it deletes the alarm too.
-                    self.state.storage().delete_all().await?;
-                }
-                Effect::Rearm { at } => stored::set_alarm(&self.state.storage(), at).await?,
+                Effect::Save { room, alarm_at } => self.store.save(room, alarm_at)?,
+                Effect::Clear => self.store.clear()?,
+                Effect::Rearm { at } => self.store.rearm(at)?,
                 other => self.perform_now(other, extra)?,
             }
         }
