@@ -48,7 +48,9 @@
 //!   lifecycle changes and webhook deliveries only, never when relaying;
 //! - each socket's tag: its socket id; its attachment ([`registry::SocketInfo`]): socket id,
 //!   client id, room, last ping;
-//! - the alarm: the next resume deadline, sweep or webhook delivery.
+//! - the alarm: no later than the next resume deadline, sweep or webhook delivery. A change
+//!   sets it only when it must come earlier (`alarmAt` in the room records when it is set);
+//!   an early alarm finds nothing due and re-arms.
 //!
 //! A room holds two sockets because a call is two people: the server only pairs them and
 //! relays their SDP and ICE; media flows peer to peer.
