@@ -134,19 +134,16 @@ fn persist(
         Some(match next {
             None => Effect::Clear,
             Some(at) => {
-                let armed = before
+                // An alarm still ahead and no later than `at` stays: at worst it fires early.
+                let keep = before
                     .and_then(|room| room.alarm_at)
-                    .filter(|&armed| !fired && now < armed && armed <= at);
-                let alarm_at = match armed {
-                    Some(_) => None,
-                    None => {
-                        after.alarm_at = Some(at);
-                        Some(at)
-                    }
-                };
+                    .is_some_and(|armed| !fired && now < armed && armed <= at);
+                if !keep {
+                    after.alarm_at = Some(at);
+                }
                 Effect::Save {
                     room: after,
-                    alarm_at,
+                    alarm_at: (!keep).then_some(at),
                 }
             }
         })
