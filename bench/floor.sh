@@ -76,6 +76,17 @@ exec 9>>"$lock"
 echo "bench-floor: waiting for the lock $lock" >&2
 flock 9
 
+# Servers of an earlier run that died without its cleanup (killed with SIGKILL, say): with the
+# lock held no other run is under way, so they are stale, and they would skew every figure.
+stale=$(pgrep -f -- "--persist-to ${TMPDIR:-/tmp}/duet-floor\.[A-Za-z0-9]+/state-" || true)
+if [[ -n $stale ]]; then
+  echo "bench-floor: stopping servers an earlier run left running: $(echo $stale)" >&2
+  # Each with its whole process group: workerd's command line does not name the directory.
+  for g in $(ps -o pgid= -p "$(echo $stale | tr ' ' ,)" | sort -u); do
+    kill -KILL -- "-$g" 2>/dev/null || true
+  done
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/duet-floor.XXXXXX")
 reports=${out:-$work/reports}
 mkdir -p "$reports"
@@ -87,16 +98,31 @@ free_port() {
     s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }
 
+# The pids of process group $1 (a target's wrangler, its node child, esbuild and both workerd).
+group() {
+  ps -eo pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }'
+}
+
 stop() {
   local t=$1 p=${pid[$1]:-}
-  if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
-    # wrangler runs in its own process group: stop the group (node and its workerd children).
+  if [[ -n $p ]]; then
+    # wrangler runs in its own process group: stop the group (node and its workerd children),
+    # and wait until none of it is left: a server still running would share the machine with
+    # the next measurement.
     kill -TERM -- "-$p" 2>/dev/null || true
     for _ in $(seq 50); do
-      kill -0 "$p" 2>/dev/null || break
+      [[ -z $(group "$p") ]] && break
       sleep 0.1
     done
     kill -KILL -- "-$p" 2>/dev/null || true
+    for _ in $(seq 50); do
+      [[ -z $(group "$p") ]] && break
+      sleep 0.1
+    done
+    if [[ -n $(group "$p") ]]; then
+      echo "bench-floor: $t's processes $(group "$p" | tr '\n' ' ')survived SIGKILL" >&2
+      exit 1
+    fi
   fi
   pid[$t]=""
 }

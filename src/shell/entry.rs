@@ -15,8 +15,11 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Takes and returns the runtime's own `Request` and `Response`: a socket's 101 passes through
+/// as the room's object made it, and no request is converted that the route does not need
+/// (workers-rs' `Request` reads the URL, the headers and `request.cf` up front).
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     match handle(req, &env).await {
         Ok(response) => Ok(response),
         Err(err) => {
@@ -29,13 +32,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 500,
                 r#"{"error":{"code":"internal","message":"internal error"}}"#,
             )
+            .map(Into::into)
         }
     }
 }
 
-async fn handle(req: Request, env: &Env) -> Result<Response> {
+async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
     let config = platform::config(env);
-    let url_text = req.inner().url();
+    let url_text = req.url();
     let url = UrlParts::split(&url_text).ok_or("request URL without a scheme")?;
     let headers = req.headers();
     let origin = headers.get("Origin")?;
@@ -46,7 +50,7 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
     let offered = Offered::parse(protocols.as_deref());
     let method = req.method();
     let parts = RequestParts {
-        method: method.as_ref(),
+        method: &method,
         path: url.path,
         origin: origin.as_deref(),
         own_origin: url.origin,
@@ -61,16 +65,17 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         now_s: platform::now_ms() / 1000,
     };
     match route(parts, &access) {
-        Err(err) => error_response(err),
+        Err(err) => error_response(err).map(Into::into),
         Ok(Route::Health) => json_response(
             200,
             &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
-        ),
+        )
+        .map(Into::into),
         Ok(Route::Socket { room, identity }) => {
             let ip = headers.get("CF-Connecting-IP")?.unwrap_or_default();
             if let Err(err) = check_join_limits(env, &join_limit_keys(&ip, identity.as_ref())).await
             {
-                return error_response(err);
+                return error_response(err).map(Into::into);
             }
             let cf = platform::cf(&req);
             let field = |key| cf.as_ref().and_then(|cf| platform::cf_field(cf, key));
@@ -95,15 +100,11 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             if let Some(jurisdiction) = config.room_jurisdiction {
                 rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
             }
-            let stub = match hint {
-                Some(hint) => rooms.get_by_name_with_location_hint(&room, hint)?,
-                None => rooms.get_by_name(&room)?,
-            };
             match identity {
-                None => stub.fetch_with_request(req).await,
+                None => platform::room_fetch(&rooms, &room, hint, &req).await,
                 Some(identity) => {
-                    stub.fetch_with_request(with_identity(&req, &identity)?)
-                        .await
+                    let forwarded = with_identity(&req, &identity)?;
+                    platform::room_fetch(&rooms, &room, hint, &forwarded).await
                 }
             }
         }
@@ -111,11 +112,19 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             // A plain GET built by the runtime: `Fetcher::fetch` would convert a workers-rs
             // `RequestInit`, which brings serde-wasm-bindgen into the module for its `cf` field.
             let index = web_sys::Request::new_with_str(&format!("{}/", url.origin))?;
-            env.assets("ASSETS")?
+            let assets = env.assets("ASSETS")?;
+            assets
                 .fetch_request(Request::from(index))
                 .await
+                .map(Into::into)
         }
-        Ok(Route::Asset) => env.assets("ASSETS")?.fetch_request(req).await,
+        Ok(Route::Asset) => {
+            let assets = env.assets("ASSETS")?;
+            assets
+                .fetch_request(Request::from(req))
+                .await
+                .map(Into::into)
+        }
     }
 }
 
@@ -167,13 +176,12 @@ thread_local! {
 /// The socket request for the room's object, carrying the identity the ticket vouched for in
 /// a header of its own; whatever the client sent under that name is replaced. Built with the
 /// runtime's own `Request`: workers-rs' `RequestInit` would bring its `cf` serializer along.
-fn with_identity(req: &Request, identity: &Identity) -> Result<Request> {
-    let headers = web_sys::Headers::new_with_headers(req.inner().headers().as_ref())?;
+fn with_identity(req: &web_sys::Request, identity: &Identity) -> Result<web_sys::Request> {
+    let headers = web_sys::Headers::new_with_headers(req.headers().as_ref())?;
     headers.set(IDENTITY_HEADER, &encode_identity(identity))?;
     let init = web_sys::RequestInit::new();
     init.set_headers(headers.as_ref());
-    let forwarded = web_sys::Request::new_with_request_and_init(req.inner(), &init)?;
-    Ok(Request::from(forwarded))
+    Ok(web_sys::Request::new_with_request_and_init(req, &init)?)
 }
 
 fn json_response(status: u16, body: &str) -> Result<Response> {

@@ -44,8 +44,8 @@ pub fn in_jurisdiction(
 }
 
 /// `request.cf`, read once: each read of it builds the object afresh.
-pub fn cf(req: &worker::Request) -> Option<JsValue> {
-    js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf"))
+pub fn cf(req: &web_sys::Request) -> Option<JsValue> {
+    js_sys::Reflect::get(req, &JsValue::from_str("cf"))
         .ok()
         .filter(JsValue::is_object)
 }
@@ -161,6 +161,48 @@ pub async fn within_limit(env: &Env, name: &str, key: &str) -> Option<bool> {
     js_sys::Reflect::get(&outcome, &JsValue::from_str("success"))
         .ok()?
         .as_bool()
+}
+
+/// The 101 that hands `client` to the runtime, built as one runtime `Response`: workers-rs'
+/// `Response::from_websocket` and its conversion build it twice, through a `ResponseInit` of
+/// five fields, which cost more per join than the Durable Object's own work (bench/BASELINE.md,
+/// "Where a join's time goes").
+pub fn socket_response(
+    client: &worker::WebSocket,
+    protocol: Option<&str>,
+) -> worker::Result<web_sys::Response> {
+    use worker::worker_sys::ext::ResponseInitExt;
+    let mut init = web_sys::ResponseInit::new();
+    init.set_status(101);
+    if let Some(protocol) = protocol {
+        let headers = web_sys::Headers::new()?;
+        headers.set("Sec-WebSocket-Protocol", protocol)?;
+        init.set_headers(headers.as_ref());
+    }
+    init.websocket(client.as_ref())?;
+    Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?)
+}
+
+/// The room's Durable Object's answer to `req`, as the runtime gave it: workers-rs' `Stub`
+/// would rebuild the response on the way in and again on the way out of the Worker.
+pub async fn room_fetch(
+    rooms: &worker::ObjectNamespace,
+    name: &str,
+    location_hint: Option<&str>,
+    req: &web_sys::Request,
+) -> worker::Result<web_sys::Response> {
+    let namespace: &JsValue = rooms.as_ref();
+    let namespace = namespace.unchecked_ref::<worker::worker_sys::DurableObjectNamespace>();
+    let stub = match location_hint {
+        Some(hint) => {
+            let options = js_sys::Object::new();
+            js_sys::Reflect::set(&options, &JsValue::from_str("locationHint"), &hint.into())?;
+            namespace.get_by_name_with_options(name, &options)?
+        }
+        None => namespace.get_by_name(name)?,
+    };
+    let response = js_sys::futures::JsFuture::from(stub.fetch_with_request(req)?).await?;
+    Ok(response.unchecked_into())
 }
 
 /// A `POST` of `body` with `headers`, built with the runtime's own `Request`: workers-rs'

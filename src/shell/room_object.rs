@@ -128,14 +128,9 @@ impl Room {
                 self.perform(joining.effects, Some((&conn, &pair.server)))?;
             }
         }
-        let mut response = Response::from_websocket(pair.client)?;
-        if offered.v1 {
-            response
-                .headers_mut()
-                .set("Sec-WebSocket-Protocol", SUBPROTOCOL)?;
-        }
+        let response = platform::socket_response(&pair.client, offered.v1.then_some(SUBPROTOCOL))?;
         self.settle().await?;
-        Ok(response.into())
+        Ok(response)
     }
 
     /// A frame from `ws`: text, or anything else (binary, whose bytes are never needed).
