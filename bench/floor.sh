@@ -18,6 +18,10 @@
 #   bench/floor.sh --max-load L    before each round, wait (up to 10 minutes) until the
 #                                  1-minute load average is below L
 #   bench/floor.sh --targets "duet duet-warn durable"   only these targets
+#   bench/floor.sh --idle-batches 3   after each target's idle run, open and close the same
+#                                  number of sockets twice more on the same server and print
+#                                  what each batch added (memory that a fresh server grows
+#                                  once, against memory kept per socket)
 #
 # Two measurements never overlap: the run holds the lock $BENCH_LOCK (default
 # /work/notes/bench.lock where that directory exists, else a file in $TMPDIR).
@@ -30,6 +34,7 @@ SECRET=duet-bench-floor-secret
 
 rounds=3
 idle_rounds=1
+idle_batches=1
 json=()
 out=""
 quick=false
@@ -42,6 +47,7 @@ while [[ $# -gt 0 ]]; do
     --max-load) max_load=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --idle-rounds) idle_rounds=$2; shift 2 ;;
+    --idle-batches) idle_batches=$2; shift 2 ;;
     --json) json=(--json); shift ;;
     --out) out=$2; shift 2 ;;
     --quick) quick=true; shift ;;
@@ -78,6 +84,7 @@ flock 9
 
 # Servers of an earlier run that died without its cleanup (killed with SIGKILL, say): with the
 # lock held no other run is under way, so they are stale, and they would skew every figure.
+# (No server holds the lock: each is started without the lock's descriptor.)
 stale=$(pgrep -f -- "--persist-to ${TMPDIR:-/tmp}/duet-floor\.[A-Za-z0-9]+/state-" || true)
 if [[ -n $stale ]]; then
   echo "bench-floor: stopping servers an earlier run left running: $(echo $stale)" >&2
@@ -89,7 +96,8 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/duet-floor.XXXXXX")
 reports=${out:-$work/reports}
-mkdir -p "$reports"
+# Later idle batches are kept apart: the ratios compare fresh servers only.
+mkdir -p "$reports/batches"
 declare -A pid port
 
 free_port() {
@@ -156,7 +164,7 @@ start() {
     --ip 127.0.0.1 --port "${port[$t]}" --inspector-port "$inspector" \
     --persist-to "$work/state-$t" --show-interactive-dev-session=false \
     --var "RATE_LIMIT_BURST:$RATE_LIMIT" --var "RATE_LIMIT_PER_SEC:$RATE_LIMIT" "${args[@]}" \
-    </dev/null >"$work/$t.log" 2>&1) &
+    </dev/null >"$work/$t.log" 2>&1 9>&-) &
   pid[$t]=$!
   set +m
 }
@@ -196,7 +204,7 @@ bench() {
   [[ $t == duet-tickets ]] && ticket=(--ticket-secret "$SECRET")
   echo "bench-floor: $name" >&2
   "$ROOT/target/release/duet-bench" --url "ws://127.0.0.1:${port[$t]}" --label "$t" --json \
-    --no-progress "${ticket[@]}" "$@" >"$reports/$name.json" \
+    --no-progress "${ticket[@]}" "$@" >"$reports/$name.json" 9>&- \
     || echo "bench-floor: $name failed (kept in the report)" >&2
 }
 
@@ -245,9 +253,33 @@ for r in $(seq 1 "$idle_rounds"); do
   quiet
   for t in $(order "$r"); do
     bench "r$r-idle-$t" "$t" "${idle[@]}"
+    for b in $(seq 2 "$idle_batches"); do
+      reports=$reports/batches bench "r$r-idle-b$b-$t" "$t" "${idle[@]}"
+    done
   done
   stop_all
 done
 echo "bench-floor: load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 "$ROOT/target/release/duet-bench" "${json[@]}" ratios "$reports"/*.json
+if [[ $idle_batches -gt 1 && ${#json[@]} -eq 0 ]]; then
+  # Per target and round: each batch's (held - before) per socket, and the server's whole RSS
+  # while the batch was held.
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const [dir] = process.argv.slice(1);
+    const rows = {};
+    const add = (file, batch) => {
+      const m = path.basename(file).match(/^r(\d+)-idle-(?:b\d+-)?(.+)\.json$/);
+      const r = JSON.parse(fs.readFileSync(file, "utf8")).results?.[0]?.memory;
+      if (!m || !r) return;
+      (rows[`${m[2]} r${m[1]}`] ??= [])[batch - 1] =
+        `${r.rss_per_socket_kib?.toFixed(0)} KiB/socket, ${(r.held.rss_kib / 1024).toFixed(0)} MiB`;
+    };
+    for (const f of fs.readdirSync(dir)) if (/^r\d+-idle-/.test(f)) add(path.join(dir, f), 1);
+    for (const f of fs.readdirSync(path.join(dir, "batches")))
+      add(path.join(dir, "batches", f), Number(f.match(/-b(\d+)-/)[1]));
+    console.log("\nidle batches on one server: (held - before) per socket, and all processes while held");
+    for (const [k, v] of Object.entries(rows).sort()) console.log(`${k.padEnd(18)} ${v.join("  |  ")}`);
+  ' "$reports"
+fi
