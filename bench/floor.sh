@@ -111,6 +111,15 @@ group() {
   ps -eo pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }'
 }
 
+# Whether process group $1 is gone within 5 s.
+gone() {
+  for _ in $(seq 50); do
+    [[ -z $(group "$1") ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 stop() {
   local t=$1 p=${pid[$1]:-}
   if [[ -n $p ]]; then
@@ -118,16 +127,8 @@ stop() {
     # and wait until none of it is left: a server still running would share the machine with
     # the next measurement.
     kill -TERM -- "-$p" 2>/dev/null || true
-    for _ in $(seq 50); do
-      [[ -z $(group "$p") ]] && break
-      sleep 0.1
-    done
-    kill -KILL -- "-$p" 2>/dev/null || true
-    for _ in $(seq 50); do
-      [[ -z $(group "$p") ]] && break
-      sleep 0.1
-    done
-    if [[ -n $(group "$p") ]]; then
+    gone "$p" || kill -KILL -- "-$p" 2>/dev/null || true
+    if ! gone "$p"; then
       echo "bench-floor: $t's processes $(group "$p" | tr '\n' ' ')survived SIGKILL" >&2
       exit 1
     fi

@@ -32,7 +32,6 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
                 500,
                 r#"{"error":{"code":"internal","message":"internal error"}}"#,
             )
-            .map(Into::into)
         }
     }
 }
@@ -65,17 +64,16 @@ async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
         now_s: platform::now_ms() / 1000,
     };
     match route(parts, &access) {
-        Err(err) => error_response(err).map(Into::into),
+        Err(err) => error_response(err),
         Ok(Route::Health) => json_response(
             200,
             &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
-        )
-        .map(Into::into),
+        ),
         Ok(Route::Socket { room, identity }) => {
             let ip = headers.get("CF-Connecting-IP")?.unwrap_or_default();
             if let Err(err) = check_join_limits(env, &join_limit_keys(&ip, identity.as_ref())).await
             {
-                return error_response(err).map(Into::into);
+                return error_response(err);
             }
             let cf = platform::cf(&req);
             let field = |key| cf.as_ref().and_then(|cf| platform::cf_field(cf, key));
@@ -129,12 +127,12 @@ async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
 }
 
 /// The one place an [`HttpError`] becomes a response.
-fn error_response(err: HttpError) -> Result<Response> {
-    let mut response = json_response(err.status(), &err.body())?;
+fn error_response(err: HttpError) -> Result<web_sys::Response> {
+    let mut response = json(err.status(), &err.body())?;
     if let Some(s) = err.retry_after_s() {
         response.headers_mut().set("Retry-After", &s.to_string())?;
     }
-    Ok(response)
+    Ok(response.into())
 }
 
 /// Refuses a join over the `JOIN_LIMITER` binding's limit for `key`. Without the binding
@@ -184,7 +182,11 @@ fn with_identity(req: &web_sys::Request, identity: &Identity) -> Result<web_sys:
     Ok(web_sys::Request::new_with_request_and_init(req, &init)?)
 }
 
-fn json_response(status: u16, body: &str) -> Result<Response> {
+fn json_response(status: u16, body: &str) -> Result<web_sys::Response> {
+    json(status, body).map(Into::into)
+}
+
+fn json(status: u16, body: &str) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json; charset=utf-8")?;
     headers.set("Cache-Control", "no-store")?;
