@@ -3,7 +3,8 @@
 # with the same wrangler dev on loopback ports: Duet (release build, tickets off), Duet with
 # LOG_LEVEL=warn (no log line per join), Duet with JOIN_SECRET set (every peer sends a
 # ticket), and the two JavaScript floors of bench/floor/ (bare: a relay with no storage;
-# durable: the same with durable slots). Then, for each round,
+# durable: the same with durable slots), which sit behind the same static assets as Duet.
+# Then, for each round,
 # runs every scenario against every target in turn (the order rotates each round, so drift
 # falls on all targets alike), restarts all four for the idle scenario (memory is compared on
 # fresh servers), and prints each figure's median with its ratio to the floor
@@ -18,6 +19,11 @@
 #   bench/floor.sh --max-load L    before each round, wait (up to 10 minutes) until the
 #                                  1-minute load average is below L
 #   bench/floor.sh --targets "duet duet-warn durable"   only these targets
+#   bench/floor.sh --scenarios "join_fast join_slow"     only these of join_fast, join_slow,
+#                                  relay_many and relay_one (the idle scenario: --idle-rounds)
+#   FLOOR_DIR=DIR bench/floor.sh --targets "durable variant"
+#                                  floors from DIR (NAME.toml each) instead of bench/floor/,
+#                                  for an A/B of one feature of Duet added to a floor
 #   bench/floor.sh --idle-batches 3   after each target's idle run, open and close the same
 #                                  number of sockets twice more on the same server and print
 #                                  what each batch added (memory that a fresh server grows
@@ -30,6 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RATE_LIMIT=1000000
+floor_dir=$(cd "${FLOOR_DIR:-bench/floor}" && pwd)
 SECRET=duet-bench-floor-secret
 
 rounds=3
@@ -41,6 +48,7 @@ quick=false
 before=""
 max_load=""
 targets=(duet duet-warn duet-tickets bare durable)
+scenarios=(join_fast join_slow relay_many relay_one)
 while [[ $# -gt 0 ]]; do
   case $1 in
     --before) before=$(cd "$2" && pwd); shift 2 ;;
@@ -52,7 +60,14 @@ while [[ $# -gt 0 ]]; do
     --out) out=$2; shift 2 ;;
     --quick) quick=true; shift ;;
     --targets) read -ra targets <<<"$2"; shift 2 ;;
+    --scenarios) read -ra scenarios <<<"$2"; shift 2 ;;
     *) echo "bench-floor: unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+for s in "${scenarios[@]}"; do
+  case $s in
+    join_fast | join_slow | relay_many | relay_one) ;;
+    *) echo "bench-floor: unknown scenario $s (join_fast join_slow relay_many relay_one)" >&2; exit 2 ;;
   esac
 done
 
@@ -152,8 +167,13 @@ start() {
     duet-warn) config=$duet_config; args=(--var "LOG_LEVEL:warn") ;;
     duet-tickets) config=$duet_config; args=(--var "JOIN_SECRET:$SECRET") ;;
     before) config=$before_config; dir=$before ;;
-    bare | durable) config=$ROOT/bench/floor/$t.toml; dir=$ROOT/bench/floor ;;
-    *) echo "bench-floor: unknown target $t (duet duet-warn duet-tickets bare durable)" >&2; exit 2 ;;
+    *)
+      # A floor: bench/floor/bare.toml and durable.toml, or a variant of them in $FLOOR_DIR.
+      config=$floor_dir/$t.toml dir=$floor_dir
+      if [[ ! -f $config ]]; then
+        echo "bench-floor: unknown target $t (duet duet-warn duet-tickets, or a floor in $floor_dir)" >&2
+        exit 2
+      fi ;;
   esac
   port[$t]=$(free_port)
   local inspector
@@ -241,7 +261,7 @@ echo "bench-floor: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 start_all
 for r in $(seq 1 "$rounds"); do
   quiet
-  for s in join_fast join_slow relay_many relay_one; do
+  for s in "${scenarios[@]}"; do
     declare -n scenario=$s
     for t in $(order "$r"); do
       bench "r$r-$s-$t" "$t" "${scenario[@]}"
