@@ -168,12 +168,14 @@ start() {
     duet-tickets) config=$duet_config; args=(--var "JOIN_SECRET:$SECRET") ;;
     before) config=$before_config; dir=$before ;;
     *)
-      # A floor: bench/floor/bare.toml and durable.toml, or a variant of them in $FLOOR_DIR.
-      config=$floor_dir/$t.toml dir=$floor_dir
-      if [[ ! -f $config ]]; then
+      # A floor: bench/floor/bare.toml and durable.toml, or a variant of them in $FLOOR_DIR,
+      # behind Duet's own [assets] table.
+      if [[ ! -f $floor_dir/$t.toml ]]; then
         echo "bench-floor: unknown target $t (duet duet-warn duet-tickets, or a floor in $floor_dir)" >&2
         exit 2
-      fi ;;
+      fi
+      config=$(node "$ROOT/test/helpers/static-config.mjs" --floor "$floor_dir/$t.toml" "$work/floor-$t.toml")
+      dir=$floor_dir ;;
   esac
   port[$t]=$(free_port)
   local inspector

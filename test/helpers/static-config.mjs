@@ -2,9 +2,11 @@
 // on such a config never rebuilds or restarts when a file under src/ changes. Used by the
 // browser suites and by bench/run.sh (`node test/helpers/static-config.mjs OUT.toml`).
 // The copy lives in build/, so its paths are rewritten relative to that directory.
+// `--floor FLOOR.toml OUT.toml` writes a floor of bench/floor/ with wrangler.toml's [assets]
+// table added, so that it sits behind the same assets' router as Duet (bench/floor.sh).
 
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ROOT } from "./common.mjs";
 
@@ -23,7 +25,29 @@ export function writeStaticConfig(name, { joinLimit } = {}) {
   return path;
 }
 
+/** wrangler.toml's `[assets]` table, with its directory made absolute. */
+function assetsTable() {
+  const table = readFileSync(join(ROOT, "wrangler.toml"), "utf8").match(/^\[assets\][\s\S]*?(?=^\[)/m);
+  if (!table) throw new Error("wrangler.toml has no [assets] table");
+  return table[0].replace(/^directory = "([^"]+)"/m, (_, dir) => `directory = "${join(ROOT, dir)}"`);
+}
+
+/** Writes the floor `floorToml` with Duet's `[assets]` to `out` and returns `out`. */
+export function writeFloorConfig(floorToml, out) {
+  const dir = dirname(resolve(floorToml));
+  const toml = readFileSync(floorToml, "utf8");
+  if (/^\[assets\]/m.test(toml)) throw new Error(`${floorToml} has an [assets] table of its own`);
+  const main = toml.replace(/^main = "([^"]+)"/m, (_, file) => `main = "${join(dir, file)}"`);
+  writeFileSync(out, `${main}\n${assetsTable()}`);
+  return out;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [name = "wrangler.static.toml", joinLimit] = process.argv.slice(2);
-  console.log(writeStaticConfig(name, { joinLimit }));
+  if (process.argv[2] === "--floor") {
+    const [floorToml, out] = process.argv.slice(3);
+    console.log(writeFloorConfig(floorToml, out));
+  } else {
+    const [name = "wrangler.static.toml", joinLimit] = process.argv.slice(2);
+    console.log(writeStaticConfig(name, { joinLimit }));
+  }
 }
