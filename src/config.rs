@@ -42,6 +42,9 @@ pub struct Config {
     pub rate_limit_per_sec: f64,
     pub resume_grace_ms: u64,
     pub stale_after_ms: u64,
+    /// A socket that has sent nothing (no ping, no message) for this long may lose its slot to
+    /// a newcomer: it may never have been a real client (`UNCONFIRMED_AFTER_MS`).
+    pub unconfirmed_after_ms: u64,
     /// TURN services whose credentials are added to `ice_servers` per client.
     pub turn: TurnSettings,
     /// Keeps every room's Durable Object (and its storage) inside this jurisdiction.
@@ -64,6 +67,7 @@ impl Default for Config {
             rate_limit_per_sec: 20.0,
             resume_grace_ms: 15_000,
             stale_after_ms: 60_000,
+            unconfirmed_after_ms: 10_000,
             turn: TurnSettings::default(),
             room_jurisdiction: None,
             join_secrets: Secrets::default(),
@@ -129,6 +133,11 @@ impl Config {
             "STALE_AFTER_MS",
             value("STALE_AFTER_MS")
                 .map(|v| parse_int(&v, 1, 86_400_000).map(|n| config.stale_after_ms = n)),
+        );
+        apply(
+            "UNCONFIRMED_AFTER_MS",
+            value("UNCONFIRMED_AFTER_MS")
+                .map(|v| parse_int(&v, 1, 86_400_000).map(|n| config.unconfirmed_after_ms = n)),
         );
         apply(
             "ROOM_JURISDICTION",
@@ -244,7 +253,21 @@ mod tests {
         assert_eq!(c.rate_limit_per_sec, 20.0);
         assert_eq!(c.resume_grace_ms, 15_000);
         assert_eq!(c.stale_after_ms, 60_000);
+        assert_eq!(c.unconfirmed_after_ms, 10_000);
         assert_eq!(c.log_level, LogLevel::Info);
+    }
+
+    #[test]
+    fn unconfirmed_after_is_a_positive_whole_number_of_ms() {
+        let (c, w) = parse(&[("UNCONFIRMED_AFTER_MS", "2500")]);
+        assert_eq!((c.unconfirmed_after_ms, w.len()), (2_500, 0));
+        for bad in ["0", "-1", "soon", "86400001"] {
+            let (c, w) = parse(&[("UNCONFIRMED_AFTER_MS", bad)]);
+            assert_eq!(
+                (c.unconfirmed_after_ms, w[0].name),
+                (10_000, "UNCONFIRMED_AFTER_MS")
+            );
+        }
     }
 
     #[test]

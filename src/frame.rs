@@ -65,7 +65,17 @@ pub fn on_frame<S>(
     };
     // The socket id is cloned only off the relay path.
     match intake(incoming, &mut entry.limiter, now, config) {
-        Intake::Accept(ClientFrame::Message(data)) => Step::Done(relay(registry, index, data)),
+        Intake::Accept(ClientFrame::Message(data)) if entry.info.confirmed => {
+            Step::Done(relay(registry, index, data))
+        }
+        Intake::Accept(ClientFrame::Message(data)) => {
+            // The first frame of a socket that never pinged confirms it, once.
+            entry.info.confirmed = true;
+            let attach = attach(entry);
+            let mut out = relay(registry, index, data);
+            out.push(attach);
+            Step::Done(out)
+        }
         Intake::Accept(ClientFrame::Ping) => {
             entry.info.last_ping = Some(now);
             let pong = Effect::SendText {
@@ -175,6 +185,7 @@ mod tests {
                 connected_at: 0,
                 last_ping: None,
                 bucket: None,
+                confirmed: true,
             };
             (i as u8, info)
         });
@@ -228,6 +239,18 @@ mod tests {
                 r#"c {"type":"message","from":"id-b","data":"x"}"#
             ]
         );
+    }
+
+    #[test]
+    fn the_first_message_of_a_socket_confirms_it_once() {
+        let mut r = registry(&["a", "b"]);
+        r.entry_mut(0).unwrap().info.confirmed = false;
+        let message = r#"{"type":"message","data":1}"#;
+        let step = frame_from(&mut r, 0, message);
+        let relayed = r#"b {"type":"message","from":"id-a","data":1}"#;
+        assert_eq!(texts(&step), [relayed, "a attach None"]);
+        assert!(r.entries()[0].info.confirmed);
+        assert_eq!(texts(&frame_from(&mut r, 0, message)), [relayed]);
     }
 
     #[test]

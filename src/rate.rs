@@ -42,11 +42,36 @@ impl RateLimiter {
         }
     }
 
-    pub fn admit(&mut self, now_ms: u64, burst: u32, per_sec: f64) -> Admission {
+    /// Adds what `per_sec` refilled since the last update, up to `burst`.
+    fn refill(&mut self, now_ms: u64, burst: u32, per_sec: f64) {
         let elapsed = now_ms.saturating_sub(self.updated_ms) as f64 / 1000.0;
         let refilled = (self.tokens + elapsed * per_sec).min(f64::from(burst));
         self.tokens = (refilled * QUANTUM).floor() / QUANTUM;
         self.updated_ms = now_ms;
+    }
+
+    /// Whether the bucket holds `n` whole tokens now.
+    pub fn has(&mut self, n: u32, now_ms: u64, burst: u32, per_sec: f64) -> bool {
+        self.refill(now_ms, burst, per_sec);
+        self.tokens >= f64::from(n)
+    }
+
+    /// Takes `n` tokens for frames the server sends to the peer because of this client (a
+    /// lifecycle frame), even beyond what the bucket holds: a debt is repaid by the refill
+    /// before the client's next frame goes through.
+    pub fn spend(&mut self, n: u32, now_ms: u64, burst: u32, per_sec: f64) {
+        self.refill(now_ms, burst, per_sec);
+        self.tokens -= f64::from(n);
+    }
+
+    /// Whether the bucket is full now, so that keeping it is the same as starting afresh.
+    pub fn is_full(&mut self, now_ms: u64, burst: u32, per_sec: f64) -> bool {
+        self.refill(now_ms, burst, per_sec);
+        self.tokens >= f64::from(burst)
+    }
+
+    pub fn admit(&mut self, now_ms: u64, burst: u32, per_sec: f64) -> Admission {
+        self.refill(now_ms, burst, per_sec);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             return Admission::Allowed;
@@ -104,6 +129,22 @@ mod tests {
             }
             rl.admit(now, 3, 1.0);
         }
+    }
+
+    #[test]
+    fn spending_beyond_the_tokens_is_a_debt_the_refill_repays() {
+        let mut rl = RateLimiter::new(3, 0);
+        assert!(rl.has(3, 0, 3, 2.0) && !rl.has(4, 0, 3, 2.0));
+        rl.spend(2, 0, 3, 2.0);
+        rl.spend(2, 0, 3, 2.0);
+        // One token in debt: nothing goes through until the refill has repaid it.
+        assert_eq!(rl.admit(0, 3, 2.0), Admission::Refused);
+        assert_eq!(rl.admit(500, 3, 2.0), Admission::Refused);
+        assert_eq!(rl.admit(1_000, 3, 2.0), Admission::Allowed);
+        assert!(!rl.is_full(1_000, 3, 2.0));
+        assert!(rl.is_full(2_500, 3, 2.0));
+        let json = serde_json::to_string(&rl).unwrap();
+        assert_eq!(serde_json::from_str::<RateLimiter>(&json).unwrap(), rl);
     }
 
     #[test]

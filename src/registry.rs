@@ -25,6 +25,11 @@ pub struct SocketInfo {
     /// from it instead of a full bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<RateLimiter>,
+    /// The client has sent a frame on this socket (written once, at its first message; a
+    /// ping shows in `last_ping` or the runtime's auto-response time instead). A socket that
+    /// never did yields its slot after `UNCONFIRMED_AFTER_MS`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirmed: bool,
 }
 
 /// What the registry knows of one open socket when a lifecycle decision needs it.
@@ -32,6 +37,8 @@ pub struct SocketInfo {
 pub struct Live {
     /// Its last ping, or when it connected if it never pinged.
     pub last_seen: u64,
+    /// Whether the client has sent anything on it, a ping included.
+    pub confirmed: bool,
     /// Its rate bucket now.
     pub bucket: RateLimiter,
 }
@@ -118,6 +125,7 @@ impl<S> Registry<S> {
                 let ping = e.info.last_ping.max(auto_pong(&e.socket));
                 let live = Live {
                     last_seen: ping.unwrap_or(e.info.connected_at),
+                    confirmed: e.info.confirmed || ping.is_some(),
                     bucket: e.limiter.clone(),
                 };
                 (e.info.conn.clone(), live)
@@ -138,6 +146,7 @@ mod tests {
             connected_at: 3,
             last_ping: None,
             bucket: None,
+            confirmed: false,
         }
     }
 
@@ -163,8 +172,9 @@ mod tests {
         let act = r.activity(|s| (*s != 3).then_some(20));
         assert_eq!(act["a"].last_seen, 20);
         assert_eq!(act["b"].last_seen, 50);
-        // Never pinged: its connect time.
+        // Never pinged: its connect time, and unconfirmed until it sends something.
         assert_eq!(act["c"].last_seen, 3);
+        assert!(act["a"].confirmed && act["b"].confirmed && !act["c"].confirmed);
     }
 
     #[test]

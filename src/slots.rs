@@ -87,6 +87,23 @@ pub struct Slot {
     /// The slot's rate bucket when its last socket went away, for the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<RateLimiter>,
+    /// Whose budget the slot spends: a keyed hash of its ticket identity, or of its client
+    /// address without tickets (`room::budget`). Never the address itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The slot is away, but its drop was never told to the peer: its bucket could not pay
+    /// for `peer-away` and the `peer-joined` of its return, so neither is sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untold: bool,
+}
+
+/// The rate bucket a client left the room with, kept for its next join while the room has
+/// another occupant (`room::budget`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptBucket {
+    /// The slot's [`Slot::key`].
+    pub key: String,
+    pub bucket: RateLimiter,
 }
 
 /// What the object stores for one room (storage key `room`). Slots are kept in arrival
@@ -105,6 +122,14 @@ pub struct RoomState {
     /// stays stored until this is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<Pending>,
+    /// The buckets of clients that left while somebody stayed, so a rejoin does not refill
+    /// them; dropped once full again, and all of them when the room empties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptBucket>,
+    /// The key of the keyed hashes in [`Slot::key`], made when the room needs its first one;
+    /// it goes with the room's storage.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub salt: String,
     /// When the alarm was last set by a save (ms since the epoch). While it is still ahead, a
     /// save whose next alarm is no earlier leaves the alarm alone: it fires early, finds
     /// nothing due and re-arms, which is cheaper than a `setAlarm` on every change.

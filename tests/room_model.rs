@@ -182,6 +182,8 @@ struct Sock {
     /// Its attachment, as written when it was accepted.
     attachment: SocketInfo,
     last_seen: u64,
+    /// Whether the client has sent anything (a ping) on it.
+    confirmed: bool,
     bucket: RateLimiter,
 }
 
@@ -189,7 +191,21 @@ struct Sock {
 struct Env<'a> {
     now: u64,
     grace: u64,
+    burst: u32,
+    rate: f64,
+    unconfirmed: u64,
     open: &'a BTreeMap<String, Sock>,
+}
+
+impl Env<'_> {
+    /// Takes `cost` tokens if the bucket has them (docs/access.md, "Frames").
+    fn try_pay(&self, bucket: &mut RateLimiter, cost: u32) -> bool {
+        let paid = bucket.has(cost, self.now, self.burst, self.rate);
+        if paid {
+            bucket.spend(cost, self.now, self.burst, self.rate);
+        }
+        paid
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +220,10 @@ struct MSlot {
     away: Option<u64>,
     sub: Option<String>,
     bucket: Option<RateLimiter>,
+    /// Whose budget it spends: its identity with tickets, else its address.
+    key: String,
+    /// Away, and its peer was never told.
+    untold: bool,
 }
 
 #[derive(Debug, Default)]
@@ -217,6 +237,8 @@ struct Model {
     hooks: Vec<String>,
     /// Whether a call is on: from `room.started` until `room.ended`.
     in_session: bool,
+    /// The buckets of clients who left while somebody stayed, oldest first.
+    kept: Vec<(String, RateLimiter)>,
 }
 
 impl Model {
@@ -232,8 +254,16 @@ impl Model {
         }
     }
 
-    fn release(&mut self, index: usize, reason: &'static str) {
+    fn release(&mut self, env: &Env, index: usize, reason: &'static str) {
         let gone = self.slots.remove(index);
+        let live = env.open.get(&gone.conn).map(|s| s.bucket.clone());
+        let mut bucket = live.or(gone.bucket.clone());
+        if reason != "stale" {
+            if let Some(bucket) = &mut bucket {
+                bucket.spend(1, env.now, env.burst, env.rate);
+            }
+        }
+        self.keep(env, gone.key.clone(), bucket);
         self.hooks.push(format!("peer.left {} {reason}", gone.id));
         self.tell_connected(
             None,
@@ -244,13 +274,32 @@ impl Model {
         );
     }
 
-    /// `id`'s slot was just marked away: the others hear `peer-away`, or without a grace it
-    /// is released at once.
+    /// A released slot's bucket stays for its client's next join while somebody stays.
+    fn keep(&mut self, env: &Env, key: String, bucket: Option<RateLimiter>) {
+        if self.slots.is_empty() {
+            self.kept.clear();
+            return;
+        }
+        self.kept
+            .retain_mut(|(_, b)| !b.is_full(env.now, env.burst, env.rate));
+        let Some(mut bucket) = bucket else { return };
+        if bucket.is_full(env.now, env.burst, env.rate) {
+            return;
+        }
+        self.kept.retain(|(k, _)| *k != key);
+        self.kept.push((key, bucket));
+        if self.kept.len() > 8 {
+            self.kept.remove(0);
+        }
+    }
+
+    /// `id`'s slot was just marked away: the others hear `peer-away` unless the drop goes
+    /// untold, or without a grace it is released at once.
     fn went_away(&mut self, env: &Env, id: &str) {
         let index = self.slots.iter().position(|s| s.id == id).unwrap();
         if env.grace == 0 {
-            self.release(index, "closed");
-        } else {
+            self.release(env, index, "closed");
+        } else if !self.slots[index].untold {
             self.tell_connected(Some(id), Obs::PeerAway { id: id.to_owned() });
         }
     }
@@ -273,7 +322,8 @@ impl Model {
         }
     }
 
-    fn ready(&mut self) {
+    /// Whether `ready` went out.
+    fn ready(&mut self) -> bool {
         if let [a, b] = self.slots.as_slice() {
             if a.away.is_none() && b.away.is_none() {
                 let pair = [a.id.clone(), b.id.clone()];
@@ -287,9 +337,11 @@ impl Model {
                     let (ca, cb) = (a.conn.clone(), b.conn.clone());
                     say(&mut self.out, &ca, ready.clone());
                     say(&mut self.out, &cb, ready);
+                    return true;
                 }
             }
         }
+        false
     }
 
     fn others(&self, id: &str) -> Vec<String> {
@@ -321,14 +373,17 @@ impl Model {
         if let Some(i) = held {
             let old = std::mem::replace(&mut self.slots[i].conn, a.conn.clone());
             let live = env.open.get(&old);
-            let bucket = match live {
+            let mut bucket = match live {
                 Some(sock) => sock.bucket.clone(),
                 None => self.slots[i]
                     .bucket
                     .clone()
                     .unwrap_or_else(|| RateLimiter::new(burst, env.now)),
             };
+            let told = self.slots[i].away.is_some() && !self.slots[i].untold;
+            let announce = told || env.try_pay(&mut bucket, 1);
             let slot = &mut self.slots[i];
+            slot.untold = false;
             slot.bucket = Some(bucket.clone());
             slot.previous = offered.filter(|t| opens(slot, t)).map(str::to_owned);
             slot.token = a.new_token.clone();
@@ -348,31 +403,57 @@ impl Model {
                 id: id.clone(),
                 resumed: true,
             };
-            self.tell_connected(Some(&id), joined);
-            self.ready();
+            if announce {
+                self.tell_connected(Some(&id), joined);
+            }
+            if self.ready() {
+                bucket.spend(1, env.now, env.burst, env.rate);
+                self.slots[i].bucket = Some(bucket.clone());
+            }
             return Some((id, bucket));
         }
-        if self.slots.len() >= 2 {
-            let stalest = self
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.away.is_none())
-                .filter_map(|(i, s)| env.open.get(&s.conn).map(|k| (i, k.last_seen)))
-                .filter(|&(_, seen)| env.now - seen > STALE)
-                .min_by_key(|&(_, seen)| seen);
-            match stalest {
-                Some((i, _)) => {
-                    let conn = self.slots[i].conn.clone();
-                    say(&mut self.out, &conn, Obs::Close(4408));
-                    self.release(i, "stale");
-                }
-                None => {
-                    say(&mut self.out, &a.conn, Obs::Full);
-                    say(&mut self.out, &a.conn, Obs::Close(4409));
-                    return None;
-                }
+        let full = self.slots.len() >= 2;
+        let limit = |k: &Sock| match k.confirmed {
+            true => STALE,
+            false => STALE.min(env.unconfirmed),
+        };
+        let stalest = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.away.is_none())
+            .filter_map(|(i, s)| env.open.get(&s.conn).map(|k| (i, k)))
+            .filter(|(_, k)| env.now - k.last_seen > limit(k))
+            .min_by_key(|(_, k)| k.last_seen)
+            .map(|(i, _)| i);
+        if full && stalest.is_none() {
+            say(&mut self.out, &a.conn, Obs::Full);
+            say(&mut self.out, &a.conn, Obs::Close(4409));
+            return None;
+        }
+        // The join pays for its peer-joined and ready beside an occupant, from the bucket
+        // its client left with.
+        let key = match (&sub, &a.address) {
+            (Some(sub), _) => format!("sub:{sub}"),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => unreachable!("every model arrival has an address"),
+        };
+        let kept = self.kept.iter().find(|(k, _)| *k == key);
+        let mut bucket = kept.map_or_else(|| RateLimiter::new(burst, env.now), |(_, b)| b.clone());
+        if !self.slots.is_empty() {
+            let full_bucket = bucket.is_full(env.now, env.burst, env.rate);
+            if !full_bucket && !bucket.has(2, env.now, env.burst, env.rate) {
+                say(&mut self.out, &a.conn, Obs::Error);
+                say(&mut self.out, &a.conn, Obs::Close(4429));
+                return None;
             }
+            bucket.spend(2, env.now, env.burst, env.rate);
+        }
+        self.kept.retain(|(k, _)| *k != key);
+        if let (true, Some(i)) = (full, stalest) {
+            let conn = self.slots[i].conn.clone();
+            say(&mut self.out, &conn, Obs::Close(4408));
+            self.release(env, i, "stale");
         }
         let id = a.new_client_id.clone();
         let first = self.slots.is_empty();
@@ -381,7 +462,6 @@ impl Model {
             self.in_session = true;
         }
         self.hooks.push(format!("peer.joined {id}"));
-        let bucket = RateLimiter::new(burst, env.now);
         self.slots.push(MSlot {
             id: id.clone(),
             token: a.new_token.clone(),
@@ -390,6 +470,8 @@ impl Model {
             away: None,
             sub,
             bucket: Some(bucket.clone()),
+            key,
+            untold: false,
         });
         let welcome = if first {
             Obs::Created {
@@ -423,8 +505,9 @@ impl Model {
             return;
         };
         slot.away = Some(env.now + env.grace);
-        if bucket.is_some() {
-            slot.bucket = bucket;
+        if let Some(mut bucket) = bucket {
+            slot.untold = env.grace > 0 && !env.try_pay(&mut bucket, 2);
+            slot.bucket = Some(bucket);
         }
         let id = slot.id.clone();
         self.went_away(env, &id);
@@ -441,15 +524,18 @@ impl Model {
             return;
         };
         if code == 1000 {
-            self.release(i, "leave");
+            if bucket.is_some() {
+                self.slots[i].bucket = bucket;
+            }
+            self.release(env, i, "leave");
         } else {
             self.drop_conn(env, conn, bucket);
         }
     }
 
-    fn leave(&mut self, conn: &str) {
+    fn leave(&mut self, env: &Env, conn: &str) {
         if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
-            self.release(i, "leave");
+            self.release(env, i, "leave");
             say(&mut self.out, conn, Obs::Close(1000));
         }
     }
@@ -461,7 +547,7 @@ impl Model {
             .iter()
             .position(|s| s.away.is_some_and(|d| d <= env.now))
         {
-            self.release(i, "timeout");
+            self.release(env, i, "timeout");
         }
     }
 }
@@ -566,6 +652,9 @@ macro_rules! env_of {
         Env {
             now: $sim.now,
             grace: $sim.config.resume_grace_ms,
+            burst: $sim.config.rate_limit_burst,
+            rate: $sim.config.rate_limit_per_sec,
+            unconfirmed: $sim.config.unconfirmed_after_ms,
             open: &$sim.open,
         }
     };
@@ -647,6 +736,7 @@ impl Sim {
             .map(|(conn, s)| {
                 let live = Live {
                     last_seen: s.last_seen,
+                    confirmed: s.confirmed,
                     bucket: s.bucket.clone(),
                 };
                 (conn.clone(), live)
@@ -821,6 +911,7 @@ impl Sim {
                 name: None,
                 meta: None,
             }),
+            address: Some(format!("ip{sub}")),
         };
         let conn = arrival.conn.clone();
         let before = self.load();
@@ -840,6 +931,7 @@ impl Sim {
                 let sock = Sock {
                     attachment: info.clone(),
                     last_seen: self.now,
+                    confirmed: false,
                     bucket,
                 };
                 self.open.insert(conn.clone(), sock);
@@ -936,7 +1028,8 @@ impl Sim {
                 assert_eq!(token, a.new_token);
                 self.tokens.get_mut(&id).unwrap().push(token);
             }
-            Some(Obs::Full) => {}
+            // Full, or refused by its budget (`rate-limited`).
+            Some(Obs::Full | Obs::Error) => {}
             other => panic!("first frame on {} is {other:?}", a.conn),
         }
     }
@@ -1023,7 +1116,8 @@ impl Sim {
                 let Some(conn) = self.nth_open(*pick) else {
                     return;
                 };
-                self.model.leave(&conn);
+                let env = env_of!(self);
+                self.model.leave(&env, &conn);
                 self.event(RoomEvent::Leave { conn });
             }
             Op::Flood { pick } => {
@@ -1044,7 +1138,9 @@ impl Sim {
             }
             Op::Ping { pick } => {
                 if let Some(conn) = self.nth_open(*pick) {
-                    self.open.get_mut(&conn).unwrap().last_seen = self.now;
+                    let sock = self.open.get_mut(&conn).unwrap();
+                    sock.last_seen = self.now;
+                    sock.confirmed = true;
                 }
             }
             Op::Advance { ms } => {
@@ -1154,9 +1250,18 @@ impl Sim {
         for (conn, list) in &got {
             let all = self.frames.entry(conn.clone()).or_default();
             all.extend(list.iter().cloned());
-            assert!(all[0].is_welcome(), "first frame on {conn}: {:?}", all[0]);
+            let refused = all[..] == [Obs::Error, Obs::Close(4429)];
+            assert!(
+                all[0].is_welcome() || refused,
+                "first frame on {conn}: {:?}",
+                all[0]
+            );
             let welcomes = all.iter().filter(|o| o.is_welcome()).count();
-            assert_eq!(welcomes, 1, "{conn} got {welcomes} welcomes");
+            assert_eq!(
+                welcomes,
+                usize::from(!refused),
+                "{conn} got {welcomes} welcomes"
+            );
             let closes = all.iter().filter(|o| matches!(o, Obs::Close(_))).count();
             assert!(closes <= 1, "{conn} closed twice");
             if closes == 1 {
@@ -1371,6 +1476,8 @@ fn driver_sees_a_call_a_drop_and_a_timeout() {
             resume: Resume::Fresh,
             sub: 1,
         },
+        // A second's refill, so c2's bucket can pay for the drop's frames.
+        Op::Advance { ms: 1_000 },
         Op::ClientClose {
             pick: 1,
             code: 1006,
@@ -1378,7 +1485,7 @@ fn driver_sees_a_call_a_drop_and_a_timeout() {
         Op::Advance { ms: GRACE },
     ];
     let mut sim = Sim::new(config(GRACE), false);
-    for op in &ops[..2] {
+    for op in &ops[..3] {
         sim.apply(op);
         sim.end_step("setup");
     }
@@ -1386,13 +1493,13 @@ fn driver_sees_a_call_a_drop_and_a_timeout() {
         initiator: "c1".into(),
         peers: ["c1".into(), "c2".into()],
     }));
-    sim.apply(&ops[2]);
+    sim.apply(&ops[3]);
     sim.end_step("drop");
     assert_eq!(
         sim.frames["s1"].last(),
         Some(&Obs::PeerAway { id: "c2".into() })
     );
-    sim.apply(&ops[3]);
+    sim.apply(&ops[4]);
     sim.end_step("timeout");
     assert_eq!(
         sim.frames["s1"].last(),

@@ -230,6 +230,7 @@ pub fn check(data: &[u8]) {
             connected_at: START_MS,
             last_ping: None,
             bucket: None,
+            confirmed: false,
         };
         (i, info)
     });

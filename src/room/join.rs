@@ -5,11 +5,20 @@
 
 use super::{constant_time_eq, Accept, Arrival, Ctx, Presence, RoomState, Slot};
 use crate::effect::{Effect, LogEvent};
-use crate::protocol::{CloseCode, LeaveReason, ServerFrame, Welcome, MAX_PEERS, VERSION};
+use crate::protocol::{
+    CloseCode, ErrorCode, LeaveReason, ServerFrame, Welcome, MAX_PEERS, VERSION,
+};
 use crate::rate::RateLimiter;
 use crate::registry::SocketInfo;
 use crate::turn;
 use crate::webhook::Hook;
+
+/// Whether an admitted socket took over a slot, and if so whether its peer hears of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resumed {
+    No,
+    Yes { announce: bool },
+}
 
 impl RoomState {
     pub(super) fn join(&mut self, ctx: Ctx, arrival: Arrival) -> (Accept, Vec<Effect>) {
@@ -17,13 +26,25 @@ impl RoomState {
         if let Some(index) = self.held_by(&arrival) {
             return self.resume(ctx, index, arrival, out);
         }
-        if self.slots.len() >= usize::from(MAX_PEERS) {
-            match self.stalest(ctx) {
-                Some(index) => out.extend(self.evict(ctx, index)),
-                None => return self.full(arrival, out),
-            }
+        let full = self.slots.len() >= usize::from(MAX_PEERS);
+        let stalest = self.stalest(ctx);
+        if full && stalest.is_none() {
+            return self.full(arrival, out);
         }
-        self.fresh(ctx, arrival, out)
+        // Paid for before anybody is evicted: a refused join changes nothing.
+        let key = self.budget_key(
+            arrival.identity.as_ref(),
+            arrival.address.as_deref(),
+            &arrival.new_token,
+        );
+        let mut bucket = self.bucket_for(ctx, key.as_deref());
+        if !self.pay_for_join(ctx, key.as_deref(), &mut bucket) {
+            return self.refuse(arrival, out);
+        }
+        if let (true, Some(index)) = (full, stalest) {
+            out.extend(self.evict(ctx, index));
+        }
+        self.fresh(ctx, arrival, key, bucket, out)
     }
 
     /// The slot the arrival already holds: the one its resume token opens (only a slot of
@@ -39,12 +60,18 @@ impl RoomState {
         by_token.or_else(|| sub.and_then(|_| self.slots.iter().position(same_sub)))
     }
 
-    /// A free slot for a new client.
-    fn fresh(&mut self, ctx: Ctx, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
+    /// A free slot for a new client, who spends `key`'s `bucket`.
+    fn fresh(
+        &mut self,
+        ctx: Ctx,
+        arrival: Arrival,
+        key: Option<String>,
+        bucket: RateLimiter,
+        mut out: Vec<Effect>,
+    ) -> (Accept, Vec<Effect>) {
         let client_id = arrival.new_client_id.clone();
         let starts = self.slots.is_empty();
         let resumed = (!starts).then_some(false);
-        let bucket = RateLimiter::new(ctx.config.rate_limit_burst, ctx.now);
         self.slots.push(Slot {
             client_id: client_id.clone(),
             token_hash: arrival.new_token_hash.clone(),
@@ -53,6 +80,8 @@ impl RoomState {
             presence: Presence::Connected,
             identity: arrival.identity.clone(),
             bucket: Some(bucket.clone()),
+            key,
+            untold: false,
         });
         // A room emptied earlier in this same decision (a restart caught up on with no
         // grace) never ended: its call goes on.
@@ -70,7 +99,7 @@ impl RoomState {
             conn: arrival.conn.clone(),
             frame: self.welcome(ctx, &arrival, &client_id, resumed),
         });
-        self.admit(ctx, arrival.conn, client_id, false, bucket, out)
+        self.admit(ctx, arrival.conn, client_id, Resumed::No, bucket, out)
     }
 
     /// The slot at `index`, taken over by the new socket: a socket still open on it is
@@ -87,7 +116,12 @@ impl RoomState {
         let live = ctx.activity.get(&old_conn);
         let inherited = live.map(|l| l.bucket.clone()).or(slot.bucket.take());
         let fresh = || RateLimiter::new(ctx.config.rate_limit_burst, ctx.now);
-        let bucket = inherited.unwrap_or_else(fresh);
+        let mut bucket = inherited.unwrap_or_else(fresh);
+        // The return of a told drop was paid for with it; any other resume pays for its
+        // `peer-joined` or goes unannounced.
+        let told = matches!(slot.presence, Presence::Away { .. }) && !slot.untold;
+        let announce = told || RoomState::try_pay(ctx, &mut bucket, 1);
+        slot.untold = false;
         slot.bucket = Some(bucket.clone());
         // The token the resumer showed stays valid beside the new one until that one is used:
         // a resumer that never sees this welcome comes back with the same token. A resume by
@@ -106,7 +140,22 @@ impl RoomState {
             conn: arrival.conn.clone(),
             frame: self.welcome(ctx, &arrival, &client_id, Some(true)),
         });
-        self.admit(ctx, arrival.conn, client_id, true, bucket, out)
+        let resumed = Resumed::Yes { announce };
+        self.admit(ctx, arrival.conn, client_id, resumed, bucket, out)
+    }
+
+    /// The arrival's budget cannot pay for its join: `rate-limited` and close 4429.
+    fn refuse(&self, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
+        out.push(Effect::Log(LogEvent::room("rate-limited", &self.name)));
+        out.push(Effect::Send {
+            conn: arrival.conn.clone(),
+            frame: ErrorCode::RateLimited.to_frame(),
+        });
+        out.push(Effect::Close {
+            conn: arrival.conn,
+            code: CloseCode::RateLimited,
+        });
+        (Accept::Refuse, out)
     }
 
     /// No slot: the new socket gets `full` and close 4409.
@@ -138,15 +187,21 @@ impl RoomState {
     }
 
     /// The connected occupant silent for longer than `STALE_AFTER_MS` (since its last ping,
-    /// or since it connected if it never pinged), the most silent first.
+    /// or since it connected if it never pinged), or that has sent nothing at all for longer
+    /// than `UNCONFIRMED_AFTER_MS`; the most silent first.
     fn stalest(&self, ctx: Ctx) -> Option<usize> {
+        let config = ctx.config;
+        let limit = |confirmed: bool| match confirmed {
+            true => config.stale_after_ms,
+            false => config.stale_after_ms.min(config.unconfirmed_after_ms),
+        };
         self.slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.presence == Presence::Connected)
-            .filter_map(|(i, s)| ctx.activity.get(&s.conn).map(|l| (i, l.last_seen)))
-            .filter(|&(_, seen)| ctx.now.saturating_sub(seen) > ctx.config.stale_after_ms)
-            .min_by_key(|&(_, seen)| seen)
+            .filter_map(|(i, s)| ctx.activity.get(&s.conn).map(|l| (i, l)))
+            .filter(|(_, l)| ctx.now.saturating_sub(l.last_seen) > limit(l.confirmed))
+            .min_by_key(|(_, l)| l.last_seen)
             .map(|(i, _)| i)
     }
 
@@ -193,17 +248,21 @@ impl RoomState {
         }
     }
 
-    /// Logs the arrival, tells the other peer, and sends `ready` if the pair is now complete.
+    /// Logs the arrival, tells the other peer (unless a resume goes unannounced), and sends
+    /// `ready` if the pair is now complete.
     fn admit(
         &mut self,
         ctx: Ctx,
         conn: String,
         client_id: String,
-        resumed: bool,
-        bucket: RateLimiter,
+        resumed: Resumed,
+        mut bucket: RateLimiter,
         mut out: Vec<Effect>,
     ) -> (Accept, Vec<Effect>) {
-        let event = if resumed { "resume" } else { "join" };
+        let (event, announce) = match resumed {
+            Resumed::No => ("join", true),
+            Resumed::Yes { announce } => ("resume", announce),
+        };
         out.push(self.log(event, &client_id, None));
         let identity = self
             .slots
@@ -213,11 +272,22 @@ impl RoomState {
         let joined = ServerFrame::PeerJoined {
             room: self.name.clone(),
             client_id: client_id.clone(),
-            resumed,
+            resumed: event == "resume",
             identity,
         };
-        self.tell_others(&client_id, &joined, &mut out);
-        out.extend(self.ready_if_complete(ctx));
+        if announce {
+            self.tell_others(&client_id, &joined, &mut out);
+        }
+        let ready = self.ready_if_complete(ctx);
+        if !ready.is_empty() && event == "resume" {
+            // A resume into a new pair: `ready` cannot be withheld, so it is a debt.
+            let (burst, rate) = (ctx.config.rate_limit_burst, ctx.config.rate_limit_per_sec);
+            bucket.spend(1, ctx.now, burst, rate);
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.client_id == client_id) {
+                slot.bucket = Some(bucket.clone());
+            }
+        }
+        out.extend(ready);
         let info = SocketInfo {
             conn,
             client_id,
@@ -225,6 +295,7 @@ impl RoomState {
             connected_at: ctx.now,
             last_ping: None,
             bucket: Some(bucket),
+            confirmed: false,
         };
         (Accept::Hibernate(info), out)
     }

@@ -1,6 +1,7 @@
 //! After a socket was accepted: leaving, closing, dropping, the alarm, and catching up on
 //! sockets lost without a close event (a restart, a deploy).
 
+use super::budget::DROP_COST;
 use super::{Ctx, Presence, RoomState};
 use crate::effect::Effect;
 use crate::protocol::{CloseCode, LeaveReason, ServerFrame};
@@ -60,6 +61,9 @@ impl RoomState {
             return Vec::new();
         }
         if code == 1000 {
+            if bucket.is_some() {
+                self.slots[index].bucket = bucket.clone();
+            }
             return self.release(ctx, index, LeaveReason::Leave);
         }
         self.drop_conn(ctx, conn, bucket.clone())
@@ -83,15 +87,18 @@ impl RoomState {
         slot.presence = Presence::Away {
             deadline: ctx.now.saturating_add(ctx.config.resume_grace_ms),
         };
-        if bucket.is_some() {
-            slot.bucket = bucket;
+        if let Some(mut bucket) = bucket {
+            // The client's own drop: told only if its budget pays for it and its return.
+            let grace = ctx.config.resume_grace_ms > 0;
+            slot.untold = grace && !RoomState::try_pay(ctx, &mut bucket, DROP_COST);
+            slot.bucket = Some(bucket);
         }
         let client_id = slot.client_id.clone();
         self.announce_away(ctx, &client_id)
     }
 
-    /// Tells the peer that `client_id` (already marked away) dropped, or releases the slot at
-    /// once when there is no grace.
+    /// Tells the peer that `client_id` (already marked away) dropped, unless the drop is to go
+    /// untold, or releases the slot at once when there is no grace.
     fn announce_away(&mut self, ctx: Ctx, client_id: &str) -> Vec<Effect> {
         let Some(index) = self.slots.iter().position(|s| s.client_id == client_id) else {
             return Vec::new();
@@ -100,6 +107,9 @@ impl RoomState {
             return self.release(ctx, index, LeaveReason::Closed);
         }
         let mut out = vec![self.log("away", client_id, None)];
+        if self.slots[index].untold {
+            return out;
+        }
         let away = ServerFrame::PeerAway {
             room: self.name.clone(),
             client_id: client_id.to_owned(),

@@ -8,6 +8,7 @@
 //! - `hooks`: the webhook events of those transitions, the call's duration, and what a
 //!   delivery changes in the outbox.
 
+mod budget;
 mod hooks;
 mod join;
 mod lifecycle;
@@ -69,6 +70,9 @@ pub struct Arrival {
     pub cloudflare_ice: CloudflareIce,
     /// Who the join ticket names, when tickets are required.
     pub identity: Option<Identity>,
+    /// The client's address (`CF-Connecting-IP`), for its budget's key without tickets;
+    /// only a keyed hash of it is ever stored.
+    pub address: Option<String>,
 }
 
 /// How the shell accepts the arriving socket.
@@ -177,10 +181,20 @@ impl RoomState {
         }
     }
 
-    /// Frees slot `index` and tells the other peer why.
+    /// Frees slot `index` and tells the other peer why. A release the client caused costs its
+    /// bucket the `peer-left`, and the bucket stays for its next join (`budget`).
     fn release(&mut self, ctx: Ctx, index: usize, reason: LeaveReason) -> Vec<Effect> {
         let slot = self.slots.remove(index);
         self.ready_pair = None;
+        let live = ctx.activity.get(&slot.conn).map(|l| l.bucket.clone());
+        let mut bucket = live.or_else(|| slot.bucket.clone());
+        if reason != LeaveReason::Stale {
+            if let Some(bucket) = &mut bucket {
+                let (burst, rate) = (ctx.config.rate_limit_burst, ctx.config.rate_limit_per_sec);
+                bucket.spend(1, ctx.now, burst, rate);
+            }
+        }
+        self.keep_bucket(ctx, slot.key.clone(), bucket);
         self.emit(
             ctx,
             Hook::PeerLeft {

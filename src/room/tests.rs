@@ -57,6 +57,7 @@ fn arrival(n: u32, resume: Option<&str>) -> Arrival {
         resume_hash: token::resume_hash(resume),
         cloudflare_ice: Default::default(),
         identity: None,
+        address: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn arrival(n: u32, resume: Option<&str>) -> Arrival {
 fn seen(at: u64) -> Live {
     Live {
         last_seen: at,
+        confirmed: true,
         bucket: RateLimiter::new(CONFIG.rate_limit_burst, at),
     }
 }
@@ -774,23 +776,26 @@ fn bucket_of(accept: &Accept) -> RateLimiter {
 #[test]
 fn the_bucket_belongs_to_the_slot_across_resumes() {
     let mut room = pair();
-    // s2 spent all but 3 tokens and was closed 4429: the away slot keeps the bucket.
+    // s2 spent all but 3 tokens and was closed 4429: the away slot keeps the bucket, less
+    // the two frames its drop costs (`peer-away` now, `peer-joined` when it returns).
     room.drop_conn(quiet(0), "s2", Some(spent(3)));
-    assert_eq!(room.slots[1].bucket, Some(spent(3)));
-    // The resume starts from it.
+    assert_eq!(room.slots[1].bucket, Some(spent(1)));
+    // The resume starts from it, its `peer-joined` paid for.
     let (accept, _) = room.join(at(0, &live(&["s1"])), arrival(3, Some("t2")));
-    assert_eq!(bucket_of(&accept), spent(3));
+    assert_eq!(bucket_of(&accept), spent(1));
     // A resume while the old socket is open takes its live bucket.
     let mut lv = live(&["s1", "s3"]);
     lv.insert(
         "s3".into(),
         Live {
             last_seen: 0,
+            confirmed: true,
             bucket: spent(1),
         },
     );
+    // A resume that returns from no told drop pays for its `peer-joined`.
     let (accept, _) = room.join(at(0, &lv), arrival(4, Some("t3")));
-    assert_eq!(bucket_of(&accept), spent(1));
+    assert_eq!(bucket_of(&accept), spent(0));
     // A fresh join starts full.
     let mut other = RoomState::new("r");
     let (accept, _) = other.join(quiet(0), arrival(5, None));
@@ -871,4 +876,5 @@ fn a_resume_token_opens_only_a_slot_of_the_same_identity() {
     assert!(wire(&effects)[0].1.contains(r#""clientId":"c1""#));
 }
 
+mod budget;
 mod hooks;

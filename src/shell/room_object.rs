@@ -106,6 +106,7 @@ impl Room {
             resume_hash: token::resume_hash(offered.resume.or_else(|| url.param("resume"))),
             cloudflare_ice,
             identity,
+            address: headers.get("CF-Connecting-IP")?,
         };
         let conn = arrival.conn.clone();
         let stored = self.store.load()?;
