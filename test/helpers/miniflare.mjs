@@ -211,10 +211,10 @@ export class UpgradeRefused extends Error {
 /**
  * Opens a socket and resolves once it is open. Frames are buffered from the start, so none
  * is lost between `open` and the first `nextFrame`. `origin` sets the Origin header,
- * `protocols` the offered subprotocols.
+ * `protocols` the offered subprotocols, `headers` any other request headers.
  */
-export function connect(url, { origin, protocols = [], timeoutMs = 5000 } = {}) {
-  const ws = track(new WebSocket(url, protocols, origin ? { origin } : {}));
+export function connect(url, { origin, protocols = [], headers, timeoutMs = 5000 } = {}) {
+  const ws = track(new WebSocket(url, protocols, { ...(origin ? { origin } : {}), ...(headers ? { headers } : {}) }));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       ws.terminate();
