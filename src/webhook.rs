@@ -21,9 +21,12 @@ pub const FIRST_RETRY_MS: u64 = 1_000;
 pub const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
 /// An event still undelivered this long after it happened is dropped at its next failure.
 pub const GIVE_UP_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
-/// The most events one room keeps waiting. Stored with the room, so this bounds its storage
-/// while a receiver is down; beyond it the oldest waiting event is dropped (and logged).
+/// The most events one room keeps waiting. Stored with the room, so this and
+/// [`MAX_OUTBOX_BYTES`] bound its storage while a receiver is down; beyond either, the oldest
+/// event of whoever holds the most of the outbox is dropped (and logged).
 pub const MAX_OUTBOX: usize = 200;
+/// The most bytes the waiting events of one room take as stored ([`Pending::stored_len`]).
+pub const MAX_OUTBOX_BYTES: usize = 64 * 1024;
 
 /// `WEBHOOK_URL` and `WEBHOOK_SECRET`.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,7 +56,25 @@ pub struct Pending {
     pub attempts: u32,
     /// Not to be attempted before this time.
     pub next_at: u64,
+    /// Who caused it: the budget key of the client whose action it records (its client id
+    /// when it has none). When the outbox overflows, the events of whoever holds the most of
+    /// it go first, never another participant's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
 }
+
+impl Pending {
+    /// Its size as stored in the room's JSON: the body is escaped inside a string, and the
+    /// record's other fields take at most [`PENDING_OVERHEAD`].
+    pub fn stored_len(&self) -> usize {
+        let escapes = self.body.bytes().filter(|b| matches!(b, b'"' | b'\\')).count();
+        self.body.len() + escapes + self.id.len() + self.by.len() + PENDING_OVERHEAD
+    }
+}
+
+/// The bytes of a stored [`Pending`] besides its body, id and causer: field names, quotes and
+/// three numbers of at most 20 digits.
+pub const PENDING_OVERHEAD: usize = 112;
 
 /// A call from the first slot taken in an empty room until the room is empty again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,6 +336,21 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_event_knows_its_stored_size() {
+        let pending = Pending {
+            id: "c0ffee00c0ffee00-18446744073709551615".into(),
+            at: u64::MAX,
+            body: r#"{"type":"peer.joined","identity":{"name":"a \"quoted\" name"}}"#.into(),
+            attempts: u32::MAX,
+            next_at: u64::MAX,
+            by: "0123456789abcdef0123456789abcdef".into(),
+        };
+        let stored = serde_json::to_string(&pending).unwrap().len();
+        assert!(stored <= pending.stored_len(), "{stored} > {}", pending.stored_len());
+        assert!(pending.stored_len() - stored < 48, "too generous: {stored}");
+    }
+
+    #[test]
     fn only_the_due_head_is_sent() {
         let p = |id: &str, next_at| Pending {
             id: id.into(),
@@ -322,6 +358,7 @@ mod tests {
             body: String::new(),
             attempts: 0,
             next_at,
+            by: String::new(),
         };
         let outbox = [p("a", 10), p("b", 0)];
         assert_eq!(due(&outbox, 9), None, "b waits behind a");

@@ -146,6 +146,8 @@ describe("invalid values", () => {
     const stale = async () => {
       const { room, a, b } = await openPair(server);
       await expectPong(a.ws);
+      // b pings too: a socket that never sent anything would yield after 10 s.
+      await expectPong(b.ws);
       const pingedAt = performance.now();
       await sleep(58_000);
       await joinFull(server, room); // a's ping is 58 s old: not stale yet

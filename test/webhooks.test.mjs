@@ -18,6 +18,7 @@ import {
   nextFrame,
   openPair,
   relays,
+  roomName,
   send,
   sleep,
   startServer,
@@ -244,6 +245,56 @@ describe("lifecycle webhooks", { concurrency: true }, () => {
         "nothing overtook the failed event",
       );
       await server.waitForLine((l) => l.json?.event === "webhook-failed" && l.json.room === room);
+    });
+  });
+
+  describe("one participant's churn while the receiver fails", { timeout: 120_000 }, () => {
+    let server;
+    let receiver;
+    before(async () => {
+      receiver = await recordingReceiver();
+      server = await startServer({ vars: { WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: SECRET } });
+    });
+    after(async () => {
+      await server?.dispose();
+      await receiver?.stop();
+    });
+
+    test("70 join/leave cycles beside a victim drop the churner's events, never the victim's", async () => {
+      const room = roomName("churn");
+      receiver.setStatus((r) => (r.event.room === room ? 500 : 200));
+      const victimWs = await connect(server.ws(`/ws/${room}`), { headers: { "CF-Connecting-IP": "192.0.2.10" } });
+      const victim = await nextFrame(victimWs);
+      assert.equal(victim.type, "created");
+      const churner = { headers: { "CF-Connecting-IP": "198.51.100.66" } };
+      for (let cycle = 0; cycle < 70; ) {
+        const ws = await connect(server.ws(`/ws/${room}`), churner);
+        const welcome = await nextFrame(ws);
+        if (welcome.type === "error") {
+          // Its budget pays for a join about every 150 ms (docs/access.md, "Frames").
+          await closed(ws);
+          await sleep(150);
+          continue;
+        }
+        ws.close(1000);
+        await closed(ws);
+        for (;;) {
+          const frame = await nextFrame(victimWs);
+          if (frame.type === "peer-left" && frame.clientId === welcome.clientId) break;
+        }
+        cycle++;
+      }
+      await server.waitForLine((l) => l.json?.event === "webhook-dropped" && l.json.room === room && l.json.reason === "outbox-full");
+      receiver.setStatus(() => 200);
+      victimWs.close(1000);
+      const requests = await receiver.until(room, (rs) => rs.some((r) => r.event.type === "room.ended"), 90_000);
+      const delivered = firstCopies(requests);
+      assert.deepStrictEqual(
+        delivered.slice(0, 2).map(({ type, clientId }) => ({ type, clientId })),
+        [{ type: "room.started", clientId: undefined }, { type: "peer.joined", clientId: victim.clientId }],
+        "the victim's first events were delivered",
+      );
+      assert.ok(delivered.length <= 205, `${delivered.length} events: the outbox kept more than its bound`);
     });
   });
 

@@ -230,7 +230,8 @@ pub fn check(data: &[u8]) {
             connected_at: START_MS,
             last_ping: None,
             bucket: None,
-            confirmed: false,
+            // Pinging already: a socket's first message confirming it is the unit tests'.
+            confirmed: true,
         };
         (i, info)
     });

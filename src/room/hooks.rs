@@ -4,11 +4,14 @@
 
 use super::{Ctx, Presence, RoomState};
 use crate::effect::{Effect, LogEvent};
-use crate::webhook::{retry_delay, Hook, Outcome, Pending, Session, GIVE_UP_AFTER_MS, MAX_OUTBOX};
+use crate::webhook::{
+    retry_delay, Hook, Outcome, Pending, Session, GIVE_UP_AFTER_MS, MAX_OUTBOX, MAX_OUTBOX_BYTES,
+};
 
 impl RoomState {
-    /// Enqueues `hook` if webhooks are on, in the session of the current call.
-    pub(super) fn emit(&mut self, ctx: Ctx, hook: Hook) {
+    /// Enqueues `hook`, caused by `by` (a [`RoomState::causer`]), if webhooks are on, in the
+    /// session of the current call.
+    pub(super) fn emit(&mut self, ctx: Ctx, hook: Hook, by: String) {
         if ctx.config.webhook.is_none() {
             return;
         }
@@ -29,7 +32,37 @@ impl RoomState {
             body,
             attempts: 0,
             next_at: ctx.now,
+            by,
         });
+    }
+
+    /// Who an event about `client_id` is charged to: its budget key, else the client id.
+    pub(super) fn causer(&self, client_id: &str) -> String {
+        let slot = self.slots.iter().find(|s| s.client_id == client_id);
+        match slot.and_then(|s| s.key.clone()) {
+            Some(key) => key,
+            None => client_id.to_owned(),
+        }
+    }
+
+    /// Drops events until the outbox is within [`MAX_OUTBOX`] and [`MAX_OUTBOX_BYTES`]: each
+    /// time the oldest of whoever's events take the most bytes (on a tie, whoever caused the
+    /// newest), so one participant's churn never costs another their events. Returns how
+    /// many were dropped.
+    fn trim_outbox(&mut self) -> usize {
+        let mut bytes: usize = self.outbox.iter().map(Pending::stored_len).sum();
+        let mut dropped = 0;
+        while self.outbox.len() > MAX_OUTBOX || bytes > MAX_OUTBOX_BYTES {
+            let Some(heaviest) = heaviest_causer(&self.outbox) else {
+                break;
+            };
+            let Some(index) = self.outbox.iter().position(|p| p.by == heaviest) else {
+                break;
+            };
+            bytes -= self.outbox.remove(index).stored_len();
+            dropped += 1;
+        }
+        dropped
     }
 
     /// After every decision: the call's duration, `room.ended` when the room became empty,
@@ -58,20 +91,19 @@ impl RoomState {
         }
         if self.slots.is_empty() {
             if let Some(session) = self.session.clone() {
-                self.emit(
-                    ctx,
-                    Hook::RoomEnded {
-                        started_at: session.started_at,
-                        ended_at: ctx.now,
-                        call_ms: session.call_ms,
-                    },
-                );
+                // Whoever left last ended it.
+                let by = self.outbox.last().map(|p| p.by.clone()).unwrap_or_default();
+                let ended = Hook::RoomEnded {
+                    started_at: session.started_at,
+                    ended_at: ctx.now,
+                    call_ms: session.call_ms,
+                };
+                self.emit(ctx, ended, by);
                 self.session = None;
             }
         }
-        let excess = self.outbox.len().saturating_sub(MAX_OUTBOX);
-        self.outbox.drain(..excess);
-        (0..excess).map(|_| self.dropped("outbox-full")).collect()
+        let dropped = self.trim_outbox();
+        (0..dropped).map(|_| self.dropped("outbox-full")).collect()
     }
 
     /// The outcome of delivering `id`. Only the head is ever in flight; an outcome for any
@@ -102,4 +134,23 @@ impl RoomState {
             ..LogEvent::room("webhook-dropped", &self.name)
         })
     }
+}
+
+/// The causer whose waiting events take the most bytes; on a tie, the one who caused the
+/// newest of them.
+fn heaviest_causer(outbox: &[Pending]) -> Option<String> {
+    let mut totals: Vec<(&str, usize, usize)> = Vec::new();
+    for (index, pending) in outbox.iter().enumerate() {
+        match totals.iter_mut().find(|(by, _, _)| *by == pending.by) {
+            Some(total) => {
+                total.1 += pending.stored_len();
+                total.2 = index;
+            }
+            None => totals.push((&pending.by, pending.stored_len(), index)),
+        }
+    }
+    totals
+        .into_iter()
+        .max_by_key(|&(_, bytes, newest)| (bytes, newest))
+        .map(|(by, _, _)| by.to_owned())
 }

@@ -85,16 +85,15 @@ impl RoomState {
         });
         // A room emptied earlier in this same decision (a restart caught up on with no
         // grace) never ended: its call goes on.
+        let by = self.causer(&client_id);
         if starts && self.session.is_none() {
-            self.emit(ctx, Hook::RoomStarted);
+            self.emit(ctx, Hook::RoomStarted, by.clone());
         }
-        self.emit(
-            ctx,
-            Hook::PeerJoined {
-                client_id: client_id.clone(),
-                identity: arrival.identity.clone(),
-            },
-        );
+        let joined = Hook::PeerJoined {
+            client_id: client_id.clone(),
+            identity: arrival.identity.clone(),
+        };
+        self.emit(ctx, joined, by);
         out.push(Effect::Send {
             conn: arrival.conn.clone(),
             frame: self.welcome(ctx, &arrival, &client_id, resumed),
@@ -278,7 +277,7 @@ impl RoomState {
         if announce {
             self.tell_others(&client_id, &joined, &mut out);
         }
-        let ready = self.ready_if_complete(ctx);
+        let ready = self.ready_if_complete(ctx, &client_id);
         if !ready.is_empty() && event == "resume" {
             // A resume into a new pair: `ready` cannot be withheld, so it is a debt.
             let (burst, rate) = (ctx.config.rate_limit_burst, ctx.config.rate_limit_per_sec);
@@ -300,8 +299,9 @@ impl RoomState {
         (Accept::Hibernate(info), out)
     }
 
-    /// `ready` to both when two connected peers have not been told it together yet.
-    fn ready_if_complete(&mut self, ctx: Ctx) -> Vec<Effect> {
+    /// `ready` to both when two connected peers have not been told it together yet; the
+    /// arrival of `by` completed the pair.
+    fn ready_if_complete(&mut self, ctx: Ctx, by: &str) -> Vec<Effect> {
         let [first, second] = match self.slots.as_slice() {
             [a, b] if a.presence == Presence::Connected && b.presence == Presence::Connected => {
                 [a, b]
@@ -327,12 +327,14 @@ impl RoomState {
             .chain([self.log("ready", &first.client_id, None)])
             .collect();
         self.ready_pair = Some(pair.clone());
+        let by = self.causer(by);
         self.emit(
             ctx,
             Hook::CallReady {
                 peers: pair,
                 initiator,
             },
+            by,
         );
         out
     }

@@ -194,6 +194,7 @@ impl RoomState {
                 bucket.spend(1, ctx.now, burst, rate);
             }
         }
+        let by = slot.key.clone().unwrap_or_else(|| slot.client_id.clone());
         self.keep_bucket(ctx, slot.key.clone(), bucket);
         self.emit(
             ctx,
@@ -201,6 +202,7 @@ impl RoomState {
                 client_id: slot.client_id.clone(),
                 reason,
             },
+            by,
         );
         let mut out = vec![self.log("leave", &slot.client_id, Some(reason.as_str()))];
         let left = ServerFrame::PeerLeft {

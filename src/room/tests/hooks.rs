@@ -2,7 +2,9 @@
 //! deliveries do to the outbox; driven through `on_join` / `on_event` as the object does.
 
 use super::*;
-use crate::webhook::{Outcome, WebhookSettings, GIVE_UP_AFTER_MS, MAX_OUTBOX};
+use crate::webhook::{
+    Outcome, Pending, WebhookSettings, GIVE_UP_AFTER_MS, MAX_OUTBOX, MAX_OUTBOX_BYTES,
+};
 use serde_json::{json, Value};
 
 static HOOKED: LazyLock<Config> = LazyLock::new(|| Config {
@@ -239,43 +241,75 @@ fn failures_back_off_keep_order_and_give_up_after_a_day() {
     assert!(s.room.as_ref().unwrap().outbox.is_empty());
 }
 
-#[test]
-fn the_outbox_keeps_the_newest_events_up_to_its_bound() {
-    let mut s = Stored::new(&HOOKED);
-    s.join(0, &[], arrival(1, None));
-    // Each call of c1 with a newcomer adds peer.joined, call.ready and peer.left.
+/// An arrival from client address `ip`.
+fn from(n: u32, ip: &str) -> Arrival {
+    Arrival {
+        address: Some(ip.into()),
+        ..arrival(n, None)
+    }
+}
+
+/// A victim (c1, from one address) waits while a churner (from another) joins and leaves
+/// beside it, a second apart, until the outbox is full.
+fn churned_beside_a_victim(s: &mut Stored, churner: impl Fn(u32) -> Arrival) -> u32 {
+    s.join(0, &[], from(1, "victim"));
     let mut n = 2;
     while s.room.as_ref().unwrap().outbox.len() < MAX_OUTBOX {
-        s.join(u64::from(n), &["s1"], arrival(n, None));
-        s.event(
-            u64::from(n),
-            &["s1"],
-            RoomEvent::Leave {
-                conn: format!("s{n}"),
-            },
-        );
+        let now = u64::from(n) * 1_000;
+        s.join(now, &["s1"], churner(n));
+        s.event(now, &["s1"], RoomEvent::Leave { conn: format!("s{n}") });
         n += 1;
     }
+    n
+}
+
+#[test]
+fn an_overflow_drops_the_churners_oldest_events_never_the_victims() {
+    let mut s = Stored::new(&HOOKED);
+    let n = churned_beside_a_victim(&mut s, |n| from(n, "churner"));
     let len_before = s.room.as_ref().unwrap().outbox.len();
-    let last_seq = 2 + 3 * (n - 2);
-    assert_eq!(
-        outbox_ids(&s).last().cloned(),
-        Some(format!("c1-{last_seq}"))
-    );
-    // c999 joins: peer.joined and call.ready push the oldest events out.
-    s.join(1_000, &["s1"], arrival(999, None));
-    let dropped = len_before + 2 - MAX_OUTBOX;
+    // Another cycle: its peer.joined, call.ready and peer.left push the churner's oldest out.
+    let now = u64::from(n) * 1_000;
+    s.join(now, &["s1"], from(n, "churner"));
+    s.event(now, &["s1"], RoomEvent::Leave { conn: format!("s{n}") });
+    let dropped = len_before + 3 - MAX_OUTBOX;
     let full = r#"{"event":"webhook-dropped","room":"r","reason":"outbox-full"}"#;
     let logged = logs(&s.last);
-    assert_eq!(logged.iter().filter(|l| *l == full).count(), dropped);
+    assert_eq!(logged.iter().filter(|l| *l == full).count(), 1);
     let ids = outbox_ids(&s);
     assert_eq!(ids.len(), MAX_OUTBOX);
-    assert_eq!(
-        ids[0],
-        format!("c1-{}", dropped + 1),
-        "the oldest went first"
-    );
-    assert_eq!(ids[MAX_OUTBOX - 1], format!("c1-{}", last_seq + 2));
+    // The victim's room.started and peer.joined stay; the churner's first cycle went.
+    assert_eq!(ids[..2], ["c1-1", "c1-2"]);
+    assert_eq!(ids[2], format!("c1-{}", 3 + dropped), "the churner's oldest went first");
+    let last_seq = 2 + 3 * (n - 1);
+    assert_eq!(ids[MAX_OUTBOX - 1], format!("c1-{last_seq}"));
+}
+
+#[test]
+fn the_outbox_stays_within_its_bytes_with_identities_at_the_ticket_limits() {
+    use crate::ticket::{Identity, MAX_META_BYTES, MAX_NAME_CHARS, MAX_SUB_CHARS};
+    let big = |n: u32| Identity {
+        sub: format!("{n:0>width$}", width = MAX_SUB_CHARS),
+        name: Some("\u{1F600}".repeat(MAX_NAME_CHARS)),
+        meta: serde_json::from_str(&format!(r#"{{"m":"{}"}}"#, "\"".repeat((MAX_META_BYTES - 10) / 2))).ok(),
+    };
+    let mut s = Stored::new(&HOOKED);
+    s.join(0, &[], ticketed(1, "victim", None));
+    for n in 2..80 {
+        let now = u64::from(n) * 1_000;
+        let arrival = Arrival {
+            identity: Some(big(n)),
+            ..arrival(n, None)
+        };
+        s.join(now, &["s1"], arrival);
+        s.event(now, &["s1"], RoomEvent::Leave { conn: format!("s{n}") });
+        let room = s.room.as_ref().unwrap();
+        let bytes: usize = room.outbox.iter().map(Pending::stored_len).sum();
+        assert!(bytes <= MAX_OUTBOX_BYTES, "{bytes} bytes after cycle {n}");
+        let stored = serde_json::to_string(&room.outbox).unwrap().len();
+        assert!(stored <= MAX_OUTBOX_BYTES, "{stored} bytes stored after cycle {n}");
+        assert_eq!(outbox_ids(&s)[..2], ["c1-1", "c1-2"], "the victim's events stay");
+    }
 }
 
 fn outbox_ids(s: &Stored) -> Vec<String> {
