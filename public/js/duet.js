@@ -8,8 +8,9 @@
  * - one event per server frame type (`created`, `joined`, `peer-joined`, `ready`, `message`,
  *   `peer-away`, `peer-left`, `full`, `error`, `pong`, `ice-servers`), each a `CustomEvent`
  *   whose `detail` is the frame as received;
- * - keep-alive: the exact text `{"type":"ping"}` every 20 s, which the server's runtime answers
- *   without waking the room; a missing answer counts as a dropped connection;
+ * - keep-alive: the exact text `{"type":"ping"}` at once on every welcome (so no slot of ours is
+ *   ever unconfirmed) and every 20 s after, which the server's runtime answers without waking
+ *   the room; a missing answer counts as a dropped connection;
  * - reconnect with exponential backoff and jitter after any drop except `leave()`, `full` and
  *   the close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
@@ -126,7 +127,8 @@ const OPEN = 1;
  * @typedef {object} ConnectOptions
  * @property {string} [baseUrl] origin of the Duet server, e.g. `"https://duet.example"`
  *   (`http(s):` or `ws(s):`); defaults to the page's own origin.
- * @property {number} [pingIntervalMs=20000] keep-alive interval; 0 disables pings.
+ * @property {number} [pingIntervalMs=20000] keep-alive interval, counted from the ping sent at
+ *   once on every welcome; 0 disables pings, that first one too.
  * @property {number} [pongTimeoutMs=10000] how long to wait for any frame after a ping before
  *   treating the socket as dead and reconnecting; 0 disables the check.
  * @property {import("./backoff.js").BackoffOptions} [backoff] reconnect delays.
