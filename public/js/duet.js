@@ -425,8 +425,9 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
    */
   #acceptedIvs = new Set();
   /**
-   * Every client id this connection has held (and the one of the slot it set out to resume):
-   * an envelope relayed from any of them is one of ours coming back. Never cleared.
+   * Every client id this connection has been welcomed as, and the one its stored slot named
+   * when it was created: an envelope relayed from any of them is one of ours coming back.
+   * Never cleared.
    * @type {Set<string>}
    */
   #ownIds = new Set();
