@@ -8,8 +8,9 @@
  * - one event per server frame type (`created`, `joined`, `peer-joined`, `ready`, `message`,
  *   `peer-away`, `peer-left`, `full`, `error`, `pong`, `ice-servers`), each a `CustomEvent`
  *   whose `detail` is the frame as received;
- * - keep-alive: the exact text `{"type":"ping"}` every 20 s, which the server's runtime answers
- *   without waking the room; a missing answer counts as a dropped connection;
+ * - keep-alive: the exact text `{"type":"ping"}` at once on every welcome (so no slot of ours is
+ *   ever unconfirmed) and every 20 s after, which the server's runtime answers without waking
+ *   the room; a missing answer counts as a dropped connection;
  * - reconnect with exponential backoff and jitter after any drop except `leave()`, `full` and
  *   the close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
@@ -126,7 +127,8 @@ const OPEN = 1;
  * @typedef {object} ConnectOptions
  * @property {string} [baseUrl] origin of the Duet server, e.g. `"https://duet.example"`
  *   (`http(s):` or `ws(s):`); defaults to the page's own origin.
- * @property {number} [pingIntervalMs=20000] keep-alive interval; 0 disables pings.
+ * @property {number} [pingIntervalMs=20000] keep-alive interval, counted from the ping sent at
+ *   once on every welcome; 0 disables pings, that first one too.
  * @property {number} [pongTimeoutMs=10000] how long to wait for any frame after a ping before
  *   treating the socket as dead and reconnecting; 0 disables the check.
  * @property {import("./backoff.js").BackoffOptions} [backoff] reconnect delays.
@@ -417,8 +419,18 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   /** Frames delivered after a message still being decrypted, chained to keep arrival order. */
   #inbox = Promise.resolve();
   #inboxLength = 0;
-  /** IVs of the envelopes accepted on this connection: a second one is a replay. */
+  /**
+   * IVs of the envelopes accepted on this connection (this object, across reconnects, resumes
+   * and fresh joins): a second one is a replay. Never cleared.
+   */
   #acceptedIvs = new Set();
+  /**
+   * Every client id this connection has been welcomed as, and the one its stored slot named
+   * when it was created: an envelope relayed from any of them is one of ours coming back.
+   * Never cleared.
+   * @type {Set<string>}
+   */
+  #ownIds = new Set();
   #onOnline = () => {
     if (this.state === "reconnecting" && !this.#socket) {
       clearTimeout(this.#retryTimer);
@@ -452,6 +464,9 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#url = socketUrl(options.baseUrl, room);
     this.#ticket = options.ticket ?? null;
     this.#storageKey = `duet:${this.#url.href}`;
+    // A reloaded page's earlier messages were sealed under the id its stored slot names.
+    const stored = this.#load()?.clientId;
+    if (typeof stored === "string") this.#ownIds.add(stored);
     if (options.key !== undefined && options.key !== null) {
       // Never fall back to plaintext: a bad key, or no Web Crypto, is an error at once.
       if (!isSecret(options.key)) throw new TypeError("options.key must be 43 characters of base64url (32 bytes)");
@@ -670,8 +685,9 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     try {
       if (!this.#key) throw new E2EError("unexpected-envelope");
       const data = await open(await this.#key, this.room, String(frame.from), frame.data);
-      // Authentic, but as if from us: the server sent our own message back.
-      if (frame.from === this.clientId) throw new E2EError("reflected");
+      // Authentic, but as if from us: the server sent one of our own messages back, perhaps
+      // one sealed under an id we held before a fresh welcome gave us a new one.
+      if (this.#ownIds.has(String(frame.from))) throw new E2EError("reflected");
       return { ...frame, data };
     } catch (error) {
       return error instanceof E2EError ? error : new E2EError("undecryptable");
@@ -685,6 +701,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       case "created":
       case "joined": {
         this.clientId = String(frame.clientId);
+        this.#ownIds.add(this.clientId);
         this.#setIceServers(frame.iceServers, frame.iceServersExpireAt);
         this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
         this.resumed = frame.resumed === true;
@@ -698,9 +715,11 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
         this.state = "open";
         this.#attempt = 0;
         this.#welcomed = true;
-        // A first ping at once: workerd only ends the TCP connection of a socket it closes
-        // (4000 after a resume elsewhere) promptly once that socket has sent a frame.
-        if (this.#socket?.readyState === OPEN && this.#options.pingIntervalMs > 0) this.#socket.send(PING_TEXT);
+        // The first ping at once, the schedule counted from it. A slot whose socket never sent
+        // a frame is unconfirmed and yields to a newcomer (protocol.md), and workerd only ends
+        // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
+        // that socket has sent a frame.
+        this.#startKeepAlive(true);
         break;
       }
       case "peer-joined":
@@ -792,12 +811,16 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#emit("close", { code, reason });
   }
 
-  #startKeepAlive() {
+  /**
+   * Pings the current socket every `pingIntervalMs` from now on (from the socket's `open`, and
+   * again from its welcome); with `now`, once at once too.
+   */
+  #startKeepAlive(now = false) {
     this.#stopKeepAlive();
     const { pingIntervalMs, pongTimeoutMs } = this.#options;
     if (!(pingIntervalMs > 0)) return;
     const ws = this.#socket;
-    this.#pingTimer = setInterval(() => {
+    const ping = () => {
       if (ws !== this.#socket || !ws || ws.readyState !== OPEN) return;
       ws.send(PING_TEXT);
       if (pongTimeoutMs > 0 && this.#pongTimer === undefined) {
@@ -806,7 +829,9 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
           if (ws === this.#socket) this.reconnect();
         }, pongTimeoutMs);
       }
-    }, pingIntervalMs);
+    };
+    if (now) ping();
+    this.#pingTimer = setInterval(ping, pingIntervalMs);
   }
 
   #stopKeepAlive() {

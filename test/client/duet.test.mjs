@@ -4,11 +4,14 @@
 //   with a server that does not announce one;
 // - the ICE server refresh: when it asks for fresh credentials (80% of the lifetime, no sooner
 //   than MIN_ICE_REFRESH_MS), re-scheduled by every expiry, stopped by drops and leave(), on
-//   node's mock clock and timers.
+//   node's mock clock and timers;
+// - the keep-alive: one ping as soon as a socket is welcomed (a socket that never sent a frame
+//   leaves its slot unconfirmed), the interval counted from there, and a missing answer to that
+//   first ping counts as a drop.
 
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
-import { connect, DEFAULT_MAX_MESSAGE_BYTES, ICE_SERVERS_TEXT, MIN_ICE_REFRESH_MS } from "../../public/js/duet.js";
+import { connect, DEFAULT_MAX_MESSAGE_BYTES, ICE_SERVERS_TEXT, MIN_ICE_REFRESH_MS, PING_TEXT } from "../../public/js/duet.js";
 
 /** A WebSocket that opens at once and records what is sent; the test plays the server. */
 class ScriptedSocket extends EventTarget {
@@ -226,5 +229,60 @@ describe("the ICE server refresh", () => {
     assert.equal(requests(socket), 0);
     connection.leave();
     assert.equal(connection.refreshIceServers(), false, "after leave()");
+  });
+});
+
+describe("the keep-alive", () => {
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
+  afterEach(() => mock.timers.reset());
+
+  /** A connection whose socket has opened (not welcomed yet), pinging every 20 s. */
+  function opened(options = {}) {
+    const connection = connect("r", { baseUrl: "http://duet.test", WebSocket: /** @type {any} */ (ScriptedSocket), backoff: { initialDelayMs: 100, maxDelayMs: 100 }, ...options });
+    const socket = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    socket.dispatchEvent(new Event("open"));
+    return { connection, socket };
+  }
+
+  test("pings at once on every welcome, then every pingIntervalMs counted from that ping", () => {
+    const { connection, socket } = opened({ pingIntervalMs: 20_000 });
+    mock.timers.tick(5_000);
+    assert.deepEqual(socket.sent, [], "nothing before the welcome");
+    socket.receive(welcome());
+    assert.deepEqual(socket.sent, [PING_TEXT], "the first frame after the welcome is the ping");
+    socket.receive({ type: "pong" });
+    mock.timers.tick(19_999);
+    assert.deepEqual(socket.sent, [PING_TEXT], "the schedule starts at the welcome, not at the open");
+    mock.timers.tick(1);
+    assert.deepEqual(socket.sent, [PING_TEXT, PING_TEXT]);
+
+    // A fresh welcome on the next socket (the old slot expired) pings at once as well.
+    socket.dispatchEvent(Object.assign(new Event("close"), { code: 1006, reason: "" }));
+    mock.timers.tick(100);
+    const next = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.notEqual(next, socket);
+    next.dispatchEvent(new Event("open"));
+    next.receive(welcome({ type: "joined", resumed: false, clientId: "fedcba9876543210" }));
+    assert.deepEqual(next.sent, [PING_TEXT]);
+    connection.leave();
+  });
+
+  test("a welcome ping that gets no answer within pongTimeoutMs counts as a drop", () => {
+    const { connection, socket } = opened({ pingIntervalMs: 20_000, pongTimeoutMs: 10_000 });
+    socket.receive(welcome());
+    mock.timers.tick(9_999);
+    assert.equal(connection.state, "open");
+    mock.timers.tick(1);
+    assert.equal(connection.state, "reconnecting");
+    connection.leave();
+  });
+
+  test("pingIntervalMs 0 sends no ping at all, not even on the welcome", () => {
+    const { connection, socket } = opened({ pingIntervalMs: 0 });
+    socket.receive(welcome());
+    mock.timers.tick(3_600_000);
+    assert.deepEqual(socket.sent, []);
+    assert.equal(connection.state, "open");
+    connection.leave();
   });
 });
