@@ -21,6 +21,9 @@ pub const FIRST_RETRY_MS: u64 = 1_000;
 pub const MAX_RETRY_MS: u64 = 10 * 60 * 1000;
 /// An event still undelivered this long after it happened is dropped at its next failure.
 pub const GIVE_UP_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
+/// The same for the events of a lone session: a room that one client entered and left with
+/// nobody else ever joining. Anyone can make one per join, so they are kept for less.
+pub const LONE_GIVE_UP_AFTER_MS: u64 = 60 * 60 * 1000;
 /// The most events one room keeps waiting. Stored with the room, so this and
 /// [`MAX_OUTBOX_BYTES`] bound its storage while a receiver is down; beyond either, the oldest
 /// event of whoever holds the most of the outbox is dropped (and logged).
@@ -61,20 +64,27 @@ pub struct Pending {
     /// it go first, never another participant's.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub by: String,
+    /// It belongs to a lone session, and is given up after [`LONE_GIVE_UP_AFTER_MS`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lone: bool,
 }
 
 impl Pending {
     /// Its size as stored in the room's JSON: the body is escaped inside a string, and the
     /// record's other fields take at most [`PENDING_OVERHEAD`].
     pub fn stored_len(&self) -> usize {
-        let escapes = self.body.bytes().filter(|b| matches!(b, b'"' | b'\\')).count();
+        let escapes = self
+            .body
+            .bytes()
+            .filter(|b| matches!(b, b'"' | b'\\'))
+            .count();
         self.body.len() + escapes + self.id.len() + self.by.len() + PENDING_OVERHEAD
     }
 }
 
 /// The bytes of a stored [`Pending`] besides its body, id and causer: field names, quotes and
-/// three numbers of at most 20 digits.
-pub const PENDING_OVERHEAD: usize = 112;
+/// three numbers of at most 20 digits, and the lone flag.
+pub const PENDING_OVERHEAD: usize = 120;
 
 /// A call from the first slot taken in an empty room until the room is empty again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +99,9 @@ pub struct Session {
     pub call_ms: u64,
     /// Since when both peers are connected, if they are.
     pub both_since: Option<u64>,
+    /// Whether anybody but the first client joined during the session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joined_by_another: bool,
 }
 
 /// What happened, with the fields of its type.
@@ -344,9 +357,14 @@ mod tests {
             attempts: u32::MAX,
             next_at: u64::MAX,
             by: "0123456789abcdef0123456789abcdef".into(),
+            lone: true,
         };
         let stored = serde_json::to_string(&pending).unwrap().len();
-        assert!(stored <= pending.stored_len(), "{stored} > {}", pending.stored_len());
+        assert!(
+            stored <= pending.stored_len(),
+            "{stored} > {}",
+            pending.stored_len()
+        );
         assert!(pending.stored_len() - stored < 48, "too generous: {stored}");
     }
 
@@ -359,6 +377,7 @@ mod tests {
             attempts: 0,
             next_at,
             by: String::new(),
+            lone: false,
         };
         let outbox = [p("a", 10), p("b", 0)];
         assert_eq!(due(&outbox, 9), None, "b waits behind a");

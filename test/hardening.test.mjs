@@ -88,22 +88,24 @@ describe("hardening", () => {
   });
 
   test("a client that answers a 4429 close with 1000 keeps its slot away, not left", async () => {
+    // b floods: it joined second, so its join's peer-joined and ready left it one token; a,
+    // with its whole burst, watches.
     const { room, a, b } = await openPair(server);
     // Answer the server's close frame with 1000 instead of echoing its code.
-    a.ws._receiver.removeAllListeners("conclude");
-    const frame = new Promise((resolve) => a.ws._receiver.once("conclude", (code) => resolve(code)));
-    a.ws._receiver.once("conclude", () => a.ws.close(1000, "bye"));
-    for (let n = 0; n < 3; n++) send(a.ws, { type: "message", data: n });
-    for (let n = 0; n < 3; n++) await expectFrame(b.ws, { type: "message", from: a.id, data: n });
-    for (let n = 0; n < 4; n++) send(a.ws, { type: "message", data: "flood" });
+    b.ws._receiver.removeAllListeners("conclude");
+    const frame = new Promise((resolve) => b.ws._receiver.once("conclude", (code) => resolve(code)));
+    b.ws._receiver.once("conclude", () => b.ws.close(1000, "bye"));
+    send(b.ws, { type: "message", data: 0 });
+    await expectFrame(a.ws, { type: "message", from: b.id, data: 0 });
+    for (let n = 0; n < 4; n++) send(b.ws, { type: "message", data: "flood" });
     assert.equal(await frame, 4429);
-    // a's bucket is spent, so its drop goes untold (docs/access.md, "Frames"); and no
-    // peer-left follows: the next frame b gets is the answer to its own ping.
-    await expectQuiet(b.ws);
-    // The slot was kept: a resumes it, and on its still empty bucket b is not told.
-    const back = await resume(server, room, a, [b.id]);
-    await expectQuiet(b.ws);
-    terminateAll(back.ws, b.ws);
+    // b's bucket is spent, so its drop goes untold (docs/access.md, "Frames"); and no
+    // peer-left follows: the next frame a gets is the answer to its own ping.
+    await expectQuiet(a.ws);
+    // The slot was kept: b resumes it, and on its still empty bucket a is not told.
+    const back = await resume(server, room, b, [a.id]);
+    await expectQuiet(a.ws);
+    terminateAll(back.ws, a.ws);
   });
 
   test("a close reason over 123 bytes is answered at once with a valid close frame", async () => {

@@ -5,7 +5,8 @@
 use super::{Ctx, Presence, RoomState};
 use crate::effect::{Effect, LogEvent};
 use crate::webhook::{
-    retry_delay, Hook, Outcome, Pending, Session, GIVE_UP_AFTER_MS, MAX_OUTBOX, MAX_OUTBOX_BYTES,
+    retry_delay, Hook, Outcome, Pending, Session, GIVE_UP_AFTER_MS, LONE_GIVE_UP_AFTER_MS,
+    MAX_OUTBOX, MAX_OUTBOX_BYTES,
 };
 
 impl RoomState {
@@ -22,7 +23,12 @@ impl RoomState {
             seq: 0,
             call_ms: 0,
             both_since: None,
+            joined_by_another: false,
         });
+        if let Hook::PeerJoined { client_id, .. } = &hook {
+            // The session is named after its first client.
+            session.joined_by_another |= *client_id != session.id;
+        }
         session.seq += 1;
         let id = format!("{}-{}", session.id, session.seq);
         let body = hook.body(&id, &self.name, ctx.now);
@@ -33,6 +39,7 @@ impl RoomState {
             attempts: 0,
             next_at: ctx.now,
             by,
+            lone: false,
         });
     }
 
@@ -99,6 +106,12 @@ impl RoomState {
                     call_ms: session.call_ms,
                 };
                 self.emit(ctx, ended, by);
+                if !session.joined_by_another {
+                    let prefix = format!("{}-", session.id);
+                    for pending in &mut self.outbox {
+                        pending.lone |= pending.id.starts_with(&prefix);
+                    }
+                }
                 self.session = None;
             }
         }
@@ -117,7 +130,11 @@ impl RoomState {
             return Vec::new();
         }
         head.attempts = head.attempts.saturating_add(1);
-        if ctx.now.saturating_sub(head.at) >= GIVE_UP_AFTER_MS {
+        let give_up = match head.lone {
+            true => LONE_GIVE_UP_AFTER_MS,
+            false => GIVE_UP_AFTER_MS,
+        };
+        if ctx.now.saturating_sub(head.at) >= give_up {
             self.outbox.remove(0);
             return vec![self.dropped("expired")];
         }

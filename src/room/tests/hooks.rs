@@ -257,7 +257,13 @@ fn churned_beside_a_victim(s: &mut Stored, churner: impl Fn(u32) -> Arrival) -> 
     while s.room.as_ref().unwrap().outbox.len() < MAX_OUTBOX {
         let now = u64::from(n) * 1_000;
         s.join(now, &["s1"], churner(n));
-        s.event(now, &["s1"], RoomEvent::Leave { conn: format!("s{n}") });
+        s.event(
+            now,
+            &["s1"],
+            RoomEvent::Leave {
+                conn: format!("s{n}"),
+            },
+        );
         n += 1;
     }
     n
@@ -271,7 +277,13 @@ fn an_overflow_drops_the_churners_oldest_events_never_the_victims() {
     // Another cycle: its peer.joined, call.ready and peer.left push the churner's oldest out.
     let now = u64::from(n) * 1_000;
     s.join(now, &["s1"], from(n, "churner"));
-    s.event(now, &["s1"], RoomEvent::Leave { conn: format!("s{n}") });
+    s.event(
+        now,
+        &["s1"],
+        RoomEvent::Leave {
+            conn: format!("s{n}"),
+        },
+    );
     let dropped = len_before + 3 - MAX_OUTBOX;
     let full = r#"{"event":"webhook-dropped","room":"r","reason":"outbox-full"}"#;
     let logged = logs(&s.last);
@@ -280,7 +292,11 @@ fn an_overflow_drops_the_churners_oldest_events_never_the_victims() {
     assert_eq!(ids.len(), MAX_OUTBOX);
     // The victim's room.started and peer.joined stay; the churner's first cycle went.
     assert_eq!(ids[..2], ["c1-1", "c1-2"]);
-    assert_eq!(ids[2], format!("c1-{}", 3 + dropped), "the churner's oldest went first");
+    assert_eq!(
+        ids[2],
+        format!("c1-{}", 3 + dropped),
+        "the churner's oldest went first"
+    );
     let last_seq = 2 + 3 * (n - 1);
     assert_eq!(ids[MAX_OUTBOX - 1], format!("c1-{last_seq}"));
 }
@@ -291,7 +307,11 @@ fn the_outbox_stays_within_its_bytes_with_identities_at_the_ticket_limits() {
     let big = |n: u32| Identity {
         sub: format!("{n:0>width$}", width = MAX_SUB_CHARS),
         name: Some("\u{1F600}".repeat(MAX_NAME_CHARS)),
-        meta: serde_json::from_str(&format!(r#"{{"m":"{}"}}"#, "\"".repeat((MAX_META_BYTES - 10) / 2))).ok(),
+        meta: serde_json::from_str(&format!(
+            r#"{{"m":"{}"}}"#,
+            "\"".repeat((MAX_META_BYTES - 10) / 2)
+        ))
+        .ok(),
     };
     let mut s = Stored::new(&HOOKED);
     s.join(0, &[], ticketed(1, "victim", None));
@@ -302,13 +322,26 @@ fn the_outbox_stays_within_its_bytes_with_identities_at_the_ticket_limits() {
             ..arrival(n, None)
         };
         s.join(now, &["s1"], arrival);
-        s.event(now, &["s1"], RoomEvent::Leave { conn: format!("s{n}") });
+        s.event(
+            now,
+            &["s1"],
+            RoomEvent::Leave {
+                conn: format!("s{n}"),
+            },
+        );
         let room = s.room.as_ref().unwrap();
         let bytes: usize = room.outbox.iter().map(Pending::stored_len).sum();
         assert!(bytes <= MAX_OUTBOX_BYTES, "{bytes} bytes after cycle {n}");
         let stored = serde_json::to_string(&room.outbox).unwrap().len();
-        assert!(stored <= MAX_OUTBOX_BYTES, "{stored} bytes stored after cycle {n}");
-        assert_eq!(outbox_ids(&s)[..2], ["c1-1", "c1-2"], "the victim's events stay");
+        assert!(
+            stored <= MAX_OUTBOX_BYTES,
+            "{stored} bytes stored after cycle {n}"
+        );
+        assert_eq!(
+            outbox_ids(&s)[..2],
+            ["c1-1", "c1-2"],
+            "the victim's events stay"
+        );
     }
 }
 
@@ -331,4 +364,60 @@ fn without_a_url_nothing_is_enqueued_and_leftovers_are_dropped() {
     assert!(s.room.is_none(), "nothing stored: {:?}", s.room);
     assert!(logs(&s.last)
         .contains(&r#"{"event":"webhook-dropped","room":"r","reason":"disabled"}"#.to_owned()));
+}
+
+#[test]
+fn a_lone_session_is_given_up_after_an_hour_a_call_after_a_day() {
+    use crate::webhook::LONE_GIVE_UP_AFTER_MS;
+    let failed = Outcome::Status(503);
+    // One client alone enters and leaves: its four events are a lone session's.
+    let mut s = Stored::new(&HOOKED);
+    s.join(0, &[], arrival(1, None));
+    s.event(0, &["s1"], closed("s1", 1000));
+    let lone: Vec<bool> = s
+        .room
+        .as_ref()
+        .unwrap()
+        .outbox
+        .iter()
+        .map(|p| p.lone)
+        .collect();
+    assert_eq!(lone, [true; 4]);
+    let head = outbox_ids(&s)[0].clone();
+    s.event(
+        LONE_GIVE_UP_AFTER_MS - 1,
+        &[],
+        RoomEvent::Delivery {
+            id: head.clone(),
+            outcome: failed,
+        },
+    );
+    assert_eq!(outbox_ids(&s)[0], head, "kept within the hour");
+    s.event(
+        LONE_GIVE_UP_AFTER_MS,
+        &[],
+        RoomEvent::Delivery {
+            id: head,
+            outcome: failed,
+        },
+    );
+    assert_eq!(outbox_ids(&s).len(), 3, "given up after the hour");
+    // A call: a second client joined, so its events keep the day.
+    let mut s = Stored::new(&HOOKED);
+    s.join(0, &[], arrival(1, None));
+    s.join(0, &["s1"], arrival(2, None));
+    s.event(0, &["s1", "s2"], closed("s2", 1000));
+    s.event(0, &["s1"], closed("s1", 1000));
+    let room = s.room.as_ref().unwrap();
+    assert!(room.outbox.iter().all(|p| !p.lone));
+    let head = outbox_ids(&s)[0].clone();
+    s.event(
+        LONE_GIVE_UP_AFTER_MS,
+        &[],
+        RoomEvent::Delivery {
+            id: head.clone(),
+            outcome: failed,
+        },
+    );
+    assert_eq!(outbox_ids(&s)[0], head, "a call's events keep the day");
 }
