@@ -79,9 +79,13 @@ impl LogLevel {
 
 impl LogEvent {
     /// Whether the event needs an operator's attention: a webhook delivery failed or was given
-    /// up. Every other event is the normal course of a room.
+    /// up, or a client reported that its call's media never connected. Every other event is
+    /// the normal course of a room.
     pub fn is_warning(&self) -> bool {
-        matches!(self.event, "webhook-failed" | "webhook-dropped")
+        matches!(
+            self.event,
+            "webhook-failed" | "webhook-dropped" | "call-failed"
+        )
     }
 
     /// An event of the room itself, about no client.
@@ -109,14 +113,24 @@ mod tests {
     fn warn_writes_only_the_webhook_warnings() {
         let failed = LogEvent::room("webhook-failed", "r");
         let dropped = LogEvent::room("webhook-dropped", "r");
+        let call_failed = LogEvent::room("call-failed", "r");
         for event in [
-            "start", "wake", "join", "resume", "ready", "away", "leave", "full",
+            "start",
+            "wake",
+            "join",
+            "resume",
+            "ready",
+            "away",
+            "leave",
+            "full",
+            "rate-limited",
+            "call-connected",
         ] {
             let line = LogEvent::room(event, "r");
             assert!(LogLevel::Info.writes(&line), "{event}");
             assert!(!LogLevel::Warn.writes(&line), "{event}");
         }
-        for line in [&failed, &dropped] {
+        for line in [&failed, &dropped, &call_failed] {
             assert!(LogLevel::Info.writes(line) && LogLevel::Warn.writes(line));
         }
         assert!(LogLevel::Info.writes_info() && !LogLevel::Warn.writes_info());

@@ -94,6 +94,13 @@ pub fn on_frame<S>(
                 conn: entry.info.conn.clone(),
             },
         ),
+        Intake::Accept(ClientFrame::Report(report)) => Step::Room(
+            Vec::new(),
+            RoomEvent::Report {
+                conn: entry.info.conn.clone(),
+                report,
+            },
+        ),
         Intake::Refuse(code) => {
             let error = Effect::Send {
                 conn: entry.info.conn.clone(),
@@ -251,6 +258,25 @@ mod tests {
         assert_eq!(texts(&step), [relayed, "a attach None"]);
         assert!(r.entries()[0].info.confirmed);
         assert_eq!(texts(&frame_from(&mut r, 0, message)), [relayed]);
+    }
+
+    #[test]
+    fn a_report_goes_to_the_room_and_a_bad_one_is_refused() {
+        let mut r = registry(&["a", "b"]);
+        let good = r#"{"type":"report","outcome":"failed","connectMs":5,"iceRestarts":0}"#;
+        match frame_from(&mut r, 0, good) {
+            Step::Room(effects, RoomEvent::Report { conn, report }) => {
+                assert!(effects.is_empty());
+                assert_eq!((conn.as_str(), report.connect_ms), ("a", 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = r#"{"type":"report","outcome":"failed","connectMs":-5,"iceRestarts":0}"#;
+        let refused = texts(&frame_from(&mut r, 0, bad));
+        assert!(
+            refused[0].starts_with(r#"a {"type":"error","code":"bad-report""#),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!   - [`webhook`]: lifecycle webhooks: events, the outbox's retry schedule, the signature.
 //!   - [`config`] and [`vars`]: the `[vars]`, validated, with defaults.
 //!   - [`token`]: ids, resume tokens and their stored hashes.
+//!   - [`report`]: a client's report of how its call's media connected.
 //!   - [`turn`]: TURN credentials (shared secret per client, Cloudflare's managed TURN).
 //!   - [`placement`]: the location hint and jurisdiction of a room's Durable Object.
 //! - Shell (`shell`, wasm32 only): the Worker's `fetch` and the `Room` Durable Object, which
@@ -63,6 +64,7 @@ pub mod placement;
 pub mod protocol;
 pub mod rate;
 pub mod registry;
+pub mod report;
 pub mod room;
 pub mod route;
 pub mod slots;

@@ -2,6 +2,7 @@
 //! client (`ServerFrame`), the error and close codes, and the one place where a refused frame
 //! becomes an `error` frame. See `docs/protocol.md` for the normative text.
 
+use crate::report::Report;
 use crate::ticket::Identity;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -28,6 +29,8 @@ pub enum ClientFrame<'a> {
     Ping,
     /// Mint fresh ICE server credentials for me (answered with `ice-servers`).
     IceServers,
+    /// How my call's media connected, or that it failed (`crate::report`).
+    Report(Report),
 }
 
 impl PartialEq for ClientFrame<'_> {
@@ -37,6 +40,7 @@ impl PartialEq for ClientFrame<'_> {
             (ClientFrame::Leave, ClientFrame::Leave)
             | (ClientFrame::Ping, ClientFrame::Ping)
             | (ClientFrame::IceServers, ClientFrame::IceServers) => true,
+            (ClientFrame::Report(a), ClientFrame::Report(b)) => a == b,
             _ => false,
         }
     }
@@ -75,6 +79,8 @@ impl<'a> ClientFrame<'a> {
             Some("leave") => Ok(ClientFrame::Leave),
             Some("ping") => Ok(ClientFrame::Ping),
             Some("ice-servers") => Ok(ClientFrame::IceServers),
+            // Read again, with its own fields: rare, so the hot path's envelope stays small.
+            Some("report") => Report::parse(text).map(ClientFrame::Report),
             _ => Err(ErrorCode::BadMessage),
         }
     }
@@ -271,16 +277,18 @@ pub enum ErrorCode {
     TooLarge,
     RateLimited,
     NoPeer,
+    BadReport,
 }
 
 impl ErrorCode {
     /// Every code, for the wire-constant checks of other languages.
-    pub const ALL: [ErrorCode; 5] = [
+    pub const ALL: [ErrorCode; 6] = [
         ErrorCode::BadMessage,
         ErrorCode::UnsupportedBinary,
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
         ErrorCode::NoPeer,
+        ErrorCode::BadReport,
     ];
 
     /// The code as written on the wire.
@@ -291,18 +299,22 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too-large",
             ErrorCode::RateLimited => "rate-limited",
             ErrorCode::NoPeer => "no-peer",
+            ErrorCode::BadReport => "bad-report",
         }
     }
 
     fn message(self) -> &'static str {
         match self {
             ErrorCode::BadMessage => {
-                "expected a JSON object with type \"message\" (with data), \"leave\", \"ping\" or \"ice-servers\""
+                "expected a JSON object with type \"message\" (with data), \"leave\", \"ping\", \"ice-servers\" or \"report\""
             }
             ErrorCode::UnsupportedBinary => "binary frames are not supported; send JSON text",
             ErrorCode::TooLarge => "frame exceeds MAX_MESSAGE_BYTES",
             ErrorCode::RateLimited => "too many frames; slow down",
             ErrorCode::NoPeer => "no other peer is connected to receive this message",
+            ErrorCode::BadReport => {
+                "a report needs outcome \"connected\" (with path and transport) or \"failed\", connectMs and iceRestarts in range, in at most 512 bytes"
+            }
         }
     }
 

@@ -95,6 +95,14 @@ pub struct Slot {
     /// for `peer-away` and the `peer-joined` of its return, so neither is sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub untold: bool,
+    /// `report` frames accepted from the slot (`crate::report`), up to
+    /// [`crate::report::MAX_REPORTS_PER_SLOT`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reports: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// The rate bucket a client left the room with, kept for its next join while the room has

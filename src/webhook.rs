@@ -4,6 +4,7 @@
 //! its alarm and reports back.
 
 use crate::protocol::LeaveReason;
+use crate::report::{Outcome as ReportOutcome, Report};
 use crate::ticket::Identity;
 use crate::token::to_hex;
 use hmac::{Hmac, Mac};
@@ -125,6 +126,11 @@ pub enum Hook {
         ended_at: u64,
         call_ms: u64,
     },
+    /// `call.connected` or `call.failed`, as a client reported it.
+    CallReported {
+        client_id: String,
+        report: Report,
+    },
 }
 
 impl Hook {
@@ -135,6 +141,10 @@ impl Hook {
             Hook::CallReady { .. } => "call.ready",
             Hook::PeerLeft { .. } => "peer.left",
             Hook::RoomEnded { .. } => "room.ended",
+            Hook::CallReported { report, .. } => match report.outcome {
+                ReportOutcome::Connected { .. } => "call.connected",
+                ReportOutcome::Failed => "call.failed",
+            },
         }
     }
 
@@ -154,6 +164,11 @@ impl Hook {
             started_at: None,
             ended_at: None,
             call_ms: None,
+            reported_by: None,
+            path: None,
+            transport: None,
+            connect_ms: None,
+            ice_restarts: None,
         };
         match self {
             Hook::RoomStarted => {}
@@ -181,6 +196,16 @@ impl Hook {
                 body.started_at = Some(*started_at);
                 body.ended_at = Some(*ended_at);
                 body.call_ms = Some(*call_ms);
+            }
+            Hook::CallReported { client_id, report } => {
+                body.client_id = Some(client_id);
+                body.reported_by = Some("client");
+                if let ReportOutcome::Connected { path, transport } = report.outcome {
+                    body.path = Some(path.as_str());
+                    body.transport = Some(transport.as_str());
+                }
+                body.connect_ms = Some(report.connect_ms);
+                body.ice_restarts = Some(report.ice_restarts);
             }
         }
         serde_json::to_string(&body).unwrap_or_default()
@@ -214,6 +239,16 @@ struct Body<'a> {
     ended_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     call_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reported_by: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ice_restarts: Option<u32>,
 }
 
 /// How one delivery attempt ended.

@@ -209,6 +209,28 @@ describe("lifecycle webhooks", { concurrency: true }, () => {
       assert.equal(verifyDuetSignature(raw, header, SECRET, t + 299), true);
     });
 
+    test("a client's report becomes call.connected or call.failed, marked as the client's, and a log line", async () => {
+      const { room, a, b } = await openPair(server);
+      send(b.ws, { type: "report", outcome: "connected", path: "relay", transport: "tcp", connectMs: 1834, iceRestarts: 1, address: "192.0.2.7" });
+      send(a.ws, { type: "report", outcome: "failed", connectMs: 30000, iceRestarts: 2 });
+      // A bad one is refused and changes nothing.
+      send(a.ws, { type: "report", outcome: "connected", path: "p2p", transport: "udp", connectMs: 5, iceRestarts: 0 });
+      assert.equal((await nextFrame(a.ws)).code, "bad-report");
+      const requests = await receiver.until(room, (rs) => rs.filter((r) => r.event.type.startsWith("call.") && r.event.type !== "call.ready").length >= 2);
+      const reports = firstCopies(requests)
+        .filter((e) => e.type === "call.connected" || e.type === "call.failed")
+        .map(({ id, at, ...rest }) => rest);
+      assert.deepStrictEqual(reports, [
+        { type: "call.connected", room, clientId: b.id, reportedBy: "client", path: "relay", transport: "tcp", connectMs: 1834, iceRestarts: 1 },
+        { type: "call.failed", room, clientId: a.id, reportedBy: "client", connectMs: 30000, iceRestarts: 2 },
+      ]);
+      assert.ok(requests.every((r) => !r.raw.includes("192.0.2.7")), "a report's extra fields go nowhere");
+      const line = await server.waitForLine((l) => l.json?.event === "call-connected" && l.json.room === room);
+      assert.deepStrictEqual(line.json, { event: "call-connected", room, clientId: b.id, reason: "relay-tcp" });
+      await server.waitForLine((l) => l.json?.event === "call-failed" && l.json.room === room);
+      terminateAll(a.ws, b.ws);
+    });
+
     test("peer.left says timeout and stale", async () => {
       const { room, a, b } = await openPair(server);
       await sleep(STALE_AFTER_MS + 300); // staleness is about elapsed time

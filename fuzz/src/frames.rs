@@ -10,7 +10,8 @@
 //! - the outcome is exactly the oracle's: `rate-limited` when the bucket refused, else
 //!   `unsupported-binary`, `too-large` exactly above the limit, `bad-message` exactly when the
 //!   text is not one JSON object with one string `type` of `message` (with one `data`),
-//!   `leave` or `ping`, else a relay (or `no-peer` alone), a pong, or a leave;
+//!   `leave` or `ping`, else a relay (or `no-peer` alone), a pong, or a leave; a `report` goes
+//!   to the room or is refused with `bad-report`;
 //! - a relay goes to every other open socket and never back, as
 //!   `{"type":"message","from":<id>,"data":<data>}` with `data` the sender's bytes exactly;
 //! - the bucket: the first `burst` frames pass; a frame a whole token's time after the last one
@@ -51,6 +52,9 @@ enum Outcome<'a> {
     Leave,
     /// Fresh ICE servers requested.
     Ice,
+    /// A `report`: handed to the room, or refused with `bad-report` (its fields are
+    /// `crate::report`'s unit tests').
+    Report,
 }
 
 struct Setup {
@@ -114,6 +118,7 @@ fn expected<'a>(incoming: Incoming<'a>, setup: &Setup) -> Outcome<'a> {
         Some("leave") => Outcome::Leave,
         Some("ping") => Outcome::Pong,
         Some("ice-servers") => Outcome::Ice,
+        Some("report") => Outcome::Report,
         _ => Outcome::Bad,
     }
 }
@@ -162,6 +167,7 @@ fn observed<'s>(
                 Some(ErrorCode::UnsupportedBinary) => Outcome::Binary,
                 Some(ErrorCode::TooLarge) => Outcome::TooLarge,
                 Some(ErrorCode::NoPeer) => Outcome::NoPeer,
+                Some(ErrorCode::BadReport) => Outcome::Report,
                 _ => panic!("{effects:?}"),
             },
             [Effect::SendText { text, .. }, ..] => {
@@ -185,6 +191,7 @@ fn observed<'s>(
         },
         Step::Room(effects, event) => match (effects.as_slice(), event) {
             ([], RoomEvent::Leave { conn }) if conn == CONNS[0] => Outcome::Leave,
+            ([], RoomEvent::Report { conn, .. }) if conn == CONNS[0] => Outcome::Report,
             (
                 [error, Effect::Close {
                     conn,

@@ -95,6 +95,8 @@ export const ErrorCode = Object.freeze({
   RATE_LIMITED: "rate-limited",
   /** A `message` with no other peer connected to receive it. */
   NO_PEER: "no-peer",
+  /** A `report` whose fields are missing or out of range (docs/protocol.md, "Reports"). */
+  BAD_REPORT: "bad-report",
 });
 
 /** Closes after which reconnecting would be wrong or pointless. @type {Set<number>} */

@@ -82,6 +82,7 @@ impl RoomState {
             bucket: Some(bucket.clone()),
             key,
             untold: false,
+            reports: 0,
         });
         // A room emptied earlier in this same decision (a restart caught up on with no
         // grace) never ended: its call goes on.

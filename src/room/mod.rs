@@ -12,12 +12,14 @@ mod budget;
 mod hooks;
 mod join;
 mod lifecycle;
+mod reported;
 
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
 use crate::protocol::{LeaveReason, ServerFrame};
 use crate::rate::RateLimiter;
 use crate::registry::{Activity, SocketInfo};
+use crate::report::Report;
 pub use crate::slots::{Presence, RoomState, Slot};
 use crate::ticket::Identity;
 use crate::turn::CloudflareIce;
@@ -53,6 +55,8 @@ pub enum RoomEvent {
     Alarm,
     /// The shell tried to deliver webhook event `id` (the outbox's head).
     Delivery { id: String, outcome: Outcome },
+    /// The socket reported how its call's media connected.
+    Report { conn: String, report: Report },
 }
 
 /// A socket asking for a slot, with fresh random ids made by the shell.
@@ -113,6 +117,7 @@ pub fn on_event(stored: Option<RoomState>, event: RoomEvent, ctx: Ctx) -> Vec<Ef
         RoomEvent::ServerClosed { conn, bucket } => room.drop_conn(ctx, conn, Some(bucket.clone())),
         RoomEvent::Alarm => room.alarm(ctx),
         RoomEvent::Delivery { id, outcome } => room.delivered(ctx, id, *outcome),
+        RoomEvent::Report { conn, report } => room.reported(ctx, conn, *report),
     };
     effects.extend(room.account(ctx));
     let fired = event == RoomEvent::Alarm;

@@ -421,3 +421,56 @@ fn a_lone_session_is_given_up_after_an_hour_a_call_after_a_day() {
     );
     assert_eq!(outbox_ids(&s)[0], head, "a call's events keep the day");
 }
+
+#[test]
+fn a_report_is_a_webhook_marked_as_the_clients_and_a_log_line() {
+    use crate::report::{Outcome as Media, Path, Report, Transport, MAX_REPORTS_PER_SLOT};
+    let mut s = Stored::new(&HOOKED);
+    s.join(0, &[], arrival(1, None));
+    s.join(0, &["s1"], arrival(2, None));
+    s.drain(0, &["s1", "s2"]);
+    let connected = Report {
+        outcome: Media::Connected {
+            path: Path::Relay,
+            transport: Transport::Tcp,
+        },
+        connect_ms: 1_834,
+        ice_restarts: 1,
+    };
+    let report = |report| RoomEvent::Report {
+        conn: "s2".into(),
+        report,
+    };
+    s.event(7, &["s1", "s2"], report(connected));
+    assert_eq!(
+        logs(&s.last),
+        [r#"{"event":"call-connected","room":"r","clientId":"c2","reason":"relay-tcp"}"#]
+    );
+    let failed = Report {
+        outcome: Media::Failed,
+        connect_ms: 30_000,
+        ice_restarts: 2,
+    };
+    s.event(8, &["s1", "s2"], report(failed));
+    assert_eq!(
+        s.drain(9, &["s1", "s2"]),
+        [
+            json!({"id":"c1-5","type":"call.connected","room":"r","at":7,"clientId":"c2","reportedBy":"client","path":"relay","transport":"tcp","connectMs":1834,"iceRestarts":1}),
+            json!({"id":"c1-6","type":"call.failed","room":"r","at":8,"clientId":"c2","reportedBy":"client","connectMs":30000,"iceRestarts":2}),
+        ]
+    );
+    // A slot's reports are bounded; one more is refused and changes nothing.
+    for _ in 2..MAX_REPORTS_PER_SLOT {
+        s.event(10, &["s1", "s2"], report(failed));
+    }
+    let before = s.room.clone();
+    s.event(11, &["s1", "s2"], report(failed));
+    assert_eq!(
+        wire(&s.last),
+        [w(
+            "s2",
+            r#"{"type":"error","code":"rate-limited","message":"too many frames; slow down"}"#
+        )]
+    );
+    assert_eq!(s.room, before);
+}
