@@ -105,10 +105,13 @@ impl Config {
         apply(
             "ALLOWED_ORIGINS",
             value("ALLOWED_ORIGINS").map(|v| {
-                // An empty list, not the default `*`: only the Worker's own origin.
-                let origins = parse_origins(&v);
-                config.allowed_origins = origins.clone().unwrap_or(AllowedOrigins::List(vec![]));
-                origins.map(drop)
+                // Invalid: an empty list, not the default `*`, so only the Worker's own origin.
+                let (origins, outcome) = match parse_origins(&v) {
+                    Ok(origins) => (origins, Ok(())),
+                    Err(problem) => (AllowedOrigins::List(vec![]), Err(problem)),
+                };
+                config.allowed_origins = origins;
+                outcome
             }),
         );
         apply(
@@ -155,10 +158,12 @@ impl Config {
         apply(
             "JOIN_SECRET",
             value("JOIN_SECRET").map(|v| {
+                // Without a key it does not turn tickets off: `unusable` refuses every socket.
                 config.join_secrets = Secrets(parse_secrets(&v));
-                match config.join_secrets.0.is_empty() {
-                    true => Err("it is set but holds no key (only commas or spaces)".to_owned()),
-                    false => Ok(()),
+                if config.join_secrets.0.is_empty() {
+                    Err("it is set but holds no key (only commas or spaces)".to_owned())
+                } else {
+                    Ok(())
                 }
             }),
         );

@@ -19,8 +19,8 @@ pub const MAX_META_BYTES: usize = 1024;
 pub const MAX_TICKET_BYTES: usize = 4096;
 /// `MAX_TICKET_TTL_SECONDS` unset or invalid: an `exp` at most a day (and the leeway) ahead.
 pub const DEFAULT_MAX_TTL_S: u64 = 86_400;
-/// Largest `exp`, `nbf` or `iat`: 2^53 - 1, the largest whole number every JSON parser (and
-/// JavaScript's) reads exactly.
+/// Largest `exp`, `nbf` or `iat`: 2^53 - 1, the largest whole number that JavaScript's
+/// numbers, and so the JSON of most backends, hold exactly.
 pub const MAX_NUMERIC_DATE: u64 = (1 << 53) - 1;
 
 /// Who holds a slot, as the operator's backend vouched for it. `meta` is kept as a JSON value
