@@ -1,12 +1,15 @@
-//! Configuration from wrangler `[vars]`. A bad value never fails a request: it is reported as a
-//! [`ConfigWarning`] (the shell logs it loudly) and the default is used instead.
+//! Configuration from wrangler `[vars]`. A bad value is reported as a [`ConfigWarning`] (the
+//! shell logs it loudly) and the default is used instead, except for a setting that restricts
+//! access, which fails closed ([`crate::vars::fails_closed`]): an unusable `ALLOWED_ORIGINS`
+//! allows only the Worker's own origin, and an unusable `JOIN_SECRET` or `ROOM_JURISDICTION`
+//! refuses every socket ([`Config::unusable`]).
 
 use crate::effect::LogLevel;
 use crate::placement::parse_jurisdiction;
-use crate::ticket::{parse_secrets, Secrets};
+use crate::ticket::{parse_secrets, Secrets, DEFAULT_MAX_TTL_S};
 use crate::turn::TurnSettings;
-use crate::vars::parse_int;
 pub use crate::vars::ConfigWarning;
+use crate::vars::{fails_closed, parse_int, Closed};
 use crate::webhook::{parse_settings, WebhookSettings};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -14,6 +17,8 @@ use serde_json::Value;
 pub const DEFAULT_ICE_SERVERS: &str = r#"[{"urls":"stun:stun.cloudflare.com:3478"}]"#;
 /// The platform refuses WebSocket frames over 1 MiB, so a larger limit could never apply.
 pub const MAX_MESSAGE_BYTES_CEILING: usize = 1 << 20;
+/// Largest `MAX_TICKET_TTL_SECONDS`: a year.
+pub const MAX_TICKET_TTL_CEILING: u64 = 365 * 86_400;
 
 /// Who may open sockets besides the Worker's own origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +56,11 @@ pub struct Config {
     pub room_jurisdiction: Option<&'static str>,
     /// `JOIN_SECRET`: with any secret, every socket needs a join ticket signed with one.
     pub join_secrets: Secrets,
+    /// `MAX_TICKET_TTL_SECONDS`: how far ahead a ticket's `exp` may be.
+    pub max_ticket_ttl_s: u64,
+    /// The settings that restrict access whose values are unusable (`JOIN_SECRET` without a
+    /// key, `ROOM_JURISDICTION` not a jurisdiction): while any is, every socket is refused.
+    pub unusable: Vec<&'static str>,
     /// `WEBHOOK_URL` and `WEBHOOK_SECRET`: where lifecycle events are POSTed, if anywhere.
     pub webhook: Option<WebhookSettings>,
     /// `LOG_LEVEL`: which log lines are written.
@@ -71,6 +81,8 @@ impl Default for Config {
             turn: TurnSettings::default(),
             room_jurisdiction: None,
             join_secrets: Secrets::default(),
+            max_ticket_ttl_s: DEFAULT_MAX_TTL_S,
+            unusable: Vec::new(),
             webhook: None,
             log_level: LogLevel::Info,
         }
@@ -96,7 +108,15 @@ impl Config {
 
         apply(
             "ALLOWED_ORIGINS",
-            value("ALLOWED_ORIGINS").map(|v| parse_origins(&v).map(|o| config.allowed_origins = o)),
+            value("ALLOWED_ORIGINS").map(|v| {
+                // Invalid: an empty list, not the default `*`, so only the Worker's own origin.
+                let (origins, outcome) = match parse_origins(&v) {
+                    Ok(origins) => (origins, Ok(())),
+                    Err(problem) => (AllowedOrigins::List(vec![]), Err(problem)),
+                };
+                config.allowed_origins = origins;
+                outcome
+            }),
         );
         apply(
             "ICE_SERVERS",
@@ -144,9 +164,24 @@ impl Config {
             value("ROOM_JURISDICTION")
                 .map(|v| parse_jurisdiction(&v).map(|j| config.room_jurisdiction = j)),
         );
-        if let Some(v) = value("JOIN_SECRET") {
-            config.join_secrets = Secrets(parse_secrets(&v));
-        }
+        apply(
+            "JOIN_SECRET",
+            value("JOIN_SECRET").map(|v| {
+                // Without a key it does not turn tickets off: `unusable` refuses every socket.
+                config.join_secrets = Secrets(parse_secrets(&v));
+                if config.join_secrets.0.is_empty() {
+                    Err("it is set but holds no key (only commas or spaces)".to_owned())
+                } else {
+                    Ok(())
+                }
+            }),
+        );
+        apply(
+            "MAX_TICKET_TTL_SECONDS",
+            value("MAX_TICKET_TTL_SECONDS").map(|v| {
+                parse_int(&v, 1, MAX_TICKET_TTL_CEILING).map(|n| config.max_ticket_ttl_s = n)
+            }),
+        );
         apply(
             "WEBHOOK_URL",
             Some(
@@ -164,7 +199,17 @@ impl Config {
         let (turn, turn_warnings) = TurnSettings::from_vars(&get);
         config.turn = turn;
         warnings.extend(turn_warnings);
+        config.unusable = warnings
+            .iter()
+            .map(|w| w.name)
+            .filter(|name| fails_closed(name) == Some(Closed::EverySocket))
+            .collect();
         (config, warnings)
+    }
+
+    /// Whether every socket is refused, for a setting that restricts access is unusable.
+    pub fn refuses_sockets(&self) -> bool {
+        !self.unusable.is_empty()
     }
 }
 
@@ -326,46 +371,185 @@ mod tests {
     #[test]
     fn invalid_values_fall_back_with_a_warning() {
         let (c, w) = parse(&[
-            ("ALLOWED_ORIGINS", "https://ok.example, not an origin"),
             ("ICE_SERVERS", r#"{"urls":"stun:x"}"#),
             ("MAX_MESSAGE_BYTES", "2000000"),
             ("RATE_LIMIT_BURST", "0"),
             ("RATE_LIMIT_PER_SEC", "NaN"),
             ("RESUME_GRACE_MS", "-1"),
             ("STALE_AFTER_MS", "soon"),
-            ("ROOM_JURISDICTION", "moon"),
+            ("MAX_TICKET_TTL_SECONDS", "1d"),
             ("LOG_LEVEL", "debug"),
         ]);
         let names: Vec<_> = w.iter().map(|w| w.name).collect();
         assert_eq!(
             names,
             [
-                "ALLOWED_ORIGINS",
                 "ICE_SERVERS",
                 "MAX_MESSAGE_BYTES",
                 "RATE_LIMIT_BURST",
                 "RATE_LIMIT_PER_SEC",
                 "RESUME_GRACE_MS",
                 "STALE_AFTER_MS",
-                "ROOM_JURISDICTION",
+                "MAX_TICKET_TTL_SECONDS",
                 "LOG_LEVEL"
             ]
         );
         let d = Config::default();
-        assert_eq!(c.allowed_origins, d.allowed_origins);
         assert_eq!(c.ice_servers.get(), d.ice_servers.get());
         assert_eq!(c.max_message_bytes, d.max_message_bytes);
         assert_eq!(c.rate_limit_burst, d.rate_limit_burst);
         assert_eq!(c.rate_limit_per_sec, d.rate_limit_per_sec);
         assert_eq!(c.resume_grace_ms, d.resume_grace_ms);
         assert_eq!(c.stale_after_ms, d.stale_after_ms);
-        assert_eq!(c.room_jurisdiction, None);
+        assert_eq!(c.max_ticket_ttl_s, 86_400);
         assert_eq!(c.log_level, LogLevel::Info);
-        assert!(w[0].to_string().contains("not an origin"));
+        assert!(!c.refuses_sockets());
         assert_eq!(
-            w[8].to_string(),
+            w[7].to_string(),
             r#"invalid LOG_LEVEL: "debug" is not info or warn; using the default"#
         );
+    }
+
+    #[test]
+    fn an_invalid_origin_list_allows_only_the_own_origin() {
+        for bad in [
+            "https://ok.example, not an origin",
+            "*, https://a.example",
+            "null",
+        ] {
+            let (c, w) = parse(&[("ALLOWED_ORIGINS", bad)]);
+            assert_eq!(c.allowed_origins, AllowedOrigins::List(vec![]), "{bad}");
+            assert!(!c.allowed_origins.allows("https://ok.example"));
+            assert!(!c.refuses_sockets());
+            assert_eq!((w.len(), w[0].name), (1, "ALLOWED_ORIGINS"));
+            assert!(
+                w[0].to_string()
+                    .ends_with("; only the Worker's own origin may open sockets"),
+                "{}",
+                w[0]
+            );
+        }
+        // Empty is valid, and as closed.
+        let (c, w) = parse(&[("ALLOWED_ORIGINS", " ")]);
+        assert_eq!(
+            (c.allowed_origins, w.len()),
+            (AllowedOrigins::List(vec![]), 0)
+        );
+    }
+
+    #[test]
+    fn a_join_secret_without_a_key_refuses_every_socket() {
+        for bad in [",", " , ,", "", "   "] {
+            let (c, w) = parse(&[("JOIN_SECRET", bad)]);
+            assert!(c.join_secrets.0.is_empty());
+            assert_eq!(c.unusable, ["JOIN_SECRET"], "{bad:?}");
+            assert!(c.refuses_sockets());
+            assert_eq!((w.len(), w[0].name), (1, "JOIN_SECRET"));
+            assert_eq!(
+                w[0].to_string(),
+                "invalid JOIN_SECRET: it is set but holds no key (only commas or spaces); \
+                 every socket is refused (503 config-error) until it is fixed"
+            );
+        }
+        let (c, w) = parse(&[("JOIN_SECRET", "new,")]);
+        assert_eq!((c.join_secrets.0.len(), w.len()), (1, 0));
+        assert!(!c.refuses_sockets());
+    }
+
+    #[test]
+    fn an_unknown_jurisdiction_refuses_every_socket() {
+        let (c, w) = parse(&[("ROOM_JURISDICTION", "moon"), ("JOIN_SECRET", ",")]);
+        assert_eq!(c.room_jurisdiction, None);
+        assert_eq!(c.unusable, ["ROOM_JURISDICTION", "JOIN_SECRET"]);
+        assert!(w[0]
+            .to_string()
+            .ends_with("every socket is refused (503 config-error) until it is fixed"));
+        let (c, w) = parse(&[("ROOM_JURISDICTION", "")]);
+        assert_eq!(
+            (c.room_jurisdiction, w.len(), c.refuses_sockets()),
+            (None, 0, false)
+        );
+    }
+
+    #[test]
+    fn ticket_lifetimes_are_capped() {
+        assert_eq!(parse(&[]).0.max_ticket_ttl_s, 86_400);
+        for (text, ttl) in [("600", 600), ("1", 1), ("31536000", 31_536_000)] {
+            let (c, w) = parse(&[("MAX_TICKET_TTL_SECONDS", text)]);
+            assert_eq!((c.max_ticket_ttl_s, w.len()), (ttl, 0), "{text}");
+        }
+        for bad in ["0", "-1", "31536001", "1e3", "10m", ""] {
+            let (c, w) = parse(&[("MAX_TICKET_TTL_SECONDS", bad)]);
+            assert_eq!((c.max_ticket_ttl_s, w.len()), (86_400, 1), "{bad}");
+        }
+    }
+
+    /// Whether `a` lets in nothing that `b` refuses, by the settings that restrict access.
+    fn at_most_as_open(a: &Config, b: &Config) -> bool {
+        if a.refuses_sockets() || b.refuses_sockets() {
+            return a.refuses_sockets();
+        }
+        let origins = match (&a.allowed_origins, &b.allowed_origins) {
+            (_, AllowedOrigins::Any) => true,
+            (AllowedOrigins::Any, _) => false,
+            (AllowedOrigins::List(a), AllowedOrigins::List(b)) => a
+                .iter()
+                .all(|o| b.iter().any(|p| p.eq_ignore_ascii_case(o))),
+        };
+        let (keys_a, keys_b) = (&a.join_secrets.0, &b.join_secrets.0);
+        let tickets =
+            keys_b.is_empty() || (!keys_a.is_empty() && keys_a.iter().all(|k| keys_b.contains(k)));
+        let place = b.room_jurisdiction.is_none() || a.room_jurisdiction == b.room_jurisdiction;
+        origins && tickets && place && a.max_ticket_ttl_s <= b.max_ticket_ttl_s
+    }
+
+    /// The settings that restrict access, with valid values to hold an invalid one against:
+    /// for the gates, values from the most closed to the open; for the ticket lifetime cap,
+    /// whose invalid values take the default, the default.
+    const RESTRICTING: [(&str, &[&str]); 4] = [
+        ("ALLOWED_ORIGINS", &["", "https://a.example", "*"]),
+        ("JOIN_SECRET", &["k", "k,old"]),
+        ("ROOM_JURISDICTION", &["", "eu", "fedramp"]),
+        ("MAX_TICKET_TTL_SECONDS", &["86400"]),
+    ];
+
+    proptest::proptest! {
+        /// Fail closed: no invalid value of a setting that restricts access yields a
+        /// configuration more open than leaving it unset or giving it a valid value, whatever
+        /// the other settings are.
+        #[test]
+        fn no_invalid_restricting_value_opens_more_than_a_valid_one(
+            setting in 0..RESTRICTING.len(),
+            value in proptest::prop_oneof!["[ ,]{0,4}", "[ ,*a-zA-Z0-9:/.-]{0,24}"],
+            origins in proptest::option::of(proptest::sample::select(vec!["*", "https://a.example", ""])),
+            secret in proptest::option::of(proptest::sample::select(vec!["k", "x,y"])),
+        ) {
+            let (name, valid) = RESTRICTING[setting];
+            let with = |v: Option<&str>| {
+                let mut pairs = vec![];
+                pairs.extend(origins.map(|o| ("ALLOWED_ORIGINS", o)));
+                pairs.extend(secret.map(|k| ("JOIN_SECRET", k)));
+                pairs.retain(|(n, _)| *n != name);
+                pairs.extend(v.map(|v| (name, v)));
+                parse(&pairs)
+            };
+            let (config, warnings) = with(Some(&value));
+            if name == "JOIN_SECRET" {
+                // Set, it never leaves the rooms open, warned about or not.
+                proptest::prop_assert!(!config.join_secrets.0.is_empty() || config.refuses_sockets());
+            }
+            if warnings.iter().any(|w| w.name == name) {
+                let unset = with(None).0;
+                proptest::prop_assert!(at_most_as_open(&config, &unset), "{value:?} opens more than unset");
+                if fails_closed(name).is_some() {
+                    for v in valid {
+                        let (other, w) = with(Some(v));
+                        proptest::prop_assert!(w.is_empty());
+                        proptest::prop_assert!(at_most_as_open(&config, &other), "{value:?} opens more than {v:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

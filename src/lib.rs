@@ -36,8 +36,9 @@
 //!   without it joins are not limited (logged once).
 //! - Vars: `ALLOWED_ORIGINS`, `ICE_SERVERS`, `MAX_MESSAGE_BYTES`, `RATE_LIMIT_BURST`,
 //!   `RATE_LIMIT_PER_SEC`, `RESUME_GRACE_MS`, `STALE_AFTER_MS`, `ROOM_JURISDICTION`,
-//!   `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID`, `WEBHOOK_URL` (see `docs/deploy.md` for the TURN ones,
-//!   `docs/protocol.md` for the rest).
+//!   `MAX_TICKET_TTL_SECONDS`, `TURN_URLS`, `TURN_TTL_SECONDS`, `CF_TURN_KEY_ID`, `WEBHOOK_URL`
+//!   (see `docs/deploy.md` for the TURN ones, `docs/protocol.md` for the rest). A setting that
+//!   restricts access fails closed when invalid (`config`).
 //! - Secrets: `TURN_SECRET`, `CF_TURN_API_TOKEN` (see `docs/deploy.md`), `JOIN_SECRET` (signed
 //!   join tickets, see `docs/access.md`), `WEBHOOK_SECRET` (`docs/webhooks.md`).
 //!

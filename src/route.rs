@@ -1,7 +1,7 @@
 //! HTTP routing decisions of the Worker, as a pure function of the request's method, path and
 //! headers. The shell turns a [`Route`] into a response; every refusal is an [`HttpError`].
 
-use crate::config::AllowedOrigins;
+use crate::config::{AllowedOrigins, Config};
 use crate::ticket::{self, Identity, TicketError};
 use crate::token::{from_hex, to_hex};
 use serde::Serialize;
@@ -50,8 +50,12 @@ pub struct Access<'a> {
     pub origins: &'a AllowedOrigins,
     /// `JOIN_SECRET`'s list; empty: no tickets, open rooms.
     pub secrets: &'a [String],
+    /// How far ahead a ticket's `exp` may be (`MAX_TICKET_TTL_SECONDS`).
+    pub max_ticket_ttl_s: u64,
     /// Now, in unix seconds, for `exp` and `nbf`.
     pub now_s: u64,
+    /// A setting that restricts access is unusable: no socket at all ([`Config::unusable`]).
+    pub refused: bool,
 }
 
 impl<'a> Access<'a> {
@@ -60,7 +64,20 @@ impl<'a> Access<'a> {
         Access {
             origins,
             secrets: &[],
+            max_ticket_ttl_s: ticket::DEFAULT_MAX_TTL_S,
             now_s: 0,
+            refused: false,
+        }
+    }
+
+    /// What `config` lets in at `now_s`.
+    pub fn of(config: &'a Config, now_s: u64) -> Self {
+        Access {
+            origins: &config.allowed_origins,
+            secrets: &config.join_secrets.0,
+            max_ticket_ttl_s: config.max_ticket_ttl_s,
+            now_s,
+            refused: config.refuses_sockets(),
         }
     }
 }
@@ -77,6 +94,13 @@ pub fn join_limit_keys(ip: &str, identity: Option<&Identity>) -> Vec<String> {
         keys.push(format!("sub:{}", identity.sub));
     }
     keys
+}
+
+/// The key a refusal is counted under, if it costs the client a join: every ticket refusal
+/// costs its IP one, so guessing tickets or secrets is as slow as joining (no `sub:` key, as
+/// a refused ticket vouches for nobody). Over the limit, the answer is `too-many-joins`.
+pub fn refusal_limit_key(err: HttpError, ip: &str) -> Option<String> {
+    err.is_ticket_refusal().then(|| format!("ip:{ip}"))
 }
 
 /// The header in which the Worker hands a ticket's identity to the room's object.
@@ -135,18 +159,22 @@ pub enum HttpError {
     ForbiddenOrigin,
     TicketRequired,
     InvalidTicket,
+    TicketTooLong,
     TicketExpired,
     TicketWrongRoom,
     UpgradeRequired,
     BadUpgrade,
     TooManyJoins,
     NotFound,
+    /// A setting that restricts access is unusable (logged as `config-error`).
+    ConfigError,
 }
 
 impl From<TicketError> for HttpError {
     fn from(err: TicketError) -> Self {
         match err {
             TicketError::Invalid => HttpError::InvalidTicket,
+            TicketError::TooLong => HttpError::TicketTooLong,
             TicketError::Expired => HttpError::TicketExpired,
             TicketError::WrongRoom => HttpError::TicketWrongRoom,
         }
@@ -157,13 +185,29 @@ impl HttpError {
     pub fn status(self) -> u16 {
         match self {
             HttpError::InvalidRoom | HttpError::BadUpgrade => 400,
-            HttpError::TicketRequired | HttpError::InvalidTicket | HttpError::TicketExpired => 401,
+            HttpError::TicketRequired
+            | HttpError::InvalidTicket
+            | HttpError::TicketTooLong
+            | HttpError::TicketExpired => 401,
             HttpError::ForbiddenOrigin | HttpError::TicketWrongRoom => 403,
             HttpError::TooManyJoins => 429,
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed => 405,
             HttpError::UpgradeRequired => 426,
+            HttpError::ConfigError => 503,
         }
+    }
+
+    /// A refusal of the ticket: missing, invalid, expired or for another room.
+    pub fn is_ticket_refusal(self) -> bool {
+        matches!(
+            self,
+            HttpError::TicketRequired
+                | HttpError::InvalidTicket
+                | HttpError::TicketTooLong
+                | HttpError::TicketExpired
+                | HttpError::TicketWrongRoom
+        )
     }
 
     pub fn code(self) -> &'static str {
@@ -172,13 +216,14 @@ impl HttpError {
             HttpError::MethodNotAllowed => "method-not-allowed",
             HttpError::ForbiddenOrigin => "forbidden-origin",
             HttpError::TicketRequired => "ticket-required",
-            HttpError::InvalidTicket => "invalid-ticket",
+            HttpError::InvalidTicket | HttpError::TicketTooLong => "invalid-ticket",
             HttpError::TicketExpired => "ticket-expired",
             HttpError::TicketWrongRoom => "ticket-wrong-room",
             HttpError::TooManyJoins => "too-many-joins",
             HttpError::UpgradeRequired => "upgrade-required",
             HttpError::BadUpgrade => "bad-upgrade",
             HttpError::NotFound => "not-found",
+            HttpError::ConfigError => "config-error",
         }
     }
 
@@ -189,6 +234,9 @@ impl HttpError {
             HttpError::ForbiddenOrigin => "this origin may not open sockets here",
             HttpError::TicketRequired => "this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)",
             HttpError::InvalidTicket => "the join ticket is not an HS256 JWT signed for this service",
+            HttpError::TicketTooLong => {
+                "the join ticket's exp is further ahead than this service allows (MAX_TICKET_TTL_SECONDS)"
+            }
             HttpError::TicketExpired => "the join ticket has expired or is not valid yet",
             HttpError::TicketWrongRoom => "the join ticket is for another room",
             HttpError::TooManyJoins => "too many joins from this client; retry later",
@@ -197,6 +245,9 @@ impl HttpError {
                 "a WebSocket upgrade needs Sec-WebSocket-Version 13 and a Sec-WebSocket-Key of 16 base64 bytes"
             }
             HttpError::NotFound => "no such endpoint",
+            HttpError::ConfigError => {
+                "this service's configuration is unusable, so it refuses every socket; its operator has the details"
+            }
         }
     }
 
@@ -296,8 +347,8 @@ pub fn check_handshake(key: Option<&str>, version: Option<&str>) -> Result<(), H
 }
 
 /// Decides what to do with a request. On `/ws/...` the checks run in the order method, room
-/// name, origin, ticket, upgrade, handshake, so a refused request never reaches a Durable
-/// Object.
+/// name, configuration, origin, ticket, upgrade, handshake, so a refused request never
+/// reaches a Durable Object.
 pub fn route(req: RequestParts<'_>, access: &Access) -> Result<Route, HttpError> {
     if let Some(room) = socket_path_room(req.path) {
         if req.method != "GET" {
@@ -305,6 +356,9 @@ pub fn route(req: RequestParts<'_>, access: &Access) -> Result<Route, HttpError>
         }
         if !is_room_name(room) {
             return Err(HttpError::InvalidRoom);
+        }
+        if access.refused {
+            return Err(HttpError::ConfigError);
         }
         if let Some(origin) = req.origin {
             if !origin.eq_ignore_ascii_case(req.own_origin) && !access.origins.allows(origin) {
@@ -314,7 +368,13 @@ pub fn route(req: RequestParts<'_>, access: &Access) -> Result<Route, HttpError>
         let identity = match (access.secrets, req.ticket) {
             ([], _) => None,
             (_, None) => return Err(HttpError::TicketRequired),
-            (secrets, Some(t)) => Some(ticket::verify(t, secrets, room, access.now_s)?),
+            (secrets, Some(t)) => Some(ticket::verify(
+                t,
+                secrets,
+                room,
+                access.now_s,
+                access.max_ticket_ttl_s,
+            )?),
         };
         if !req
             .upgrade
@@ -404,9 +464,9 @@ mod tests {
         let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
         let secrets = vec!["k".to_owned()];
         let access = Access {
-            origins: &origins,
             secrets: &secrets,
-            now_s: 1_900_000_000,
+            now_s: 1_999_990_000,
+            ..Access::open(&origins)
         };
         let evil = RequestParts {
             origin: Some("https://evil.example"),
@@ -442,6 +502,17 @@ mod tests {
             ..access
         };
         assert_eq!(route(good, &later), Err(HttpError::TicketExpired));
+        // More than MAX_TICKET_TTL_SECONDS (a day by default) and the leeway ahead.
+        let early = Access {
+            now_s: 2_000_000_000 - 86_431,
+            ..access
+        };
+        assert_eq!(route(good, &early), Err(HttpError::TicketTooLong));
+        let capped = Access {
+            max_ticket_ttl_s: 86_401,
+            ..early
+        };
+        assert!(route(good, &capped).is_ok());
         // Without JOIN_SECRET a ticket is ignored.
         assert!(matches!(
             route(good, &Access::open(&origins)),
@@ -450,11 +521,76 @@ mod tests {
         for (err, status, code) in [
             (HttpError::TicketRequired, 401, "ticket-required"),
             (HttpError::InvalidTicket, 401, "invalid-ticket"),
+            (HttpError::TicketTooLong, 401, "invalid-ticket"),
             (HttpError::TicketExpired, 401, "ticket-expired"),
             (HttpError::TicketWrongRoom, 403, "ticket-wrong-room"),
             (HttpError::TooManyJoins, 429, "too-many-joins"),
+            (HttpError::ConfigError, 503, "config-error"),
         ] {
             assert_eq!((err.status(), err.code()), (status, code));
+        }
+        assert!(HttpError::TicketTooLong
+            .body()
+            .contains("MAX_TICKET_TTL_SECONDS"));
+    }
+
+    #[test]
+    fn an_unusable_restricting_setting_refuses_every_socket() {
+        let (config, _) = Config::from_vars(|name| (name == "JOIN_SECRET").then(|| ",".to_owned()));
+        let access = Access::of(&config, 0);
+        assert!(access.refused);
+        // After the method and the room name, before the origin and the ticket.
+        assert_eq!(
+            route(req("GET", "/ws/a"), &access),
+            Err(HttpError::ConfigError)
+        );
+        let evil = RequestParts {
+            origin: Some("https://evil.example"),
+            ticket: Some(TICKET_A),
+            ..req("GET", "/ws/a")
+        };
+        assert_eq!(route(evil, &access), Err(HttpError::ConfigError));
+        assert_eq!(
+            route(req("POST", "/ws/a"), &access),
+            Err(HttpError::MethodNotAllowed)
+        );
+        assert_eq!(
+            route(req("GET", "/ws/a.b"), &access),
+            Err(HttpError::InvalidRoom)
+        );
+        // The rest of the site is served: only sockets are refused.
+        assert_eq!(route(req("GET", "/healthz"), &access), Ok(Route::Health));
+        assert_eq!(route(req("GET", "/a"), &access), Ok(Route::AppPage));
+        assert_eq!(HttpError::ConfigError.retry_after_s(), None);
+        let body: serde_json::Value = serde_json::from_str(&HttpError::ConfigError.body()).unwrap();
+        assert_eq!(body["error"]["code"], "config-error");
+    }
+
+    #[test]
+    fn ticket_refusals_cost_the_address_a_join() {
+        for err in [
+            HttpError::TicketRequired,
+            HttpError::InvalidTicket,
+            HttpError::TicketTooLong,
+            HttpError::TicketExpired,
+            HttpError::TicketWrongRoom,
+        ] {
+            assert_eq!(
+                refusal_limit_key(err, "1.2.3.4").as_deref(),
+                Some("ip:1.2.3.4")
+            );
+        }
+        for err in [
+            HttpError::InvalidRoom,
+            HttpError::MethodNotAllowed,
+            HttpError::ForbiddenOrigin,
+            HttpError::UpgradeRequired,
+            HttpError::BadUpgrade,
+            HttpError::TooManyJoins,
+            HttpError::NotFound,
+            HttpError::ConfigError,
+        ] {
+            assert_eq!(refusal_limit_key(err, "1.2.3.4"), None, "{err:?}");
         }
     }
 

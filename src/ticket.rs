@@ -1,7 +1,8 @@
 //! Signed join tickets: a JWT (RFC 7519) in compact JWS form, signed with HMAC-SHA256
 //! (`alg` `HS256`) under one of the `JOIN_SECRET` secrets, that names the room it admits to
 //! and the identity (`sub`) that will hold the slot. Any other `alg`, `none` included, is
-//! refused. The format is normative: `docs/access.md`.
+//! refused, and so is a `crit` header (RFC 7515, 4.1.11: it names extensions a verifier must
+//! understand, and this one understands none). The format is normative: `docs/access.md`.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,11 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_META_BYTES: usize = 1024;
 /// Longer tickets are refused unread: a ticket travels in a URL or a subprotocol.
 pub const MAX_TICKET_BYTES: usize = 4096;
+/// `MAX_TICKET_TTL_SECONDS` unset or invalid: an `exp` at most a day (and the leeway) ahead.
+pub const DEFAULT_MAX_TTL_S: u64 = 86_400;
+/// Largest `exp`, `nbf` or `iat`: 2^53 - 1, the largest whole number that JavaScript's
+/// numbers, and so the JSON of most backends, hold exactly.
+pub const MAX_NUMERIC_DATE: u64 = (1 << 53) - 1;
 
 /// Who holds a slot, as the operator's backend vouched for it. `meta` is kept as a JSON value
 /// so the identity survives storage (whose serializer is not JSON) as well as the wire.
@@ -31,26 +37,35 @@ pub struct Identity {
 /// Why a ticket was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TicketError {
-    /// Not a compact JWS, not HS256, a bad signature, or claims of the wrong shape.
+    /// Not a compact JWS, not HS256, a `crit` header, a bad signature, or claims of the wrong
+    /// shape (times included: whole seconds from 0 to [`MAX_NUMERIC_DATE`]).
     Invalid,
+    /// `exp` further ahead than the lifetime cap (`MAX_TICKET_TTL_SECONDS`) and the leeway: a
+    /// bearer token that outlives a revoked user by months is refused however it was signed.
+    TooLong,
     /// Past `exp` or before `nbf` (with the leeway).
     Expired,
     /// Signed for another room.
     WrongRoom,
 }
 
-/// Checks `ticket` for room `room` at `now_s` (unix seconds) against each of `secrets`.
+/// Checks `ticket` for room `room` at `now_s` (unix seconds) against each of `secrets`; its
+/// `exp` may be at most `max_ttl_s` (and the leeway) ahead.
 pub fn verify(
     ticket: &str,
     secrets: &[String],
     room: &str,
     now_s: u64,
+    max_ttl_s: u64,
 ) -> Result<Identity, TicketError> {
     let claims = verified_claims(ticket, secrets)?;
-    let number = |name| claims.get(name).and_then(Value::as_f64);
-    let (now, leeway) = (now_s as f64, LEEWAY_S as f64);
-    let exp = number("exp").ok_or(TicketError::Invalid)?;
-    if now > exp + leeway || number("nbf").is_some_and(|nbf| nbf > now + leeway) {
+    let time = |name| claims.get(name).and_then(numeric_date);
+    let exp = time("exp").ok_or(TicketError::Invalid)?;
+    if exp > now_s.saturating_add(max_ttl_s).saturating_add(LEEWAY_S) {
+        return Err(TicketError::TooLong);
+    }
+    let not_yet = time("nbf").is_some_and(|nbf| nbf > now_s.saturating_add(LEEWAY_S));
+    if now_s > exp + LEEWAY_S || not_yet {
         return Err(TicketError::Expired);
     }
     if claims.get("room").and_then(Value::as_str) != Some(room) {
@@ -75,7 +90,8 @@ fn verified_claims(ticket: &str, secrets: &[String]) -> Result<Value, TicketErro
         let text = String::from_utf8(base64url(part)?).map_err(|_| TicketError::Invalid)?;
         serde_json::from_str(&text).map_err(|_| TicketError::Invalid)
     };
-    if json(header)?.get("alg").and_then(Value::as_str) != Some("HS256") {
+    let fields = json(header)?;
+    if fields.get("alg").and_then(Value::as_str) != Some("HS256") || fields.get("crit").is_some() {
         return Err(TicketError::Invalid);
     }
     let signature = base64url(signature)?;
@@ -87,17 +103,28 @@ fn verified_claims(ticket: &str, secrets: &[String]) -> Result<Value, TicketErro
         return Err(TicketError::Invalid);
     }
     let claims = json(payload)?;
-    let times_ok = ["exp", "nbf", "iat"].iter().all(|t| {
-        claims
-            .get(*t)
-            .is_none_or(|v| v.as_f64().is_some_and(f64::is_finite))
-    });
+    let times_ok = ["exp", "nbf", "iat"]
+        .iter()
+        .all(|t| claims.get(*t).is_none_or(|v| numeric_date(v).is_some()));
     let room_ok = claims.get("room").is_some_and(Value::is_string);
     if times_ok && room_ok && claims.get("exp").is_some() {
         Ok(claims)
     } else {
         Err(TicketError::Invalid)
     }
+}
+
+/// A time claim: a whole number of seconds since the epoch, from 0 to [`MAX_NUMERIC_DATE`],
+/// however the JSON spells it (`1700000000`, `1700000000.0`, `1.7e9`). RFC 7519 allows
+/// fractions; Duet's format does not (docs/access.md), so a fraction, a negative time or
+/// `1e300` is refused rather than rounded into a date.
+fn numeric_date(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return (n <= MAX_NUMERIC_DATE).then_some(n);
+    }
+    let n = value.as_f64()?;
+    let whole = n.fract() == 0.0 && (0.0..=MAX_NUMERIC_DATE as f64).contains(&n);
+    whole.then_some(n as u64)
 }
 
 fn signs(secret: &str, signed: &str, signature: &[u8]) -> bool {

@@ -20,16 +20,38 @@ const LONG_NAME: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLC
 const META_ARRAY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJqIiwiZXhwIjoyMDAwMDAwMDAwLCJtZXRhIjpbMV19.__dPFUvKFJ8cvfHIaH9N7I16rRV60LuNS4EMa77OS0Y";
 const BIG_META: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJrIiwiZXhwIjoyMDAwMDAwMDAwLCJtZXRhIjp7ImEiOiJ4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eCJ9fQ.Hz4t2ORgayhESv9Z5H3sO7hWWDAMOdVZrL3OwP7Gdng";
 
+/// Minted as above with `headers={"crit": [...]}`, or with the time claims shown.
+const CRIT: &str = "eyJhbGciOiJIUzI1NiIsImNyaXQiOlsiZXhwIl0sInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJjcml0IiwiZXhwIjoyMDAwMDAwMDAwfQ.TNasXshDdD5NdXsTG7PHjbCbosuurcHwYXv2ElH86Co";
+const CRIT_EMPTY: &str = "eyJhbGciOiJIUzI1NiIsImNyaXQiOltdLCJ0eXAiOiJKV1QifQ.eyJyb29tIjoicjEiLCJzdWIiOiJjcml0IiwiZXhwIjoyMDAwMDAwMDAwfQ.9cDcDg6xTVPnjS5ek_NQzqWBaMNHEM6Uv6xojduf4EI";
+/// `exp: 1e300`.
+const EXP_1E300: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJodWdlIiwiZXhwIjoxZSszMDB9.z9O6unDcvcNyCT_pzV2GMGkt-I8DHPIMld6dM6cMAnk";
+/// `exp: 2000000000.5`.
+const EXP_FRACTION: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJmcmFjIiwiZXhwIjoyMDAwMDAwMDAwLjV9.xRHv8ihgLKhXS7X6dATDa-aP5y6XqOp3auMs0EotLS4";
+/// `exp: 2000000000.0`, a whole number written as a float.
+const EXP_WHOLE_FLOAT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJmbG9hdCIsImV4cCI6MjAwMDAwMDAwMC4wfQ.k3buvBkiRflznnfoWwVL1f-itW7e1Bgr_-4Zl0mdvxc";
+/// `exp: -1`.
+const EXP_NEGATIVE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJuZWciLCJleHAiOi0xfQ.S7wru-qif9liaAcMUyoa4PSf0zsVYwaBsuk4gxFSnco";
+/// `nbf: -5`.
+const NBF_NEGATIVE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJuZWciLCJleHAiOjIwMDAwMDAwMDAsIm5iZiI6LTV9.g6quXJZZ97M1-KLJxd7_efYQ4PVyDgwsddU912FYnTY";
+/// `iat: 2**53` and `iat: 2**53 - 1`.
+const IAT_2_53: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJiaWciLCJleHAiOjIwMDAwMDAwMDAsImlhdCI6OTAwNzE5OTI1NDc0MDk5Mn0.3A65TQI1JC3TqXQ4ow5jAGWzpRm0AhfyxrRrjE9nDtA";
+const IAT_2_53_LESS_1: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJiaWciLCJleHAiOjIwMDAwMDAwMDAsImlhdCI6OTAwNzE5OTI1NDc0MDk5MX0.4nAkk_g7NO6L7t_hxX83iPRbiGBRdC68sb91X33xeJA";
+/// `exp: NOW + 86400 + 30` and one second more.
+const EXP_A_DAY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJkYXkiLCJleHAiOjE3MDAwODY1MzB9.wSSDqLol8GsduFfixlyHOKfz8B2jdjWWh5iUlm34WbQ";
+const EXP_A_DAY_AND_1: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb29tIjoicjEiLCJzdWIiOiJkYXkiLCJleHAiOjE3MDAwODY1MzF9.jJHhfrQH5ewwkth_F8jU99tAGz1xizfsREHqU80SArg";
+
 const SECRET: &str = "duet-test-secret";
 /// 2023-11-14, before every `exp` of 2033 and after the `nbf` of 1,700,000,000.
 const NOW: u64 = 1_700_000_100;
+/// A lifetime cap past 2033, so the tickets above that expire then are within it.
+const CAP: u64 = 400_000_000;
 
 fn secrets(list: &str) -> Vec<String> {
     parse_secrets(list)
 }
 
 fn check(ticket: &str) -> Result<Identity, TicketError> {
-    verify(ticket, &secrets(SECRET), "r1", NOW)
+    verify(ticket, &secrets(SECRET), "r1", NOW, CAP)
 }
 
 #[test]
@@ -52,8 +74,8 @@ fn a_valid_ticket_gives_its_identity() {
 fn any_secret_of_the_rotation_list_verifies() {
     assert_eq!(check(ROTATED), Err(TicketError::Invalid));
     let list = secrets(" old-secret , duet-test-secret ");
-    assert_eq!(verify(ROTATED, &list, "r1", NOW).unwrap().sub, "dave");
-    assert_eq!(verify(VALID, &list, "r1", NOW).unwrap().sub, "alice");
+    assert_eq!(verify(ROTATED, &list, "r1", NOW, CAP).unwrap().sub, "dave");
+    assert_eq!(verify(VALID, &list, "r1", NOW, CAP).unwrap().sub, "alice");
 }
 
 #[test]
@@ -96,24 +118,24 @@ fn claims_of_the_wrong_shape_are_invalid() {
 fn expiry_and_not_before_allow_thirty_seconds() {
     let exp = 1_700_000_000;
     assert_eq!(
-        verify(EXPIRED, &secrets(SECRET), "r1", exp + LEEWAY_S)
+        verify(EXPIRED, &secrets(SECRET), "r1", exp + LEEWAY_S, CAP)
             .unwrap()
             .sub,
         "frank"
     );
     assert_eq!(
-        verify(EXPIRED, &secrets(SECRET), "r1", exp + LEEWAY_S + 1),
+        verify(EXPIRED, &secrets(SECRET), "r1", exp + LEEWAY_S + 1, CAP),
         Err(TicketError::Expired)
     );
     let nbf = 1_700_000_000;
     assert_eq!(
-        verify(NBF_IAT, &secrets(SECRET), "r1", nbf - LEEWAY_S)
+        verify(NBF_IAT, &secrets(SECRET), "r1", nbf - LEEWAY_S, CAP)
             .unwrap()
             .sub,
         "carol"
     );
     assert_eq!(
-        verify(NBF_IAT, &secrets(SECRET), "r1", nbf - LEEWAY_S - 1),
+        verify(NBF_IAT, &secrets(SECRET), "r1", nbf - LEEWAY_S - 1, CAP),
         Err(TicketError::Expired)
     );
 }
@@ -122,16 +144,16 @@ fn expiry_and_not_before_allow_thirty_seconds() {
 fn a_ticket_names_exactly_one_room() {
     assert_eq!(check(WRONG_ROOM), Err(TicketError::WrongRoom));
     assert_eq!(
-        verify(VALID, &secrets(SECRET), "R1", NOW),
+        verify(VALID, &secrets(SECRET), "R1", NOW, CAP),
         Err(TicketError::WrongRoom)
     );
     assert_eq!(
-        verify(VALID, &secrets(SECRET), "r1x", NOW),
+        verify(VALID, &secrets(SECRET), "r1x", NOW, CAP),
         Err(TicketError::WrongRoom)
     );
     // A signature check comes before the room: a forged ticket never says wrong-room.
     assert_eq!(
-        verify(WRONG_ROOM, &secrets("other"), "r1", NOW),
+        verify(WRONG_ROOM, &secrets("other"), "r1", NOW, CAP),
         Err(TicketError::Invalid)
     );
 }
@@ -147,4 +169,55 @@ fn base64url_is_strict() {
     for bad in ["Zg==", "+/+/", "Z", "Zh", "Zm9", "Zm9v!"] {
         assert!(base64url(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_crit_header_is_invalid() {
+    // RFC 7515, 4.1.11: extensions this verifier would have to understand; it knows none.
+    assert_eq!(check(CRIT), Err(TicketError::Invalid));
+    assert_eq!(check(CRIT_EMPTY), Err(TicketError::Invalid));
+}
+
+#[test]
+fn times_are_whole_seconds_from_0_to_2_53() {
+    for bad in [
+        EXP_1E300,
+        EXP_FRACTION,
+        EXP_NEGATIVE,
+        NBF_NEGATIVE,
+        IAT_2_53,
+    ] {
+        assert_eq!(check(bad), Err(TicketError::Invalid), "{bad}");
+    }
+    assert_eq!(check(EXP_WHOLE_FLOAT).unwrap().sub, "float");
+    assert_eq!(check(IAT_2_53_LESS_1).unwrap().sub, "big");
+    // Out of range under any cap, so no cap lets them through.
+    assert_eq!(
+        verify(EXP_1E300, &secrets(SECRET), "r1", NOW, u64::MAX),
+        Err(TicketError::Invalid)
+    );
+}
+
+#[test]
+fn exp_may_be_at_most_the_cap_and_the_leeway_ahead() {
+    let day = |ticket| verify(ticket, &secrets(SECRET), "r1", NOW, DEFAULT_MAX_TTL_S);
+    assert_eq!(DEFAULT_MAX_TTL_S, 86_400);
+    assert_eq!(day(EXP_A_DAY).unwrap().sub, "day");
+    assert_eq!(day(EXP_A_DAY_AND_1), Err(TicketError::TooLong));
+    // exp 2033 is nearly ten years ahead of NOW.
+    assert_eq!(day(VALID), Err(TicketError::TooLong));
+    // Later, the same ticket is within the cap.
+    let later = verify(
+        EXP_A_DAY_AND_1,
+        &secrets(SECRET),
+        "r1",
+        NOW + 1,
+        DEFAULT_MAX_TTL_S,
+    );
+    assert_eq!(later.unwrap().sub, "day");
+    // The cap is checked after the signature: a forged far-future ticket is just invalid.
+    assert_eq!(
+        verify(VALID, &secrets("other"), "r1", NOW, DEFAULT_MAX_TTL_S),
+        Err(TicketError::Invalid)
+    );
 }

@@ -1,5 +1,6 @@
-//! Reading `[vars]` values: the warning a bad value turns into, and the number parser every
-//! setting shares. A leaf module, so `config` and `turn` can both use it without a cycle.
+//! Reading `[vars]` values: the warning a bad value turns into, what a bad value of a setting
+//! that restricts access does instead of falling back, and the number parser every setting
+//! shares. A leaf module, so `config` and `turn` can both use it without a cycle.
 
 use std::fmt;
 
@@ -12,11 +13,36 @@ pub struct ConfigWarning {
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid {}: {}; using the default",
-            self.name, self.problem
-        )
+        let instead = match fails_closed(self.name) {
+            None => "using the default",
+            Some(Closed::OwnOriginOnly) => "only the Worker's own origin may open sockets",
+            Some(Closed::EverySocket) => {
+                "every socket is refused (503 config-error) until it is fixed"
+            }
+        };
+        write!(f, "invalid {}: {}; {instead}", self.name, self.problem)
+    }
+}
+
+/// What an invalid value of a setting that restricts access does. Never its default: the
+/// default of an access setting is the open one, and a typo must not open what the operator
+/// meant to close (docs/protocol.md, "Configuration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// `ALLOWED_ORIGINS`: no origin is allowed but the Worker's own.
+    OwnOriginOnly,
+    /// `JOIN_SECRET` without a usable key, `ROOM_JURISDICTION` not a jurisdiction: no socket
+    /// is served at all.
+    EverySocket,
+}
+
+/// How the setting `name` fails closed, if it restricts access; `None` for every other
+/// setting, whose invalid values fall back to the default.
+pub fn fails_closed(name: &str) -> Option<Closed> {
+    match name {
+        "ALLOWED_ORIGINS" => Some(Closed::OwnOriginOnly),
+        "JOIN_SECRET" | "ROOM_JURISDICTION" => Some(Closed::EverySocket),
+        _ => None,
     }
 }
 

@@ -1,5 +1,8 @@
 // Configuration through [vars]: configured values reach the clients and limits, and invalid
-// values are reported loudly in the logs and replaced by the defaults, never failing a request.
+// values are reported loudly in the logs and replaced by the defaults, never failing a request;
+// except the settings that restrict access, which fail closed: an invalid ALLOWED_ORIGINS
+// allows only the Worker's own origin, and a JOIN_SECRET without a key or an unknown
+// ROOM_JURISDICTION refuses every socket with 503 config-error.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -20,6 +23,7 @@ import {
   openFirst,
   openPair,
   rawField,
+  refusedUpgrade,
   roomName,
   send,
   sleep,
@@ -99,19 +103,31 @@ describe("invalid values", () => {
   });
   after(() => server?.dispose());
 
-  test("requests still work; ALLOWED_ORIGINS, ICE_SERVERS and MAX_MESSAGE_BYTES fall back to *, STUN and 65536", async () => {
+  test("requests still work; ICE_SERVERS and MAX_MESSAGE_BYTES fall back to STUN and 65536", async () => {
     const health = await fetch(server.http("/healthz"));
     assert.equal(health.status, 200);
     assert.deepStrictEqual(await health.json(), { status: "ok", version: CRATE_VERSION });
-    // ICE_SERVERS falls back to the default list (checked by openPair), ALLOWED_ORIGINS to *.
+    // ICE_SERVERS falls back to the default list (checked by openPair).
     const { a, b } = await openPair(server);
-    const other = await openFirst(server, roomName("origin"), { origin: "https://anyone.example" });
     const big = `{"type":"message","data":"${"x".repeat(DEFAULT_MAX_MESSAGE_BYTES - 28)}"}`;
     a.ws.send(big);
     assert.equal(rawField(await nextText(b.ws), "data"), rawField(big, "data"));
     a.ws.send(big.replace('"x', '"xx'));
     await expectError(a.ws, ErrorCode.TOO_LARGE);
-    terminateAll(a.ws, b.ws, other.ws);
+    terminateAll(a.ws, b.ws);
+  });
+
+  test("an invalid ALLOWED_ORIGINS fails closed: no origin but the Worker's own, never *", async () => {
+    // Not even the list's one valid item: the list as a whole is unusable.
+    for (const origin of ["https://anyone.example", "https://ok.example"]) {
+      const answer = await refusedUpgrade(server.ws(`/ws/${roomName("origin")}`), { origin });
+      assert.equal(answer.status, 403, origin);
+      assert.equal(answer.body.error.code, "forbidden-origin");
+    }
+    const own = await openFirst(server, roomName("origin"), { origin: server.origin });
+    terminateAll(own.ws);
+    const line = await server.waitForLine((l) => l.json?.event === "config-error" && l.json.message?.includes("ALLOWED_ORIGINS"));
+    assert.match(line.json.message, /; only the Worker's own origin may open sockets$/);
   });
 
   test("RATE_LIMIT_BURST and RATE_LIMIT_PER_SEC fall back to 100 and 20 per second", async () => {
@@ -166,3 +182,50 @@ describe("invalid values", () => {
     }
   });
 });
+
+/**
+ * A Worker whose `vars` make a setting that restricts access unusable: every socket request,
+ * with or without a ticket, from any origin, gets 503 config-error; one config-error line
+ * names the setting; the rest of the site is served.
+ */
+function refusesEverySocket(name, vars) {
+  describe(`${name} unusable: every socket is refused`, () => {
+    let server;
+    before(async () => {
+      server = await startServer({ vars });
+    });
+    after(() => server?.dispose());
+
+    test("503 config-error for every socket request, and one config-error line naming it", async () => {
+      const room = roomName("closed");
+      const ticket = "eyJhbGciOiJIUzI1NiJ9.eyJyb29tIjoieCJ9.c2ln";
+      for (const [path, options] of [
+        [`/ws/${room}`, {}],
+        [`/ws/${room}`, { origin: server.origin }],
+        [`/ws/${room}?ticket=${ticket}`, { protocols: ["duet.v1", `duet.ticket.${ticket}`] }],
+      ]) {
+        const answer = await refusedUpgrade(server.ws(path), options);
+        assert.equal(answer.status, 503, JSON.stringify(answer.body));
+        assert.deepStrictEqual(Object.keys(answer.body.error), ["code", "message"]);
+        assert.equal(answer.body.error.code, "config-error");
+        assert.ok(answer.body.error.message.length > 0);
+      }
+      const plain = await fetch(server.http(`/ws/${room}`));
+      assert.equal(plain.status, 503, "refused before the upgrade check");
+      assert.match(plain.headers.get("content-type"), /^application\/json/);
+      const health = await fetch(server.http("/healthz"));
+      assert.equal(health.status, 200, "the rest of the site is served");
+      const names = (l) => l.json?.event === "config-error" && l.json.message?.includes(name);
+      await server.waitForLine(names);
+      const lines = server.lines.filter(names);
+      assert.equal(lines.length, 1, lines.map((l) => l.text).join("\n"));
+      assert.equal(lines[0].stream, "stderr");
+      assert.match(lines[0].json.message, /; every socket is refused \(503 config-error\) until it is fixed$/);
+    });
+  });
+}
+
+// Only commas: tickets were silently off, and anyone joined.
+refusesEverySocket("JOIN_SECRET", { JOIN_SECRET: " , ," });
+// Not a jurisdiction: rooms were placed anywhere.
+refusesEverySocket("ROOM_JURISDICTION", { ROOM_JURISDICTION: "moon" });

@@ -73,17 +73,17 @@ describe("ROOM_JURISDICTION", () => {
     assert.equal(server.events(room).filter((e) => e.event !== "placement").length, 0, "no room object was started");
   });
 
-  test("an invalid jurisdiction is a config error and rooms work unrestricted", async () => {
+  // A jurisdiction restricts where data lives: an invalid one places no room anywhere.
+  test("an invalid jurisdiction is a config error and fails closed: 503 config-error, no room", async () => {
     const other = await startServer({ vars: { ROOM_JURISDICTION: "moon" } });
     try {
       const room = roomName("nowhere");
       const response = await openWithCf(other, room, { continent: "EU", country: "DE", longitude: "13.4" });
-      assert.equal(response.status, 101);
-      response.webSocket.accept();
-      assert.equal((await firstFrame(response.webSocket)).type, "created");
+      assert.equal(response.status, 503);
+      assert.equal((await response.json()).error.code, "config-error");
       const line = await other.waitForLine((l) => l.json?.event === "config-error");
-      assert.match(line.json.message, /ROOM_JURISDICTION/);
-      response.webSocket.close(1000);
+      assert.match(line.json.message, /^invalid ROOM_JURISDICTION: .*; every socket is refused/);
+      assert.equal(other.lines.filter((l) => l.json?.room === room).length, 0, "no placement, no room object");
     } finally {
       await other.dispose();
     }

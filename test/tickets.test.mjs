@@ -1,9 +1,12 @@
 // Signed join tickets (JOIN_SECRET set): HS256 JWTs minted here by jose, as an operator's
 // backend would. Every refusal with its status and code, in the documented order; the
 // subprotocol and query forms; identities in frames; identity takeover; resume tokens bound to
-// their identity. Then the join limit (JOIN_LIMITER), and resume by subprotocol in open mode.
+// their identity; what jose will not sign (a crit header, odd times) signed by hand. Then the
+// join limit (JOIN_LIMITER), which ticket refusals count against, and resume by subprotocol in
+// open mode.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { SignJWT, UnsecuredJWT } from "jose";
 import WebSocket from "ws";
@@ -36,6 +39,16 @@ function mint(room, sub, { claims = {}, secret = SECRET, alg = "HS256", exp = no
     .setSubject(sub)
     .setExpirationTime(exp)
     .sign(key(secret));
+}
+
+/**
+ * A ticket signed by hand (HS256 over the exact JSON texts given), for headers and claims jose
+ * refuses to write: a `crit` header, `exp: 1e300`.
+ */
+function handSigned(headerJson, claimsJson, secret = SECRET) {
+  const b64 = (text) => Buffer.from(text).toString("base64url");
+  const input = `${b64(headerJson)}.${b64(claimsJson)}`;
+  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
 }
 
 /** Opens a socket offering `duet.v1` and the ticket as a subprotocol. */
@@ -72,7 +85,12 @@ describe("join tickets (JOIN_SECRET set)", () => {
   let server;
   before(async () => {
     server = await startServer({
-      vars: { JOIN_SECRET: `${SECRET}, ${OLD_SECRET}`, ALLOWED_ORIGINS: FRIEND, RESUME_GRACE_MS: "5000" },
+      vars: {
+        JOIN_SECRET: `${SECRET}, ${OLD_SECRET}`,
+        ALLOWED_ORIGINS: FRIEND,
+        RESUME_GRACE_MS: "5000",
+        MAX_TICKET_TTL_SECONDS: "7200",
+      },
     });
   });
   after(() => server?.dispose());
@@ -125,6 +143,42 @@ describe("join tickets (JOIN_SECRET set)", () => {
     const lately = await connect(server.ws(`/ws/${room}?ticket=${await mint(room, "ann", { exp: now() - 10 })}`));
     assert.equal((await nextFrame(lately)).type, "created", "10 s past exp is within the leeway");
     terminateAll(lately);
+  });
+
+  test("a crit header: 401 invalid-ticket, however well signed", async () => {
+    const room = roomName("t");
+    const claims = JSON.stringify({ room, sub: "ann", exp: now() + 600 });
+    const plain = handSigned('{"alg":"HS256"}', claims);
+    const ws = await connect(server.ws(`/ws/${room}?ticket=${plain}`));
+    assert.equal((await nextFrame(ws)).type, "created", "the same ticket without crit is accepted");
+    terminateAll(ws);
+    for (const header of ['{"alg":"HS256","crit":["exp"]}', '{"alg":"HS256","crit":[]}', '{"alg":"HS256","crit":["b64"],"b64":true}']) {
+      await refused(server, `/ws/${room}?ticket=${handSigned(header, claims)}`, {}, 401, "invalid-ticket");
+    }
+  });
+
+  test("exp further ahead than MAX_TICKET_TTL_SECONDS (7200 here) and the leeway: 401 invalid-ticket naming it", async () => {
+    const room = roomName("t");
+    const answer = await refused(server, `/ws/${room}?ticket=${await mint(room, "ann", { exp: now() + 7200 + 120 })}`, {}, 401, "invalid-ticket");
+    assert.match(answer.body.error.message, /MAX_TICKET_TTL_SECONDS/);
+    const huge = handSigned('{"alg":"HS256"}', `{"room":"${room}","sub":"ann","exp":1e300}`);
+    await refused(server, `/ws/${room}?ticket=${huge}`, {}, 401, "invalid-ticket");
+    const ws = await connect(server.ws(`/ws/${room}?ticket=${await mint(room, "ann", { exp: now() + 7200 })}`));
+    assert.equal((await nextFrame(ws)).type, "created", "exactly the cap ahead is accepted");
+    terminateAll(ws);
+  });
+
+  test("times that are not whole seconds from 0 to 2^53 - 1: 401 invalid-ticket", async () => {
+    const room = roomName("t");
+    const exp = now() + 600;
+    for (const times of [`"exp":${exp}.5`, `"exp":${exp},"nbf":-1`, `"exp":${exp},"iat":9007199254740992`, `"exp":"${exp}"`]) {
+      const ticket = handSigned('{"alg":"HS256"}', `{"room":"${room}","sub":"ann",${times}}`);
+      await refused(server, `/ws/${room}?ticket=${ticket}`, {}, 401, "invalid-ticket");
+    }
+    const whole = handSigned('{"alg":"HS256"}', `{"room":"${room}","sub":"ann","exp":${exp}.0,"iat":9007199254740991}`);
+    const ws = await connect(server.ws(`/ws/${room}?ticket=${whole}`));
+    assert.equal((await nextFrame(ws)).type, "created", "a whole number written as a float is a time");
+    terminateAll(ws);
   });
 
   test("a ticket for another room: 403 ticket-wrong-room", async () => {
@@ -218,6 +272,54 @@ describe("join limit (JOIN_LIMITER: 3 joins per 10 s)", () => {
     }
     assert.ok(joined, "joins recover after the window");
     terminateAll(sockets, joined.ws);
+  });
+});
+
+describe("ticket refusals cost the address a join (JOIN_LIMITER as deployed: 60 per 60 s)", () => {
+  let server;
+  before(async () => {
+    server = await startServer({ vars: { JOIN_SECRET: SECRET }, joinLimit: "deployed" });
+  });
+  after(() => server?.dispose());
+
+  /** The limiter's window: like the platform's, the local one counts per wall-clock minute. */
+  const window = () => Math.floor(Date.now() / 60_000);
+
+  test("bad tickets spend the IP's joins: then 429 too-many-joins, for a good ticket too", async () => {
+    const room = roomName("guess");
+    const forged = await mint(room, "ann", { secret: "a-guessed-secret-0123456789abcdefghijk" });
+    const kinds = [
+      [`/ws/${room}`, 401, "ticket-required"],
+      [`/ws/${room}?ticket=${forged}`, 401, "invalid-ticket"],
+      [`/ws/${room}?ticket=${await mint(room, "ann", { exp: now() - 60 })}`, 401, "ticket-expired"],
+      [`/ws/${room}?ticket=${await mint(`${room}x`, "ann")}`, 403, "ticket-wrong-room"],
+      [`/ws/${room}?ticket=${await mint(room, "ann", { exp: now() + 86_400 + 120 })}`, 401, "invalid-ticket"],
+    ];
+    // The limit is time-based by definition: start early in a window, so that all of this
+    // (well under a second) falls in one.
+    if (Date.now() % 60_000 > 45_000) {
+      const next = window() + 1;
+      while (window() < next) await new Promise((r) => setTimeout(r, 250));
+    }
+    const started = window();
+    let sent = 0;
+    let answer;
+    while (sent < 125) {
+      const [path, status, code] = kinds[sent % kinds.length];
+      answer = await refusedUpgrade(server.ws(path));
+      sent += 1;
+      if (answer.status === 429) break;
+      assert.deepStrictEqual([answer.status, answer.body.error.code], [status, code], `refusal ${sent}`);
+    }
+    assert.equal(answer.status, 429, `${sent} ticket refusals and none of them cost a join`);
+    assert.equal(answer.body.error.code, "too-many-joins");
+    assert.equal(answer.headers["retry-after"], "60");
+    const good = await refusedUpgrade(server.ws(`/ws/${room}?ticket=${await mint(room, "ann")}`)).catch((err) => err);
+    if (window() === started) {
+      assert.equal(sent, 61, "the 61st request of the window is refused");
+      assert.equal(good.status, 429, "a good ticket from the spent address is refused too");
+      assert.equal(good.headers["retry-after"], "60");
+    }
   });
 });
 

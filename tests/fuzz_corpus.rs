@@ -123,6 +123,24 @@ fn regression_meta_numbers_cross_within_one_ulp() {
     regression("ticket", "crash-715dea731de3f3fe57a36442d9fd391a1b9bf2c3");
 }
 
+/// Issue 22, settings that restrict access failed open: `JOIN_SECRET` of commas turned tickets
+/// off, an invalid `ALLOWED_ORIGINS` allowed every origin, an unknown `ROOM_JURISDICTION`
+/// placed rooms anywhere. Each now fails closed (docs/protocol.md, "Configuration").
+#[test]
+fn regression_restricting_settings_fail_closed() {
+    regression("config", "join-secret-commas");
+    regression("config", "origins-star-among-others");
+    regression("config", "jurisdiction-unknown");
+    regression("route", "join-secret-commas");
+}
+
+/// Issue 22: a ticket with `exp: 1e300` was accepted, and so was a `crit` header.
+#[test]
+fn regression_tickets_live_a_bounded_time_and_carry_no_crit() {
+    regression("ticket", "signed-exp-1e300");
+    regression("ticket", "signed-crit");
+}
+
 #[test]
 fn documented_http_errors_are_in_the_docs() {
     let docs = include_str!("../docs/protocol.md");

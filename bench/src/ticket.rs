@@ -38,14 +38,18 @@ pub fn subprotocols(ticket: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use duet::ticket::{verify, Identity, TicketError};
+    use duet::ticket::{verify, Identity, TicketError, DEFAULT_MAX_TTL_S};
 
     #[test]
     fn the_server_accepts_what_is_minted() {
         let secrets = vec!["s3cret".to_owned()];
-        let ticket = mint("s3cret", "r1", "a-r1", 2_000_000_000);
+        // Valid for as long as the longest run's tickets (main.rs), within the server's default
+        // lifetime cap.
+        let now = 1_700_000_000;
+        let exp = now + 4 * crate::cli::MAX_DURATION_S as u64;
+        let ticket = mint("s3cret", "r1", "a-r1", exp);
         assert_eq!(
-            verify(&ticket, &secrets, "r1", 1_700_000_000),
+            verify(&ticket, &secrets, "r1", now, DEFAULT_MAX_TTL_S),
             Ok(Identity {
                 sub: "a-r1".into(),
                 name: None,
@@ -53,12 +57,12 @@ mod tests {
             })
         );
         assert_eq!(
-            verify(&ticket, &secrets, "r2", 1_700_000_000),
+            verify(&ticket, &secrets, "r2", now, DEFAULT_MAX_TTL_S),
             Err(TicketError::WrongRoom)
         );
         let other = vec!["other".to_owned()];
         assert_eq!(
-            verify(&ticket, &other, "r1", 1_700_000_000),
+            verify(&ticket, &other, "r1", now, DEFAULT_MAX_TTL_S),
             Err(TicketError::Invalid)
         );
     }

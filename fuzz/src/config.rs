@@ -1,11 +1,18 @@
 //! Configuration values: `Config::from_vars` (so `vars::parse_int`, the origins, `ICE_SERVERS`,
-//! the jurisdiction, `JOIN_SECRET`) and `TurnSettings::from_vars` (`TURN_URLS` and the rest).
+//! the jurisdiction, `JOIN_SECRET`, `MAX_TICKET_TTL_SECONDS`) and `TurnSettings::from_vars`
+//! (`TURN_URLS` and the rest).
 //!
 //! Input: lines `NAME=value` (the last one of a name counts).
 //!
 //! Checked, against the tables of docs/protocol.md ("Configuration") and docs/deploy.md:
 //! - each value the docs allow is used exactly, and each other one gives exactly one warning
-//!   naming the variable ("invalid NAME: ...; using the default") and the default;
+//!   naming the variable ("invalid NAME: ...; using the default") and the default; except that
+//!   a setting that restricts access fails closed: an invalid `ALLOWED_ORIGINS` allows only the
+//!   Worker's own origin, and a `JOIN_SECRET` without a key or an unknown `ROOM_JURISDICTION`
+//!   refuses every socket, each saying so in its warning;
+//! - fail closed, as a property: no invalid value of a setting that restricts access yields a
+//!   configuration more open than leaving it unset or giving it any of a few valid values (the
+//!   most closed among them), whatever the other settings are;
 //! - an accepted `ICE_SERVERS` is handed to clients byte for byte, is a JSON array of objects
 //!   with non-empty `urls`, and stays whole when TURN entries are appended to it;
 //! - accepted origins parse again to themselves, and each is allowed, in any ASCII case;
@@ -15,7 +22,9 @@
 use super::json::Members;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use duet::config::{AllowedOrigins, Config, DEFAULT_ICE_SERVERS, MAX_MESSAGE_BYTES_CEILING};
+use duet::config::{
+    AllowedOrigins, Config, DEFAULT_ICE_SERVERS, MAX_MESSAGE_BYTES_CEILING, MAX_TICKET_TTL_CEILING,
+};
 use duet::effect::LogLevel;
 use duet::turn::{ice_servers, CloudflareIce, DEFAULT_TTL_SECONDS};
 use hmac::{Hmac, Mac};
@@ -122,11 +131,12 @@ pub fn check(data: &[u8]) {
     let d = Config::default();
     let mut invalid: Vec<&str> = Vec::new();
 
+    // Invalid: no origin but the Worker's own, never the default `*`.
     let origins = match value("ALLOWED_ORIGINS") {
         None => AllowedOrigins::Any,
         Some(v) => expected_origins(v).unwrap_or_else(|| {
             invalid.push("ALLOWED_ORIGINS");
-            AllowedOrigins::Any
+            AllowedOrigins::List(vec![])
         }),
     };
     assert_eq!(config.allowed_origins, origins);
@@ -166,10 +176,15 @@ pub fn check(data: &[u8]) {
     let burst = number("RATE_LIMIT_BURST", 1, 1_000_000, 100);
     let grace = number("RESUME_GRACE_MS", 0, 86_400_000, 15_000);
     let stale = number("STALE_AFTER_MS", 1, 86_400_000, 60_000);
+    let unconfirmed = number("UNCONFIRMED_AFTER_MS", 1, 86_400_000, 10_000);
+    let ttl_cap = number("MAX_TICKET_TTL_SECONDS", 1, 365 * 86_400, 86_400);
+    assert_eq!(MAX_TICKET_TTL_CEILING, 365 * 86_400);
+    assert_eq!(config.max_ticket_ttl_s, ttl_cap);
     assert_eq!(config.max_message_bytes as u64, max);
     assert_eq!(u64::from(config.rate_limit_burst), burst);
     assert_eq!(config.resume_grace_ms, grace);
     assert_eq!(config.stale_after_ms, stale);
+    assert_eq!(config.unconfirmed_after_ms, unconfirmed);
 
     let per_sec = match value("RATE_LIMIT_PER_SEC") {
         None => d.rate_limit_per_sec,
@@ -256,6 +271,10 @@ pub fn check(data: &[u8]) {
         })
         .unwrap_or_default();
     assert_eq!(config.join_secrets.0, secrets);
+    // Set (even empty) without a key: every socket is refused, never open rooms.
+    if value("JOIN_SECRET").is_some() && secrets.is_empty() {
+        invalid.push("JOIN_SECRET");
+    }
     assert_eq!(
         format!("{:?}", config.join_secrets),
         format!("Secrets({} redacted)", secrets.len())
@@ -387,9 +406,85 @@ pub fn check(data: &[u8]) {
         "one warning for each invalid value, and only those"
     );
     for w in &warnings {
+        let instead = match w.name {
+            "ALLOWED_ORIGINS" => "only the Worker's own origin may open sockets",
+            "JOIN_SECRET" | "ROOM_JURISDICTION" => {
+                "every socket is refused (503 config-error) until it is fixed"
+            }
+            _ => "using the default",
+        };
         assert_eq!(
             w.to_string(),
-            format!("invalid {}: {}; using the default", w.name, w.problem)
+            format!("invalid {}: {}; {instead}", w.name, w.problem)
         );
     }
+    let mut unusable = config.unusable.clone();
+    unusable.sort_unstable();
+    let refusing: Vec<&str> = invalid
+        .iter()
+        .copied()
+        .filter(|n| matches!(*n, "JOIN_SECRET" | "ROOM_JURISDICTION"))
+        .collect();
+    assert_eq!(unusable, refusing, "every socket is refused exactly then");
+    assert_eq!(config.refuses_sockets(), !refusing.is_empty());
+    fails_closed(&vars, &config, &invalid);
+}
+
+/// The settings that restrict access, with valid values to hold an invalid one against: for
+/// the gates, values from the most closed to the open; for the ticket lifetime cap, whose
+/// invalid values take the default (docs/protocol.md), the default.
+const RESTRICTING: [(&str, &[&str]); 4] = [
+    ("ALLOWED_ORIGINS", &["", "https://a.example", "*"]),
+    ("JOIN_SECRET", &["k", "k,old"]),
+    ("ROOM_JURISDICTION", &["", "eu", "fedramp"]),
+    ("MAX_TICKET_TTL_SECONDS", &["86400"]),
+];
+
+/// No invalid value of a setting that restricts access yields a configuration more open than
+/// the same variables with that setting unset, or set to one of its valid values above.
+fn fails_closed(vars: &HashMap<&str, &str>, config: &Config, invalid: &[&str]) {
+    for (name, valid) in RESTRICTING {
+        if !invalid.contains(&name) {
+            continue;
+        }
+        let with = |v: Option<&str>| {
+            let mut vars = vars.clone();
+            vars.remove(name);
+            if let Some(v) = v {
+                vars.insert(name, v);
+            }
+            Config::from_vars(|n| vars.get(n).map(|v| (*v).to_owned())).0
+        };
+        assert!(
+            at_most_as_open(config, &with(None)),
+            "invalid {name} opens more than leaving it unset"
+        );
+        for v in valid {
+            assert!(
+                at_most_as_open(config, &with(Some(v))),
+                "invalid {name} opens more than {name}={v:?}"
+            );
+        }
+    }
+}
+
+/// Whether `a` lets in nothing that `b` refuses: no socket while refusing every socket; only
+/// origins `b` allows; tickets whenever `b` needs them, signed with keys `b` accepts; `b`'s
+/// jurisdiction; no ticket lifetime `b` would refuse.
+fn at_most_as_open(a: &Config, b: &Config) -> bool {
+    if a.refuses_sockets() || b.refuses_sockets() {
+        return a.refuses_sockets();
+    }
+    let origins = match (&a.allowed_origins, &b.allowed_origins) {
+        (_, AllowedOrigins::Any) => true,
+        (AllowedOrigins::Any, _) => false,
+        (AllowedOrigins::List(a), AllowedOrigins::List(b)) => a
+            .iter()
+            .all(|o| b.iter().any(|p| p.eq_ignore_ascii_case(o))),
+    };
+    let (keys_a, keys_b) = (&a.join_secrets.0, &b.join_secrets.0);
+    let tickets =
+        keys_b.is_empty() || (!keys_a.is_empty() && keys_a.iter().all(|k| keys_b.contains(k)));
+    let place = b.room_jurisdiction.is_none() || a.room_jurisdiction == b.room_jurisdiction;
+    origins && tickets && place && a.max_ticket_ttl_s <= b.max_ticket_ttl_s
 }

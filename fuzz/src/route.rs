@@ -5,12 +5,14 @@
 //! Input, one field a line (`~` or a missing line: absent): URL, method, `Origin`, `Upgrade`,
 //! `Sec-WebSocket-Key`, `Sec-WebSocket-Version`, `Sec-WebSocket-Protocol`, the
 //! `ALLOWED_ORIGINS` value, the `JOIN_SECRET` value. Tickets are checked at a fixed time
-//! (1,900,000,000).
+//! (1,999,990,000), with the default lifetime cap (a day).
 //!
 //! Checked:
 //! - `route` answers exactly what a reference written from docs/protocol.md ("HTTP routes")
 //!   answers, checks in the documented order, with the handshake key checked by a base64
 //!   decoder; every refusal is one of the documented status and code pairs, with a JSON body;
+//!   a `JOIN_SECRET` without a key refuses every socket (503 `config-error`), and exactly the
+//!   ticket refusals cost the client's address a join;
 //! - the URL's parts put back together split the same; the path starts with `/`; a query
 //!   parameter is the first `name=value` item of the query;
 //! - the subprotocols: `duet.v1` exactly when offered, the first ticket and resume token as
@@ -23,17 +25,19 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use duet::config::{AllowedOrigins, Config};
 use duet::route::{
-    is_room_name, route, Access, HttpError, Offered, RequestParts, Route, UrlParts, MAX_ROOM_LEN,
+    is_room_name, refusal_limit_key, route, Access, HttpError, Offered, RequestParts, Route,
+    UrlParts, MAX_ROOM_LEN,
 };
-use duet::ticket::{self, Identity};
+use duet::ticket::{self, Identity, DEFAULT_MAX_TTL_S};
 use duet::token::{resume_hash, to_hex, MAX_TOKEN_LEN};
 use sha2::{Digest, Sha256};
 
-/// When tickets are checked: before the `exp` of the test tickets (2,000,000,000).
-pub const NOW_S: u64 = 1_900_000_000;
+/// When tickets are checked: less than a day before the `exp` of the test tickets
+/// (2,000,000,000), so the default lifetime cap lets them through.
+pub const NOW_S: u64 = 1_999_990_000;
 
 /// Every refusal of `route` and the status docs/protocol.md gives it.
-pub const DOCUMENTED: [(u16, &str); 10] = [
+pub const DOCUMENTED: [(u16, &str); 11] = [
     (400, "invalid-room"),
     (400, "bad-upgrade"),
     (401, "ticket-required"),
@@ -44,6 +48,7 @@ pub const DOCUMENTED: [(u16, &str); 10] = [
     (404, "not-found"),
     (405, "method-not-allowed"),
     (426, "upgrade-required"),
+    (503, "config-error"),
 ];
 
 /// The answer the docs give, with `route`'s types.
@@ -51,6 +56,7 @@ fn reference(
     req: &RequestParts,
     origins: &AllowedOrigins,
     secrets: &[String],
+    refused: bool,
 ) -> Result<Route, HttpError> {
     let path = req.path;
     if path == "/ws" || path.starts_with("/ws/") {
@@ -60,6 +66,9 @@ fn reference(
         let room = path.get(4..).unwrap_or("");
         if !room_name(room) {
             return Err(HttpError::InvalidRoom);
+        }
+        if refused {
+            return Err(HttpError::ConfigError);
         }
         if let Some(origin) = req.origin {
             let own = origin.eq_ignore_ascii_case(req.own_origin);
@@ -76,7 +85,13 @@ fn reference(
         } else {
             let ticket = req.ticket.ok_or(HttpError::TicketRequired)?;
             // The ticket target checks verify itself.
-            Some(ticket::verify(ticket, secrets, room, NOW_S)?)
+            Some(ticket::verify(
+                ticket,
+                secrets,
+                room,
+                NOW_S,
+                DEFAULT_MAX_TTL_S,
+            )?)
         };
         if req
             .upgrade
@@ -200,15 +215,17 @@ pub fn check(data: &[u8]) {
         ws_version: get(5),
         ticket: offered.ticket.or_else(|| url.param("ticket")),
     };
-    let access = Access {
-        origins: &config.allowed_origins,
-        secrets: &config.join_secrets.0,
-        now_s: NOW_S,
-    };
-    let answer = route(req, &access);
+    let answer = route(req, &Access::of(&config, NOW_S));
+    // docs/protocol.md: set without a key (only commas and spaces), JOIN_SECRET refuses all.
+    let refused = get(8).is_some_and(|v| v.split(',').all(|k| k.trim().is_empty()));
     assert_eq!(
         answer,
-        reference(&req, &config.allowed_origins, &config.join_secrets.0),
+        reference(
+            &req,
+            &config.allowed_origins,
+            &config.join_secrets.0,
+            refused
+        ),
         "{req:?}"
     );
     match answer {
@@ -218,6 +235,12 @@ pub fn check(data: &[u8]) {
                 "undocumented refusal {err:?}"
             );
             assert_eq!(err.retry_after_s(), None);
+            // docs/access.md: a refused ticket costs the address a join; nothing else does.
+            let ticket_refusal = matches!(err.status(), 401) || err.code() == "ticket-wrong-room";
+            assert_eq!(
+                refusal_limit_key(err, "203.0.113.9").as_deref(),
+                ticket_refusal.then_some("ip:203.0.113.9")
+            );
             let body: serde_json::Value = serde_json::from_str(&err.body()).expect("JSON body");
             assert_eq!(body["error"]["code"], err.code());
             assert!(body["error"]["message"]

@@ -8,12 +8,15 @@
 //!
 //! Checked (docs/access.md, "The ticket"):
 //! - `verify` answers exactly what a reference written from the docs answers: `invalid-ticket`
-//!   for a bad shape, an `alg` other than `HS256`, a bad signature (HMAC-SHA256 computed here)
-//!   or claims of the wrong shape; `ticket-expired` past `exp` or before `nbf` (30 s leeway);
+//!   for a bad shape, an `alg` other than `HS256`, a `crit` header, a bad signature
+//!   (HMAC-SHA256 computed here), claims of the wrong shape (times that are not whole seconds
+//!   from 0 to 2^53 - 1 included), or an `exp` further ahead than the lifetime cap and the
+//!   30 s leeway; `ticket-expired` past `exp` or before `nbf` (30 s leeway);
 //!   `ticket-wrong-room`; else the identity;
 //! - a ticket verified with secret S verifies again with S anywhere in a rotation list, and not
 //!   without S, nor with its signature changed; at `exp` + 30 s it is still valid, a second
-//!   later it has expired;
+//!   later it has expired; with a cap of exactly `exp` - now - 30 s it is valid, with a second
+//!   less it is too long;
 //! - its identity crosses to the room (JSON, the identity header) unchanged, but for the last
 //!   binary digit of a number that is not whole;
 //! - base64url decodes exactly what RFC 4648's decoder (the `base64` crate) decodes.
@@ -26,6 +29,9 @@ use duet::ticket::{
     base64url, verify, Identity, TicketError, LEEWAY_S, MAX_META_BYTES, MAX_NAME_CHARS,
     MAX_SUB_CHARS, MAX_TICKET_BYTES,
 };
+
+/// 2^53 - 1, the largest time docs/access.md allows.
+const MAX_TIME: u64 = 9_007_199_254_740_991;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -33,6 +39,8 @@ use sha2::Sha256;
 pub const SECRET: &str = "duet-test-secret";
 /// After the `nbf` and before the `exp` of the test tickets.
 pub const NOW_S: u64 = 1_700_000_100;
+/// The lifetime cap the tickets are checked with: past their `exp` of 2033.
+pub const CAP_S: u64 = 400_000_000;
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 fn hmac(secret: &str, signed: &str) -> Vec<u8> {
@@ -52,9 +60,16 @@ pub fn sign(header: &[u8], claims: &[u8], secret: &str) -> String {
     format!("{signed}.{signature}")
 }
 
-/// What docs/access.md says of `ticket` for `room` at `now`, under `secret`.
-fn reference(ticket: &str, secret: &str, room: &str, now: u64) -> Result<Identity, TicketError> {
-    use TicketError::{Expired, Invalid, WrongRoom};
+/// What docs/access.md says of `ticket` for `room` at `now`, under `secret`, with an `exp`
+/// at most `cap` seconds (and the leeway) ahead.
+fn reference(
+    ticket: &str,
+    secret: &str,
+    room: &str,
+    now: u64,
+    cap: u64,
+) -> Result<Identity, TicketError> {
+    use TicketError::{Expired, Invalid, TooLong, WrongRoom};
     if ticket.len() > MAX_TICKET_BYTES {
         return Err(Invalid);
     }
@@ -67,30 +82,44 @@ fn reference(ticket: &str, secret: &str, room: &str, now: u64) -> Result<Identit
         let text = String::from_utf8(decode(part)?).map_err(|_| Invalid)?;
         serde_json::from_str(&text).map_err(|_| Invalid)
     };
-    if json(header)?.get("alg") != Some(&Value::from("HS256")) {
+    let header = json(header)?;
+    if header.get("alg") != Some(&Value::from("HS256")) || header.get("crit").is_some() {
         return Err(Invalid);
     }
-    if decode(signature)? != hmac(secret, &format!("{header}.{claims}")) {
+    if decode(signature)? != hmac(secret, &format!("{}.{claims}", parts[0])) {
         return Err(Invalid);
     }
     let claims = json(claims)?;
     let Value::Object(claims) = claims else {
         return Err(Invalid);
     };
+    // Whole seconds from 0 to 2^53 - 1, in any JSON spelling of a whole number; compared as
+    // exact integers (u128, so no sum here can overflow).
     let time = |name: &str| match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|t| t.is_finite())
-            .map(Some)
-            .ok_or(Invalid),
+        Some(Value::Number(n)) => {
+            let whole = match (n.as_u64(), n.as_f64()) {
+                (Some(u), _) => Some(u),
+                (None, Some(f)) if f.fract() == 0.0 && f >= 0.0 && f <= MAX_TIME as f64 => {
+                    Some(f as u64)
+                }
+                _ => None,
+            };
+            match whole.filter(|t| *t <= MAX_TIME) {
+                Some(t) => Ok(Some(u128::from(t))),
+                None => Err(Invalid),
+            }
+        }
         Some(_) => Err(Invalid),
     };
     let (exp, nbf, _iat) = (time("exp")?.ok_or(Invalid)?, time("nbf")?, time("iat")?);
     let Some(Value::String(claimed_room)) = claims.get("room") else {
         return Err(Invalid);
     };
-    let (now, leeway) = (now as f64, LEEWAY_S as f64);
+    let (now, leeway) = (u128::from(now), u128::from(LEEWAY_S));
+    if exp > now + u128::from(cap) + leeway {
+        return Err(TooLong);
+    }
     if now > exp + leeway || nbf.is_some_and(|nbf| now + leeway < nbf) {
         return Err(Expired);
     }
@@ -137,10 +166,10 @@ fn check_ticket(ticket: &str) {
     let mut rooms = vec!["r1".to_owned()];
     rooms.extend(claimed_room.filter(|r| r != "r1"));
     for room in &rooms {
-        let answer = verify(ticket, &secrets, room, NOW_S);
+        let answer = verify(ticket, &secrets, room, NOW_S, CAP_S);
         assert_eq!(
             answer,
-            reference(ticket, SECRET, room, NOW_S),
+            reference(ticket, SECRET, room, NOW_S, CAP_S),
             "{ticket} for {room}"
         );
         let Ok(identity) = answer else {
@@ -148,12 +177,12 @@ fn check_ticket(ticket: &str) {
         };
         let rotation = ["old-secret".to_owned(), SECRET.to_owned()];
         assert_eq!(
-            verify(ticket, &rotation, room, NOW_S).as_ref(),
+            verify(ticket, &rotation, room, NOW_S, CAP_S).as_ref(),
             Ok(&identity)
         );
         let others = ["old-secret".to_owned(), format!("{SECRET}x")];
         assert_eq!(
-            verify(ticket, &others, room, NOW_S),
+            verify(ticket, &others, room, NOW_S, CAP_S),
             Err(TicketError::Invalid)
         );
         let signature_at = ticket.rfind('.').expect("three parts") + 1;
@@ -165,7 +194,7 @@ fn check_ticket(ticket: &str) {
         };
         changed.replace_range(signature_at..signature_at + 1, first);
         assert_eq!(
-            verify(&changed, &secrets, room, NOW_S),
+            verify(&changed, &secrets, room, NOW_S, CAP_S),
             Err(TicketError::Invalid)
         );
         check_expiry(ticket, &secrets, room, &identity);
@@ -228,11 +257,27 @@ fn check_expiry(ticket: &str, secrets: &[String], room: &str, identity: &Identit
         return;
     };
     let edge = exp + LEEWAY_S;
-    assert_eq!(verify(ticket, secrets, room, edge).as_ref(), Ok(identity));
     assert_eq!(
-        verify(ticket, secrets, room, edge + 1),
+        verify(ticket, secrets, room, edge, CAP_S).as_ref(),
+        Ok(identity)
+    );
+    assert_eq!(
+        verify(ticket, secrets, room, edge + 1, CAP_S),
         Err(TicketError::Expired)
     );
+    // The lifetime cap's edge: `exp` may be the cap and the leeway ahead, not a second more.
+    if let Some(cap) = exp.checked_sub(NOW_S + LEEWAY_S) {
+        assert_eq!(
+            verify(ticket, secrets, room, NOW_S, cap).as_ref(),
+            Ok(identity)
+        );
+        if let Some(less) = cap.checked_sub(1) {
+            assert_eq!(
+                verify(ticket, secrets, room, NOW_S, less),
+                Err(TicketError::TooLong)
+            );
+        }
+    }
 }
 
 pub fn check(data: &[u8]) {

@@ -2,10 +2,11 @@
 //! Durable Object (returning its 101 untouched), and serves the app from the assets binding.
 
 use super::platform;
+use crate::config::Config;
 use crate::placement::location_hint;
 use crate::route::{
-    encode_identity, join_limit_keys, route, Access, HttpError, Offered, RequestParts, Route,
-    UrlParts, IDENTITY_HEADER, JOIN_LIMITER,
+    encode_identity, join_limit_keys, refusal_limit_key, route, Access, HttpError, Offered,
+    RequestParts, Route, UrlParts, IDENTITY_HEADER, JOIN_LIMITER,
 };
 use crate::ticket::Identity;
 use worker::{console_error, console_log, event, Context, Env, Headers, Request, Response, Result};
@@ -58,53 +59,19 @@ async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
         ws_version: ws_version.as_deref(),
         ticket: offered.ticket.or_else(|| url.param("ticket")),
     };
-    let access = Access {
-        origins: &config.allowed_origins,
-        secrets: &config.join_secrets.0,
-        now_s: platform::now_ms() / 1000,
-    };
-    match route(parts, &access) {
-        Err(err) => error_response(err),
+    match route(parts, &Access::of(&config, platform::now_ms() / 1000)) {
+        Err(err) => refuse(env, &headers, err).await,
         Ok(Route::Health) => json_response(
             200,
             &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
         ),
         Ok(Route::Socket { room, identity }) => {
-            let ip = headers.get("CF-Connecting-IP")?.unwrap_or_default();
+            let ip = client_ip(&headers)?;
             if let Err(err) = check_join_limits(env, &join_limit_keys(&ip, identity.as_ref())).await
             {
                 return error_response(err);
             }
-            let cf = platform::cf(&req);
-            let field = |key| cf.as_ref().and_then(|cf| platform::cf_field(cf, key));
-            let hint = location_hint(
-                field("continent").as_deref(),
-                field("country").as_deref(),
-                cf.as_ref()
-                    .and_then(|cf| platform::cf_number(cf, "longitude")),
-            );
-            if config.log_level.writes_info() {
-                console_log!(
-                    "{}",
-                    serde_json::json!({
-                        "event": "placement",
-                        "room": room,
-                        "locationHint": hint,
-                        "jurisdiction": config.room_jurisdiction,
-                    })
-                );
-            }
-            let mut rooms = env.durable_object("ROOMS")?;
-            if let Some(jurisdiction) = config.room_jurisdiction {
-                rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
-            }
-            match identity {
-                None => platform::room_fetch(&rooms, &room, hint, &req).await,
-                Some(identity) => {
-                    let forwarded = with_identity(&req, &identity)?;
-                    platform::room_fetch(&rooms, &room, hint, &forwarded).await
-                }
-            }
+            to_room(&req, env, &config, &room, identity.as_ref()).await
         }
         Ok(Route::AppPage) => {
             // A plain GET built by the runtime: `Fetcher::fetch` would convert a workers-rs
@@ -122,6 +89,68 @@ async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
                 .fetch_request(Request::from(req))
                 .await
                 .map(Into::into)
+        }
+    }
+}
+
+/// The client's address, as the join limit keys it.
+fn client_ip(headers: &web_sys::Headers) -> Result<String> {
+    Ok(headers.get("CF-Connecting-IP")?.unwrap_or_default())
+}
+
+/// Answers a refused request. A ticket refusal costs the address a join first, so guessing
+/// tickets is limited like joining: once the address has none left, the answer is
+/// `too-many-joins`. Only refusals wait for the limiter here, never a join.
+async fn refuse(
+    env: &Env,
+    headers: &web_sys::Headers,
+    err: HttpError,
+) -> Result<web_sys::Response> {
+    if let Some(key) = refusal_limit_key(err, &client_ip(headers)?) {
+        if let Err(over) = check_join_limit(env, &key).await {
+            return error_response(over);
+        }
+    }
+    error_response(err)
+}
+
+/// Forwards an admitted socket to its room's Durable Object, placed near the client (and in
+/// the jurisdiction, if one is set), with the identity its ticket vouched for.
+async fn to_room(
+    req: &web_sys::Request,
+    env: &Env,
+    config: &Config,
+    room: &str,
+    identity: Option<&Identity>,
+) -> Result<web_sys::Response> {
+    let cf = platform::cf(req);
+    let field = |key| cf.as_ref().and_then(|cf| platform::cf_field(cf, key));
+    let hint = location_hint(
+        field("continent").as_deref(),
+        field("country").as_deref(),
+        cf.as_ref()
+            .and_then(|cf| platform::cf_number(cf, "longitude")),
+    );
+    if config.log_level.writes_info() {
+        console_log!(
+            "{}",
+            serde_json::json!({
+                "event": "placement",
+                "room": room,
+                "locationHint": hint,
+                "jurisdiction": config.room_jurisdiction,
+            })
+        );
+    }
+    let mut rooms = env.durable_object("ROOMS")?;
+    if let Some(jurisdiction) = config.room_jurisdiction {
+        rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
+    }
+    match identity {
+        None => platform::room_fetch(&rooms, room, hint, req).await,
+        Some(identity) => {
+            let forwarded = with_identity(req, identity)?;
+            platform::room_fetch(&rooms, room, hint, &forwarded).await
         }
     }
 }
