@@ -41,6 +41,23 @@ fn rest_entry_has_expiry_client_and_credential() {
 }
 
 #[test]
+fn tcp_and_tls_transports_reach_the_client_as_written() {
+    // A home that drops UDP needs these (docs/deploy.md, "Networks").
+    let urls = "turn:t.example:3478?transport=udp, turn:t.example:3478?transport=tcp, turns:t.example:5349?transport=tcp";
+    let (s, w) = settings(&[("TURN_SECRET", "k"), ("TURN_URLS", urls)]);
+    assert!(w.is_empty(), "{w:?}");
+    let entry = s.rest.expect("rest TURN").ice_server("0123456789abcdef", 0);
+    assert_eq!(
+        entry["urls"],
+        json!([
+            "turn:t.example:3478?transport=udp",
+            "turn:t.example:3478?transport=tcp",
+            "turns:t.example:5349?transport=tcp"
+        ])
+    );
+}
+
+#[test]
 fn ttl_and_json_urls() {
     let (s, w) = settings(&[
         ("TURN_SECRET", "k"),
