@@ -106,23 +106,41 @@ describe(`a client's budget (burst ${BURST}, ${PER_SEC}/s)`, () => {
   });
   after(() => Promise.all([server?.dispose(), ticketed?.dispose()]));
 
-  test("leaving and rejoining from one address does not refill it", async () => {
-    const room = roomName("churn");
+  for (const [what, headers] of [
+    ["from one address", { "CF-Connecting-IP": "198.51.100.66" }],
+    // `wrangler dev` sets no CF-Connecting-IP: such clients share one budget, as one address.
+    ["without an address (a local runtime)", undefined],
+  ]) {
+    test(`leaving and rejoining ${what} does not refill it`, async () => {
+      const room = roomName("churn");
+      const victim = await openFirst(server, room);
+      const watched = watch(victim.ws);
+      const attacker = headers ? { headers } : {};
+      const ids = new Set();
+      const ms = await attackFor(async () => {
+        const id = await joinSpendLeave(server, room, attacker, BURST, watched);
+        if (id) ids.add(id);
+      });
+      await watched.drain();
+      const caused = causedBy(watched.seen, ids);
+      assert.ok(caused.length <= budget(ms), `${caused.length} frames in ${ms} ms, over the budget of ${budget(ms)}`);
+      assert.ok(caused.some((f) => f.type === "message"), "the attacker's first messages went through");
+      terminateAll(victim.ws);
+    });
+  }
+
+  test("someone from another address joins at once with a budget of their own", async () => {
+    const room = roomName("churn-other");
     const victim = await openFirst(server, room);
     const watched = watch(victim.ws);
-    const attacker = { headers: { "CF-Connecting-IP": "198.51.100.66" } };
-    const ids = new Set();
-    const ms = await attackFor(async () => {
-      const id = await joinSpendLeave(server, room, attacker, BURST, watched);
-      if (id) ids.add(id);
-    });
-    await watched.drain();
-    const caused = causedBy(watched.seen, ids);
-    assert.ok(caused.length <= budget(ms), `${caused.length} frames in ${ms} ms, over the budget of ${budget(ms)}`);
-    assert.ok(caused.some((f) => f.type === "message"), "the attacker's first messages went through");
-    // Someone else, from another address, joins at once with a budget of their own.
+    const attacker = { headers: { "CF-Connecting-IP": "198.51.100.67" } };
+    await attackFor(() => joinSpendLeave(server, room, attacker, BURST, watched));
     const other = await connect(server.ws(`/ws/${room}`), { headers: { "CF-Connecting-IP": "203.0.113.5" } });
-    assert.equal((await nextFrame(other)).type, "joined");
+    const joined = await nextFrame(other);
+    assert.equal(joined.type, "joined");
+    // A whole burst less the join's two frames, at once.
+    for (let i = 0; i < BURST - 2; i++) send(other, { type: "message", data: i });
+    for (let i = 0; i < BURST - 2; i++) await watched.until((f) => f.type === "message" && f.from === joined.clientId && f.data === i);
     terminateAll(victim.ws, other);
   });
 

@@ -36,18 +36,18 @@ pub const DROP_COST: u32 = 2;
 const KEY_BYTES: usize = 16;
 
 impl RoomState {
-    /// The key whose budget an arrival spends: its identity with tickets, else its address;
-    /// `None` when it has neither. `seed` is fresh randomness for the room's first key.
+    /// The key whose budget an arrival spends: its identity with tickets, else its address.
+    /// Arrivals without an address (a local runtime sets none) share one key, as clients
+    /// behind one address do. `seed` is fresh randomness for the room's first key.
     pub(super) fn budget_key(
         &mut self,
         identity: Option<&Identity>,
         address: Option<&str>,
         seed: &str,
     ) -> Option<String> {
-        let (kind, value) = match (identity, address) {
-            (Some(identity), _) => ("sub", identity.sub.as_str()),
-            (None, Some(address)) if !address.is_empty() => ("ip", address),
-            _ => return None,
+        let (kind, value) = match identity {
+            Some(identity) => ("sub", identity.sub.as_str()),
+            None => ("ip", address.unwrap_or_default()),
         };
         if self.salt.is_empty() {
             // Hashed under its own label: the seed's other uses reveal nothing of the salt.
