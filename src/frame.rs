@@ -65,15 +65,14 @@ pub fn on_frame<S>(
     };
     // The socket id is cloned only off the relay path.
     match intake(incoming, &mut entry.limiter, now, config) {
-        Intake::Accept(ClientFrame::Message(data)) if entry.info.confirmed => {
-            Step::Done(relay(registry, index, data))
-        }
         Intake::Accept(ClientFrame::Message(data)) => {
-            // The first frame of a socket that never pinged confirms it, once.
-            entry.info.confirmed = true;
-            let attach = attach(entry);
+            // The first message of a socket confirms it (`SocketInfo::confirmed`), once.
+            let confirm = (!entry.info.confirmed).then(|| {
+                entry.info.confirmed = true;
+                attach(entry)
+            });
             let mut out = relay(registry, index, data);
-            out.push(attach);
+            out.extend(confirm);
             Step::Done(out)
         }
         Intake::Accept(ClientFrame::Ping) => {
