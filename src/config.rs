@@ -94,108 +94,50 @@ fn default_ice_servers() -> Box<RawValue> {
         .unwrap_or_else(|_| Box::<RawValue>::default())
 }
 
+/// The `[vars]` as read: each setting's value, trimmed, and the warnings so far.
+struct Reader<'a, G> {
+    get: &'a G,
+    warnings: Vec<ConfigWarning>,
+}
+
+impl<G: Fn(&str) -> Option<String>> Reader<'_, G> {
+    fn value(&self, name: &str) -> Option<String> {
+        (self.get)(name).map(|v| v.trim().to_owned())
+    }
+
+    /// Hands `name`'s value, when set, to `apply`; a problem it returns becomes a warning.
+    fn read(&mut self, name: &'static str, apply: impl FnOnce(String) -> Result<(), String>) {
+        if let Some(value) = self.value(name) {
+            self.check(name, apply(value));
+        }
+    }
+
+    fn check(&mut self, name: &'static str, outcome: Result<(), String>) {
+        if let Err(problem) = outcome {
+            self.warnings.push(ConfigWarning { name, problem });
+        }
+    }
+}
+
 impl Config {
     /// Builds the configuration from a lookup of variable names (absent → default).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> (Config, Vec<ConfigWarning>) {
         let mut config = Config::default();
-        let mut warnings = Vec::new();
-        let mut apply = |name: &'static str, result: Option<Result<(), String>>| {
-            if let Some(Err(problem)) = result {
-                warnings.push(ConfigWarning { name, problem });
-            }
+        let mut vars = Reader {
+            get: &get,
+            warnings: Vec::new(),
         };
-        let value = |name: &str| get(name).map(|v| v.trim().to_owned());
-
-        apply(
-            "ALLOWED_ORIGINS",
-            value("ALLOWED_ORIGINS").map(|v| {
-                // Invalid: an empty list, not the default `*`, so only the Worker's own origin.
-                let (origins, outcome) = match parse_origins(&v) {
-                    Ok(origins) => (origins, Ok(())),
-                    Err(problem) => (AllowedOrigins::List(vec![]), Err(problem)),
-                };
-                config.allowed_origins = origins;
-                outcome
-            }),
+        config.read_limits(&mut vars);
+        config.read_access(&mut vars);
+        let webhook = parse_settings(
+            vars.value("WEBHOOK_URL").as_deref(),
+            get("WEBHOOK_SECRET").as_deref(),
         );
-        apply(
-            "ICE_SERVERS",
-            value("ICE_SERVERS").map(|v| parse_ice_servers(v).map(|s| config.ice_servers = s)),
-        );
-        apply(
-            "MAX_MESSAGE_BYTES",
-            value("MAX_MESSAGE_BYTES").map(|v| {
-                parse_int(&v, 1, MAX_MESSAGE_BYTES_CEILING as u64)
-                    .map(|n| config.max_message_bytes = n as usize)
-            }),
-        );
-        apply(
-            "RATE_LIMIT_BURST",
-            value("RATE_LIMIT_BURST")
-                .map(|v| parse_int(&v, 1, 1_000_000).map(|n| config.rate_limit_burst = n as u32)),
-        );
-        apply(
-            "RATE_LIMIT_PER_SEC",
-            value("RATE_LIMIT_PER_SEC").map(|v| match parse_decimal(&v) {
-                Some(n) if n > 0.0 && n <= 1_000_000.0 => {
-                    config.rate_limit_per_sec = n;
-                    Ok(())
-                }
-                _ => Err(format!("{v:?} is not a number above 0")),
-            }),
-        );
-        apply(
-            "RESUME_GRACE_MS",
-            value("RESUME_GRACE_MS")
-                .map(|v| parse_int(&v, 0, 86_400_000).map(|n| config.resume_grace_ms = n)),
-        );
-        apply(
-            "STALE_AFTER_MS",
-            value("STALE_AFTER_MS")
-                .map(|v| parse_int(&v, 1, 86_400_000).map(|n| config.stale_after_ms = n)),
-        );
-        apply(
-            "UNCONFIRMED_AFTER_MS",
-            value("UNCONFIRMED_AFTER_MS")
-                .map(|v| parse_int(&v, 1, 86_400_000).map(|n| config.unconfirmed_after_ms = n)),
-        );
-        apply(
-            "ROOM_JURISDICTION",
-            value("ROOM_JURISDICTION")
-                .map(|v| parse_jurisdiction(&v).map(|j| config.room_jurisdiction = j)),
-        );
-        apply(
-            "JOIN_SECRET",
-            value("JOIN_SECRET").map(|v| {
-                // Without a key it does not turn tickets off: `unusable` refuses every socket.
-                config.join_secrets = Secrets(parse_secrets(&v));
-                if config.join_secrets.0.is_empty() {
-                    Err("it is set but holds no key (only commas or spaces)".to_owned())
-                } else {
-                    Ok(())
-                }
-            }),
-        );
-        apply(
-            "MAX_TICKET_TTL_SECONDS",
-            value("MAX_TICKET_TTL_SECONDS").map(|v| {
-                parse_int(&v, 1, MAX_TICKET_TTL_CEILING).map(|n| config.max_ticket_ttl_s = n)
-            }),
-        );
-        apply(
-            "WEBHOOK_URL",
-            Some(
-                parse_settings(
-                    value("WEBHOOK_URL").as_deref(),
-                    get("WEBHOOK_SECRET").as_deref(),
-                )
-                .map(|w| config.webhook = w),
-            ),
-        );
-        apply(
-            "LOG_LEVEL",
-            value("LOG_LEVEL").map(|v| LogLevel::parse(&v).map(|l| config.log_level = l)),
-        );
+        vars.check("WEBHOOK_URL", webhook.map(|w| config.webhook = w));
+        vars.read("LOG_LEVEL", |v| {
+            LogLevel::parse(&v).map(|l| config.log_level = l)
+        });
+        let mut warnings = vars.warnings;
         let (turn, turn_warnings) = TurnSettings::from_vars(&get);
         config.turn = turn;
         warnings.extend(turn_warnings);
@@ -205,6 +147,64 @@ impl Config {
             .filter(|name| fails_closed(name) == Some(Closed::EverySocket))
             .collect();
         (config, warnings)
+    }
+
+    /// The settings that decide who may connect, and where rooms live.
+    fn read_access(&mut self, vars: &mut Reader<impl Fn(&str) -> Option<String>>) {
+        vars.read("ALLOWED_ORIGINS", |v| {
+            // Invalid: an empty list, not the default `*`, so only the Worker's own origin.
+            let (origins, outcome) = match parse_origins(&v) {
+                Ok(origins) => (origins, Ok(())),
+                Err(problem) => (AllowedOrigins::List(vec![]), Err(problem)),
+            };
+            self.allowed_origins = origins;
+            outcome
+        });
+        vars.read("ROOM_JURISDICTION", |v| {
+            parse_jurisdiction(&v).map(|j| self.room_jurisdiction = j)
+        });
+        vars.read("JOIN_SECRET", |v| {
+            // Without a key it does not turn tickets off: `unusable` refuses every socket.
+            self.join_secrets = Secrets(parse_secrets(&v));
+            if self.join_secrets.0.is_empty() {
+                Err("it is set but holds no key (only commas or spaces)".to_owned())
+            } else {
+                Ok(())
+            }
+        });
+        vars.read("MAX_TICKET_TTL_SECONDS", |v| {
+            parse_int(&v, 1, MAX_TICKET_TTL_CEILING).map(|n| self.max_ticket_ttl_s = n)
+        });
+    }
+
+    /// The ICE servers, and the limits on frames, rates and times.
+    fn read_limits(&mut self, vars: &mut Reader<impl Fn(&str) -> Option<String>>) {
+        vars.read("ICE_SERVERS", |v| {
+            parse_ice_servers(v).map(|s| self.ice_servers = s)
+        });
+        vars.read("MAX_MESSAGE_BYTES", |v| {
+            parse_int(&v, 1, MAX_MESSAGE_BYTES_CEILING as u64)
+                .map(|n| self.max_message_bytes = n as usize)
+        });
+        vars.read("RATE_LIMIT_BURST", |v| {
+            parse_int(&v, 1, 1_000_000).map(|n| self.rate_limit_burst = n as u32)
+        });
+        vars.read("RATE_LIMIT_PER_SEC", |v| match parse_decimal(&v) {
+            Some(n) if n > 0.0 && n <= 1_000_000.0 => {
+                self.rate_limit_per_sec = n;
+                Ok(())
+            }
+            _ => Err(format!("{v:?} is not a number above 0")),
+        });
+        vars.read("RESUME_GRACE_MS", |v| {
+            parse_int(&v, 0, 86_400_000).map(|n| self.resume_grace_ms = n)
+        });
+        vars.read("STALE_AFTER_MS", |v| {
+            parse_int(&v, 1, 86_400_000).map(|n| self.stale_after_ms = n)
+        });
+        vars.read("UNCONFIRMED_AFTER_MS", |v| {
+            parse_int(&v, 1, 86_400_000).map(|n| self.unconfirmed_after_ms = n)
+        });
     }
 
     /// Whether every socket is refused, for a setting that restricts access is unusable.

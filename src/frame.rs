@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::effect::Effect;
 use crate::intake::{intake, Incoming, Intake};
-use crate::protocol::{relay_text, ClientFrame, ErrorCode, ServerFrame, PONG_TEXT};
+use crate::protocol::{relay_text, ClientFrame, CloseCode, ErrorCode, ServerFrame, PONG_TEXT};
 use crate::registry::{Entry, Registry};
 use crate::room::RoomEvent;
 use crate::turn::{self, CloudflareIce};
@@ -100,38 +100,44 @@ pub fn on_frame<S>(
                 report,
             },
         ),
-        Intake::Refuse(code) => {
-            let error = Effect::Send {
-                conn: entry.info.conn.clone(),
-                frame: code.to_frame(),
-            };
-            // A refusal by the rate limit is kept in the attachment, so a wake does not
-            // hand a flooder a full bucket.
-            match code {
-                ErrorCode::RateLimited => Step::Done(vec![error, attach(entry)]),
-                _ => Step::Done(vec![error]),
-            }
-        }
-        Intake::RefuseAndClose { error, close } => {
-            let conn = entry.info.conn.clone();
-            Step::Room(
-                vec![
-                    Effect::Send {
-                        conn: conn.clone(),
-                        frame: error.to_frame(),
-                    },
-                    Effect::Close {
-                        conn: conn.clone(),
-                        code: close,
-                    },
-                ],
-                RoomEvent::ServerClosed {
-                    conn,
-                    bucket: entry.limiter.clone(),
-                },
-            )
-        }
+        Intake::Refuse(code) => refused(entry, code),
+        Intake::RefuseAndClose { error, close } => refused_and_closed(entry, error, close),
     }
+}
+
+/// A refused frame: its `error`. A refusal by the rate limit is kept in the attachment, so a
+/// wake does not hand a flooder a full bucket.
+fn refused<S>(entry: &mut Entry<S>, code: ErrorCode) -> Step {
+    let error = Effect::Send {
+        conn: entry.info.conn.clone(),
+        frame: code.to_frame(),
+    };
+    match code {
+        ErrorCode::RateLimited => Step::Done(vec![error, attach(entry)]),
+        _ => Step::Done(vec![error]),
+    }
+}
+
+/// A refused frame that closes the socket: `error`, the close, and the slot goes away with
+/// the spent bucket.
+fn refused_and_closed<S>(entry: &Entry<S>, error: ErrorCode, close: CloseCode) -> Step {
+    let conn = entry.info.conn.clone();
+    Step::Room(
+        vec![
+            Effect::Send {
+                conn: conn.clone(),
+                frame: error.to_frame(),
+            },
+            Effect::Close {
+                conn: conn.clone(),
+                code: close,
+            },
+        ],
+        RoomEvent::ServerClosed {
+            conn,
+            bucket: entry.limiter.clone(),
+        },
+    )
 }
 
 /// Writes the socket's attachment with its bucket as it is now.
