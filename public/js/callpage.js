@@ -411,7 +411,8 @@ function wireChat(call, debug) {
     if (open) {
       unread = 0;
       showUnread();
-      if (!chatInput.disabled) chatInput.focus();
+      // Not on a touch screen, where focus would raise the keyboard over the messages.
+      if (!chatInput.disabled && matchMedia("(pointer: fine)").matches) chatInput.focus();
     }
   };
   const chatVisible = () => wide.matches || callSection.classList.contains("chat-open");
