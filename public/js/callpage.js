@@ -74,8 +74,9 @@ function peerName(call) {
 /**
  * What the call's status means to a person.
  * @param {Call} call
+ * @param {boolean} wasConnected whether this page's call has been connected before
  */
-function statusText(call) {
+function statusText(call, wasConnected) {
   const name = peerName(call);
   const they = name ?? "The other person";
   switch (call.status) {
@@ -84,6 +85,9 @@ function statusText(call) {
     case "waiting":
       return "Waiting for the other person to join. Send them the link.";
     case "connecting":
+      // The media path broke while both are still in the room. The server may not tell of a
+      // drop (docs/protocol.md, "Budget"), so this does not wait for `peer-away`.
+      if (wasConnected && ["disconnected", "failed"].includes(call.pc?.connectionState ?? "")) return "The connection dropped; reconnecting…";
       return name ? `Connecting to ${name}…` : "Connecting…";
     case "connected":
       return name ? `Connected with ${name}` : "Connected";
@@ -137,7 +141,7 @@ export function showCall(room) {
 
   const status = $("status");
   const render = () => {
-    status.textContent = statusText(call);
+    status.textContent = statusText(call, debug.connectedAt !== null);
     status.dataset.status = call.status;
     $("call-title").textContent = peerName(call) ? `Call with ${peerName(call)}` : "Video call";
     if (call.status === "connected" && debug.connectedAt === null) debug.connectedAt = performance.now();
@@ -183,6 +187,8 @@ function finish(call, why) {
   const callSection = $("call");
   if (callSection.dataset.finished === why) return;
   callSection.dataset.finished = why;
+  // A keyboard user whose button just went (Hang up, say) lands on the next step, not nowhere.
+  const hadFocus = callSection.contains(document.activeElement);
   for (const id of ["stage", "media-note", "controls", "devices", "shortcuts", "share", "chat-form", "security-details"]) $(id).hidden = true;
   const localVideo = /** @type {HTMLVideoElement} */ ($("local-video"));
   localVideo.srcObject = null;
@@ -216,6 +222,7 @@ function finish(call, why) {
       : null;
   });
   $("after-call").hidden = false;
+  if (hadFocus) links[0].focus();
 }
 
 /**

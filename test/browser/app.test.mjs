@@ -244,6 +244,7 @@ describe("the app, as a person sees it", () => {
     await phone.getByRole("button", { name: "Hang up" }).click();
     await looksFinished(phone, "You left the call.", "Start a new call");
     assert.equal(await phone.getByRole("link", { name: "Rejoin this room" }).count(), 1);
+    assert.equal(await phone.evaluate(() => document.activeElement?.textContent), "Start a new call", "focus moves to the next step");
     await phone.screenshot({ path: join(SCREENSHOTS, "ended-phone.png") });
     await desk.getByRole("status").filter({ hasText: "The other person left the call." }).waitFor();
     assert.equal(await desk.evaluate(() => window.duetDebug.call.peerLeftReason), "leave");
