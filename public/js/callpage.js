@@ -393,15 +393,13 @@ function wireDevices(call) {
 }
 
 /**
- * Chat and photos; below the wide layout, the chat is a panel with an unread count.
- * @param {Call} call
+ * Below the wide layout, the chat is a panel opened from the bar, with an unread count.
  * @param {ReturnType<typeof exposeDebug>} debug
+ * @returns {(from: "me" | "peer") => void} to call for each message shown
  */
-function wireChat(call, debug) {
+function wireChatPanel(debug) {
   const callSection = $("call");
   const chatInput = /** @type {HTMLInputElement} */ ($("chat-input"));
-  const chatSend = button("chat-send");
-  const snap = button("snap");
   const toggleButton = button("chat-toggle");
   const wide = matchMedia(WIDE);
   let unread = 0;
@@ -429,12 +427,24 @@ function wireChat(call, debug) {
     toggleButton.focus();
   });
   Object.assign(debug, { setChatOpen: setOpen });
-  const arrived = (/** @type {"me" | "peer"} */ from) => {
+  return (from) => {
     if (from === "peer" && !chatVisible()) {
       unread += 1;
       showUnread();
     }
   };
+}
+
+/**
+ * Chat and photos.
+ * @param {Call} call
+ * @param {ReturnType<typeof exposeDebug>} debug
+ */
+function wireChat(call, debug) {
+  const chatInput = /** @type {HTMLInputElement} */ ($("chat-input"));
+  const chatSend = button("chat-send");
+  const snap = button("snap");
+  const arrived = wireChatPanel(debug);
 
   call.addEventListener("channel", (event) => {
     const open = /** @type {CustomEvent} */ (event).detail.open;

@@ -250,6 +250,7 @@ describe("the app, as a person sees it", () => {
     assert.equal(await desk.evaluate(() => window.duetDebug.call.peerLeftReason), "leave");
     // The one still in the room keeps the call: the link is offered again.
     await desk.getByText("Send this link").waitFor();
+    assert.deepEqual(await accessibilityProblems(desk), []);
     await desk.close();
   });
 
