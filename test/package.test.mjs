@@ -75,7 +75,7 @@ describe("the duet-signaling package", { timeout: 180_000 }, () => {
     writeFileSync(join(project.path, "package.json"), JSON.stringify({ name: "duet-package-test", private: true, type: "module" }));
     const install = ["install", "--offline", "--no-audit", "--no-fund", join(project.path, packed.filename), await wsTarball()];
     await run("npm", install, { cwd: project.path });
-    for (const fixture of ["uses-api.ts", "misuses-api.ts", "node-peers.mjs"]) {
+    for (const fixture of ["uses-api.ts", "misuses-api.ts", "node-peers.mjs", "node-keyed.mjs"]) {
       copyFileSync(join(FIXTURES, fixture), join(project.path, fixture));
     }
     typeErrors = await typeCheck(project.path, ["uses-api.ts", "misuses-api.ts"]);
@@ -147,6 +147,16 @@ describe("the duet-signaling package", { timeout: 180_000 }, () => {
     assert.deepEqual(seen.left, { type: "peer-left", room, clientId: b, reason: "leave" });
     assert.deepEqual(seen.closed, serverClose("LEFT"));
     assert.deepEqual(seen.aClosed, serverClose("LEFT"));
+  });
+
+  test("end to end as docs/client.md says: newSecret() from duet-signaling/e2e, then connect with the key", async () => {
+    const room = roomName("package-e2e");
+    const { stdout } = await run(process.execPath, ["node-keyed.mjs", server.origin, room], { cwd: project.path, timeout: 30_000 });
+    const seen = JSON.parse(stdout);
+    assert.equal(seen.secretIsValid, true);
+    assert.equal(seen.secretLength, 43);
+    assert.deepEqual(seen.same, { message: { text: "only the two of us can read this" }, encrypted: [true, true] });
+    assert.deepEqual(seen.other, { dropped: "undecryptable", encrypted: [true, true] });
   });
 
   test("the app's modules type-check with --strict too", () => {

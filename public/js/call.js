@@ -14,7 +14,11 @@
  * - `safetycode`: `detail = {code}`, the six digits of `sas.js` for the current peer connection
  *   (`null` while there is none or it is not negotiated yet);
  * - `e2e-error`: `detail = {reason, from, message}`, a message from the peer was dropped: with a
- *   `key`, it did not decrypt (wrong or altered link, or an interfering server), see `duet.js`.
+ *   `key`, it did not decrypt (wrong or altered link, or an interfering server), see `duet.js`;
+ * - `peerstate`: `detail = {mic, camera, screen}`, what the other person says of their media
+ *   (see "Messages between the peers");
+ * - `mediastate`: `detail = {mic, camera}`, we muted or unmuted, or turned the camera off or on;
+ * - `screen`: `detail = {sharing}`, we started or stopped sharing our screen.
  *
  * TURN credentials expire (an hour by default) while a call may go on. Whenever signaling
  * brings fresh ICE servers (`ice-servers` before the old ones expire, or the welcome of a
@@ -27,6 +31,12 @@
  * peer connection we have not seen means the peer started afresh (say, its page reloaded and
  * resumed its slot), so we start afresh too; a signal addressed to a peer connection we no
  * longer have is stale and dropped. That keeps one rule for first contact and for recovery.
+ *
+ * On the data channel, besides chat and photos, each side tells the other what it sends with a
+ * {@link StateMessage} (`{"kind":"state","mic":"off","camera":"on","screen":false}`): when the
+ * channel opens and whenever it changes. A disabled track only sends silence or black, so
+ * without it the other person could not tell "muted" from "quiet", nor "camera off" from a
+ * broken video.
  * @module call
  */
 
@@ -34,7 +44,7 @@ import { CloseCode, connect, ErrorCode } from "./duet.js";
 import { Negotiator } from "./negotiation.js";
 import { PhotoReceiver, sendPhoto } from "./transfer.js";
 import { deriveStatus } from "./status.js";
-import { acquireMedia } from "./media.js";
+import { acquireMedia, openDevice } from "./media.js";
 import { safetyCode } from "./sas.js";
 
 export const CHAT_MAX_CHARS = 2000;
@@ -46,6 +56,18 @@ const DISCONNECTED_GRACE_MS = 4000;
  * Chromium sometimes gathers no candidates after the polite side rolled back an offer.
  */
 const STUCK_NEW_MS = { impolite: 5000, polite: 10000 };
+
+/**
+ * What one side sends, as it tells the other: `on`, `off` (muted or turned off), or `none` (no
+ * such device in the call).
+ * @typedef {"on" | "off" | "none"} MediaState
+ */
+
+/**
+ * @typedef {{kind: "state", mic: MediaState, camera: MediaState, screen: boolean}} StateMessage
+ */
+
+const MEDIA_STATES = ["on", "off", "none"];
 
 /**
  * @typedef {object} CallOptions
@@ -86,6 +108,12 @@ export class Call extends EventTarget {
   safetyCode = null;
   /** Reasons of the peer's messages that were dropped undecrypted, in order. @type {string[]} */
   e2eErrors = [];
+  /** Why the other person's slot was released, from the last `peer-left`. @type {string | null} */
+  peerLeftReason = null;
+  /** What the other person last said of their media. @type {Omit<StateMessage, "kind"> | null} */
+  peerState = null;
+  /** The shared screen's track while we share it (it replaces the camera's). @type {MediaStreamTrack | null} */
+  screenTrack = null;
 
   #options;
   /** @type {import("./status.js").CallFacts["phase"]} */
@@ -125,7 +153,8 @@ export class Call extends EventTarget {
     signaling.addEventListener("ready", () => this.#onReady());
     signaling.addEventListener("message", (e) => this.#onMessage(e.detail.data));
     signaling.addEventListener("peer-away", () => this.#setPeer("away"));
-    signaling.addEventListener("peer-left", () => {
+    signaling.addEventListener("peer-left", (e) => {
+      this.peerLeftReason = e.detail.reason;
       this.#closePc();
       this.#setPeer("left");
     });
@@ -164,8 +193,28 @@ export class Call extends EventTarget {
     this.#phase = "ended";
     this.signaling?.leave();
     this.#closePc();
-    for (const track of this.media.stream?.getTracks() ?? []) track.stop();
+    this.releaseMedia();
     this.#update();
+  }
+
+  /** Stops the camera, the microphone and a shared screen: once a call is over, nothing stays on. */
+  releaseMedia() {
+    for (const track of this.media.stream?.getTracks() ?? []) track.stop();
+    this.screenTrack?.stop();
+    this.screenTrack = null;
+  }
+
+  /** Tracks of ours still capturing: zero once the call is over. */
+  get liveTracks() {
+    const tracks = [...(this.media.stream?.getTracks() ?? []), ...(this.screenTrack ? [this.screenTrack] : [])];
+    return tracks.filter((t) => t.readyState === "live").length;
+  }
+
+  /** The identity of the other person from their join ticket, when the server has tickets. */
+  get peerIdentity() {
+    const signaling = this.signaling;
+    const peer = signaling?.peers[0];
+    return peer ? (signaling.peerIdentities[peer] ?? null) : null;
   }
 
   /** @param {"audio" | "video"} kind */
@@ -181,6 +230,80 @@ export class Call extends EventTarget {
    */
   setEnabled(kind, enabled) {
     for (const track of this.media.stream?.getTracks() ?? []) if (track.kind === kind) track.enabled = enabled;
+    this.#emit("mediastate", { mic: this.mediaState("audio"), camera: this.mediaState("video") });
+    this.#sendState();
+  }
+
+  /** @param {"audio" | "video"} kind @returns {MediaState} */
+  mediaState(kind) {
+    const track = this.media.stream?.getTracks().find((t) => t.kind === kind);
+    return !track ? "none" : track.enabled ? "on" : "off";
+  }
+
+  /**
+   * Uses another camera or microphone. The new track takes the old one's place in the call with
+   * `replaceTrack` (no renegotiation) and keeps its muted or turned-off state.
+   * @param {"audio" | "video"} kind
+   * @param {string} deviceId
+   */
+  async useDevice(kind, deviceId) {
+    const stream = this.media.stream;
+    const old = stream?.getTracks().find((t) => t.kind === kind);
+    if (!stream || !old) throw new Error(`there is no ${kind} in this call to switch`);
+    if (old.getSettings().deviceId === deviceId) return;
+    const fresh = await openDevice(kind, deviceId, this.#options.getUserMedia);
+    fresh.enabled = old.enabled;
+    // While the screen is shared, the camera waits off the call; it comes back when sharing stops.
+    if (!(kind === "video" && this.screenTrack)) await this.#senderOf(old)?.replaceTrack(fresh);
+    stream.removeTrack(old);
+    stream.addTrack(fresh);
+    old.stop();
+    this.#emit("localstream", { stream });
+  }
+
+  /** Shares a screen or window (`getDisplayMedia`) in place of the camera, without renegotiation. */
+  async shareScreen() {
+    const camera = this.media.stream?.getVideoTracks()[0];
+    if (!camera) throw new Error("sharing a screen needs a camera track in the call to take its place");
+    if (this.screenTrack) return;
+    const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const [track] = display.getVideoTracks();
+    if ((this.#phase !== "in-room" && this.#phase !== "starting") || this.screenTrack) {
+      track.stop(); // the call ended, or another share began, while the person was choosing
+      return;
+    }
+    this.screenTrack = track;
+    // The browser's own "Stop sharing" ends the track.
+    track.addEventListener("ended", () => track === this.screenTrack && this.stopSharing());
+    await this.#senderOf(camera)?.replaceTrack(track);
+    this.#emit("screen", { sharing: true });
+    this.#sendState();
+  }
+
+  /** Stops sharing the screen; the camera takes its place again. */
+  async stopSharing() {
+    const track = this.screenTrack;
+    if (!track) return;
+    this.screenTrack = null;
+    const camera = this.media.stream?.getVideoTracks()[0] ?? null;
+    const sender = this.pc?.getSenders().find((s) => s.track === track);
+    track.stop();
+    if (sender && this.pc?.signalingState !== "closed") await sender.replaceTrack(camera);
+    this.#emit("screen", { sharing: false });
+    this.#sendState();
+  }
+
+  /** @param {MediaStreamTrack} track the sender that carries `track` */
+  #senderOf(track) {
+    return this.pc?.getSenders().find((s) => s.track === track);
+  }
+
+  /** Tells the other side what we send now (see "Messages between the peers"). */
+  #sendState() {
+    if (this.channel?.readyState !== "open") return;
+    /** @type {StateMessage} */
+    const state = { kind: "state", mic: this.mediaState("audio"), camera: this.mediaState("video"), screen: this.screenTrack !== null };
+    this.channel.send(JSON.stringify(state));
   }
 
   /**
@@ -332,12 +455,17 @@ export class Call extends EventTarget {
     const channel = pc.createDataChannel("duet", { negotiated: true, id: 0 });
     channel.binaryType = "arraybuffer";
     this.channel = channel;
-    channel.addEventListener("open", () => channel === this.channel && this.#emit("channel", { open: true }));
+    channel.addEventListener("open", () => {
+      if (channel !== this.channel) return;
+      this.#sendState();
+      this.#emit("channel", { open: true });
+    });
     channel.addEventListener("close", () => channel === this.channel && this.#emit("channel", { open: false }));
     channel.addEventListener("message", (e) => channel === this.channel && this.#onChannelMessage(e.data));
 
     const stream = this.media.stream;
-    if (stream) for (const track of stream.getTracks()) pc.addTrack(track, stream);
+    // A shared screen goes out in the camera's place, also on a new peer connection.
+    if (stream) for (const track of stream.getTracks()) pc.addTrack(track.kind === "video" ? (this.screenTrack ?? track) : track, stream);
 
     const remote = new MediaStream();
     this.remoteStream = remote;
@@ -368,6 +496,7 @@ export class Call extends EventTarget {
     this.negotiator = null;
     this.channel = null;
     this.remoteStream = null;
+    this.peerState = null;
     pc.close();
     this.#setSafetyCode(null);
     this.#emit("channel", { open: false });
@@ -464,6 +593,9 @@ export class Call extends EventTarget {
       this.#emit("chat", { from: "peer", text: msg.text.slice(0, CHAT_MAX_CHARS) });
     } else if (msg?.kind === "photo") {
       this.#photos.begin(msg);
+    } else if (msg?.kind === "state" && MEDIA_STATES.includes(msg.mic) && MEDIA_STATES.includes(msg.camera)) {
+      this.peerState = { mic: msg.mic, camera: msg.camera, screen: msg.screen === true };
+      this.#emit("peerstate", this.peerState);
     }
   }
 

@@ -46,6 +46,35 @@ export async function acquireMedia(getUserMedia) {
 }
 
 /**
+ * The cameras and microphones this page may use, by kind. Labels are empty until the person
+ * has allowed some media once.
+ * @returns {Promise<{audio: MediaDeviceInfo[], video: MediaDeviceInfo[]}>}
+ */
+export async function listDevices() {
+  const devices = (await navigator.mediaDevices?.enumerateDevices?.()) ?? [];
+  return {
+    audio: devices.filter((d) => d.kind === "audioinput" && d.deviceId),
+    video: devices.filter((d) => d.kind === "videoinput" && d.deviceId),
+  };
+}
+
+/**
+ * One new track from the device `deviceId`, with the same settings as the first capture.
+ * @param {"audio" | "video"} kind
+ * @param {string} deviceId
+ * @param {(constraints: MediaStreamConstraints) => Promise<MediaStream>} [getUserMedia]
+ * @returns {Promise<MediaStreamTrack>}
+ */
+export async function openDevice(kind, deviceId, getUserMedia) {
+  const gum = getUserMedia ?? navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  const device = { deviceId: { exact: deviceId } };
+  const stream = await gum(kind === "video" ? { video: { ...VIDEO, ...device } } : { audio: device });
+  const [track] = stream.getTracks();
+  if (!track) throw new Error(`no ${kind} track from that device`);
+  return track;
+}
+
+/**
  * A still of what `video` shows, as an image no wider than `maxWidth`.
  * @param {HTMLVideoElement} video
  * @param {{maxWidth?: number, type?: string, quality?: number}} [options]

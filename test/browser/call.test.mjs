@@ -152,9 +152,10 @@ describe("a call between two browsers", () => {
     await dropResumes(alice, bob);
   });
 
-  test("a reloaded page resumes its slot and the call comes back", async () => {
+  test("a reloaded page leaves, joins again, and the call comes back", async () => {
     const clientId = await alice.evaluate(() => window.duetDebug.clientId);
     const bobPc = await bob.evaluate(() => window.duetDebug.pcId);
+    const seen = await bob.evaluate(() => window.duetDebug.statusHistory.length);
     await alice.reload();
     await until(alice, connected);
     await until(
@@ -162,8 +163,11 @@ describe("a call between two browsers", () => {
       (old) => window.duetDebug.pcId !== old && window.duetDebug.pc?.connectionState === "connected" && window.duetDebug.status === "connected",
       bobPc,
     );
-    assert.equal(await alice.evaluate(() => window.duetDebug.clientId), clientId, "same slot after the reload");
-    assert.notEqual(await bob.evaluate(() => window.duetDebug.pcId), bobPc, "the peer started a fresh peer connection");
+    // Leaving the page leaves the room (the other side learns at once); the reload joins afresh.
+    assert.notEqual(await alice.evaluate(() => window.duetDebug.clientId), clientId, "a new slot after the reload");
+    const history = await bob.evaluate((n) => window.duetDebug.statusHistory.slice(n), seen);
+    assert.equal(history[0], "peer-left", history.join());
+    assert.ok(!history.includes("peer-reconnecting"), history.join());
     await until(alice, () => !(/** @type {HTMLInputElement} */ (document.getElementById("chat-input")).disabled));
     await alice.getByLabel("Message").fill("back again");
     await alice.getByRole("button", { name: "Send", exact: true }).click();

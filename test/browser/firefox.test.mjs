@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
+  accessibilityProblems,
   chatArrives,
   closePage,
   dropResumes,
@@ -76,12 +77,34 @@ describe("calls with Firefox", () => {
     return [host, guest];
   }
 
-  test("Chromium first, Firefox second: video both ways, chat over the data channel", async () => {
-    await Promise.all((await call("chromium", "firefox")).map(closePage));
+  test("Chromium first, Firefox second: video both ways, chat, mute and camera off shown across; hanging up in Firefox looks over", async () => {
+    const [chromiumPage, firefoxPage] = await call("chromium", "firefox");
+    await firefoxPage.locator("#mic").click();
+    await firefoxPage.locator("#camera").click();
+    const labels = await firefoxPage.evaluate(() => ["mic", "camera"].map((id) => `${document.getElementById(id)?.textContent} ${document.getElementById(id)?.getAttribute("aria-pressed")}`));
+    assert.deepEqual(labels, ["Unmute true", "Camera on true"]);
+    await chromiumPage.locator("#stage").getByText("Muted", { exact: true }).waitFor();
+    await chromiumPage.getByText("The other person turned their camera off.").waitFor();
+
+    await firefoxPage.locator("#hang-up").click();
+    const over = await until(firefoxPage, () => {
+      const shown = (/** @type {string} */ id) => !(/** @type {HTMLElement} */ (document.getElementById(id)).hidden);
+      const d = window.duetDebug;
+      return d.status === "ended" && d.liveTracks === 0 && { controls: shown("controls"), link: shown("share"), video: shown("stage"), next: document.querySelector("#after-call a")?.textContent };
+    });
+    assert.deepEqual(over, { controls: false, link: false, video: false, next: "Start a new call" });
+    assert.deepEqual(await accessibilityProblems(firefoxPage), []);
+    await chromiumPage.getByRole("status").filter({ hasText: "The other person left the call." }).waitFor();
+    await Promise.all([chromiumPage, firefoxPage].map(closePage));
   });
 
-  test("Firefox first, Chromium second: video both ways, chat over the data channel", async () => {
-    await Promise.all((await call("firefox", "chromium")).map(closePage));
+  test("Firefox first, Chromium second: video both ways, chat; closing the Firefox tab is leaving, at once", async () => {
+    const [firefoxPage, chromiumPage] = await call("firefox", "chromium");
+    const seen = await chromiumPage.evaluate(() => window.duetDebug.statusHistory.length);
+    await firefoxPage.close({ runBeforeUnload: true });
+    await chromiumPage.getByRole("status").filter({ hasText: "The other person left the call." }).waitFor();
+    assert.deepEqual(await chromiumPage.evaluate((n) => window.duetDebug.statusHistory.slice(n), seen), ["peer-left"]);
+    await closePage(chromiumPage);
   });
 
   test("Firefox with Firefox; a dropped signaling socket in Firefox resumes without touching the call", async () => {

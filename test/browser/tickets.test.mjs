@@ -57,6 +57,12 @@ describe("the app with join tickets", () => {
     }
     const peers = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.peerIdentity?.sub ?? null)));
     assert.deepEqual(peers, ["ben", "ann"], "each side learns the other's identity");
+    // And shows the name from the ticket.
+    for (const [page, name] of [[pages[0], "Ben"], [pages[1], "Ann"]]) {
+      await page.getByRole("status").filter({ hasText: `Connected with ${name}` }).waitFor();
+      await page.locator("#stage").getByText(name, { exact: true }).waitFor();
+      await page.getByRole("heading", { level: 1, name: `Call with ${name}` }).waitFor();
+    }
     assert.ok(urls.some((u) => u.includes(`/ws/${room}`)), "the socket request was seen");
     for (const url of urls) {
       for (const ticket of tickets) assert.ok(!url.includes(ticket), `a ticket in ${url}`);

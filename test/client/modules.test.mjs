@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { backoffDelay } from "../../public/js/backoff.js";
-import { isRoomName, newRoomName, parseRoomInput, roomFromPath } from "../../public/js/rooms.js";
+import { isRoomName, newRoomName, parseRoomInput, ROOM_PATTERN, roomFromPath } from "../../public/js/rooms.js";
 import { deriveStatus } from "../../public/js/status.js";
 import { chunk, CHUNK_BYTES, MAX_PHOTO_BYTES, PhotoReceiver } from "../../public/js/transfer.js";
-import { socketUrl } from "../../public/js/duet.js";
+import { ROOM_NAME, socketUrl } from "../../public/js/duet.js";
 
 describe("backoff", () => {
   test("doubles from the initial delay up to the cap, with half of each delay random", () => {
@@ -27,6 +27,11 @@ describe("room names", () => {
       assert.match(name, /^[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}-[a-km-np-z2-9]{5}$/);
       assert.ok(isRoomName(name));
     }
+  });
+
+  test("the start page's pattern is the client library's", () => {
+    assert.equal(ROOM_PATTERN.source, ROOM_NAME.source);
+    assert.equal(ROOM_PATTERN.flags, ROOM_NAME.flags);
   });
 
   test("paths and typed input", () => {

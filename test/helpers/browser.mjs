@@ -14,9 +14,12 @@
 // - `until(page, predicate)` waits on a condition in the page (`window.duetDebug` state),
 //   never a fixed sleep.
 // - `sendChat`, `chatArrives`, `remoteVideoPlays` and `dropResumes` check a call in the app.
+// - `accessibilityProblems(page)` runs axe-core in the page and returns its serious and critical
+//   violations.
 
 import { execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -156,10 +159,16 @@ function requireBrowser(path, name, debianPackage, variable) {
   }
 }
 
-/** Launches Chromium with a fresh temporary profile (playwright's launch creates one). */
-export async function launchChromium() {
+/**
+ * Launches Chromium with a fresh temporary profile (playwright's launch creates one).
+ * `fakeDevices` sets how many fake cameras and microphones it has (one of each by default).
+ * @param {{ fakeDevices?: number }} [options]
+ */
+export async function launchChromium({ fakeDevices } = {}) {
   requireBrowser(CHROMIUM_PATH, "Chromium", "chromium", "CHROMIUM_PATH");
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
+  const fake = "--use-fake-device-for-media-stream";
+  const args = fakeDevices ? CHROMIUM_ARGS.map((arg) => (arg === fake ? `${fake}=device-count=${fakeDevices}` : arg)) : CHROMIUM_ARGS;
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args });
 }
 
 export const FIREFOX_PATH = process.env.FIREFOX_PATH || "/usr/bin/firefox-esr";
@@ -195,12 +204,13 @@ const isPuppeteer = (/** @type {any} */ page) => typeof page.browserContext === 
  * Opens `url` in a fresh context of `browser` (Chromium from `launchChromium` or Firefox from
  * `launchFirefox`). `denyMedia` makes getUserMedia fail as if the person said no. The returned
  * page carries `problems`: page errors and CSP violations seen so far. `prepare(context)` runs
- * before the page opens (init scripts, WebSocket routes; Chromium only).
+ * before the page opens (init scripts, WebSocket routes; Chromium only). `phone` makes it a
+ * touch phone of `viewport`'s size (Chromium only).
  * @param {any} browser
  * @param {string} url
- * @param {{ denyMedia?: boolean, viewport?: {width: number, height: number}, prepare?: (context: import("playwright-core").BrowserContext) => Promise<void> }} [options]
+ * @param {{ denyMedia?: boolean, viewport?: {width: number, height: number}, phone?: boolean, prepare?: (context: import("playwright-core").BrowserContext) => Promise<void> }} [options]
  */
-export async function openPage(browser, url, { denyMedia = false, viewport = { width: 1280, height: 800 }, prepare } = {}) {
+export async function openPage(browser, url, { denyMedia = false, viewport = { width: 1280, height: 800 }, phone = false, prepare } = {}) {
   const denyScript = () => {
     navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
   };
@@ -212,7 +222,7 @@ export async function openPage(browser, url, { denyMedia = false, viewport = { w
     await page.setViewport(viewport);
     if (denyMedia) await page.evaluateOnNewDocument(denyScript);
   } else {
-    const context = await browser.newContext({ viewport });
+    const context = await browser.newContext({ viewport, ...(phone ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}) });
     await prepare?.(context);
     if (denyMedia) await context.addInitScript(denyScript);
     page = await context.newPage();
@@ -224,6 +234,9 @@ export async function openPage(browser, url, { denyMedia = false, viewport = { w
     if (/Content.Security.Policy/i.test(message.text())) problems.push(`CSP: ${message.text()}`);
   });
   await page.goto(url);
+  // The app loads its call code after the page (app.js imports callpage.js on a room's page):
+  // wait until either page of the app is shown, so `window.duetDebug` is there on a call page.
+  await until(page, () => !document.getElementById("landing") || !document.getElementById("landing")?.hidden || "duetDebug" in window);
   return Object.assign(page, { problems });
 }
 
@@ -329,7 +342,7 @@ export async function dropResumes(dropper, peer) {
   });
   await until(dropper, () => window.duetDebug.status === "reconnecting");
   const whileAway = await until(peer, () => /** @type {any} */ (window).seenWhileAway);
-  assert.deepEqual(whileAway, { text: "The other person is reconnecting…", videoShown: true });
+  assert.deepEqual(whileAway, { text: "The other person's connection dropped; waiting for them…", videoShown: true });
   await until(dropper, (n) => window.duetDebug.stats.reconnects === n && window.duetDebug.status === "connected", before[0].stats.reconnects + 1);
   await until(peer, () => window.duetDebug.status === "connected");
   const afterDrop = await snapshot();
@@ -345,4 +358,24 @@ export async function dropResumes(dropper, peer) {
   // The data channel carried on through it all.
   await sendChat(dropper, "still here");
   await chatArrives(peer, "still here");
+}
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Runs axe-core (WCAG 2.1 A and AA, and best practices) on the page as it is now and returns its
+ * serious and critical violations as `"rule: selector"` strings, so a failure names them.
+ * @param {any} page a playwright or puppeteer page
+ */
+export async function accessibilityProblems(page) {
+  // Evaluated by the driver, not as a <script>: the app's CSP allows no inline script.
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE_SOURCE);
+  return page.evaluate(async () => {
+    const axe = /** @type {any} */ (window).axe;
+    const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"];
+    const result = await axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+    return result.violations
+      .filter((/** @type {any} */ v) => v.impact === "serious" || v.impact === "critical")
+      .flatMap((/** @type {any} */ v) => v.nodes.map((/** @type {any} */ n) => `${v.id}: ${n.target.join(" ")}`));
+  });
 }

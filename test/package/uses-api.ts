@@ -2,6 +2,14 @@
 // uses of the API, with every event's detail typed by its name.
 import { CloseCode, connect, ErrorCode, type DuetConnection, type PeerLeftFrame } from "duet-signaling";
 import { Negotiator } from "duet-signaling/negotiation";
+import { isSecret, newSecret } from "duet-signaling/e2e";
+import { safetyCode } from "duet-signaling/sas";
+
+// An end-to-end protected call: a fresh secret, shared in the link's fragment.
+const secret: string = newSecret();
+if (isSecret(secret)) connect("my-room", { baseUrl: "https://duet.example", key: secret });
+const link = `https://app.example/call#k=${secret}`;
+console.log(link, (pc: RTCPeerConnection): Promise<string | null> => safetyCode(pc));
 
 const duet: DuetConnection = connect("my-room", { baseUrl: "https://duet.example", storage: null, backoff: { initialDelayMs: 100 } });
 
