@@ -136,8 +136,10 @@ flood: setup
 bench-floor: setup
 	bench/floor.sh $(BENCH_ARGS)
 
+# Two lanes at once (test/lanes.sh): the Miniflare and client suites, and the browser and
+# network-lab suites; each lane runs one suite at a time.
 test-node:
-	node --test --test-concurrency=1 test/*.test.mjs test/*/*.test.mjs
+	test/lanes.sh
 
 deploy: setup
 	wrangler deploy
