@@ -145,8 +145,7 @@ function showCall(room) {
   call.addEventListener("connectionstate", showRemote);
 
   call.addEventListener("status", () => {
-    const text = STATUS_TEXT[call.status];
-    status.textContent = call.status === "error" && call.problem ? `${text} ${call.problem}` : text;
+    status.textContent = statusText(call);
     status.dataset.status = call.status;
     if (call.status === "connected" && debug.connectedAt === null) debug.connectedAt = performance.now();
     const over = ["ended", "full", "replaced", "error"].includes(call.status);
@@ -258,6 +257,17 @@ function showCall(room) {
     status.textContent = `${STATUS_TEXT.error} ${error instanceof Error ? error.message : error}`;
     status.dataset.status = "error";
   });
+}
+
+/**
+ * The status line: while the server refuses our join, why and what to do (and nothing about
+ * connecting); otherwise the status's sentence, with the problem of an error.
+ * @param {Call} call
+ */
+function statusText(call) {
+  const text = STATUS_TEXT[call.status];
+  if (call.refusal && call.problem) return call.problem;
+  return call.status === "error" && call.problem ? `${text} ${call.problem}` : text;
 }
 
 /**
@@ -390,6 +400,10 @@ function exposeDebug(call) {
     },
     /** Why the page did not join (a link whose key cannot be used here). @type {string | null} */
     refused: null,
+    /** The code of the server's refusal of our join (`duet.js` `refused`), or null. */
+    get refusalCode() {
+      return call.refusal?.code ?? null;
+    },
     /** Drops the signaling WebSocket without leaving, as a network failure would. */
     dropSignaling() {
       call.dropSignaling();

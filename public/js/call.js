@@ -14,7 +14,10 @@
  * - `safetycode`: `detail = {code}`, the six digits of `sas.js` for the current peer connection
  *   (`null` while there is none or it is not negotiated yet);
  * - `e2e-error`: `detail = {reason, from, message}`, a message from the peer was dropped: with a
- *   `key`, it did not decrypt (wrong or altered link, or an interfering server), see `duet.js`.
+ *   `key`, it did not decrypt (wrong or altered link, or an interfering server), see `duet.js`;
+ * - `refused`: `detail = {code, message, retryAfter?}`, the server refused to let us join
+ *   (`duet.js`); `problem` then says why and what the person can do, and the status follows:
+ *   `error` for a final refusal, a retry after `too-many-joins`.
  *
  * TURN credentials expire (an hour by default) while a call may go on. Whenever signaling
  * brings fresh ICE servers (`ice-servers` before the old ones expire, or the welcome of a
@@ -30,7 +33,7 @@
  * @module call
  */
 
-import { CloseCode, connect, ErrorCode } from "./duet.js";
+import { CloseCode, connect, ErrorCode, RefusalCode } from "./duet.js";
 import { Negotiator } from "./negotiation.js";
 import { PhotoReceiver, sendPhoto } from "./transfer.js";
 import { deriveStatus } from "./status.js";
@@ -86,6 +89,11 @@ export class Call extends EventTarget {
   safetyCode = null;
   /** Reasons of the peer's messages that were dropped undecrypted, in order. @type {string[]} */
   e2eErrors = [];
+  /**
+   * The server's refusal of our join, until a join succeeds; `problem` holds its advice.
+   * @type {import("./duet.js").RefusedDetail | null}
+   */
+  refusal = null;
 
   #options;
   /** @type {import("./status.js").CallFacts["phase"]} */
@@ -115,7 +123,9 @@ export class Call extends EventTarget {
       ...this.#options.signaling,
     });
     this.signaling = signaling;
+    signaling.addEventListener("refused", (e) => this.#onRefused(e.detail));
     signaling.addEventListener("created", () => {
+      this.#refusalOver();
       this.#phase = "in-room";
       this.#closePc(); // only after a reconnect that found the room empty
       this.#setPeer("none");
@@ -219,8 +229,29 @@ export class Call extends EventTarget {
 
   // --- signaling events ------------------------------------------------------------------
 
+  /**
+   * The server refused our join: say why and what to do. The close that follows ends the call
+   * (`#onSignalingClosed`) or, for `too-many-joins`, `duet.js` tries again after `retryAfter`.
+   * @param {import("./duet.js").RefusedDetail} refusal
+   */
+  #onRefused(refusal) {
+    this.refusal = refusal;
+    this.problem = refusalAdvice(refusal);
+    this.#emit("refused", refusal);
+    this.#update(true);
+  }
+
+  /** A welcome: we joined after all (a retry after `too-many-joins`), so no refusal stands. */
+  #refusalOver() {
+    if (!this.refusal) return;
+    this.refusal = null;
+    this.problem = null;
+    this.#update(true);
+  }
+
   /** @param {{peers: string[], resumed: boolean}} frame */
   #onJoined(frame) {
+    this.#refusalOver();
     this.#phase = "in-room";
     const others = this.signaling?.peers ?? [];
     if (!frame.resumed) {
@@ -269,7 +300,9 @@ export class Call extends EventTarget {
   /** @param {{code: number, reason: string}} detail */
   #onSignalingClosed({ code, reason }) {
     if (this.#phase === "ended" || this.#phase === "full") return;
-    if (code === CloseCode.REPLACED) {
+    if (this.refusal) {
+      this.#phase = "error"; // `problem` holds the refusal's advice
+    } else if (code === CloseCode.REPLACED) {
       this.#phase = "replaced";
     } else {
       this.#phase = "error";
@@ -475,14 +508,18 @@ export class Call extends EventTarget {
     this.#update();
   }
 
-  #update() {
+  /** @param {boolean} [force] emit `status` even if the status stayed (its `problem` changed) */
+  #update(force = false) {
     const status = deriveStatus({
       phase: this.#phase,
       signaling: this.signaling?.state ?? "connecting",
       peer: this.#peer,
       media: this.pc?.connectionState ?? null,
     });
-    if (status === this.status) return;
+    if (status === this.status) {
+      if (force) this.#emit("status", { status });
+      return;
+    }
     this.status = status;
     this.statusHistory.push(status);
     this.#emit("status", { status });
@@ -491,5 +528,28 @@ export class Call extends EventTarget {
   /** @param {string} type @param {unknown} detail */
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/**
+ * What a refusal of our join means to a person, and what they can do about it.
+ * @param {import("./duet.js").RefusedDetail} refusal
+ */
+export function refusalAdvice({ code, retryAfter }) {
+  switch (code) {
+    case RefusalCode.TICKET_REQUIRED:
+      return "This call needs a personal invitation, and this link has none. Ask whoever invited you for your own link to the call.";
+    case RefusalCode.INVALID_TICKET:
+      return "The invitation in this link is not valid here. Ask whoever invited you for a new link to the call.";
+    case RefusalCode.TICKET_EXPIRED:
+      return "The invitation in this link has expired. Ask whoever invited you for a new link to the call.";
+    case RefusalCode.TICKET_WRONG_ROOM:
+      return "The invitation in this link is for another call. Ask whoever invited you for the link to this call.";
+    case RefusalCode.TOO_MANY_JOINS:
+      return `Too many attempts to join from your network. Trying again in ${retryAfter ?? "a few"} seconds…`;
+    case RefusalCode.CONFIG_ERROR:
+      return "The call service is not set up correctly and cannot take calls right now. Try again later; if it goes on, tell whoever runs this site.";
+    default:
+      return "The server refused to let you join this call.";
   }
 }

@@ -15,6 +15,11 @@
  *   the close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
  *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good;
+ * - refusals it can read: a join the server refuses in-band (`docs/protocol.md`, "In-band
+ *   refusals") is emitted as `refused` (`{code, message, retryAfter?}`). It then stops for good
+ *   (`close`), except after `too-many-joins`, when it waits `retryAfter` seconds before the
+ *   next attempt, and after `ticket-expired` with a ticket function, when it gets one fresh
+ *   ticket and tries once more;
  * - TURN credentials kept fresh: at 80% of their lifetime (`iceServersExpireAt`) it asks for
  *   new ones and emits `ice-servers`, so a long call's next ICE restart can still use a relay.
  *
@@ -69,6 +74,14 @@ export const CloseCode = Object.freeze({
   ROOM_FULL: 4409,
   /** Too many frames refused by the rate limit. */
   RATE_LIMITED: 4429,
+  /** A join refused in-band for its ticket: missing, invalid or expired (after `refused`). */
+  TICKET_REFUSED: 4401,
+  /** A join refused in-band for any other reason of ours: a ticket for another room. */
+  FORBIDDEN: 4403,
+  /** A join refused in-band over the join limit; `refused` said when to try again. */
+  TOO_MANY_JOINS: 4429,
+  /** A join refused in-band because the server's configuration is unusable (`config-error`). */
+  MISCONFIGURED: 4503,
   /** Used by this client when it drops a socket itself (no pong, `reconnect()`). */
   CLIENT_DROP: 4001,
 });
@@ -80,6 +93,10 @@ export const CloseReason = Object.freeze({
   STALE: "stale",
   ROOM_FULL: "room full",
   RATE_LIMITED: "rate limited",
+  TICKET_REFUSED: "ticket refused",
+  FORBIDDEN: "forbidden",
+  TOO_MANY_JOINS: "too many joins",
+  MISCONFIGURED: "misconfigured",
   CLIENT_DROP: "reconnect",
 });
 
@@ -99,8 +116,37 @@ export const ErrorCode = Object.freeze({
   BAD_REPORT: "bad-report",
 });
 
+/**
+ * The `code` of the one `error` frame of a join the server refused in-band (`docs/access.md`,
+ * "Refusals"): the same code as the HTTP answer's, readable by a browser. Emitted as `refused`.
+ */
+export const RefusalCode = Object.freeze({
+  /** The server needs a join ticket and got none. Final. */
+  TICKET_REQUIRED: "ticket-required",
+  /** The ticket is not one the server accepts (signature, shape, lifetime). Final. */
+  INVALID_TICKET: "invalid-ticket",
+  /** The ticket has expired (or is not valid yet). Final, but for one try with a fresh ticket from a ticket function. */
+  TICKET_EXPIRED: "ticket-expired",
+  /** The ticket is for another room. Final. */
+  TICKET_WRONG_ROOM: "ticket-wrong-room",
+  /** Too many joins from this client: the next attempt waits `retryAfter` seconds. */
+  TOO_MANY_JOINS: "too-many-joins",
+  /** The server's configuration is unusable; only its operator can fix it. Final. */
+  CONFIG_ERROR: "config-error",
+});
+
+const REFUSAL_CODES = new Set(Object.values(RefusalCode));
+
 /** Closes after which reconnecting would be wrong or pointless. @type {Set<number>} */
-const FINAL_CLOSE_CODES = new Set([CloseCode.REPLACED, CloseCode.STALE, CloseCode.ROOM_FULL, CloseCode.RATE_LIMITED]);
+const FINAL_CLOSE_CODES = new Set([
+  CloseCode.REPLACED,
+  CloseCode.STALE,
+  CloseCode.ROOM_FULL,
+  CloseCode.RATE_LIMITED,
+  CloseCode.TICKET_REFUSED,
+  CloseCode.FORBIDDEN,
+  CloseCode.MISCONFIGURED,
+]);
 
 /** The subprotocol of protocol v1, offered on every socket; the server selects it. */
 export const SUBPROTOCOL = "duet.v1";
@@ -147,7 +193,8 @@ const OPEN = 1;
  * @property {string | (() => string | Promise<string>) | null} [ticket] a join ticket for a
  *   deployment with `JOIN_SECRET` (`docs/access.md`), or a function returning one, called before
  *   every connect and reconnect (so a long call outlives its first ticket). It is sent as the
- *   subprotocol `duet.ticket.<ticket>`, never in the URL.
+ *   subprotocol `duet.ticket.<ticket>`, never in the URL. A join refused as `ticket-expired` is
+ *   tried once more with a fresh ticket from the function; a string ticket is not retried.
  * @property {string | null} [key] the secret of an end-to-end protected call link (43
  *   characters of base64url, `docs/e2e.md`): messages are encrypted with a key derived from it
  *   and the room name. Without it messages travel as plain JSON.
@@ -182,6 +229,8 @@ const OPEN = 1;
  */
 
 /** @typedef {typeof ErrorCode[keyof typeof ErrorCode]} ErrorCodeValue */
+
+/** @typedef {typeof RefusalCode[keyof typeof RefusalCode]} RefusalCodeValue */
 
 /**
  * `created`: you opened an empty room. `joined` has the same fields and `resumed`.
@@ -250,6 +299,11 @@ const OPEN = 1;
  */
 
 /**
+ * The one frame of a join refused in-band: the refusal, then the close (`docs/protocol.md`).
+ * @typedef {{type: "error", code: RefusalCodeValue, message: string, retryAfter?: number}} RefusalFrame
+ */
+
+/**
  * `pong`: the answer to a keep-alive ping.
  * @typedef {{type: "pong"}} PongFrame
  */
@@ -263,7 +317,7 @@ const OPEN = 1;
 
 /**
  * @typedef {CreatedFrame | JoinedFrame | PeerJoinedFrame | ReadyFrame | MessageFrame | PeerAwayFrame
- *   | PeerLeftFrame | FullFrame | ErrorFrame | PongFrame | IceServersFrame} ServerFrame
+ *   | PeerLeftFrame | FullFrame | ErrorFrame | RefusalFrame | PongFrame | IceServersFrame} ServerFrame
  */
 
 /**
@@ -280,6 +334,17 @@ const OPEN = 1;
 /**
  * `close`: the connection stopped for good.
  * @typedef {{code: number, reason: string}} CloseDetail
+ */
+
+/**
+ * `refused`: the server refused the join in-band (`docs/access.md`, "Refusals"). `code` and
+ * `message` are the server's; `retryAfter` (seconds) comes with `too-many-joins`. The socket's
+ * close follows: then `close` for a final refusal, or `reconnecting` for `too-many-joins`
+ * (after `retryAfter`) and for the one retry of `ticket-expired` with a ticket function.
+ * @typedef {object} RefusedDetail
+ * @property {RefusalCodeValue} code
+ * @property {string} message
+ * @property {number} [retryAfter]
  */
 
 /**
@@ -301,6 +366,7 @@ const OPEN = 1;
  *   reconnecting: CustomEvent<ReconnectingDetail>,
  *   reconnected: CustomEvent<ReconnectedDetail>,
  *   close: CustomEvent<CloseDetail>,
+ *   refused: CustomEvent<RefusedDetail>,
  *   "e2e-error": CustomEvent<E2EErrorDetail>,
  * }} DuetEventMap
  */
@@ -352,6 +418,9 @@ export function connect(room, options = {}) {
  * - `reconnected`: `detail = {resumed, clientId}`, a new socket got its welcome frame; with
  *   `resumed: false` the old slot had expired and this is a fresh join (new `clientId`);
  * - `close`: `detail = {code, reason}`, the connection has stopped for good;
+ * - `refused`: `detail = {code, message, retryAfter?}`, the server refused the join in-band
+ *   (instead of an `error` event); the close that follows ends the connection (`close`) or,
+ *   for `too-many-joins` and a first `ticket-expired` with a ticket function, retries;
  * - `e2e-error`: `detail = {reason, from, message}`, a message was dropped undelivered: it failed
  *   to decrypt, was a replay, or was plaintext where an envelope was expected (or the reverse);
  *   `reason` is one of `E2E_FAILURES` (`e2e.js`).
@@ -411,6 +480,10 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #iceTimer;
   /** Whether any socket of this connection got a welcome frame (so the next one is a return). */
   #welcomed = false;
+  /** The in-band refusal of the current socket, acted on when it closes. @type {RefusedDetail | null} */
+  #refusal = null;
+  /** Whether the one retry with a fresh ticket after `ticket-expired` was spent since the last welcome. */
+  #freshTicketTried = false;
   /** @type {number} */
   #maxMessageBytes;
   #full = false;
@@ -626,6 +699,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       return;
     }
     this.#socket = ws;
+    this.#refusal = null;
     ws.addEventListener("open", () => ws === this.#socket && this.#startKeepAlive());
     ws.addEventListener("message", (ev) => ws === this.#socket && this.#onText(ev.data));
     ws.addEventListener("close", (ev) => ws === this.#socket && this.#onClose(ev.code, ev.reason));
@@ -643,7 +717,24 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       return;
     }
     if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
-    this.#receive(frame);
+    // A refusal is the only frame of its socket: judged at once, before its close.
+    if (frame.type === "error" && REFUSAL_CODES.has(frame.code)) this.#onRefusal(frame);
+    else this.#receive(frame);
+  }
+
+  /**
+   * The server refused the join in-band; what to do comes when the socket closes.
+   * @param {Record<string, any>} frame
+   */
+  #onRefusal(frame) {
+    /** @type {RefusedDetail} */
+    const detail = { code: frame.code, message: typeof frame.message === "string" ? frame.message : "" };
+    if (typeof frame.retryAfter === "number" && Number.isFinite(frame.retryAfter) && frame.retryAfter >= 0) {
+      detail.retryAfter = frame.retryAfter;
+    }
+    this.#refusal = detail;
+    this.#emit("frame", frame);
+    this.#emit("refused", detail);
   }
 
   /**
@@ -717,6 +808,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
         this.state = "open";
         this.#attempt = 0;
         this.#welcomed = true;
+        this.#freshTicketTried = false;
         // The first ping at once, the schedule counted from it. A slot whose socket never sent
         // a frame is unconfirmed and yields to a newcomer (protocol.md), and workerd only ends
         // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
@@ -754,13 +846,35 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
 
   /** @param {number} code @param {string} reason */
   #onClose(code, reason) {
-    if (this.#full || code === CloseCode.ROOM_FULL || code === CloseCode.STALE) {
+    const refusal = this.#refusal;
+    this.#refusal = null;
+    if (refusal) {
+      this.#afterRefusal(refusal, code, reason);
+    } else if (this.#full || code === CloseCode.ROOM_FULL || code === CloseCode.STALE) {
       this.#forget();
       this.#finish(code, reason);
     } else if (FINAL_CLOSE_CODES.has(code)) {
       this.#finish(code, reason);
     } else {
       this.#socketGone(code, reason);
+    }
+  }
+
+  /**
+   * After the close of a socket refused in-band: wait `retryAfter` after `too-many-joins`; one
+   * more try with a fresh ticket after `ticket-expired`, when a ticket function can give one;
+   * else stop, as nothing would change by trying again.
+   * @param {RefusedDetail} refusal @param {number} code @param {string} reason
+   */
+  #afterRefusal(refusal, code, reason) {
+    if (refusal.code === RefusalCode.TOO_MANY_JOINS) {
+      const wait = refusal.retryAfter;
+      this.#socketGone(code, reason, wait === undefined ? undefined : Math.min(wait * 1000, 2 ** 31 - 1));
+    } else if (refusal.code === RefusalCode.TICKET_EXPIRED && typeof this.#ticket === "function" && !this.#freshTicketTried) {
+      this.#freshTicketTried = true;
+      this.#socketGone(code, reason, 0);
+    } else {
+      this.#finish(code, reason);
     }
   }
 
@@ -784,8 +898,12 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     }, delay);
   }
 
-  /** The socket is gone but we are not done: schedule the next attempt. */
-  #socketGone(/** @type {number} */ code, /** @type {string} */ reason) {
+  /**
+   * The socket is gone but we are not done: schedule the next attempt, after `delayMs` or the
+   * backoff's delay.
+   * @param {number} code @param {string} reason @param {number} [delayMs]
+   */
+  #socketGone(code, reason, delayMs = backoffDelay(this.#attempt, this.#options.backoff)) {
     this.#socket = null;
     this.#stopKeepAlive();
     this.#stopIceRefresh();
@@ -794,7 +912,6 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       this.#finish(code, reason);
       return;
     }
-    const delayMs = backoffDelay(this.#attempt, this.#options.backoff);
     this.#attempt += 1;
     this.state = "reconnecting";
     this.#retryTimer = setTimeout(() => this.#open(), delayMs);
