@@ -15,6 +15,8 @@
  *   (`null` while there is none or it is not negotiated yet);
  * - `e2e-error`: `detail = {reason, from, message}`, a message from the peer was dropped: with a
  *   `key`, it did not decrypt (wrong or altered link, or an interfering server), see `duet.js`;
+ * - `e2e-confirmed`: `detail = {peer}`, with a `key`: the other side's link has the same key
+ *   (`duet.js`); a `key-mismatch` `e2e-error` says the opposite;
  * - `refused`: `detail = {code, message, retryAfter?}`, the server refused to let us join
  *   (`duet.js`); `problem` then says why and what the person can do, and the status follows:
  *   `error` for a final refusal, a retry after `too-many-joins`.
@@ -154,6 +156,7 @@ export class Call extends EventTarget {
       this.e2eErrors.push(detail.reason);
       this.#emit("e2e-error", detail);
     });
+    signaling.addEventListener("e2e-confirmed", (e) => this.#emit("e2e-confirmed", e.detail));
     signaling.addEventListener("ice-servers", () => this.#applyIceServers());
     signaling.addEventListener("reconnecting", () => this.#update());
     signaling.addEventListener("reconnected", (e) => {

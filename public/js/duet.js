@@ -26,7 +26,9 @@
  * It knows nothing about WebRTC: it carries whatever JSON the application sends. With a `key`
  * (the secret of a call link) it encrypts every message end to end (`e2e.js`, `docs/e2e.md`):
  * the server relays envelopes it cannot read, and messages that fail to decrypt never reach the
- * application but raise `e2e-error`. It runs in
+ * application but raise `e2e-error`. Right after each `ready` both sides send an encrypted hello
+ * (`docs/e2e.md`, "Key confirmation"): within {@link KEY_CONFIRM_MS} each knows whether the
+ * other's link has the same key (`e2e-confirmed`) or not (`e2e-error`, `key-mismatch`). It runs in
  * browsers and in Node.js 20+ (pass `WebSocket`; without `sessionStorage` the token stays in
  * memory), and is published as the npm package `duet-signaling` (`package.json` beside it), with
  * the event map {@link DuetEventMap} typing every event. API and example: `docs/client.md`.
@@ -34,7 +36,19 @@
  */
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
-import { cryptoAvailable, deriveKey, E2EError, envelopeFrameBytes, isEnvelope, isSecret, open, seal } from "./e2e.js";
+import {
+  cryptoAvailable,
+  deriveKey,
+  E2EError,
+  envelopeFrameBytes,
+  isEnvelope,
+  isHello,
+  isSecret,
+  open,
+  openHello,
+  seal,
+  sealHello,
+} from "./e2e.js";
 
 /** The protocol version this client speaks, announced as `version` in welcome frames. */
 export const PROTOCOL_VERSION = 1;
@@ -169,6 +183,12 @@ export const ICE_REFRESH_AT = 0.8;
  * the server's cannot turn refreshing into a flood.
  */
 export const MIN_ICE_REFRESH_MS = 5000;
+
+/**
+ * With a key: how long after `ready` the other side's hello may take, while both stay
+ * connected, before its absence counts as a `key-mismatch` (`docs/e2e.md`, "Key confirmation").
+ */
+export const KEY_CONFIRM_MS = 5000;
 const OPEN = 1;
 
 /**
@@ -198,6 +218,8 @@ const OPEN = 1;
  * @property {string | null} [key] the secret of an end-to-end protected call link (43
  *   characters of base64url, `docs/e2e.md`): messages are encrypted with a key derived from it
  *   and the room name. Without it messages travel as plain JSON.
+ * @property {number} [keyConfirmMs=5000] with a `key`: how long after `ready` to wait for the
+ *   other side's key confirmation before reporting `key-mismatch` ({@link KEY_CONFIRM_MS}).
  */
 
 /**
@@ -368,11 +390,20 @@ const OPEN = 1;
  *   close: CustomEvent<CloseDetail>,
  *   refused: CustomEvent<RefusedDetail>,
  *   "e2e-error": CustomEvent<E2EErrorDetail>,
+ *   "e2e-confirmed": CustomEvent<E2EConfirmedDetail>,
  * }} DuetEventMap
  */
 
 /**
- * `e2e-error`: a message was dropped undelivered (see `docs/e2e.md`).
+ * `e2e-confirmed`: the other side's hello opened with our key: both links have the same key.
+ * Once per pairing (per `ready`).
+ * @typedef {object} E2EConfirmedDetail
+ * @property {string} peer the other side's client id
+ */
+
+/**
+ * `e2e-error`: a message was dropped undelivered (see `docs/e2e.md`); with `key-mismatch`, the
+ * other side's key confirmation did not open, or did not come within {@link KEY_CONFIRM_MS}.
  * @typedef {object} E2EErrorDetail
  * @property {import("./e2e.js").E2EFailure} reason one of `E2E_FAILURES` (`e2e.js`)
  * @property {string | null} from the client id the relayed frame named
@@ -423,7 +454,10 @@ export function connect(room, options = {}) {
  *   for `too-many-joins` and a first `ticket-expired` with a ticket function, retries;
  * - `e2e-error`: `detail = {reason, from, message}`, a message was dropped undelivered: it failed
  *   to decrypt, was a replay, or was plaintext where an envelope was expected (or the reverse);
- *   `reason` is one of `E2E_FAILURES` (`e2e.js`).
+ *   `reason` is one of `E2E_FAILURES` (`e2e.js`); `key-mismatch`: the other side's link has
+ *   another key or none (its hello did not open, or did not come in time);
+ * - `e2e-confirmed`: `detail = {peer}`, with a key: the other side's hello opened, so both
+ *   links have the same key. Within {@link KEY_CONFIRM_MS} of `ready`, one of the two comes.
  */
 export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEventMap>} */ (EventTarget) {
   /** @type {string} */
@@ -452,8 +486,14 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   peerIdentities = {};
   /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
   state = "connecting";
+  /**
+   * With a key: whether the other side of the current pairing has the same key. `null` until
+   * its hello opened (`true`) or failed or was missing (`false`), and without a key.
+   * @type {boolean | null}
+   */
+  keyConfirmed = null;
 
-  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key" | "ticket">> & {backoff: import("./backoff.js").BackoffOptions}} */
+  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key" | "ticket" | "keyConfirmMs">> & {backoff: import("./backoff.js").BackoffOptions}} */
   #options;
   /** @type {WebSocketConstructor} */
   #WebSocket;
@@ -486,6 +526,12 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #freshTicketTried = false;
   /** @type {number} */
   #maxMessageBytes;
+  /** The time after `ready` that the other side's hello may take. */
+  #keyConfirmMs = KEY_CONFIRM_MS;
+  /** Fires when the other side's hello is overdue. @type {ReturnType<typeof setTimeout> | undefined} */
+  #helloTimer;
+  /** Whether `e2e-confirmed` was emitted for the current pairing. */
+  #confirmEmitted = false;
   #full = false;
   /** The room's AES-GCM key with a `key` option, else null. @type {Promise<CryptoKey> | null} */
   #key = null;
@@ -532,6 +578,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
     };
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#keyConfirmMs = options.keyConfirmMs ?? KEY_CONFIRM_MS;
     const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
     if (!WebSocketImpl) throw new TypeError("no WebSocket implementation: pass options.WebSocket");
     this.#WebSocket = WebSocketImpl;
@@ -760,23 +807,31 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
         const failure =
           result instanceof E2EError ? result : sealed && this.#acceptedIvs.has(frame.data.iv) ? new E2EError("replayed") : null;
         if (failure) {
+          if (failure.reason === "key-mismatch") this.#keyMismatch();
           this.#emit("e2e-error", { reason: failure.reason, from: frame.from ?? null, message: failure.message });
           return;
         }
         if (sealed) this.#acceptedIvs.add(frame.data.iv);
-        this.#onFrame(/** @type {Record<string, any>} */ (result));
+        if (result instanceof Hello) this.#onHello(String(frame.from), result.to);
+        else this.#onFrame(/** @type {Record<string, any>} */ (result));
       })
       .catch((error) => console.error("duet: could not deliver a frame", error));
   }
 
   /**
-   * The message frame with its data decrypted, or why it must not be delivered.
+   * The message frame with its data decrypted, or the receiver a hello names, or why it must not
+   * be delivered.
    * @param {Record<string, any>} frame
-   * @returns {Promise<Record<string, any> | E2EError>}
+   * @returns {Promise<Record<string, any> | Hello | E2EError>}
    */
   async #unseal(frame) {
     try {
       if (!this.#key) throw new E2EError("unexpected-envelope");
+      if (isHello(frame.data)) {
+        const to = await openHello(await this.#key, this.room, String(frame.from), frame.data);
+        if (this.#ownIds.has(String(frame.from))) throw new E2EError("reflected");
+        return new Hello(to);
+      }
       const data = await open(await this.#key, this.room, String(frame.from), frame.data);
       // Authentic, but as if from us: the server sent one of our own messages back, perhaps
       // one sealed under an id we held before a fresh welcome gave us a new one.
@@ -814,21 +869,32 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
         // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
         // that socket has sent a frame.
         this.#startKeepAlive(true);
+        // Back in a pairing whose hellos may have been lost with the socket (or a reloaded page,
+        // which knows of no hello): say hello again; the peer answers one after our return.
+        if (this.resumed && this.peers.length > 0 && this.keyConfirmed !== true) this.#sendHello();
         break;
       }
       case "peer-joined":
         if (!this.peers.includes(frame.clientId)) this.peers = [...this.peers, frame.clientId];
         if (frame.identity) this.peerIdentities = { ...this.peerIdentities, [frame.clientId]: frame.identity };
+        // The peer is back: it may have missed our hello, or be a reloaded page that knows none.
+        if (frame.resumed === true) this.#sendHello();
+        break;
+      case "peer-away":
+        this.#stopHelloTimer();
         break;
       case "peer-left":
         this.peers = this.peers.filter((id) => id !== frame.clientId);
         this.initiator = null;
         this.#saveInitiator();
+        this.#stopHelloTimer();
+        this.keyConfirmed = null;
         break;
       case "ready":
         this.initiator = String(frame.initiator);
         if (Array.isArray(frame.peers)) this.peers = frame.peers.filter((id) => id !== this.clientId);
         this.#saveInitiator();
+        this.#confirmKey();
         break;
       case "full":
         this.#full = true;
@@ -842,6 +908,67 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     if (welcomedBefore && (frame.type === "created" || frame.type === "joined")) {
       this.#emit("reconnected", { resumed: this.resumed, clientId: this.clientId });
     }
+  }
+
+  /**
+   * A new pairing (`ready`): with a key, send our hello before anything else and expect the
+   * other side's within `keyConfirmMs`.
+   */
+  #confirmKey() {
+    this.#stopHelloTimer();
+    if (!this.#key) return;
+    this.keyConfirmed = null;
+    this.#confirmEmitted = false;
+    this.#sendHello();
+    if (!(this.#keyConfirmMs > 0)) return;
+    this.#helloTimer = setTimeout(() => {
+      this.#helloTimer = undefined;
+      if (this.keyConfirmed === true || this.state !== "open" || this.peers.length === 0) return;
+      this.#keyMismatch();
+      const { message } = new E2EError("key-mismatch");
+      this.#emit("e2e-error", { reason: "key-mismatch", from: this.peers[0] ?? null, message });
+    }, this.#keyConfirmMs);
+  }
+
+  /** With a key and a socket open, seals a hello to the peer and sends it after earlier frames. */
+  #sendHello() {
+    const ws = this.#socket;
+    const key = this.#key;
+    const peer = this.peers[0];
+    if (!key || !peer || this.state !== "open" || !ws || ws.readyState !== OPEN) return;
+    const sender = /** @type {string} */ (this.clientId);
+    const sealed = key.then((k) => sealHello(k, this.room, sender, peer));
+    this.#outbox = Promise.all([sealed, this.#outbox])
+      .then(([hello]) => {
+        if (ws.readyState === OPEN) ws.send(JSON.stringify({ type: "message", data: hello }));
+      })
+      .catch((error) => console.error("duet: could not send the key confirmation", error));
+  }
+
+  /**
+   * A hello opened with our key: the keys match, if it is addressed to us (one addressed to an
+   * id we no longer hold is an old pairing's, and says nothing about this one).
+   * @param {string} from @param {string} to
+   */
+  #onHello(from, to) {
+    if (to !== this.clientId) return;
+    this.#stopHelloTimer();
+    this.keyConfirmed = true;
+    if (this.#confirmEmitted) return;
+    this.#confirmEmitted = true;
+    this.#emit("e2e-confirmed", { peer: from });
+  }
+
+  /** The other side's key is not ours (its `e2e-error` is emitted by the caller). */
+  #keyMismatch() {
+    this.#stopHelloTimer();
+    if (this.keyConfirmed !== true) this.keyConfirmed = false;
+  }
+
+  /** No verdict from silence while either side is away: a hello may be lost meanwhile. */
+  #stopHelloTimer() {
+    clearTimeout(this.#helloTimer);
+    this.#helloTimer = undefined;
   }
 
   /** @param {number} code @param {string} reason */
@@ -906,6 +1033,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #socketGone(code, reason, delayMs = backoffDelay(this.#attempt, this.#options.backoff)) {
     this.#socket = null;
     this.#stopKeepAlive();
+    this.#stopHelloTimer();
     this.#stopIceRefresh();
     clearTimeout(this.#retryTimer);
     if (this.#attempt >= this.#options.maxReconnectAttempts) {
@@ -922,6 +1050,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #finish(code, reason) {
     this.#socket = null;
     this.#stopKeepAlive();
+    this.#stopHelloTimer();
     this.#stopIceRefresh();
     clearTimeout(this.#retryTimer);
     globalThis.removeEventListener?.("online", this.#onOnline);
@@ -1003,6 +1132,14 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     } catch {
       // See #save.
     }
+  }
+}
+
+/** A hello that opened: the receiver it names. */
+class Hello {
+  /** @param {string} to */
+  constructor(to) {
+    this.to = to;
   }
 }
 

@@ -10,7 +10,10 @@
 //   first ping counts as a drop;
 // - refusals in-band (docs/protocol.md, "In-band refusals"): the `refused` event, no reconnect
 //   after a final refusal, one fresh ticket after `ticket-expired` from a ticket function, and
-//   the wait of `retryAfter` after `too-many-joins`.
+//   the wait of `retryAfter` after `too-many-joins`;
+// - the key confirmation's clock (docs/e2e.md): silence for KEY_CONFIRM_MS while both sides are
+//   connected is `key-mismatch`; a drop of either side stops the clock, and the returns bring
+//   hellos instead.
 
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
@@ -21,9 +24,11 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   ICE_SERVERS_TEXT,
   MIN_ICE_REFRESH_MS,
+  KEY_CONFIRM_MS,
   PING_TEXT,
   RefusalCode,
 } from "../../public/js/duet.js";
+import { deriveKey, newSecret, sealHello } from "../../public/js/e2e.js";
 
 /** A WebSocket that opens at once and records what is sent; the test plays the server. */
 class ScriptedSocket extends EventTarget {
@@ -472,5 +477,119 @@ describe("refusals in-band", () => {
       assert.deepEqual(events, [{ type: "close", detail: { code: CloseCode[name], reason: CloseReason[name] } }], name);
       assert.equal(connection.state, "closed");
     }
+  });
+});
+
+describe("the key confirmation's clock", () => {
+  const ME = "aaaaaaaaaaaaaaaa";
+  const PEER = "bbbbbbbbbbbbbbbb";
+  const ready = { type: "ready", room: "r", initiator: ME, peers: [ME, PEER] };
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
+  afterEach(() => mock.timers.reset());
+
+  /** Lets Web Crypto's work and the promises after it finish (it runs outside the mocked timers). */
+  async function until(/** @type {() => boolean} */ condition, what = "the condition") {
+    for (let i = 0; i < 2000 && !condition(); i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(condition(), `waited in vain for ${what}`);
+  }
+
+  /** The hellos sent on `socket`. */
+  const hellos = (/** @type {ScriptedSocket} */ socket) => socket.sent.map((t) => JSON.parse(t)).filter((f) => f.type === "message" && f.data?.hello === 1);
+
+  /** A keyed connection paired with PEER by a `ready`, its own hello sent; records its e2e events. */
+  async function paired(secret = newSecret()) {
+    const connection = connect("r", {
+      baseUrl: "http://duet.test",
+      WebSocket: /** @type {any} */ (ScriptedSocket),
+      pingIntervalMs: 0,
+      storage: null,
+      key: secret,
+      backoff: { initialDelayMs: 100, maxDelayMs: 100 },
+    });
+    /** @type {{type: string, detail: any}[]} */
+    const events = [];
+    for (const type of ["e2e-error", "e2e-confirmed"]) {
+      connection.addEventListener(/** @type {any} */ (type), (/** @type {CustomEvent} */ e) => events.push({ type, detail: e.detail }));
+    }
+    const socket = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    socket.dispatchEvent(new Event("open"));
+    socket.receive(welcome({ clientId: ME }));
+    socket.receive({ type: "peer-joined", room: "r", clientId: PEER, resumed: false });
+    socket.receive(ready);
+    await until(() => hellos(socket).length === 1, "our hello");
+    const peerKey = await deriveKey(secret, "r");
+    /** The peer's hello to us, as it arrives. */
+    const peerHello = async (to = ME, key = peerKey) => ({ type: "message", from: PEER, data: await sealHello(key, "r", PEER, to) });
+    return { connection, events, socket, peerHello };
+  }
+
+  test(`silence for KEY_CONFIRM_MS (${KEY_CONFIRM_MS} ms) after ready, both connected: key-mismatch`, async () => {
+    assert.equal(KEY_CONFIRM_MS, 5000);
+    const { connection, events } = await paired();
+    mock.timers.tick(KEY_CONFIRM_MS - 1);
+    assert.deepEqual(events, []);
+    assert.equal(connection.keyConfirmed, null);
+    mock.timers.tick(1);
+    assert.equal(events.length, 1);
+    assert.deepEqual(events[0], { type: "e2e-error", detail: { reason: "key-mismatch", from: PEER, message: events[0].detail.message } });
+    assert.equal(connection.keyConfirmed, false);
+    connection.leave();
+  });
+
+  test("the peer's hello confirms the key, and the clock stops", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    socket.receive(await peerHello());
+    await until(() => events.length === 1, "the confirmation");
+    assert.deepEqual(events, [{ type: "e2e-confirmed", detail: { peer: PEER } }]);
+    assert.equal(connection.keyConfirmed, true);
+    mock.timers.tick(60_000);
+    assert.equal(events.length, 1, "no mismatch after a confirmation");
+    connection.leave();
+  });
+
+  test("a hello addressed to an id we do not hold says nothing; silence then decides", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    let ponged = false;
+    connection.addEventListener("pong", () => (ponged = true));
+    socket.receive(await peerHello("cccccccccccccccc"));
+    socket.receive({ type: "pong" }); // delivered only after the hello before it was judged
+    await until(() => ponged, "the pong after the hello");
+    assert.deepEqual(events, []);
+    assert.equal(connection.keyConfirmed, null);
+    mock.timers.tick(KEY_CONFIRM_MS);
+    assert.deepEqual(events.map((e) => e.detail.reason), ["key-mismatch"]);
+    connection.leave();
+  });
+
+  test("peer-away stops the clock; on its return we say hello again, and its hello decides", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    socket.receive({ type: "peer-away", room: "r", clientId: PEER });
+    mock.timers.tick(60_000);
+    assert.deepEqual(events, [], "no verdict from silence while the peer was away");
+    socket.receive({ type: "peer-joined", room: "r", clientId: PEER, resumed: true });
+    await until(() => hellos(socket).length === 2, "our hello again");
+    assert.equal(hellos(socket)[1].data.iv === hellos(socket)[0].data.iv, false, "a fresh IV");
+    socket.receive(await peerHello(ME, await deriveKey(newSecret(), "r")));
+    await until(() => events.length === 1, "the verdict");
+    assert.deepEqual(events.map((e) => e.detail.reason), ["key-mismatch"]);
+    assert.equal(connection.keyConfirmed, false);
+    connection.leave();
+  });
+
+  test("our own drop stops the clock; back in the pairing, we say hello again", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    socket.serverClose(1006, "");
+    mock.timers.tick(100);
+    const back = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.notEqual(back, socket);
+    back.dispatchEvent(new Event("open"));
+    mock.timers.tick(60_000);
+    assert.deepEqual(events, [], "no verdict from silence while we were away");
+    back.receive(welcome({ type: "joined", clientId: ME, resumed: true, peers: [PEER] }));
+    await until(() => hellos(back).length === 1, "our hello on the new socket");
+    back.receive(await peerHello());
+    await until(() => events.length === 1, "the confirmation");
+    assert.deepEqual(events, [{ type: "e2e-confirmed", detail: { peer: PEER } }]);
+    connection.leave();
   });
 });
