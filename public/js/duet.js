@@ -842,38 +842,49 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     }
   }
 
+  /**
+   * A welcome (`created` or `joined`): our slot, its peers and limits, and what to keep.
+   * @param {Record<string, any>} frame
+   */
+  #onWelcome(frame) {
+    this.clientId = String(frame.clientId);
+    this.#ownIds.add(this.clientId);
+    this.#setIceServers(frame.iceServers, frame.iceServersExpireAt);
+    this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
+    this.resumed = frame.resumed === true;
+    this.identity = frame.identity ?? null;
+    this.peerIdentities = frame.peerIdentities && typeof frame.peerIdentities === "object" ? { ...frame.peerIdentities } : {};
+    if (Number.isSafeInteger(frame.maxMessageBytes) && frame.maxMessageBytes > 0) this.#maxMessageBytes = frame.maxMessageBytes;
+    const saved = this.#load();
+    // A resumed slot keeps its pairing; a fresh slot waits for a new `ready`.
+    this.initiator = this.resumed && saved?.clientId === this.clientId ? saved.initiator : null;
+    this.#save({ token: String(frame.resumeToken), clientId: this.clientId, initiator: this.initiator });
+    this.state = "open";
+    this.#attempt = 0;
+    this.#welcomed = true;
+    this.#freshTicketTried = false;
+    // The first ping at once, the schedule counted from it. A slot whose socket never sent
+    // a frame is unconfirmed and yields to a newcomer (protocol.md), and workerd only ends
+    // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
+    // that socket has sent a frame.
+    this.#startKeepAlive(true);
+    if (!this.resumed) {
+      this.keyConfirmed = null; // a fresh slot: no pairing until `ready`
+    } else if (this.peers.length > 0 && this.keyConfirmed !== true) {
+      // Back in a pairing whose hellos may have been lost with the socket (or a reloaded page,
+      // which knows of no hello): say hello again; the peer sends one on our return too.
+      this.#sendHello();
+    }
+  }
+
   /** @param {Record<string, any>} frame */
   #onFrame(frame) {
     const welcomedBefore = this.#welcomed;
     switch (frame.type) {
       case "created":
-      case "joined": {
-        this.clientId = String(frame.clientId);
-        this.#ownIds.add(this.clientId);
-        this.#setIceServers(frame.iceServers, frame.iceServersExpireAt);
-        this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
-        this.resumed = frame.resumed === true;
-        this.identity = frame.identity ?? null;
-        this.peerIdentities = frame.peerIdentities && typeof frame.peerIdentities === "object" ? { ...frame.peerIdentities } : {};
-        if (Number.isSafeInteger(frame.maxMessageBytes) && frame.maxMessageBytes > 0) this.#maxMessageBytes = frame.maxMessageBytes;
-        const saved = this.#load();
-        // A resumed slot keeps its pairing; a fresh slot waits for a new `ready`.
-        this.initiator = this.resumed && saved?.clientId === this.clientId ? saved.initiator : null;
-        this.#save({ token: String(frame.resumeToken), clientId: this.clientId, initiator: this.initiator });
-        this.state = "open";
-        this.#attempt = 0;
-        this.#welcomed = true;
-        this.#freshTicketTried = false;
-        // The first ping at once, the schedule counted from it. A slot whose socket never sent
-        // a frame is unconfirmed and yields to a newcomer (protocol.md), and workerd only ends
-        // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
-        // that socket has sent a frame.
-        this.#startKeepAlive(true);
-        // Back in a pairing whose hellos may have been lost with the socket (or a reloaded page,
-        // which knows of no hello): say hello again; the peer answers one after our return.
-        if (this.resumed && this.peers.length > 0 && this.keyConfirmed !== true) this.#sendHello();
+      case "joined":
+        this.#onWelcome(frame);
         break;
-      }
       case "peer-joined":
         if (!this.peers.includes(frame.clientId)) this.peers = [...this.peers, frame.clientId];
         if (frame.identity) this.peerIdentities = { ...this.peerIdentities, [frame.clientId]: frame.identity };

@@ -487,9 +487,13 @@ describe("the key confirmation's clock", () => {
   beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
   afterEach(() => mock.timers.reset());
 
-  /** Lets Web Crypto's work and the promises after it finish (it runs outside the mocked timers). */
+  /**
+   * Waits until `condition` holds, letting Web Crypto's work (on other threads, outside the
+   * mocked timers) and the promises after it finish; gives up after 10 s of real time.
+   */
   async function until(/** @type {() => boolean} */ condition, what = "the condition") {
-    for (let i = 0; i < 2000 && !condition(); i++) await new Promise((resolve) => setImmediate(resolve));
+    const deadline = performance.now() + 10_000;
+    while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
     assert.ok(condition(), `waited in vain for ${what}`);
   }
 
