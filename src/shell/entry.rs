@@ -1,5 +1,7 @@
 //! The Worker's `fetch`: routes by [`crate::route::route`], forwards sockets to the room's
-//! Durable Object (returning its 101 untouched), and serves the app from the assets binding.
+//! Durable Object (returning its 101 untouched), refuses as [`crate::route::refusal`] decides
+//! (an HTTP error, or in-band on a socket of its own), and serves the app from the assets
+//! binding.
 
 use super::platform;
 use crate::config::Config;
