@@ -6,6 +6,8 @@
 //! cargo run -q --example wire_constants
 //! ```
 //!
+//! The refusals are those `route::refusal` delivers in-band, with their close codes.
+//!
 //! The room-name rule is printed as the characters `is_room_name` accepts, found by asking it
 //! about every character up to U+02FF, so the check follows the function and not a copy of it.
 
@@ -13,7 +15,7 @@ use duet::config::{Config, DEFAULT_ICE_SERVERS};
 use duet::protocol::{
     CloseCode, ErrorCode, ServerFrameType, MAX_PEERS, PING_TEXT, PONG_TEXT, VERSION,
 };
-use duet::route::{is_room_name, MAX_ROOM_LEN};
+use duet::route::{is_room_name, HttpError, MAX_ROOM_LEN};
 use serde_json::{json, Value};
 
 fn main() {
@@ -25,6 +27,21 @@ fn main() {
         .iter()
         .map(|c| json!({ "name": format!("{c:?}"), "code": c.as_str() }))
         .collect();
+    // The refusals delivered in-band, one per code (`invalid-ticket` covers two variants).
+    let mut refusals: Vec<Value> = Vec::new();
+    for err in HttpError::ALL {
+        let Some(close) = err.close_code() else {
+            continue;
+        };
+        if !refusals.iter().any(|r| r["code"] == err.code()) {
+            refusals.push(json!({
+                "name": format!("{err:?}"),
+                "code": err.code(),
+                "close": close.code(),
+                "retryAfter": err.retry_after_s(),
+            }));
+        }
+    }
     let room_name_chars: String = ('\0'..='\u{2ff}')
         .filter(|c| is_room_name(&c.to_string()))
         .collect();
@@ -35,6 +52,7 @@ fn main() {
         "pongText": PONG_TEXT,
         "closeCodes": close_codes,
         "errorCodes": error_codes,
+        "refusals": refusals,
         "serverFrameTypes": ServerFrameType::ALL.map(ServerFrameType::as_str),
         "roomName": {
             "minLen": (0..=MAX_ROOM_LEN).find(|&n| is_room_name(&"a".repeat(n))),

@@ -11,7 +11,8 @@
 //!   - [`slots`]: what the object stores for a room ([`slots::RoomState`]).
 //!   - [`room`]: joins, resumes, leaves, drops and the alarm, as transitions of that state.
 //!   - [`effect`]: what the core asks the shell to do (send, close, log, attach, store).
-//!   - [`route`]: which HTTP request goes where, the handshake check, and the HTTP errors.
+//!   - [`route`]: which HTTP request goes where, the handshake check, the HTTP errors, and
+//!     which refusals go in-band to a client that can read them ([`route::refusal`]).
 //!   - [`ticket`]: signed join tickets (HS256 JWTs) and the identities they name.
 //!   - [`webhook`]: lifecycle webhooks: events, the outbox's retry schedule, the signature.
 //!   - [`config`] and [`vars`]: the `[vars]`, validated, with defaults.

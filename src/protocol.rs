@@ -360,16 +360,31 @@ pub enum CloseCode {
     RoomFull,
     /// Too many frames refused by the rate limit.
     RateLimited,
+    /// An upgrade refused in-band for its join ticket: missing, invalid or expired.
+    TicketRefused,
+    /// An upgrade refused in-band for any other reason of this client's (a ticket for another
+    /// room).
+    Forbidden,
+    /// An upgrade refused in-band over the join limit; the `error` frame before it carries
+    /// `retryAfter`.
+    TooManyJoins,
+    /// An upgrade refused in-band because the service's configuration is unusable
+    /// (`config-error`): a server-side problem that only its operator can fix.
+    Misconfigured,
 }
 
 impl CloseCode {
     /// Every code, for the wire-constant checks of other languages.
-    pub const ALL: [CloseCode; 5] = [
+    pub const ALL: [CloseCode; 9] = [
         CloseCode::Left,
         CloseCode::Replaced,
         CloseCode::Stale,
         CloseCode::RoomFull,
         CloseCode::RateLimited,
+        CloseCode::TicketRefused,
+        CloseCode::Forbidden,
+        CloseCode::TooManyJoins,
+        CloseCode::Misconfigured,
     ];
 
     pub fn code(self) -> u16 {
@@ -379,6 +394,12 @@ impl CloseCode {
             CloseCode::Stale => 4408,
             CloseCode::RoomFull => 4409,
             CloseCode::RateLimited => 4429,
+            CloseCode::TicketRefused => 4401,
+            CloseCode::Forbidden => 4403,
+            // The same code as `RateLimited`: both say "too much from you, wait"; the reason
+            // and the `error` frame before it tell them apart.
+            CloseCode::TooManyJoins => 4429,
+            CloseCode::Misconfigured => 4503,
         }
     }
 
@@ -389,6 +410,10 @@ impl CloseCode {
             CloseCode::Stale => "stale",
             CloseCode::RoomFull => "room full",
             CloseCode::RateLimited => "rate limited",
+            CloseCode::TicketRefused => "ticket refused",
+            CloseCode::Forbidden => "forbidden",
+            CloseCode::TooManyJoins => "too many joins",
+            CloseCode::Misconfigured => "misconfigured",
         }
     }
 }

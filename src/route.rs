@@ -2,6 +2,7 @@
 //! headers. The shell turns a [`Route`] into a response; every refusal is an [`HttpError`].
 
 use crate::config::{AllowedOrigins, Config};
+use crate::protocol::CloseCode;
 use crate::ticket::{self, Identity, TicketError};
 use crate::token::{from_hex, to_hex};
 use serde::Serialize;
@@ -182,6 +183,23 @@ impl From<TicketError> for HttpError {
 }
 
 impl HttpError {
+    /// Every refusal, for the wire-constant checks of other languages.
+    pub const ALL: [HttpError; 13] = [
+        HttpError::InvalidRoom,
+        HttpError::MethodNotAllowed,
+        HttpError::ForbiddenOrigin,
+        HttpError::TicketRequired,
+        HttpError::InvalidTicket,
+        HttpError::TicketTooLong,
+        HttpError::TicketExpired,
+        HttpError::TicketWrongRoom,
+        HttpError::UpgradeRequired,
+        HttpError::BadUpgrade,
+        HttpError::TooManyJoins,
+        HttpError::NotFound,
+        HttpError::ConfigError,
+    ];
+
     pub fn status(self) -> u16 {
         match self {
             HttpError::InvalidRoom | HttpError::BadUpgrade => 400,
@@ -249,6 +267,45 @@ impl HttpError {
                 "this service's configuration is unusable, so it refuses every socket; its operator has the details"
             }
         }
+    }
+
+    /// The close code of this refusal when delivered in-band ([`refusal`]); `None` for the
+    /// refusals that stay HTTP answers: a request a socket cannot be made for (`invalid-room`,
+    /// `method-not-allowed`, `upgrade-required`, `bad-upgrade`, `not-found`), and
+    /// `forbidden-origin`, whose page may not open sockets here at all.
+    pub fn close_code(self) -> Option<CloseCode> {
+        match self {
+            HttpError::TicketRequired
+            | HttpError::InvalidTicket
+            | HttpError::TicketTooLong
+            | HttpError::TicketExpired => Some(CloseCode::TicketRefused),
+            HttpError::TicketWrongRoom => Some(CloseCode::Forbidden),
+            HttpError::TooManyJoins => Some(CloseCode::TooManyJoins),
+            HttpError::ConfigError => Some(CloseCode::Misconfigured),
+            HttpError::InvalidRoom
+            | HttpError::MethodNotAllowed
+            | HttpError::ForbiddenOrigin
+            | HttpError::UpgradeRequired
+            | HttpError::BadUpgrade
+            | HttpError::NotFound => None,
+        }
+    }
+
+    /// The `error` frame of the refusal in-band: the code and message of its HTTP body, and
+    /// `retryAfter` (seconds) where the HTTP answer has `Retry-After`. Written by hand around
+    /// the message's JSON string: a derived serializer for one more struct costs the module
+    /// more than this.
+    pub fn frame(self) -> String {
+        let message = serde_json::to_string(self.message()).unwrap_or_default();
+        let mut text = format!(
+            r#"{{"type":"error","code":"{}","message":{message}"#,
+            self.code()
+        );
+        if let Some(s) = self.retry_after_s() {
+            text.push_str(&format!(r#","retryAfter":{s}"#));
+        }
+        text.push('}');
+        text
     }
 
     /// Seconds the client should wait before trying again, for `Retry-After`.
@@ -346,6 +403,55 @@ pub fn check_handshake(key: Option<&str>, version: Option<&str>) -> Result<(), H
     }
 }
 
+/// Whether the request's origin may open sockets: no `Origin` header, the Worker's own, or
+/// one `ALLOWED_ORIGINS` lets in.
+fn origin_allowed(req: &RequestParts<'_>, access: &Access) -> bool {
+    req.origin.is_none_or(|origin| {
+        origin.eq_ignore_ascii_case(req.own_origin) || access.origins.allows(origin)
+    })
+}
+
+fn is_upgrade(req: &RequestParts<'_>) -> bool {
+    req.upgrade
+        .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// How a refusal reaches the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// An HTTP response: [`HttpError::status`], [`HttpError::body`] and `Retry-After`.
+    Http(HttpError),
+    /// In-band: accept the socket selecting [`SUBPROTOCOL`], send `frame` (an `error` frame of
+    /// protocol v1, [`HttpError::frame`]), then close it with `close`. A browser never learns
+    /// the status of a refused upgrade; a frame and a close code it does.
+    InBand { frame: String, close: CloseCode },
+}
+
+/// How to deliver `err`, the refusal of `req`; `v1`: the client offered `duet.v1`. In-band
+/// when all of these hold, else the HTTP answer:
+/// - `duet.v1` was offered: the client reads protocol v1 frames;
+/// - `err` is one of the refusals of who may join ([`HttpError::close_code`]);
+/// - the origin may open sockets here, so a page of a foreign origin learns no more than it
+///   did (`config-error` is decided before the origin check, so it is checked here);
+/// - the request is an upgrade with a handshake the runtime accepts: else there is no socket
+///   to accept.
+pub fn refusal(err: HttpError, req: RequestParts<'_>, access: &Access, v1: bool) -> Refusal {
+    match err.close_code() {
+        Some(close)
+            if v1
+                && origin_allowed(&req, access)
+                && is_upgrade(&req)
+                && check_handshake(req.ws_key, req.ws_version).is_ok() =>
+        {
+            Refusal::InBand {
+                frame: err.frame(),
+                close,
+            }
+        }
+        _ => Refusal::Http(err),
+    }
+}
+
 /// Decides what to do with a request. On `/ws/...` the checks run in the order method, room
 /// name, configuration, origin, ticket, upgrade, handshake, so a refused request never
 /// reaches a Durable Object.
@@ -360,10 +466,8 @@ pub fn route(req: RequestParts<'_>, access: &Access) -> Result<Route, HttpError>
         if access.refused {
             return Err(HttpError::ConfigError);
         }
-        if let Some(origin) = req.origin {
-            if !origin.eq_ignore_ascii_case(req.own_origin) && !access.origins.allows(origin) {
-                return Err(HttpError::ForbiddenOrigin);
-            }
+        if !origin_allowed(&req, access) {
+            return Err(HttpError::ForbiddenOrigin);
         }
         let identity = match (access.secrets, req.ticket) {
             ([], _) => None,
@@ -376,10 +480,7 @@ pub fn route(req: RequestParts<'_>, access: &Access) -> Result<Route, HttpError>
                 access.max_ticket_ttl_s,
             )?),
         };
-        if !req
-            .upgrade
-            .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
-        {
+        if !is_upgrade(&req) {
             return Err(HttpError::UpgradeRequired);
         }
         check_handshake(req.ws_key, req.ws_version)?;
@@ -564,6 +665,110 @@ mod tests {
         assert_eq!(HttpError::ConfigError.retry_after_s(), None);
         let body: serde_json::Value = serde_json::from_str(&HttpError::ConfigError.body()).unwrap();
         assert_eq!(body["error"]["code"], "config-error");
+    }
+
+    #[test]
+    fn access_refusals_go_in_band_to_a_v1_client_that_may_open_sockets() {
+        let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let access = Access::open(&origins);
+        let friend = RequestParts {
+            origin: Some("https://friend.example"),
+            ..req("GET", "/ws/a")
+        };
+        for (err, close, frame) in [
+            (
+                HttpError::TicketRequired,
+                4401,
+                r#"{"type":"error","code":"ticket-required","message":"this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)"}"#,
+            ),
+            (
+                HttpError::InvalidTicket,
+                4401,
+                r#"{"type":"error","code":"invalid-ticket","message":"the join ticket is not an HS256 JWT signed for this service"}"#,
+            ),
+            (
+                HttpError::TicketTooLong,
+                4401,
+                r#"{"type":"error","code":"invalid-ticket","message":"the join ticket's exp is further ahead than this service allows (MAX_TICKET_TTL_SECONDS)"}"#,
+            ),
+            (
+                HttpError::TicketExpired,
+                4401,
+                r#"{"type":"error","code":"ticket-expired","message":"the join ticket has expired or is not valid yet"}"#,
+            ),
+            (
+                HttpError::TicketWrongRoom,
+                4403,
+                r#"{"type":"error","code":"ticket-wrong-room","message":"the join ticket is for another room"}"#,
+            ),
+            (
+                HttpError::TooManyJoins,
+                4429,
+                r#"{"type":"error","code":"too-many-joins","message":"too many joins from this client; retry later","retryAfter":60}"#,
+            ),
+            (
+                HttpError::ConfigError,
+                4503,
+                r#"{"type":"error","code":"config-error","message":"this service's configuration is unusable, so it refuses every socket; its operator has the details"}"#,
+            ),
+        ] {
+            for parts in [req("GET", "/ws/a"), friend] {
+                match refusal(err, parts, &access, true) {
+                    Refusal::InBand {
+                        frame: text,
+                        close: code,
+                    } => {
+                        assert_eq!((text.as_str(), code.code()), (frame, close), "{err:?}");
+                        // The same code and message as the HTTP body.
+                        let body: serde_json::Value = serde_json::from_str(&err.body()).unwrap();
+                        let sent: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        assert_eq!(body["error"]["code"], sent["code"]);
+                        assert_eq!(body["error"]["message"], sent["message"]);
+                    }
+                    other => panic!("{err:?}: {other:?}"),
+                }
+            }
+            // Without duet.v1, from a foreign origin, or without a handshake a socket can be
+            // made for: today's HTTP answer.
+            assert_eq!(
+                refusal(err, req("GET", "/ws/a"), &access, false),
+                Refusal::Http(err)
+            );
+            let foreign = RequestParts {
+                origin: Some("https://evil.example"),
+                ..req("GET", "/ws/a")
+            };
+            assert_eq!(refusal(err, foreign, &access, true), Refusal::Http(err));
+            let no_upgrade = RequestParts {
+                upgrade: None,
+                ..req("GET", "/ws/a")
+            };
+            assert_eq!(refusal(err, no_upgrade, &access, true), Refusal::Http(err));
+            let bad_key = RequestParts {
+                ws_key: Some("short"),
+                ..req("GET", "/ws/a")
+            };
+            assert_eq!(refusal(err, bad_key, &access, true), Refusal::Http(err));
+            let old_version = RequestParts {
+                ws_version: Some("8"),
+                ..req("GET", "/ws/a")
+            };
+            assert_eq!(refusal(err, old_version, &access, true), Refusal::Http(err));
+        }
+        for err in [
+            HttpError::InvalidRoom,
+            HttpError::MethodNotAllowed,
+            HttpError::ForbiddenOrigin,
+            HttpError::UpgradeRequired,
+            HttpError::BadUpgrade,
+            HttpError::NotFound,
+        ] {
+            assert_eq!(err.close_code(), None, "{err:?}");
+            assert_eq!(
+                refusal(err, req("GET", "/ws/a"), &access, true),
+                Refusal::Http(err)
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   ErrorCode,
   checkWelcome,
+  closed,
   connect,
   expectError,
   expectFrame,
@@ -18,6 +19,7 @@ import {
   expectQuiet,
   joinEvicting,
   joinFull,
+  nextFrame,
   nextFrameFrom,
   nextText,
   openFirst,
@@ -26,6 +28,7 @@ import {
   refusedUpgrade,
   roomName,
   send,
+  serverClose,
   sleep,
   startServer,
   terminateAll,
@@ -202,7 +205,8 @@ function refusesEverySocket(name, vars) {
       for (const [path, options] of [
         [`/ws/${room}`, {}],
         [`/ws/${room}`, { origin: server.origin }],
-        [`/ws/${room}?ticket=${ticket}`, { protocols: ["duet.v1", `duet.ticket.${ticket}`] }],
+        // Without duet.v1: offered it, the refusal is in-band (below).
+        [`/ws/${room}?ticket=${ticket}`, { protocols: [`duet.ticket.${ticket}`] }],
       ]) {
         const answer = await refusedUpgrade(server.ws(path), options);
         assert.equal(answer.status, 503, JSON.stringify(answer.body));
@@ -210,6 +214,11 @@ function refusesEverySocket(name, vars) {
         assert.equal(answer.body.error.code, "config-error");
         assert.ok(answer.body.error.message.length > 0);
       }
+      // A client that offers duet.v1 can read the refusal: the frame, then 4503.
+      const ws = await connect(server.ws(`/ws/${room}`), { protocols: ["duet.v1", `duet.ticket.${ticket}`] });
+      const frame = await nextFrame(ws);
+      assert.deepStrictEqual(frame, { type: "error", code: "config-error", message: frame.message });
+      assert.deepStrictEqual(await closed(ws), serverClose("MISCONFIGURED"));
       const plain = await fetch(server.http(`/ws/${room}`));
       assert.equal(plain.status, 503, "refused before the upgrade check");
       assert.match(plain.headers.get("content-type"), /^application\/json/);

@@ -1,13 +1,14 @@
 // End-to-end encrypted signaling through the real Worker (Miniflare): two `duet.js` clients
 // with `connect(room, {key})` in Node, raw `ws` peers that send crafted envelopes, and a fake
 // server for what the real one never does (reflecting a message to its sender). Every "nothing
-// was delivered" is proven by a later message that was.
+// was delivered" is proven by a later message that was. The key confirmation (docs/e2e.md):
+// after `ready` both sides learn whether their keys match, the one who started the call too.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 import { connect as duetConnect } from "../public/js/duet.js";
-import { deriveKey, envelopeFrameBytes, newSecret, seal } from "../public/js/e2e.js";
+import { deriveKey, envelopeFrameBytes, newSecret, seal, sealHello } from "../public/js/e2e.js";
 import { connect as rawConnect, nextFrame, roomName, send, startServer, terminateAll } from "./helpers/miniflare.mjs";
 
 /** A `ws` WebSocket that records every text frame it sends and receives, for all instances. */
@@ -28,7 +29,7 @@ class RecordingWebSocket extends WebSocket {
  * after index `from` (already seen or to come).
  */
 function track(connection) {
-  const TYPES = ["created", "joined", "ready", "message", "peer-left", "error", "e2e-error", "close"];
+  const TYPES = ["created", "joined", "ready", "message", "peer-left", "error", "e2e-error", "e2e-confirmed", "close"];
   const events = [];
   const waiters = new Set();
   for (const type of TYPES) {
@@ -74,8 +75,8 @@ describe("end-to-end encrypted signaling through the Worker", () => {
   });
 
   /** A duet.js client in `room`, tracked; resolves after its welcome frame. */
-  async function client(room, key) {
-    const connection = duetConnect(room, { baseUrl: server.origin, key, storage: null, pingIntervalMs: 0, WebSocket: RecordingWebSocket });
+  async function client(room, key, options = {}) {
+    const connection = duetConnect(room, { baseUrl: server.origin, key, storage: null, pingIntervalMs: 0, WebSocket: RecordingWebSocket, ...options });
     const tracked = track(connection);
     opened.push(tracked);
     await Promise.race([tracked.next("created"), tracked.next("joined")]);
@@ -110,7 +111,7 @@ describe("end-to-end encrypted signaling through the Worker", () => {
     b.connection.send({ kind: "reply" });
     assert.deepEqual((await a.next("message")).detail.data, { kind: "reply" });
 
-    const frames = wire.slice(start).filter((f) => f.text.includes('"type":"message"'));
+    const frames = wire.slice(start).filter((f) => f.text.includes('"type":"message"') && !f.text.includes('"hello":1'));
     assert.equal(frames.length, 2 * (values.length + 1), "each message went out once and came in once");
     for (const { text } of frames) {
       const { data } = JSON.parse(text);
@@ -136,13 +137,69 @@ describe("end-to-end encrypted signaling through the Worker", () => {
 
   test("different keys: nothing is delivered either way, each side reports undecryptable", async () => {
     const { a, b } = await pair(newSecret(), newSecret());
+    // Both hellos are judged first: they left before anything else.
+    await Promise.all([a.next("e2e-error"), b.next("e2e-error")]);
+    const from = [a.events.length, b.events.length];
     a.connection.send({ kind: "signal" });
     b.connection.send({ kind: "signal" });
-    const [ea, eb] = await Promise.all([a.next("e2e-error"), b.next("e2e-error")]);
+    const [ea, eb] = await Promise.all([a.next("e2e-error", from[0]), b.next("e2e-error", from[1])]);
     assert.deepEqual(eb.detail, { reason: "undecryptable", from: a.connection.clientId, message: eb.detail.message });
     assert.equal(ea.detail.reason, "undecryptable");
     assert.match(ea.detail.message, /does not decrypt/);
     assert.equal(a.events.filter((e) => e.type === "message").length + b.events.filter((e) => e.type === "message").length, 0);
+  });
+
+  test("the same key: both sides confirm it after ready, and the hellos are never delivered", async () => {
+    const start = wire.length;
+    const { a, b } = await pair(newSecret());
+    const [ca, cb] = await Promise.all([a.next("e2e-confirmed"), b.next("e2e-confirmed")]);
+    assert.deepEqual(ca.detail, { peer: b.connection.clientId });
+    assert.deepEqual(cb.detail, { peer: a.connection.clientId });
+    assert.equal(a.connection.keyConfirmed, true);
+    assert.equal(b.connection.keyConfirmed, true);
+    // Each side sent one hello right after ready, sealed, with nothing of its plaintext in clear.
+    const hellos = wire.slice(start).filter((f) => f.dir === "out" && f.text.includes('"hello":1'));
+    assert.equal(hellos.length, 2);
+    for (const { text } of hellos) {
+      const { type, data } = JSON.parse(text);
+      assert.equal(type, "message");
+      assert.deepEqual(Object.keys(data), ["e2e", "hello", "iv", "ct"]);
+      assert.doesNotMatch(text, new RegExp(`${a.connection.clientId}|${b.connection.clientId}`));
+    }
+    // Proven by a message that arrived after them: neither hello was delivered, no error.
+    a.connection.send({ kind: "after" });
+    assert.deepEqual((await b.next("message")).detail.data, { kind: "after" });
+    for (const side of [a, b]) {
+      assert.deepEqual(side.since(0).filter((t) => t === "message" || t.startsWith("e2e-error")), side === b ? ["message"] : []);
+    }
+  });
+
+  test("different keys: each side is told key-mismatch by the other's hello, the one who started the call too", async () => {
+    const { a, b } = await pair(newSecret(), newSecret());
+    const [ea, eb] = await Promise.all([a.next("e2e-error"), b.next("e2e-error")]);
+    assert.deepEqual(ea.detail, { reason: "key-mismatch", from: b.connection.clientId, message: ea.detail.message });
+    assert.deepEqual(eb.detail, { reason: "key-mismatch", from: a.connection.clientId, message: eb.detail.message });
+    assert.equal(a.connection.initiator, a.connection.clientId, "a started the call");
+    assert.match(ea.detail.message, /different key/);
+    assert.equal(a.connection.keyConfirmed, false);
+    assert.equal(b.connection.keyConfirmed, false);
+    assert.deepEqual([...a.since(0), ...b.since(0)].filter((t) => t === "e2e-confirmed"), []);
+  });
+
+  test("a key on one side only: the keyed side is told key-mismatch when no hello comes", async () => {
+    for (const keyedFirst of [true, false]) {
+      const room = roomName("e2e");
+      const keyed = (c) => client(room, newSecret(), { keyConfirmMs: 1000, ...c });
+      const first = keyedFirst ? await keyed() : await client(room, null);
+      const second = keyedFirst ? await client(room, null) : await keyed();
+      await Promise.all([first.next("ready"), second.next("ready")]);
+      const [withKey, withoutKey] = keyedFirst ? [first, second] : [second, first];
+      const mismatch = await withKey.next("e2e-error");
+      assert.deepEqual(mismatch.detail, { reason: "key-mismatch", from: withoutKey.connection.clientId, message: mismatch.detail.message });
+      assert.equal(withKey.connection.keyConfirmed, false);
+      // The side without a key is told by the hello itself.
+      assert.equal((await withoutKey.next("e2e-error")).detail.reason, "unexpected-envelope");
+    }
   });
 
   test("a key on one side only: plaintext is refused by the keyed side, envelopes by the other", async () => {
@@ -180,6 +237,9 @@ describe("end-to-end encrypted signaling through the Worker", () => {
     const rawId = (await nextFrame(raw)).clientId;
     await c.next("ready");
     const key = await deriveKey(secret, room);
+    // The raw peer confirms the key, as a client with the same key does after ready.
+    send(raw, { type: "message", data: await sealHello(key, room, rawId, c.connection.clientId) });
+    await c.next("e2e-confirmed");
     const good = (n) => seal(key, room, rawId, { kind: "good", n });
     const flip = (text, at) => text.slice(0, at) + (text[at] === "A" ? "B" : "A") + text.slice(at + 1);
     const valid = await good(0);

@@ -17,7 +17,11 @@
 //!   parameter is the first `name=value` item of the query;
 //! - the subprotocols: `duet.v1` exactly when offered, the first ticket and resume token as
 //!   sent, and an `Offered` written back as a header parses the same;
-//! - a resume token is hashed exactly when it can be one (1 to 64 bytes), with SHA-256.
+//! - a resume token is hashed exactly when it can be one (1 to 64 bytes), with SHA-256;
+//! - a refusal goes in-band exactly as docs/protocol.md ("In-band refusals") says: for the
+//!   refusals of who may join, to a client that offered `duet.v1` from an allowed origin with
+//!   a valid handshake; its frame has the HTTP body's code and message (and `retryAfter` where
+//!   `Retry-After` is), its close code is 4000 plus the HTTP status.
 
 use super::fields;
 use base64::alphabet::STANDARD;
@@ -25,8 +29,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use duet::config::{AllowedOrigins, Config};
 use duet::route::{
-    is_room_name, refusal_limit_key, route, Access, HttpError, Offered, RequestParts, Route,
-    UrlParts, MAX_ROOM_LEN,
+    is_room_name, refusal, refusal_limit_key, route, Access, HttpError, Offered, Refusal,
+    RequestParts, Route, UrlParts, MAX_ROOM_LEN,
 };
 use duet::ticket::{self, Identity, DEFAULT_MAX_TTL_S};
 use duet::token::{resume_hash, to_hex, MAX_TOKEN_LEN};
@@ -139,6 +143,51 @@ fn key_is_16_bytes(key: Option<&str>) -> bool {
         .is_some_and(|bytes| bytes.len() == 16)
 }
 
+/// Checks how `err`, the refusal of `req`, is delivered (docs/protocol.md, "In-band refusals").
+fn check_delivery(err: HttpError, req: RequestParts<'_>, config: &Config, v1: bool) {
+    let origin_ok = req.origin.is_none_or(|o| {
+        o.eq_ignore_ascii_case(req.own_origin)
+            || match &config.allowed_origins {
+                AllowedOrigins::Any => true,
+                AllowedOrigins::List(list) => list.iter().any(|a| a.eq_ignore_ascii_case(o)),
+            }
+    });
+    let handshake_ok = req
+        .upgrade
+        .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
+        && key_is_16_bytes(req.ws_key)
+        && req.ws_version.map(str::trim) == Some("13");
+    let of_access = matches!(
+        err.code(),
+        "config-error"
+            | "ticket-required"
+            | "invalid-ticket"
+            | "ticket-expired"
+            | "ticket-wrong-room"
+            | "too-many-joins"
+    );
+    let in_band = v1 && origin_ok && handshake_ok && of_access;
+    match refusal(err, req, &Access::of(config, NOW_S), v1) {
+        Refusal::Http(http) => {
+            assert_eq!(http, err);
+            assert!(!in_band, "{err:?} of {req:?} should go in-band");
+        }
+        Refusal::InBand { frame, close } => {
+            assert!(in_band, "{err:?} of {req:?} should be an HTTP answer");
+            let frame: serde_json::Value = serde_json::from_str(&frame).expect("JSON frame");
+            let body: serde_json::Value = serde_json::from_str(&err.body()).expect("JSON body");
+            assert_eq!(frame["type"], "error");
+            assert_eq!(frame["code"], body["error"]["code"]);
+            assert_eq!(frame["message"], body["error"]["message"]);
+            assert_eq!(
+                frame.get("retryAfter").and_then(|r| r.as_u64()),
+                err.retry_after_s()
+            );
+            assert_eq!(u32::from(close.code()), 4000 + u32::from(err.status()));
+        }
+    }
+}
+
 fn check_url(url: &str) -> Option<UrlParts<'_>> {
     let parts = UrlParts::split(url);
     assert_eq!(parts.is_some(), url.contains("://"), "{url:?}");
@@ -246,8 +295,16 @@ pub fn check(data: &[u8]) {
             assert!(body["error"]["message"]
                 .as_str()
                 .is_some_and(|m| !m.is_empty()));
+            check_delivery(err, req, &config, offered.v1);
+            if let Some(key) = refusal_limit_key(err, "203.0.113.9") {
+                // The refusal of an address whose joins are spent.
+                assert_eq!(key, "ip:203.0.113.9");
+                check_delivery(HttpError::TooManyJoins, req, &config, offered.v1);
+            }
         }
         Ok(Route::Socket { room, identity }) => {
+            // Over the join limit.
+            check_delivery(HttpError::TooManyJoins, req, &config, offered.v1);
             assert!(room_name(&room) && is_room_name(&room) && req.path == format!("/ws/{room}"));
             let with_ticket: Option<&Identity> = identity.as_ref();
             assert_eq!(with_ticket.is_some(), !config.join_secrets.0.is_empty());

@@ -19,6 +19,11 @@
  *   (see "Messages between the peers");
  * - `mediastate`: `detail = {mic, camera}`, we muted or unmuted, or turned the camera off or on;
  * - `screen`: `detail = {sharing}`, we started or stopped sharing our screen.
+ * - `e2e-confirmed`: `detail = {peer}`, with a `key`: the other side's link has the same key
+ *   (`duet.js`); a `key-mismatch` `e2e-error` says the opposite;
+ * - `refused`: `detail = {code, message, retryAfter?}`, the server refused to let us join
+ *   (`duet.js`); `problem` then says why and what the person can do, and the status follows:
+ *   `error` for a final refusal, a retry after `too-many-joins`.
  *
  * TURN credentials expire (an hour by default) while a call may go on. Whenever signaling
  * brings fresh ICE servers (`ice-servers` before the old ones expire, or the welcome of a
@@ -40,7 +45,7 @@
  * @module call
  */
 
-import { CloseCode, connect, ErrorCode } from "./duet.js";
+import { CloseCode, connect, ErrorCode, RefusalCode } from "./duet.js";
 import { Negotiator } from "./negotiation.js";
 import { PhotoReceiver, sendPhoto } from "./transfer.js";
 import { deriveStatus } from "./status.js";
@@ -114,6 +119,11 @@ export class Call extends EventTarget {
   peerState = null;
   /** The shared screen's track while we share it (it replaces the camera's). @type {MediaStreamTrack | null} */
   screenTrack = null;
+  /**
+   * The server's refusal of our join, until a join succeeds; `problem` holds its advice.
+   * @type {import("./duet.js").RefusedDetail | null}
+   */
+  refusal = null;
 
   #options;
   /** @type {import("./status.js").CallFacts["phase"]} */
@@ -143,7 +153,9 @@ export class Call extends EventTarget {
       ...this.#options.signaling,
     });
     this.signaling = signaling;
+    signaling.addEventListener("refused", (e) => this.#onRefused(e.detail));
     signaling.addEventListener("created", () => {
+      this.#refusalOver();
       this.#phase = "in-room";
       this.#closePc(); // only after a reconnect that found the room empty
       this.#setPeer("none");
@@ -173,6 +185,7 @@ export class Call extends EventTarget {
       this.e2eErrors.push(detail.reason);
       this.#emit("e2e-error", detail);
     });
+    signaling.addEventListener("e2e-confirmed", (e) => this.#emit("e2e-confirmed", e.detail));
     signaling.addEventListener("ice-servers", () => this.#applyIceServers());
     signaling.addEventListener("reconnecting", () => this.#update());
     signaling.addEventListener("reconnected", (e) => {
@@ -342,8 +355,29 @@ export class Call extends EventTarget {
 
   // --- signaling events ------------------------------------------------------------------
 
+  /**
+   * The server refused our join: say why and what to do. The close that follows ends the call
+   * (`#onSignalingClosed`) or, for `too-many-joins`, `duet.js` tries again after `retryAfter`.
+   * @param {import("./duet.js").RefusedDetail} refusal
+   */
+  #onRefused(refusal) {
+    this.refusal = refusal;
+    this.problem = refusalAdvice(refusal);
+    this.#emit("refused", refusal);
+    this.#update(true);
+  }
+
+  /** A welcome: we joined after all (a retry after `too-many-joins`), so no refusal stands. */
+  #refusalOver() {
+    if (!this.refusal) return;
+    this.refusal = null;
+    this.problem = null;
+    this.#update(true);
+  }
+
   /** @param {{peers: string[], resumed: boolean}} frame */
   #onJoined(frame) {
+    this.#refusalOver();
     this.#phase = "in-room";
     const others = this.signaling?.peers ?? [];
     if (!frame.resumed) {
@@ -392,7 +426,9 @@ export class Call extends EventTarget {
   /** @param {{code: number, reason: string}} detail */
   #onSignalingClosed({ code, reason }) {
     if (this.#phase === "ended" || this.#phase === "full") return;
-    if (code === CloseCode.REPLACED) {
+    if (this.refusal) {
+      this.#phase = "error"; // `problem` holds the refusal's advice
+    } else if (code === CloseCode.REPLACED) {
       this.#phase = "replaced";
     } else {
       this.#phase = "error";
@@ -607,14 +643,18 @@ export class Call extends EventTarget {
     this.#update();
   }
 
-  #update() {
+  /** @param {boolean} [force] emit `status` even if the status stayed (its `problem` changed) */
+  #update(force = false) {
     const status = deriveStatus({
       phase: this.#phase,
       signaling: this.signaling?.state ?? "connecting",
       peer: this.#peer,
       media: this.pc?.connectionState ?? null,
     });
-    if (status === this.status) return;
+    if (status === this.status) {
+      if (force) this.#emit("status", { status });
+      return;
+    }
     this.status = status;
     this.statusHistory.push(status);
     this.#emit("status", { status });
@@ -623,5 +663,28 @@ export class Call extends EventTarget {
   /** @param {string} type @param {unknown} detail */
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/**
+ * What a refusal of our join means to a person, and what they can do about it.
+ * @param {import("./duet.js").RefusedDetail} refusal
+ */
+export function refusalAdvice({ code, retryAfter }) {
+  switch (code) {
+    case RefusalCode.TICKET_REQUIRED:
+      return "This call needs a personal invitation, and this link has none. Ask whoever invited you for your own link to the call.";
+    case RefusalCode.INVALID_TICKET:
+      return "The invitation in this link is not valid here. Ask whoever invited you for a new link to the call.";
+    case RefusalCode.TICKET_EXPIRED:
+      return "The invitation in this link has expired. Ask whoever invited you for a new link to the call.";
+    case RefusalCode.TICKET_WRONG_ROOM:
+      return "The invitation in this link is for another call. Ask whoever invited you for the link to this call.";
+    case RefusalCode.TOO_MANY_JOINS:
+      return `Too many attempts to join from your network. Trying again in ${retryAfter ?? "a few"} seconds…`;
+    case RefusalCode.CONFIG_ERROR:
+      return "The call service is not set up correctly and cannot take calls right now. Try again later; if it goes on, tell whoever runs this site.";
+    default:
+      return "The server refused to let you join this call.";
   }
 }

@@ -77,6 +77,8 @@ function peerName(call) {
  * @param {boolean} wasConnected whether this page's call has been connected before
  */
 function statusText(call, wasConnected) {
+  // While the server refuses our join: why, and what to do (nothing about connecting).
+  if (call.refusal && call.problem) return call.problem;
   const name = peerName(call);
   const they = name ?? "The other person";
   switch (call.status) {
@@ -570,14 +572,30 @@ function showProtection(call, mode) {
   call.addEventListener("e2e-error", (event) => {
     const { reason } = /** @type {CustomEvent} */ (event).detail;
     const alert = $("e2e-alert");
+    // The keys differ: the clearest thing to say, and what both people see; it stays.
+    if (alert.dataset.reason === KEY_MISMATCH && !alert.hidden) return;
+    alert.dataset.reason = reason;
     alert.textContent =
-      reason === "unexpected-envelope"
-        ? "The other person joined with an end-to-end protected link, but yours has no key. Open the full link they sent, including the part after #."
-        : reason === "replayed" || reason === "reflected"
-          ? "Some messages came again, or came back as if from you, and were ignored: the server is interfering."
-          : "Messages from the other side could not be verified and were not used: the link may be wrong or altered (each of you opened a different one), or the server is interfering.";
+      reason === KEY_MISMATCH
+        ? KEY_MISMATCH_TEXT
+        : reason === "unexpected-envelope"
+          ? "The other person joined with an end-to-end protected link, but yours has no key. Open the full link they sent, including the part after #."
+          : reason === "replayed" || reason === "reflected"
+            ? "Some messages came again, or came back as if from you, and were ignored: the server is interfering."
+            : "Messages from the other side could not be verified and were not used: the link may be wrong or altered (each of you opened a different one), or the server is interfering.";
     alert.hidden = false;
   });
+  call.addEventListener("e2e-confirmed", () => showKeyConfirmed());
+}
+
+const KEY_MISMATCH = "key-mismatch";
+const KEY_MISMATCH_TEXT =
+  "Your link and the other person's link do not have the same key (or one of them has none), so this call cannot be set up. Both of you need to open the same link: whoever started the call can send it again, including the part after #. (If you did open the same link, something between you is altering the call's messages.)";
+
+/** The keys match after all (a hello came late): a key-mismatch warning no longer holds. */
+function showKeyConfirmed() {
+  const alert = $("e2e-alert");
+  if (alert.dataset.reason === KEY_MISMATCH) alert.hidden = true;
 }
 
 /**
@@ -679,8 +697,16 @@ function exposeDebug(call) {
     get e2eErrors() {
       return [...call.e2eErrors];
     },
+    /** With a key: whether the other side's key is ours (`true`), not (`false`), or unknown. */
+    get keyConfirmed() {
+      return call.signaling?.keyConfirmed ?? null;
+    },
     /** Why the page did not join (a link whose key cannot be used here). @type {string | null} */
     refused: null,
+    /** The code of the server's refusal of our join (`duet.js` `refused`), or null. */
+    get refusalCode() {
+      return call.refusal?.code ?? null;
+    },
     /** Drops the signaling WebSocket without leaving, as a network failure would. */
     dropSignaling() {
       call.dropSignaling();

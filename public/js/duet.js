@@ -15,13 +15,20 @@
  *   the close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
  *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good;
+ * - refusals it can read: a join the server refuses in-band (`docs/protocol.md`, "In-band
+ *   refusals") is emitted as `refused` (`{code, message, retryAfter?}`). It then stops for good
+ *   (`close`), except after `too-many-joins`, when it waits `retryAfter` seconds before the
+ *   next attempt, and after `ticket-expired` with a ticket function, when it gets one fresh
+ *   ticket and tries once more;
  * - TURN credentials kept fresh: at 80% of their lifetime (`iceServersExpireAt`) it asks for
  *   new ones and emits `ice-servers`, so a long call's next ICE restart can still use a relay.
  *
  * It knows nothing about WebRTC: it carries whatever JSON the application sends. With a `key`
  * (the secret of a call link) it encrypts every message end to end (`e2e.js`, `docs/e2e.md`):
  * the server relays envelopes it cannot read, and messages that fail to decrypt never reach the
- * application but raise `e2e-error`. It runs in
+ * application but raise `e2e-error`. Right after each `ready` both sides send an encrypted hello
+ * (`docs/e2e.md`, "Key confirmation"): within {@link KEY_CONFIRM_MS} each knows whether the
+ * other's link has the same key (`e2e-confirmed`) or not (`e2e-error`, `key-mismatch`). It runs in
  * browsers and in Node.js 20+ (pass `WebSocket`; without `sessionStorage` the token stays in
  * memory), and is published as the npm package `duet-signaling` (`package.json` beside it), with
  * the event map {@link DuetEventMap} typing every event. API and example: `docs/client.md`.
@@ -29,7 +36,19 @@
  */
 
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
-import { cryptoAvailable, deriveKey, E2EError, envelopeFrameBytes, isEnvelope, isSecret, open, seal } from "./e2e.js";
+import {
+  cryptoAvailable,
+  deriveKey,
+  E2EError,
+  envelopeFrameBytes,
+  isEnvelope,
+  isHello,
+  isSecret,
+  open,
+  openHello,
+  seal,
+  sealHello,
+} from "./e2e.js";
 
 /** The protocol version this client speaks, announced as `version` in welcome frames. */
 export const PROTOCOL_VERSION = 1;
@@ -69,6 +88,14 @@ export const CloseCode = Object.freeze({
   ROOM_FULL: 4409,
   /** Too many frames refused by the rate limit. */
   RATE_LIMITED: 4429,
+  /** A join refused in-band for its ticket: missing, invalid or expired (after `refused`). */
+  TICKET_REFUSED: 4401,
+  /** A join refused in-band for any other reason of ours: a ticket for another room. */
+  FORBIDDEN: 4403,
+  /** A join refused in-band over the join limit; `refused` said when to try again. */
+  TOO_MANY_JOINS: 4429,
+  /** A join refused in-band because the server's configuration is unusable (`config-error`). */
+  MISCONFIGURED: 4503,
   /** Used by this client when it drops a socket itself (no pong, `reconnect()`). */
   CLIENT_DROP: 4001,
 });
@@ -80,6 +107,10 @@ export const CloseReason = Object.freeze({
   STALE: "stale",
   ROOM_FULL: "room full",
   RATE_LIMITED: "rate limited",
+  TICKET_REFUSED: "ticket refused",
+  FORBIDDEN: "forbidden",
+  TOO_MANY_JOINS: "too many joins",
+  MISCONFIGURED: "misconfigured",
   CLIENT_DROP: "reconnect",
 });
 
@@ -99,8 +130,37 @@ export const ErrorCode = Object.freeze({
   BAD_REPORT: "bad-report",
 });
 
+/**
+ * The `code` of the one `error` frame of a join the server refused in-band (`docs/access.md`,
+ * "Refusals"): the same code as the HTTP answer's, readable by a browser. Emitted as `refused`.
+ */
+export const RefusalCode = Object.freeze({
+  /** The server needs a join ticket and got none. Final. */
+  TICKET_REQUIRED: "ticket-required",
+  /** The ticket is not one the server accepts (signature, shape, lifetime). Final. */
+  INVALID_TICKET: "invalid-ticket",
+  /** The ticket has expired (or is not valid yet). Final, but for one try with a fresh ticket from a ticket function. */
+  TICKET_EXPIRED: "ticket-expired",
+  /** The ticket is for another room. Final. */
+  TICKET_WRONG_ROOM: "ticket-wrong-room",
+  /** Too many joins from this client: the next attempt waits `retryAfter` seconds. */
+  TOO_MANY_JOINS: "too-many-joins",
+  /** The server's configuration is unusable; only its operator can fix it. Final. */
+  CONFIG_ERROR: "config-error",
+});
+
+const REFUSAL_CODES = new Set(Object.values(RefusalCode));
+
 /** Closes after which reconnecting would be wrong or pointless. @type {Set<number>} */
-const FINAL_CLOSE_CODES = new Set([CloseCode.REPLACED, CloseCode.STALE, CloseCode.ROOM_FULL, CloseCode.RATE_LIMITED]);
+const FINAL_CLOSE_CODES = new Set([
+  CloseCode.REPLACED,
+  CloseCode.STALE,
+  CloseCode.ROOM_FULL,
+  CloseCode.RATE_LIMITED,
+  CloseCode.TICKET_REFUSED,
+  CloseCode.FORBIDDEN,
+  CloseCode.MISCONFIGURED,
+]);
 
 /** The subprotocol of protocol v1, offered on every socket; the server selects it. */
 export const SUBPROTOCOL = "duet.v1";
@@ -123,6 +183,12 @@ export const ICE_REFRESH_AT = 0.8;
  * the server's cannot turn refreshing into a flood.
  */
 export const MIN_ICE_REFRESH_MS = 5000;
+
+/**
+ * With a key: how long after `ready` the other side's hello may take, while both stay
+ * connected, before its absence counts as a `key-mismatch` (`docs/e2e.md`, "Key confirmation").
+ */
+export const KEY_CONFIRM_MS = 5000;
 const OPEN = 1;
 
 /**
@@ -147,10 +213,13 @@ const OPEN = 1;
  * @property {string | (() => string | Promise<string>) | null} [ticket] a join ticket for a
  *   deployment with `JOIN_SECRET` (`docs/access.md`), or a function returning one, called before
  *   every connect and reconnect (so a long call outlives its first ticket). It is sent as the
- *   subprotocol `duet.ticket.<ticket>`, never in the URL.
+ *   subprotocol `duet.ticket.<ticket>`, never in the URL. A join refused as `ticket-expired` is
+ *   tried once more with a fresh ticket from the function; a string ticket is not retried.
  * @property {string | null} [key] the secret of an end-to-end protected call link (43
  *   characters of base64url, `docs/e2e.md`): messages are encrypted with a key derived from it
  *   and the room name. Without it messages travel as plain JSON.
+ * @property {number} [keyConfirmMs=5000] with a `key`: how long after `ready` to wait for the
+ *   other side's key confirmation before reporting `key-mismatch` ({@link KEY_CONFIRM_MS}).
  */
 
 /**
@@ -182,6 +251,8 @@ const OPEN = 1;
  */
 
 /** @typedef {typeof ErrorCode[keyof typeof ErrorCode]} ErrorCodeValue */
+
+/** @typedef {typeof RefusalCode[keyof typeof RefusalCode]} RefusalCodeValue */
 
 /**
  * `created`: you opened an empty room. `joined` has the same fields and `resumed`.
@@ -250,6 +321,11 @@ const OPEN = 1;
  */
 
 /**
+ * The one frame of a join refused in-band: the refusal, then the close (`docs/protocol.md`).
+ * @typedef {{type: "error", code: RefusalCodeValue, message: string, retryAfter?: number}} RefusalFrame
+ */
+
+/**
  * `pong`: the answer to a keep-alive ping.
  * @typedef {{type: "pong"}} PongFrame
  */
@@ -263,7 +339,7 @@ const OPEN = 1;
 
 /**
  * @typedef {CreatedFrame | JoinedFrame | PeerJoinedFrame | ReadyFrame | MessageFrame | PeerAwayFrame
- *   | PeerLeftFrame | FullFrame | ErrorFrame | PongFrame | IceServersFrame} ServerFrame
+ *   | PeerLeftFrame | FullFrame | ErrorFrame | RefusalFrame | PongFrame | IceServersFrame} ServerFrame
  */
 
 /**
@@ -280,6 +356,17 @@ const OPEN = 1;
 /**
  * `close`: the connection stopped for good.
  * @typedef {{code: number, reason: string}} CloseDetail
+ */
+
+/**
+ * `refused`: the server refused the join in-band (`docs/access.md`, "Refusals"). `code` and
+ * `message` are the server's; `retryAfter` (seconds) comes with `too-many-joins`. The socket's
+ * close follows: then `close` for a final refusal, or `reconnecting` for `too-many-joins`
+ * (after `retryAfter`) and for the one retry of `ticket-expired` with a ticket function.
+ * @typedef {object} RefusedDetail
+ * @property {RefusalCodeValue} code
+ * @property {string} message
+ * @property {number} [retryAfter]
  */
 
 /**
@@ -301,12 +388,22 @@ const OPEN = 1;
  *   reconnecting: CustomEvent<ReconnectingDetail>,
  *   reconnected: CustomEvent<ReconnectedDetail>,
  *   close: CustomEvent<CloseDetail>,
+ *   refused: CustomEvent<RefusedDetail>,
  *   "e2e-error": CustomEvent<E2EErrorDetail>,
+ *   "e2e-confirmed": CustomEvent<E2EConfirmedDetail>,
  * }} DuetEventMap
  */
 
 /**
- * `e2e-error`: a message was dropped undelivered (see `docs/e2e.md`).
+ * `e2e-confirmed`: the other side's hello opened with our key: both links have the same key.
+ * Once per pairing (per `ready`).
+ * @typedef {object} E2EConfirmedDetail
+ * @property {string} peer the other side's client id
+ */
+
+/**
+ * `e2e-error`: a message was dropped undelivered (see `docs/e2e.md`); with `key-mismatch`, the
+ * other side's key confirmation did not open, or did not come within {@link KEY_CONFIRM_MS}.
  * @typedef {object} E2EErrorDetail
  * @property {import("./e2e.js").E2EFailure} reason one of `E2E_FAILURES` (`e2e.js`)
  * @property {string | null} from the client id the relayed frame named
@@ -352,9 +449,15 @@ export function connect(room, options = {}) {
  * - `reconnected`: `detail = {resumed, clientId}`, a new socket got its welcome frame; with
  *   `resumed: false` the old slot had expired and this is a fresh join (new `clientId`);
  * - `close`: `detail = {code, reason}`, the connection has stopped for good;
+ * - `refused`: `detail = {code, message, retryAfter?}`, the server refused the join in-band
+ *   (instead of an `error` event); the close that follows ends the connection (`close`) or,
+ *   for `too-many-joins` and a first `ticket-expired` with a ticket function, retries;
  * - `e2e-error`: `detail = {reason, from, message}`, a message was dropped undelivered: it failed
  *   to decrypt, was a replay, or was plaintext where an envelope was expected (or the reverse);
- *   `reason` is one of `E2E_FAILURES` (`e2e.js`).
+ *   `reason` is one of `E2E_FAILURES` (`e2e.js`); `key-mismatch`: the other side's link has
+ *   another key or none (its hello did not open, or did not come in time);
+ * - `e2e-confirmed`: `detail = {peer}`, with a key: the other side's hello opened, so both
+ *   links have the same key. Within {@link KEY_CONFIRM_MS} of `ready`, one of the two comes.
  */
 export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEventMap>} */ (EventTarget) {
   /** @type {string} */
@@ -383,8 +486,14 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   peerIdentities = {};
   /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
   state = "connecting";
+  /**
+   * With a key: whether the other side of the current pairing has the same key. `null` until
+   * its hello opened (`true`) or failed or was missing (`false`), and without a key.
+   * @type {boolean | null}
+   */
+  keyConfirmed = null;
 
-  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key" | "ticket">> & {backoff: import("./backoff.js").BackoffOptions}} */
+  /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key" | "ticket" | "keyConfirmMs">> & {backoff: import("./backoff.js").BackoffOptions}} */
   #options;
   /** @type {WebSocketConstructor} */
   #WebSocket;
@@ -411,8 +520,18 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #iceTimer;
   /** Whether any socket of this connection got a welcome frame (so the next one is a return). */
   #welcomed = false;
+  /** The in-band refusal of the current socket, acted on when it closes. @type {RefusedDetail | null} */
+  #refusal = null;
+  /** Whether the one retry with a fresh ticket after `ticket-expired` was spent since the last welcome. */
+  #freshTicketTried = false;
   /** @type {number} */
   #maxMessageBytes;
+  /** The time after `ready` that the other side's hello may take. */
+  #keyConfirmMs = KEY_CONFIRM_MS;
+  /** Fires when the other side's hello is overdue. @type {ReturnType<typeof setTimeout> | undefined} */
+  #helloTimer;
+  /** Whether `e2e-confirmed` was emitted for the current pairing. */
+  #confirmEmitted = false;
   #full = false;
   /** The room's AES-GCM key with a `key` option, else null. @type {Promise<CryptoKey> | null} */
   #key = null;
@@ -459,6 +578,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
     };
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#keyConfirmMs = options.keyConfirmMs ?? KEY_CONFIRM_MS;
     const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
     if (!WebSocketImpl) throw new TypeError("no WebSocket implementation: pass options.WebSocket");
     this.#WebSocket = WebSocketImpl;
@@ -626,6 +746,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       return;
     }
     this.#socket = ws;
+    this.#refusal = null;
     ws.addEventListener("open", () => ws === this.#socket && this.#startKeepAlive());
     ws.addEventListener("message", (ev) => ws === this.#socket && this.#onText(ev.data));
     ws.addEventListener("close", (ev) => ws === this.#socket && this.#onClose(ev.code, ev.reason));
@@ -643,7 +764,24 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       return;
     }
     if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
-    this.#receive(frame);
+    // A refusal is the only frame of its socket: judged at once, before its close.
+    if (frame.type === "error" && REFUSAL_CODES.has(frame.code)) this.#onRefusal(frame);
+    else this.#receive(frame);
+  }
+
+  /**
+   * The server refused the join in-band; what to do comes when the socket closes.
+   * @param {Record<string, any>} frame
+   */
+  #onRefusal(frame) {
+    /** @type {RefusedDetail} */
+    const detail = { code: frame.code, message: typeof frame.message === "string" ? frame.message : "" };
+    if (typeof frame.retryAfter === "number" && Number.isFinite(frame.retryAfter) && frame.retryAfter >= 0) {
+      detail.retryAfter = frame.retryAfter;
+    }
+    this.#refusal = detail;
+    this.#emit("frame", frame);
+    this.#emit("refused", detail);
   }
 
   /**
@@ -669,23 +807,31 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
         const failure =
           result instanceof E2EError ? result : sealed && this.#acceptedIvs.has(frame.data.iv) ? new E2EError("replayed") : null;
         if (failure) {
+          if (failure.reason === "key-mismatch") this.#keyMismatch();
           this.#emit("e2e-error", { reason: failure.reason, from: frame.from ?? null, message: failure.message });
           return;
         }
         if (sealed) this.#acceptedIvs.add(frame.data.iv);
-        this.#onFrame(/** @type {Record<string, any>} */ (result));
+        if (result instanceof Hello) this.#onHello(String(frame.from), result.to);
+        else this.#onFrame(/** @type {Record<string, any>} */ (result));
       })
       .catch((error) => console.error("duet: could not deliver a frame", error));
   }
 
   /**
-   * The message frame with its data decrypted, or why it must not be delivered.
+   * The message frame with its data decrypted, or the receiver a hello names, or why it must not
+   * be delivered.
    * @param {Record<string, any>} frame
-   * @returns {Promise<Record<string, any> | E2EError>}
+   * @returns {Promise<Record<string, any> | Hello | E2EError>}
    */
   async #unseal(frame) {
     try {
       if (!this.#key) throw new E2EError("unexpected-envelope");
+      if (isHello(frame.data)) {
+        const to = await openHello(await this.#key, this.room, String(frame.from), frame.data);
+        if (this.#ownIds.has(String(frame.from))) throw new E2EError("reflected");
+        return new Hello(to);
+      }
       const data = await open(await this.#key, this.room, String(frame.from), frame.data);
       // Authentic, but as if from us: the server sent one of our own messages back, perhaps
       // one sealed under an id we held before a fresh welcome gave us a new one.
@@ -696,47 +842,70 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     }
   }
 
+  /**
+   * A welcome (`created` or `joined`): our slot, its peers and limits, and what to keep.
+   * @param {Record<string, any>} frame
+   */
+  #onWelcome(frame) {
+    this.clientId = String(frame.clientId);
+    this.#ownIds.add(this.clientId);
+    this.#setIceServers(frame.iceServers, frame.iceServersExpireAt);
+    this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
+    this.resumed = frame.resumed === true;
+    this.identity = frame.identity ?? null;
+    this.peerIdentities = frame.peerIdentities && typeof frame.peerIdentities === "object" ? { ...frame.peerIdentities } : {};
+    if (Number.isSafeInteger(frame.maxMessageBytes) && frame.maxMessageBytes > 0) this.#maxMessageBytes = frame.maxMessageBytes;
+    const saved = this.#load();
+    // A resumed slot keeps its pairing; a fresh slot waits for a new `ready`.
+    this.initiator = this.resumed && saved?.clientId === this.clientId ? saved.initiator : null;
+    this.#save({ token: String(frame.resumeToken), clientId: this.clientId, initiator: this.initiator });
+    this.state = "open";
+    this.#attempt = 0;
+    this.#welcomed = true;
+    this.#freshTicketTried = false;
+    // The first ping at once, the schedule counted from it. A slot whose socket never sent
+    // a frame is unconfirmed and yields to a newcomer (protocol.md), and workerd only ends
+    // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
+    // that socket has sent a frame.
+    this.#startKeepAlive(true);
+    if (!this.resumed) {
+      this.keyConfirmed = null; // a fresh slot: no pairing until `ready`
+    } else if (this.peers.length > 0 && this.keyConfirmed !== true) {
+      // Back in a pairing whose hellos may have been lost with the socket (or a reloaded page,
+      // which knows of no hello): say hello again; the peer sends one on our return too.
+      this.#sendHello();
+    }
+  }
+
   /** @param {Record<string, any>} frame */
   #onFrame(frame) {
     const welcomedBefore = this.#welcomed;
     switch (frame.type) {
       case "created":
-      case "joined": {
-        this.clientId = String(frame.clientId);
-        this.#ownIds.add(this.clientId);
-        this.#setIceServers(frame.iceServers, frame.iceServersExpireAt);
-        this.peers = Array.isArray(frame.peers) ? frame.peers.filter((id) => id !== this.clientId) : [];
-        this.resumed = frame.resumed === true;
-        this.identity = frame.identity ?? null;
-        this.peerIdentities = frame.peerIdentities && typeof frame.peerIdentities === "object" ? { ...frame.peerIdentities } : {};
-        if (Number.isSafeInteger(frame.maxMessageBytes) && frame.maxMessageBytes > 0) this.#maxMessageBytes = frame.maxMessageBytes;
-        const saved = this.#load();
-        // A resumed slot keeps its pairing; a fresh slot waits for a new `ready`.
-        this.initiator = this.resumed && saved?.clientId === this.clientId ? saved.initiator : null;
-        this.#save({ token: String(frame.resumeToken), clientId: this.clientId, initiator: this.initiator });
-        this.state = "open";
-        this.#attempt = 0;
-        this.#welcomed = true;
-        // The first ping at once, the schedule counted from it. A slot whose socket never sent
-        // a frame is unconfirmed and yields to a newcomer (protocol.md), and workerd only ends
-        // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
-        // that socket has sent a frame.
-        this.#startKeepAlive(true);
+      case "joined":
+        this.#onWelcome(frame);
         break;
-      }
       case "peer-joined":
         if (!this.peers.includes(frame.clientId)) this.peers = [...this.peers, frame.clientId];
         if (frame.identity) this.peerIdentities = { ...this.peerIdentities, [frame.clientId]: frame.identity };
+        // The peer is back: it may have missed our hello, or be a reloaded page that knows none.
+        if (frame.resumed === true) this.#sendHello();
+        break;
+      case "peer-away":
+        this.#stopHelloTimer();
         break;
       case "peer-left":
         this.peers = this.peers.filter((id) => id !== frame.clientId);
         this.initiator = null;
         this.#saveInitiator();
+        this.#stopHelloTimer();
+        this.keyConfirmed = null;
         break;
       case "ready":
         this.initiator = String(frame.initiator);
         if (Array.isArray(frame.peers)) this.peers = frame.peers.filter((id) => id !== this.clientId);
         this.#saveInitiator();
+        this.#confirmKey();
         break;
       case "full":
         this.#full = true;
@@ -752,15 +921,98 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     }
   }
 
+  /**
+   * A new pairing (`ready`): with a key, send our hello before anything else and expect the
+   * other side's within `keyConfirmMs`.
+   */
+  #confirmKey() {
+    this.#stopHelloTimer();
+    if (!this.#key) return;
+    this.keyConfirmed = null;
+    this.#confirmEmitted = false;
+    this.#sendHello();
+    if (!(this.#keyConfirmMs > 0)) return;
+    this.#helloTimer = setTimeout(() => {
+      this.#helloTimer = undefined;
+      if (this.keyConfirmed === true || this.state !== "open" || this.peers.length === 0) return;
+      this.#keyMismatch();
+      const { message } = new E2EError("key-mismatch");
+      this.#emit("e2e-error", { reason: "key-mismatch", from: this.peers[0] ?? null, message });
+    }, this.#keyConfirmMs);
+  }
+
+  /** With a key and a socket open, seals a hello to the peer and sends it after earlier frames. */
+  #sendHello() {
+    const ws = this.#socket;
+    const key = this.#key;
+    const peer = this.peers[0];
+    if (!key || !peer || this.state !== "open" || !ws || ws.readyState !== OPEN) return;
+    const sender = /** @type {string} */ (this.clientId);
+    const sealed = key.then((k) => sealHello(k, this.room, sender, peer));
+    this.#outbox = Promise.all([sealed, this.#outbox])
+      .then(([hello]) => {
+        if (ws.readyState === OPEN) ws.send(JSON.stringify({ type: "message", data: hello }));
+      })
+      .catch((error) => console.error("duet: could not send the key confirmation", error));
+  }
+
+  /**
+   * A hello opened with our key: the keys match, if it is addressed to us (one addressed to an
+   * id we no longer hold is an old pairing's, and says nothing about this one).
+   * @param {string} from @param {string} to
+   */
+  #onHello(from, to) {
+    if (to !== this.clientId) return;
+    this.#stopHelloTimer();
+    this.keyConfirmed = true;
+    if (this.#confirmEmitted) return;
+    this.#confirmEmitted = true;
+    this.#emit("e2e-confirmed", { peer: from });
+  }
+
+  /** The other side's key is not ours (its `e2e-error` is emitted by the caller). */
+  #keyMismatch() {
+    this.#stopHelloTimer();
+    if (this.keyConfirmed !== true) this.keyConfirmed = false;
+  }
+
+  /** No verdict from silence while either side is away: a hello may be lost meanwhile. */
+  #stopHelloTimer() {
+    clearTimeout(this.#helloTimer);
+    this.#helloTimer = undefined;
+  }
+
   /** @param {number} code @param {string} reason */
   #onClose(code, reason) {
-    if (this.#full || code === CloseCode.ROOM_FULL || code === CloseCode.STALE) {
+    const refusal = this.#refusal;
+    this.#refusal = null;
+    if (refusal) {
+      this.#afterRefusal(refusal, code, reason);
+    } else if (this.#full || code === CloseCode.ROOM_FULL || code === CloseCode.STALE) {
       this.#forget();
       this.#finish(code, reason);
     } else if (FINAL_CLOSE_CODES.has(code)) {
       this.#finish(code, reason);
     } else {
       this.#socketGone(code, reason);
+    }
+  }
+
+  /**
+   * After the close of a socket refused in-band: wait `retryAfter` after `too-many-joins`; one
+   * more try with a fresh ticket after `ticket-expired`, when a ticket function can give one;
+   * else stop, as nothing would change by trying again.
+   * @param {RefusedDetail} refusal @param {number} code @param {string} reason
+   */
+  #afterRefusal(refusal, code, reason) {
+    if (refusal.code === RefusalCode.TOO_MANY_JOINS) {
+      const wait = refusal.retryAfter;
+      this.#socketGone(code, reason, wait === undefined ? undefined : Math.min(wait * 1000, 2 ** 31 - 1));
+    } else if (refusal.code === RefusalCode.TICKET_EXPIRED && typeof this.#ticket === "function" && !this.#freshTicketTried) {
+      this.#freshTicketTried = true;
+      this.#socketGone(code, reason, 0);
+    } else {
+      this.#finish(code, reason);
     }
   }
 
@@ -784,17 +1036,21 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     }, delay);
   }
 
-  /** The socket is gone but we are not done: schedule the next attempt. */
-  #socketGone(/** @type {number} */ code, /** @type {string} */ reason) {
+  /**
+   * The socket is gone but we are not done: schedule the next attempt, after `delayMs` or the
+   * backoff's delay.
+   * @param {number} code @param {string} reason @param {number} [delayMs]
+   */
+  #socketGone(code, reason, delayMs = backoffDelay(this.#attempt, this.#options.backoff)) {
     this.#socket = null;
     this.#stopKeepAlive();
+    this.#stopHelloTimer();
     this.#stopIceRefresh();
     clearTimeout(this.#retryTimer);
     if (this.#attempt >= this.#options.maxReconnectAttempts) {
       this.#finish(code, reason);
       return;
     }
-    const delayMs = backoffDelay(this.#attempt, this.#options.backoff);
     this.#attempt += 1;
     this.state = "reconnecting";
     this.#retryTimer = setTimeout(() => this.#open(), delayMs);
@@ -805,6 +1061,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   #finish(code, reason) {
     this.#socket = null;
     this.#stopKeepAlive();
+    this.#stopHelloTimer();
     this.#stopIceRefresh();
     clearTimeout(this.#retryTimer);
     globalThis.removeEventListener?.("online", this.#onOnline);
@@ -886,6 +1143,14 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     } catch {
       // See #save.
     }
+  }
+}
+
+/** A hello that opened: the receiver it names. */
+class Hello {
+  /** @param {string} to */
+  constructor(to) {
+    this.to = to;
   }
 }
 

@@ -11,7 +11,11 @@
  * - a message's `data` becomes `{"e2e":1,"iv":…,"ct":…}`: a random 12-byte IV and the AES-GCM
  *   ciphertext of the UTF-8 JSON text of the value with its 16-byte tag, both base64url; the
  *   additional data is UTF-8 `duet-e2e-v1/{room}/{sender clientId}`, so a message attributed
- *   to another sender fails to decrypt (and `duet.js` refuses one relayed back to its sender).
+ *   to another sender fails to decrypt (and `duet.js` refuses one relayed back to its sender);
+ * - key confirmation: after `ready` each side sends a hello, `{"e2e":1,"hello":1,"iv":…,"ct":…}`,
+ *   sealed the same way over `{"to":"{receiver clientId}"}` but with the additional data
+ *   `duet-e2e-v1-hello/{room}/{sender clientId}`; a hello that does not open means the two
+ *   links have different keys (`key-mismatch`).
  *
  * Only Web Crypto (`crypto.subtle`) does cryptography here; this module encodes, checks shapes
  * and names failures. The replay rule (an IV accepted twice) is kept by the caller, which
@@ -22,6 +26,11 @@
 export const E2E_VERSION = 1;
 /** Salt of the key derivation and prefix of the additional data. */
 const LABEL = "duet-e2e-v1";
+/**
+ * Prefix of a hello's additional data. No message's additional data (`duet-e2e-v1/…`) starts
+ * with it, so a hello never opens as a message, nor a message as a hello.
+ */
+const HELLO_LABEL = "duet-e2e-v1-hello";
 const SECRET_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -36,7 +45,7 @@ for (let i = 0; i < B64_CODES.length; i++) B64_VALUES[B64_CODES[i]] = i;
 
 /**
  * Why an incoming message was not delivered (`e2e-error` event of `duet.js`).
- * @typedef {"not-encrypted" | "unexpected-envelope" | "malformed" | "undecryptable" | "replayed" | "reflected"} E2EFailure
+ * @typedef {"not-encrypted" | "unexpected-envelope" | "malformed" | "undecryptable" | "replayed" | "reflected" | "key-mismatch"} E2EFailure
  */
 
 /** The failure reasons, each with what it means. */
@@ -53,6 +62,11 @@ export const E2E_FAILURES = Object.freeze({
   replayed: "the envelope was already received once (a replay)",
   /** An envelope relayed as if we had sent it ourselves. */
   reflected: "the envelope claims to come from this connection itself",
+  /**
+   * The other side's link has another key, or none: its hello did not open with ours, or none
+   * came within the confirmation time while it was connected (`duet.js`).
+   */
+  "key-mismatch": "the other side's link has a different key, or none: its key confirmation did not open with this key, or did not come",
 });
 
 /** A message that must not reach the application; `reason` is one of {@link E2E_FAILURES}. */
@@ -71,6 +85,11 @@ export class E2EError extends Error {
  * @property {1} e2e
  * @property {string} iv base64url of 12 bytes
  * @property {string} ct base64url of the ciphertext with its 16-byte tag
+ */
+
+/**
+ * A key confirmation (see {@link sealHello}).
+ * @typedef {{e2e: 1, hello: 1, iv: string, ct: string}} HelloEnvelope
  */
 
 /** Whether Web Crypto is there (it is only in secure contexts: https, or localhost). */
@@ -138,9 +157,9 @@ function hkdfParams(room) {
   return { name: "HKDF", hash: "SHA-256", salt: utf8(LABEL), info: utf8(room) };
 }
 
-/** @param {string} room @param {string} sender */
-function additionalData(room, sender) {
-  return utf8(`${LABEL}/${room}/${sender}`);
+/** @param {string} room @param {string} sender @param {string} [label] */
+function additionalData(room, sender, label = LABEL) {
+  return utf8(`${label}/${room}/${sender}`);
 }
 
 /**
@@ -153,11 +172,33 @@ function additionalData(room, sender) {
  * @returns {Promise<Envelope>}
  */
 export async function seal(key, room, sender, value, iv = crypto.getRandomValues(new Uint8Array(IV_BYTES))) {
+  return { e2e: E2E_VERSION, ...(await encrypt(key, additionalData(room, sender), utf8(JSON.stringify(value)), iv)) };
+}
+
+/**
+ * The key confirmation `sender` sends `receiver` after `ready`: the plaintext is the UTF-8 JSON
+ * text `{"to":"{receiver}"}`, the additional data `duet-e2e-v1-hello/{room}/{sender}`.
+ * @param {CryptoKey} key from {@link deriveKey}
+ * @param {string} room
+ * @param {string} sender our clientId
+ * @param {string} receiver the other peer's clientId
+ * @param {Uint8Array} [iv] 12 bytes; random unless given (only test vectors give one)
+ * @returns {Promise<HelloEnvelope>}
+ */
+export async function sealHello(key, room, sender, receiver, iv = crypto.getRandomValues(new Uint8Array(IV_BYTES))) {
+  const plaintext = utf8(JSON.stringify({ to: receiver }));
+  return { e2e: E2E_VERSION, hello: 1, ...(await encrypt(key, additionalData(room, sender, HELLO_LABEL), plaintext, iv)) };
+}
+
+/**
+ * @param {CryptoKey} key @param {Uint8Array<ArrayBuffer>} aad @param {Uint8Array<ArrayBuffer>} plaintext @param {Uint8Array} iv
+ * @returns {Promise<{iv: string, ct: string}>}
+ */
+async function encrypt(key, aad, plaintext, iv) {
   if (iv.length !== IV_BYTES) throw new RangeError(`the IV is ${IV_BYTES} bytes`);
-  const plaintext = utf8(JSON.stringify(value));
   // `new Uint8Array(iv)`: a copy on a plain ArrayBuffer, as Web Crypto's types ask.
-  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv: new Uint8Array(iv), additionalData: additionalData(room, sender) }, key, plaintext);
-  return { e2e: E2E_VERSION, iv: toBase64Url(iv), ct: toBase64Url(new Uint8Array(ct)) };
+  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv: new Uint8Array(iv), additionalData: aad }, key, plaintext);
+  return { iv: toBase64Url(iv), ct: toBase64Url(new Uint8Array(ct)) };
 }
 
 /**
@@ -181,6 +222,41 @@ export function isEnvelope(data) {
  */
 export async function open(key, room, sender, data) {
   if (!isEnvelope(data)) throw new E2EError("not-encrypted");
+  return decrypt(key, additionalData(room, String(sender)), data, "undecryptable");
+}
+
+/**
+ * Whether `data` is meant as a key confirmation: an envelope with a `hello` field.
+ * @param {unknown} data
+ */
+export function isHello(data) {
+  return isEnvelope(data) && "hello" in /** @type {object} */ (data);
+}
+
+/**
+ * Opens the hello `sender` sent in `room` and returns the receiver it names. Rejects with an
+ * {@link E2EError}: `malformed` (the shape, `hello` other than `1`, or a plaintext other than
+ * `{"to": string}`), or `key-mismatch` (it does not decrypt: another key, or altered).
+ * @param {CryptoKey} key
+ * @param {string} room
+ * @param {string} sender the relayed frame's `from`
+ * @param {unknown} data the relayed frame's `data`
+ * @returns {Promise<string>}
+ */
+export async function openHello(key, room, sender, data) {
+  if (!isHello(data) || /** @type {Record<string, unknown>} */ (data).hello !== 1) throw new E2EError("malformed");
+  const value = await decrypt(key, additionalData(room, String(sender), HELLO_LABEL), data, "key-mismatch");
+  const to = value && typeof value === "object" ? /** @type {Record<string, unknown>} */ (value).to : undefined;
+  if (typeof to !== "string") throw new E2EError("malformed");
+  return to;
+}
+
+/**
+ * The JSON value an envelope holds; `failure` names an envelope that does not decrypt.
+ * @param {CryptoKey} key @param {Uint8Array<ArrayBuffer>} aad @param {unknown} data
+ * @param {"undecryptable" | "key-mismatch"} failure
+ */
+async function decrypt(key, aad, data, failure) {
   const { e2e, iv, ct } = /** @type {Record<string, unknown>} */ (data);
   const ivBytes = decodeCanonical(iv);
   const ciphertext = decodeCanonical(ct);
@@ -189,10 +265,9 @@ export async function open(key, room, sender, data) {
   }
   let plaintext;
   try {
-    const params = { name: "AES-GCM", iv: ivBytes, additionalData: additionalData(room, String(sender)) };
-    plaintext = await crypto.subtle.decrypt(params, key, ciphertext);
+    plaintext = await crypto.subtle.decrypt({ name: "AES-GCM", iv: ivBytes, additionalData: aad }, key, ciphertext);
   } catch {
-    throw new E2EError("undecryptable");
+    throw new E2EError(failure);
   }
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plaintext));

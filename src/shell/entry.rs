@@ -1,15 +1,20 @@
 //! The Worker's `fetch`: routes by [`crate::route::route`], forwards sockets to the room's
-//! Durable Object (returning its 101 untouched), and serves the app from the assets binding.
+//! Durable Object (returning its 101 untouched), refuses as [`crate::route::refusal`] decides
+//! (an HTTP error, or in-band on a socket of its own), and serves the app from the assets
+//! binding.
 
 use super::platform;
 use crate::config::Config;
 use crate::placement::location_hint;
 use crate::route::{
-    encode_identity, join_limit_keys, refusal_limit_key, route, Access, HttpError, Offered,
-    RequestParts, Route, UrlParts, IDENTITY_HEADER, JOIN_LIMITER,
+    encode_identity, join_limit_keys, refusal, refusal_limit_key, route, Access, HttpError,
+    Offered, Refusal, RequestParts, Route, UrlParts, IDENTITY_HEADER, JOIN_LIMITER, SUBPROTOCOL,
 };
 use crate::ticket::Identity;
-use worker::{console_error, console_log, event, Context, Env, Headers, Request, Response, Result};
+use worker::{
+    console_error, console_log, event, Context, Env, Headers, Request, Response, Result,
+    WebSocketPair,
+};
 
 #[event(start)]
 fn start() {
@@ -59,8 +64,11 @@ async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
         ws_version: ws_version.as_deref(),
         ticket: offered.ticket.or_else(|| url.param("ticket")),
     };
-    match route(parts, &Access::of(&config, platform::now_ms() / 1000)) {
-        Err(err) => refuse(env, &headers, err).await,
+    let access = Access::of(&config, platform::now_ms() / 1000);
+    // How a refusal of this request is delivered: in-band to a client that can read it.
+    let answer = |err| deliver(refusal(err, parts, &access, offered.v1));
+    match route(parts, &access) {
+        Err(err) => answer(limit_refusal(env, &headers, err).await?),
         Ok(Route::Health) => json_response(
             200,
             &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
@@ -69,7 +77,7 @@ async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
             let ip = client_ip(&headers)?;
             if let Err(err) = check_join_limits(env, &join_limit_keys(&ip, identity.as_ref())).await
             {
-                return error_response(err);
+                return answer(err);
             }
             to_room(&req, env, &config, &room, identity.as_ref()).await
         }
@@ -98,20 +106,33 @@ fn client_ip(headers: &web_sys::Headers) -> Result<String> {
     Ok(headers.get("CF-Connecting-IP")?.unwrap_or_default())
 }
 
-/// Answers a refused request. A ticket refusal costs the address a join first, so guessing
-/// tickets is limited like joining: once the address has none left, the answer is
+/// The refusal a refused request gets. A ticket refusal costs the address a join first, so
+/// guessing tickets is limited like joining: once the address has none left, the answer is
 /// `too-many-joins`. Only refusals wait for the limiter here, never a join.
-async fn refuse(
-    env: &Env,
-    headers: &web_sys::Headers,
-    err: HttpError,
-) -> Result<web_sys::Response> {
+async fn limit_refusal(env: &Env, headers: &web_sys::Headers, err: HttpError) -> Result<HttpError> {
     if let Some(key) = refusal_limit_key(err, &client_ip(headers)?) {
         if let Err(over) = check_join_limit(env, &key).await {
-            return error_response(over);
+            return Ok(over);
         }
     }
-    error_response(err)
+    Ok(err)
+}
+
+/// Performs a refusal: an HTTP answer, or a socket of the Worker's own (no Durable Object is
+/// touched) that carries the `error` frame and closes at once. A plain socket, not a
+/// hibernating one: it lives for one frame, and closing it here also ends its connection.
+fn deliver(refusal: Refusal) -> Result<web_sys::Response> {
+    match refusal {
+        Refusal::Http(err) => error_response(err),
+        Refusal::InBand { frame, close } => {
+            let pair = WebSocketPair::new()?;
+            pair.server.accept()?;
+            pair.server.send_with_str(&frame)?;
+            pair.server
+                .close(Some(close.code()), Some(close.reason()))?;
+            platform::socket_response(&pair.client, Some(SUBPROTOCOL))
+        }
+    }
 }
 
 /// Forwards an admitted socket to its room's Durable Object, placed near the client (and in

@@ -3,7 +3,9 @@
 // frame either page sends or receives is an envelope; a relay in the middle that alters frames
 // is reported and nothing it altered is applied; both pages show the same safety code, the one
 // their descriptions give; plain links still work and say they are not protected; a key link on
-// an insecure origin refuses to start. Every wait is on a condition, never a fixed sleep.
+// an insecure origin refuses to start; both sides confirm their keys, and when the links' keys
+// differ both people, the one who started the call too, see the same message. Every wait is on
+// a condition, never a fixed sleep.
 
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -153,6 +155,7 @@ describe("end-to-end encrypted calls", () => {
       assert.match(await page.locator("#e2e-state").textContent(), /^End-to-end protected/);
       assert.equal(await page.locator("#e2e-alert").isHidden(), true);
       assert.deepEqual(await page.evaluate(() => window.duetDebug.e2eErrors), []);
+      assert.equal(await page.evaluate(() => window.duetDebug.keyConfirmed), true, "the other side's hello opened");
     }
 
     // Both show the same code, the one their descriptions give, and the fingerprints match across.
@@ -169,7 +172,11 @@ describe("end-to-end encrypted calls", () => {
       const wire = await wireOf(page);
       const messages = wire.filter((f) => f.text.includes('"type":"message"'));
       assert.ok(messages.filter((f) => f.dir === "out").length >= 2 && messages.filter((f) => f.dir === "in").length >= 2, "offer or answer and candidates went both ways");
-      for (const { text } of messages) assert.deepEqual(Object.keys(JSON.parse(text).data), ["e2e", "iv", "ct"]);
+      for (const { text } of messages) {
+        const { data } = JSON.parse(text);
+        assert.deepEqual(Object.keys(data), "hello" in data ? ["e2e", "hello", "iv", "ct"] : ["e2e", "iv", "ct"]);
+      }
+      assert.equal(messages.filter((f) => f.dir === "out" && f.text.includes('"hello":1')).length, 1, "one hello sent");
       for (const { dir, text } of wire) {
         for (const leak of LEAKS) assert.doesNotMatch(text, leak, `${dir} frame`);
         assert.ok(!text.includes(secret), "the key is never sent");
@@ -275,10 +282,11 @@ describe("end-to-end encrypted calls", () => {
       status: window.duetDebug.status,
       alert: document.getElementById("e2e-alert")?.hidden ? null : document.getElementById("e2e-alert")?.textContent,
     }));
-    assert.deepEqual(state.errors, Array(sent).fill("undecryptable"));
+    // The sender's hello first (altered, it cannot confirm the key), then every signal.
+    assert.deepEqual(state.errors, ["key-mismatch", ...Array(sent - 1).fill("undecryptable")]);
     assert.equal(state.pc, null, "no description was applied, so no peer connection was started");
     assert.equal(state.status, "connecting");
-    assert.match(state.alert, /could not be verified and were not used.*altered.*server/);
+    assert.match(state.alert, /do not have the same key.*same link.*altering/);
     await receiver.screenshot({ path: join(SCREENSHOTS, "unverified.png") });
     assert.equal(await sender.evaluate(() => window.duetDebug.pc.signalingState), "have-local-offer", "no answer came back");
     assert.notEqual(await sender.evaluate(() => window.duetDebug.pc.connectionState), "connected");
@@ -296,7 +304,7 @@ describe("end-to-end encrypted calls", () => {
       connectionState: window.duetDebug.pc.connectionState,
       alert: !document.getElementById("e2e-alert")?.hidden,
     }));
-    assert.deepEqual(state.errors, Array(sent).fill("undecryptable"));
+    assert.deepEqual(state.errors, ["key-mismatch", ...Array(sent - 1).fill("undecryptable")]);
     assert.equal(state.signalingState, "have-local-offer", "the answer was never applied");
     assert.equal(state.remoteDescription, null);
     assert.notEqual(state.connectionState, "connected");
@@ -326,24 +334,44 @@ describe("end-to-end encrypted calls", () => {
       const first = await open(keyedFirst ? keyed : plain);
       await until(first, () => window.duetDebug?.status === "waiting");
       const second = await open(keyedFirst ? plain : keyed);
-      const reason = keyedFirst ? "unexpected-envelope" : "not-encrypted";
+      // The plain page judges the keyed page's hello; the keyed page hears no hello at all.
+      const reason = keyedFirst ? "unexpected-envelope" : "key-mismatch";
       const judged = await until(second, (r) => window.duetDebug.e2eErrors.includes(r) && {
         errors: window.duetDebug.e2eErrors,
         alert: document.getElementById("e2e-alert")?.textContent,
         pc: window.duetDebug.pc,
         state: document.getElementById("e2e-state")?.textContent,
       }, reason);
-      assert.ok(judged.errors.every((r) => r === reason), String(judged.errors));
+      const expected = keyedFirst ? [reason] : ["not-encrypted", reason];
+      assert.ok(judged.errors.every((r) => expected.includes(r)), String(judged.errors));
       assert.equal(judged.pc, null, "the offer was not applied");
       if (keyedFirst) {
         assert.match(judged.alert, /yours has no key.*full link/);
         assert.match(judged.state, /not end-to-end protected/);
+        // The keyed page started the call, and it is told too: no hello came.
+        const starter = await until(first, () => window.duetDebug.keyConfirmed === false && document.getElementById("e2e-alert")?.textContent);
+        assert.match(starter, /do not have the same key \(or one of them has none\)/);
       } else {
-        assert.match(judged.alert, /could not be verified/);
+        assert.match(judged.alert, /do not have the same key \(or one of them has none\)/);
         assert.match(judged.state, /^End-to-end protected/);
       }
       await Promise.all([first, second].map((page) => page.context().close()));
     }
+  });
+
+  test("links with different keys: both people, the one who started the call too, see the same message", async () => {
+    const room = roomName("mismatch");
+    const starter = await open(`${server.origin}/${room}#k=${newSecret()}`);
+    await until(starter, () => window.duetDebug?.status === "waiting");
+    const joiner = await open(`${server.origin}/${room}#k=${newSecret()}`);
+    const shown = [];
+    for (const page of [starter, joiner]) {
+      shown.push(await until(page, () => window.duetDebug.keyConfirmed === false && !document.getElementById("e2e-alert")?.hidden && document.getElementById("e2e-alert")?.textContent));
+      assert.equal(await page.evaluate(() => window.duetDebug.e2eErrors[0]), "key-mismatch", "the hello told it first");
+    }
+    assert.equal(shown[0], shown[1], "the same message on both sides");
+    assert.match(shown[0], /do not have the same key.*open the same link/);
+    await Promise.all([starter, joiner].map((page) => page.context().close()));
   });
 
   test("a link with a damaged key refuses to start instead of calling unprotected", async () => {

@@ -70,12 +70,24 @@ describe("the app with join tickets", () => {
     }
   });
 
-  test("a page without a ticket does not join", async () => {
+  test("a page without a ticket is told why it cannot join and what to do, instead of an endless Starting…", async () => {
     const room = roomName("no-ticket");
     const page = await openPage(browser, `${server.origin}/${room}`);
     pages.push(page);
-    // Refused with 401 ticket-required, so the socket never opens and the client retries.
-    await until(page, () => window.duetDebug?.signalingState === "reconnecting");
-    assert.equal(await page.evaluate(() => window.duetDebug.clientId ?? null), null);
+    // Refused in-band (ticket-required, close 4401): the page reads why, and stops trying
+    // ("closed" is the library's final state: no attempt is scheduled after it).
+    await until(page, () => window.duetDebug?.signalingState === "closed");
+    const state = await page.evaluate(() => ({
+      refusal: window.duetDebug.refusalCode,
+      status: window.duetDebug.status,
+      clientId: window.duetDebug.clientId,
+      text: document.getElementById("status")?.textContent,
+    }));
+    assert.deepEqual(
+      { refusal: state.refusal, status: state.status, clientId: state.clientId },
+      { refusal: "ticket-required", status: "error", clientId: null },
+    );
+    assert.match(state.text ?? "", /needs a personal invitation.*Ask whoever invited you/);
+    assert.doesNotMatch(state.text ?? "", /Starting|Reconnecting|Something went wrong/);
   });
 });

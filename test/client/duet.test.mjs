@@ -7,11 +7,28 @@
 //   node's mock clock and timers;
 // - the keep-alive: one ping as soon as a socket is welcomed (a socket that never sent a frame
 //   leaves its slot unconfirmed), the interval counted from there, and a missing answer to that
-//   first ping counts as a drop.
+//   first ping counts as a drop;
+// - refusals in-band (docs/protocol.md, "In-band refusals"): the `refused` event, no reconnect
+//   after a final refusal, one fresh ticket after `ticket-expired` from a ticket function, and
+//   the wait of `retryAfter` after `too-many-joins`;
+// - the key confirmation's clock (docs/e2e.md): silence for KEY_CONFIRM_MS while both sides are
+//   connected is `key-mismatch`; a drop of either side stops the clock, and the returns bring
+//   hellos instead.
 
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
-import { connect, DEFAULT_MAX_MESSAGE_BYTES, ICE_SERVERS_TEXT, MIN_ICE_REFRESH_MS, PING_TEXT } from "../../public/js/duet.js";
+import {
+  CloseCode,
+  CloseReason,
+  connect,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  ICE_SERVERS_TEXT,
+  MIN_ICE_REFRESH_MS,
+  KEY_CONFIRM_MS,
+  PING_TEXT,
+  RefusalCode,
+} from "../../public/js/duet.js";
+import { deriveKey, newSecret, sealHello } from "../../public/js/e2e.js";
 
 /** A WebSocket that opens at once and records what is sent; the test plays the server. */
 class ScriptedSocket extends EventTarget {
@@ -20,10 +37,11 @@ class ScriptedSocket extends EventTarget {
   readyState = 1;
   /** @type {string[]} */
   sent = [];
-  /** @param {string} url */
-  constructor(url) {
+  /** @param {string} url @param {string[]} [protocols] */
+  constructor(url, protocols = []) {
     super();
     this.url = url;
+    this.protocols = protocols;
     ScriptedSocket.opened.push(this);
   }
   /** @param {string} text */
@@ -36,6 +54,11 @@ class ScriptedSocket extends EventTarget {
   /** @param {object} frame */
   receive(frame) {
     this.dispatchEvent(new MessageEvent("message", { data: JSON.stringify(frame) }));
+  }
+  /** The server closes the socket. @param {number} code @param {string} reason */
+  serverClose(code, reason) {
+    this.readyState = 3;
+    this.dispatchEvent(Object.assign(new Event("close"), { code, reason }));
   }
 }
 
@@ -283,6 +306,294 @@ describe("the keep-alive", () => {
     mock.timers.tick(3_600_000);
     assert.deepEqual(socket.sent, []);
     assert.equal(connection.state, "open");
+    connection.leave();
+  });
+});
+
+describe("refusals in-band", () => {
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
+  afterEach(() => mock.timers.reset());
+
+  const MESSAGES = {
+    [RefusalCode.TICKET_REQUIRED]: "this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)",
+    [RefusalCode.INVALID_TICKET]: "the join ticket is not an HS256 JWT signed for this service",
+    [RefusalCode.TICKET_EXPIRED]: "the join ticket has expired or is not valid yet",
+    [RefusalCode.TICKET_WRONG_ROOM]: "the join ticket is for another room",
+    [RefusalCode.CONFIG_ERROR]: "this service's configuration is unusable, so it refuses every socket; its operator has the details",
+  };
+  /** The close of each refusal, by the name of its close code. */
+  const CLOSES = {
+    [RefusalCode.TICKET_REQUIRED]: "TICKET_REFUSED",
+    [RefusalCode.INVALID_TICKET]: "TICKET_REFUSED",
+    [RefusalCode.TICKET_EXPIRED]: "TICKET_REFUSED",
+    [RefusalCode.TICKET_WRONG_ROOM]: "FORBIDDEN",
+    [RefusalCode.CONFIG_ERROR]: "MISCONFIGURED",
+    [RefusalCode.TOO_MANY_JOINS]: "TOO_MANY_JOINS",
+  };
+
+  /** A connection whose first socket has opened, recording its events. */
+  function opened(options = {}) {
+    const connection = connect("r", {
+      baseUrl: "http://duet.test",
+      WebSocket: /** @type {any} */ (ScriptedSocket),
+      pingIntervalMs: 0,
+      storage: null,
+      backoff: { initialDelayMs: 100, maxDelayMs: 100 },
+      ...options,
+    });
+    /** @type {{type: string, detail: any}[]} */
+    const events = [];
+    for (const type of ["refused", "error", "close", "reconnecting", "created"]) {
+      connection.addEventListener(/** @type {any} */ (type), (/** @type {CustomEvent} */ e) => events.push({ type, detail: e.detail }));
+    }
+    return { connection, events, socket: /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1)) };
+  }
+
+  /** The server refuses `socket` in-band: the error frame, then the close of `code`. */
+  function refuse(/** @type {ScriptedSocket} */ socket, /** @type {string} */ code, extra = {}) {
+    socket.dispatchEvent(new Event("open"));
+    socket.receive({ type: "error", code, message: MESSAGES[code] ?? "too many joins from this client; retry later", ...extra });
+    const name = CLOSES[code];
+    socket.serverClose(CloseCode[name], CloseReason[name]);
+  }
+
+  /** Lets the promise of a ticket function settle. */
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  test("a final refusal: `refused` with the code and message, then `close`, and no reconnect", () => {
+    for (const code of [RefusalCode.TICKET_REQUIRED, RefusalCode.INVALID_TICKET, RefusalCode.TICKET_WRONG_ROOM, RefusalCode.CONFIG_ERROR]) {
+      const { connection, events, socket } = opened();
+      const count = ScriptedSocket.opened.length;
+      refuse(socket, code);
+      const name = CLOSES[code];
+      assert.deepEqual(events, [
+        { type: "refused", detail: { code, message: MESSAGES[code] } },
+        { type: "close", detail: { code: CloseCode[name], reason: CloseReason[name] } },
+      ], code);
+      assert.equal(connection.state, "closed", code);
+      mock.timers.tick(3_600_000);
+      assert.equal(ScriptedSocket.opened.length, count, `${code}: no socket after the refusal`);
+    }
+  });
+
+  test("ticket-expired with a string ticket is final", () => {
+    const { connection, events, socket } = opened({ ticket: "the.only.ticket" });
+    assert.ok(socket.protocols.includes("duet.ticket.the.only.ticket"));
+    const count = ScriptedSocket.opened.length;
+    refuse(socket, RefusalCode.TICKET_EXPIRED);
+    assert.deepEqual(events.map((e) => e.type), ["refused", "close"]);
+    assert.deepEqual(events[1].detail, { code: CloseCode.TICKET_REFUSED, reason: CloseReason.TICKET_REFUSED });
+    mock.timers.tick(3_600_000);
+    assert.equal(ScriptedSocket.opened.length, count);
+    assert.equal(connection.state, "closed");
+  });
+
+  test("ticket-expired with a ticket function: one fresh ticket, one more try, then final", async () => {
+    const tickets = ["first.ticket.x", "second.ticket.y", "third.ticket.z", "fourth.ticket.w"];
+    let asked = 0;
+    const { connection, events } = opened({ ticket: () => tickets[asked++] });
+    await settle();
+    const first = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.ok(first.protocols.includes("duet.ticket.first.ticket.x"));
+    refuse(first, RefusalCode.TICKET_EXPIRED);
+    assert.deepEqual(events.map((e) => e.type), ["refused", "reconnecting"]);
+    assert.equal(events[1].detail.delayMs, 0, "at once: a fresh ticket is all it needs");
+    mock.timers.tick(0);
+    await settle();
+    assert.equal(asked, 2, "the function was asked for a fresh ticket");
+    const second = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.notEqual(second, first);
+    assert.ok(second.protocols.includes("duet.ticket.second.ticket.y"));
+    // The fresh ticket is refused as expired too (a backend clock far off): stop.
+    refuse(second, RefusalCode.TICKET_EXPIRED);
+    assert.deepEqual(events.map((e) => e.type), ["refused", "reconnecting", "refused", "close"]);
+    mock.timers.tick(3_600_000);
+    await settle();
+    assert.equal(asked, 2, "no third ticket");
+    assert.equal(connection.state, "closed");
+  });
+
+  test("the one retry with a fresh ticket comes back after every welcome", async () => {
+    let asked = 0;
+    const { connection, events } = opened({ ticket: () => `ticket.number.${asked++}` });
+    await settle();
+    refuse(/** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1)), RefusalCode.TICKET_EXPIRED);
+    mock.timers.tick(0);
+    await settle();
+    const joined = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    joined.dispatchEvent(new Event("open"));
+    joined.receive(welcome());
+    assert.equal(connection.state, "open");
+    // Much later the socket drops, and the ticket of the reconnect has expired meanwhile.
+    joined.serverClose(1006, "");
+    mock.timers.tick(100);
+    await settle();
+    refuse(/** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1)), RefusalCode.TICKET_EXPIRED);
+    assert.equal(events.at(-1)?.type, "reconnecting", "a new try with a fresh ticket");
+    mock.timers.tick(0);
+    await settle();
+    assert.equal(asked, 4);
+    assert.notEqual(connection.state, "closed");
+    connection.leave();
+  });
+
+  test("too-many-joins: `refused` with retryAfter, and the next try exactly retryAfter seconds later", () => {
+    const { connection, events, socket } = opened();
+    refuse(socket, RefusalCode.TOO_MANY_JOINS, { retryAfter: 60 });
+    assert.deepEqual(events[0], {
+      type: "refused",
+      detail: { code: RefusalCode.TOO_MANY_JOINS, message: "too many joins from this client; retry later", retryAfter: 60 },
+    });
+    assert.equal(events[1].type, "reconnecting");
+    assert.equal(events[1].detail.delayMs, 60_000);
+    assert.deepEqual([events[1].detail.code, events[1].detail.reason], [CloseCode.TOO_MANY_JOINS, CloseReason.TOO_MANY_JOINS]);
+    const count = ScriptedSocket.opened.length;
+    mock.timers.tick(59_999);
+    assert.equal(ScriptedSocket.opened.length, count, "not before retryAfter");
+    mock.timers.tick(1);
+    assert.equal(ScriptedSocket.opened.length, count + 1, "at retryAfter");
+    const next = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    next.dispatchEvent(new Event("open"));
+    next.receive(welcome());
+    assert.equal(connection.state, "open");
+    assert.deepEqual(events.filter((e) => e.type === "error"), [], "a refusal is no `error` event");
+    connection.leave();
+  });
+
+  test("too-many-joins counts against maxReconnectAttempts", () => {
+    const { connection, events, socket } = opened({ maxReconnectAttempts: 1 });
+    refuse(socket, RefusalCode.TOO_MANY_JOINS, { retryAfter: 10 });
+    mock.timers.tick(10_000);
+    refuse(/** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1)), RefusalCode.TOO_MANY_JOINS, { retryAfter: 10 });
+    assert.deepEqual(events.map((e) => e.type), ["refused", "reconnecting", "refused", "close"]);
+    assert.equal(connection.state, "closed");
+  });
+
+  test("a refusal's close code without its frame is final too", () => {
+    for (const name of ["TICKET_REFUSED", "FORBIDDEN", "MISCONFIGURED"]) {
+      const { connection, events, socket } = opened();
+      socket.dispatchEvent(new Event("open"));
+      socket.serverClose(CloseCode[name], CloseReason[name]);
+      assert.deepEqual(events, [{ type: "close", detail: { code: CloseCode[name], reason: CloseReason[name] } }], name);
+      assert.equal(connection.state, "closed");
+    }
+  });
+});
+
+describe("the key confirmation's clock", () => {
+  const ME = "aaaaaaaaaaaaaaaa";
+  const PEER = "bbbbbbbbbbbbbbbb";
+  const ready = { type: "ready", room: "r", initiator: ME, peers: [ME, PEER] };
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
+  afterEach(() => mock.timers.reset());
+
+  /**
+   * Waits until `condition` holds, letting Web Crypto's work (on other threads, outside the
+   * mocked timers) and the promises after it finish; gives up after 10 s of real time.
+   */
+  async function until(/** @type {() => boolean} */ condition, what = "the condition") {
+    const deadline = performance.now() + 10_000;
+    while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(condition(), `waited in vain for ${what}`);
+  }
+
+  /** The hellos sent on `socket`. */
+  const hellos = (/** @type {ScriptedSocket} */ socket) => socket.sent.map((t) => JSON.parse(t)).filter((f) => f.type === "message" && f.data?.hello === 1);
+
+  /** A keyed connection paired with PEER by a `ready`, its own hello sent; records its e2e events. */
+  async function paired(secret = newSecret()) {
+    const connection = connect("r", {
+      baseUrl: "http://duet.test",
+      WebSocket: /** @type {any} */ (ScriptedSocket),
+      pingIntervalMs: 0,
+      storage: null,
+      key: secret,
+      backoff: { initialDelayMs: 100, maxDelayMs: 100 },
+    });
+    /** @type {{type: string, detail: any}[]} */
+    const events = [];
+    for (const type of ["e2e-error", "e2e-confirmed"]) {
+      connection.addEventListener(/** @type {any} */ (type), (/** @type {CustomEvent} */ e) => events.push({ type, detail: e.detail }));
+    }
+    const socket = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    socket.dispatchEvent(new Event("open"));
+    socket.receive(welcome({ clientId: ME }));
+    socket.receive({ type: "peer-joined", room: "r", clientId: PEER, resumed: false });
+    socket.receive(ready);
+    await until(() => hellos(socket).length === 1, "our hello");
+    const peerKey = await deriveKey(secret, "r");
+    /** The peer's hello to us, as it arrives. */
+    const peerHello = async (to = ME, key = peerKey) => ({ type: "message", from: PEER, data: await sealHello(key, "r", PEER, to) });
+    return { connection, events, socket, peerHello };
+  }
+
+  test(`silence for KEY_CONFIRM_MS (${KEY_CONFIRM_MS} ms) after ready, both connected: key-mismatch`, async () => {
+    assert.equal(KEY_CONFIRM_MS, 5000);
+    const { connection, events } = await paired();
+    mock.timers.tick(KEY_CONFIRM_MS - 1);
+    assert.deepEqual(events, []);
+    assert.equal(connection.keyConfirmed, null);
+    mock.timers.tick(1);
+    assert.equal(events.length, 1);
+    assert.deepEqual(events[0], { type: "e2e-error", detail: { reason: "key-mismatch", from: PEER, message: events[0].detail.message } });
+    assert.equal(connection.keyConfirmed, false);
+    connection.leave();
+  });
+
+  test("the peer's hello confirms the key, and the clock stops", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    socket.receive(await peerHello());
+    await until(() => events.length === 1, "the confirmation");
+    assert.deepEqual(events, [{ type: "e2e-confirmed", detail: { peer: PEER } }]);
+    assert.equal(connection.keyConfirmed, true);
+    mock.timers.tick(60_000);
+    assert.equal(events.length, 1, "no mismatch after a confirmation");
+    connection.leave();
+  });
+
+  test("a hello addressed to an id we do not hold says nothing; silence then decides", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    let ponged = false;
+    connection.addEventListener("pong", () => (ponged = true));
+    socket.receive(await peerHello("cccccccccccccccc"));
+    socket.receive({ type: "pong" }); // delivered only after the hello before it was judged
+    await until(() => ponged, "the pong after the hello");
+    assert.deepEqual(events, []);
+    assert.equal(connection.keyConfirmed, null);
+    mock.timers.tick(KEY_CONFIRM_MS);
+    assert.deepEqual(events.map((e) => e.detail.reason), ["key-mismatch"]);
+    connection.leave();
+  });
+
+  test("peer-away stops the clock; on its return we say hello again, and its hello decides", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    socket.receive({ type: "peer-away", room: "r", clientId: PEER });
+    mock.timers.tick(60_000);
+    assert.deepEqual(events, [], "no verdict from silence while the peer was away");
+    socket.receive({ type: "peer-joined", room: "r", clientId: PEER, resumed: true });
+    await until(() => hellos(socket).length === 2, "our hello again");
+    assert.equal(hellos(socket)[1].data.iv === hellos(socket)[0].data.iv, false, "a fresh IV");
+    socket.receive(await peerHello(ME, await deriveKey(newSecret(), "r")));
+    await until(() => events.length === 1, "the verdict");
+    assert.deepEqual(events.map((e) => e.detail.reason), ["key-mismatch"]);
+    assert.equal(connection.keyConfirmed, false);
+    connection.leave();
+  });
+
+  test("our own drop stops the clock; back in the pairing, we say hello again", async () => {
+    const { connection, events, socket, peerHello } = await paired();
+    socket.serverClose(1006, "");
+    mock.timers.tick(100);
+    const back = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.notEqual(back, socket);
+    back.dispatchEvent(new Event("open"));
+    mock.timers.tick(60_000);
+    assert.deepEqual(events, [], "no verdict from silence while we were away");
+    back.receive(welcome({ type: "joined", clientId: ME, resumed: true, peers: [PEER] }));
+    await until(() => hellos(back).length === 1, "our hello on the new socket");
+    back.receive(await peerHello());
+    await until(() => events.length === 1, "the confirmation");
+    assert.deepEqual(events, [{ type: "e2e-confirmed", detail: { peer: PEER } }]);
     connection.leave();
   });
 });

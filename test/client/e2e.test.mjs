@@ -1,11 +1,12 @@
-// The end-to-end envelope (public/js/e2e.js) and the safety code (public/js/sas.js) in Node,
-// against the normative vectors of docs/e2e.md, checked both ways, and cross-checked with
-// Python's `cryptography` package when it is installed.
+// The end-to-end envelope and the key confirmation's hello (public/js/e2e.js) and the safety
+// code (public/js/sas.js) in Node, against the normative vectors of docs/e2e.md, checked both
+// ways, against an independent implementation with node:crypto (HKDF and AES-256-GCM of
+// OpenSSL, not Web Crypto's code path), and with Python's `cryptography` package when installed.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import {
   deriveKey,
@@ -15,10 +16,13 @@ import {
   envelopeFrameBytes,
   fromBase64Url,
   isEnvelope,
+  isHello,
   isSecret,
   newSecret,
   open,
+  openHello,
   seal,
+  sealHello,
   secretFromFragment,
   toBase64Url,
 } from "../../public/js/e2e.js";
@@ -33,6 +37,15 @@ const VECTOR = {
   plaintext: '{"kind":"signal","n":1}',
   keyHex: "e446953ad42f5c906e45f2486fe153ba0069936d920dbf23fa251f1f28f6fb82",
   envelope: '{"e2e":1,"iv":"oKGio6Slpqeoqaqr","ct":"l60wcAOkZHc_5axhC7W221O-K2BJunShHxaUs6r_8LMmlkqEs8Xw"}',
+};
+
+/** The hello vector of docs/e2e.md ("Key confirmation"), with the secret and room above. */
+const HELLO_VECTOR = {
+  receiver: "fedcba9876543210fedcba9876543210",
+  iv: Uint8Array.from({ length: 12 }, (_, i) => 0xb0 + i),
+  plaintext: '{"to":"fedcba9876543210fedcba9876543210"}',
+  aad: "duet-e2e-v1-hello/e2e-vector/0123456789abcdef0123456789abcdef",
+  hello: '{"e2e":1,"hello":1,"iv":"sLGys7S1tre4ubq7","ct":"gzw9Haknf-1ihNGtdZFxfhMHv7A41fG4SUutrjoigU1vOm-cw5yGHVU0fAD0e76hGFbe7VxI7-sk"}',
 };
 
 const hexFingerprint = (bytes) => bytes.map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(":");
@@ -94,13 +107,98 @@ print(json.dumps({"key": key.hex(), "envelope": json.dumps({"e2e": 1, "iv": b64e
   });
 });
 
+describe("the hello vector (key confirmation)", () => {
+  test("sealing the hello with the vector's IV gives the vector's hello, byte for byte", async () => {
+    const key = await deriveKey(VECTOR.secret, VECTOR.room);
+    const hello = await sealHello(key, VECTOR.room, VECTOR.sender, HELLO_VECTOR.receiver, HELLO_VECTOR.iv);
+    assert.equal(JSON.stringify(hello), HELLO_VECTOR.hello);
+  });
+
+  test("opening the vector's hello names the receiver", async () => {
+    const key = await deriveKey(VECTOR.secret, VECTOR.room);
+    assert.equal(await openHello(key, VECTOR.room, VECTOR.sender, JSON.parse(HELLO_VECTOR.hello)), HELLO_VECTOR.receiver);
+  });
+
+  test("an independent implementation agrees: node:crypto's HKDF and AES-256-GCM over the documented bytes", () => {
+    const key = Buffer.from(hkdfSync("sha256", fromBase64Url(VECTOR.secret), Buffer.from("duet-e2e-v1"), Buffer.from(VECTOR.room), 32));
+    assert.equal(key.toString("hex"), VECTOR.keyHex);
+    const cipher = createCipheriv("aes-256-gcm", key, HELLO_VECTOR.iv);
+    cipher.setAAD(Buffer.from(HELLO_VECTOR.aad));
+    const ct = Buffer.concat([cipher.update(Buffer.from(HELLO_VECTOR.plaintext)), cipher.final(), cipher.getAuthTag()]);
+    const hello = JSON.stringify({ e2e: 1, hello: 1, iv: Buffer.from(HELLO_VECTOR.iv).toString("base64url"), ct: ct.toString("base64url") });
+    assert.equal(hello, HELLO_VECTOR.hello);
+  });
+
+  test("Python's cryptography package agrees", (t) => {
+    try {
+      execFileSync("python3", ["-c", "import cryptography"], { stdio: "ignore" });
+    } catch {
+      t.skip("python3 with the cryptography package is not installed");
+      return;
+    }
+    const script = `
+import base64, json, sys
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+v = json.load(sys.stdin)
+b64d = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+b64e = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+key = HKDF(hashes.SHA256(), 32, b"duet-e2e-v1", v["room"].encode()).derive(b64d(v["secret"]))
+plaintext = json.dumps({"to": v["receiver"]}, separators=(",", ":")).encode()
+aad = ("duet-e2e-v1-hello/%s/%s" % (v["room"], v["sender"])).encode()
+iv = bytes.fromhex(v["ivHex"])
+ct = AESGCM(key).encrypt(iv, plaintext, aad)
+print(json.dumps({"e2e": 1, "hello": 1, "iv": b64e(iv), "ct": b64e(ct)}, separators=(",", ":")))
+`;
+    const input = JSON.stringify({ ...VECTOR, receiver: HELLO_VECTOR.receiver, ivHex: Buffer.from(HELLO_VECTOR.iv).toString("hex") });
+    assert.equal(execFileSync("python3", ["-c", script], { input, encoding: "utf8" }).trim(), HELLO_VECTOR.hello);
+  });
+
+  test("another key or sender is key-mismatch; a hello never opens as a message, nor a message as a hello", async () => {
+    const room = "room-a";
+    const [sender, receiver] = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"];
+    const key = await deriveKey(newSecret(), room);
+    const hello = await sealHello(key, room, sender, receiver);
+    assert.deepEqual(Object.keys(hello), ["e2e", "hello", "iv", "ct"]);
+    assert.equal(isHello(hello) && isEnvelope(hello), true);
+    assert.equal(await openHello(key, room, sender, hello), receiver);
+    await rejectsWith(openHello(await deriveKey(newSecret(), room), room, sender, hello), "key-mismatch");
+    await rejectsWith(openHello(key, room, receiver, hello), "key-mismatch");
+    await rejectsWith(openHello(key, "room-b", sender, hello), "key-mismatch");
+    // The same bytes under the other label: a message's additional data is not a hello's.
+    const { hello: _, ...asMessage } = hello;
+    await rejectsWith(open(key, room, sender, asMessage), "undecryptable");
+    const message = await seal(key, room, sender, { to: receiver });
+    assert.equal(isHello(message), false);
+    await rejectsWith(openHello(key, room, sender, { ...message, hello: 1 }), "key-mismatch");
+  });
+
+  test("a malformed hello is named so", async () => {
+    const room = "room-a";
+    const sender = "aaaaaaaaaaaaaaaa";
+    const key = await deriveKey(newSecret(), room);
+    const hello = await sealHello(key, room, sender, "bbbbbbbbbbbbbbbb");
+    for (const bad of [{ ...hello, hello: 2 }, { ...hello, hello: true }, { ...hello, iv: "AAAA" }, { ...hello, e2e: 2 }, { kind: "hello" }]) {
+      await rejectsWith(openHello(key, room, sender, bad), "malformed");
+    }
+    // Authentic, but not {"to": string}: only a holder of the key could send it.
+    const aad = new TextEncoder().encode(`duet-e2e-v1-hello/${room}/${sender}`);
+    for (const text of ['{"to":7}', '"bbbbbbbbbbbbbbbb"', "{not json"]) {
+      const ct = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: new Uint8Array(12), additionalData: aad }, key, new TextEncoder().encode(text)));
+      await rejectsWith(openHello(key, room, sender, { e2e: 1, hello: 1, iv: "AAAAAAAAAAAAAAAA", ct: toBase64Url(ct) }), "malformed");
+    }
+  });
+});
+
 describe("docs/e2e.md", () => {
   test("states the same vectors as this test", () => {
     const docs = readFileSync(new URL("../../docs/e2e.md", import.meta.url), "utf8");
-    for (const value of [VECTOR.secret, VECTOR.room, VECTOR.sender, VECTOR.plaintext, VECTOR.keyHex, VECTOR.envelope, SAS_VECTOR.code]) {
+    for (const value of [VECTOR.secret, VECTOR.room, VECTOR.sender, VECTOR.plaintext, VECTOR.keyHex, VECTOR.envelope, SAS_VECTOR.code, HELLO_VECTOR.receiver, HELLO_VECTOR.plaintext, HELLO_VECTOR.aad, HELLO_VECTOR.hello]) {
       assert.ok(docs.includes(value), `docs/e2e.md lacks ${value}`);
     }
     assert.ok(docs.includes("`duet-e2e-v1/{room}/{sender clientId}`") && docs.includes("`duet-sas-v1/{first}/{second}`"));
+    assert.ok(docs.includes("`duet-e2e-v1-hello/{room}/{sender clientId}`") && docs.includes('`{"to":"{receiver clientId}"}`'));
   });
 });
 

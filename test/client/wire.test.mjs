@@ -40,6 +40,18 @@ describe("wire constants match src/protocol.rs", () => {
     assert.deepEqual({ ...duet.ErrorCode }, expected);
   });
 
+  test("refusal codes, each closed with a close code of the client's, retryAfter exactly for too-many-joins", () => {
+    const expected = Object.fromEntries(rust.refusals.map((/** @type {any} */ r) => [constantName(r.name), r.code]));
+    assert.deepEqual({ ...duet.RefusalCode }, expected);
+    const codes = Object.values(duet.CloseCode);
+    for (const { code, close, retryAfter } of rust.refusals) {
+      assert.ok(codes.includes(close), `${code} closes with ${close}`);
+      assert.equal(retryAfter !== null, code === duet.RefusalCode.TOO_MANY_JOINS, code);
+    }
+    // Refusals and the errors of frames on a joined socket never share a code.
+    for (const code of Object.values(duet.RefusalCode)) assert.ok(!Object.values(duet.ErrorCode).includes(/** @type {any} */ (code)), code);
+  });
+
   test("server frame types: each one an event of the client", () => {
     assert.deepEqual([...duet.FRAME_TYPES].sort(), [...rust.serverFrameTypes].sort());
   });

@@ -12,6 +12,8 @@ duet.addEventListener("message", (e) => {
   console.log(text);
 });
 duet.addEventListener("ice-servers", (e) => console.log(e.detail.expiresIn)); // error TS2339
+duet.addEventListener("refused", (e) => console.log(e.detail.retryAftr)); // error TS2551
+duet.addEventListener("e2e-confirmed", (e) => console.log(e.detail.peerId)); // error TS2551
 connect("my-room", { pingInterval: 1000 }); // error TS2561
 const sent: string = duet.send("hello"); // error TS2322
 new Negotiator(new RTCPeerConnection(), { polite: "yes", send: () => {} }); // error TS2322

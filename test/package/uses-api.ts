@@ -1,6 +1,6 @@
 // Type-checked with --strict against the installed duet-signaling package: the documented
 // uses of the API, with every event's detail typed by its name.
-import { CloseCode, connect, ErrorCode, type DuetConnection, type PeerLeftFrame } from "duet-signaling";
+import { CloseCode, connect, ErrorCode, RefusalCode, type DuetConnection, type PeerLeftFrame } from "duet-signaling";
 import { Negotiator } from "duet-signaling/negotiation";
 import { isSecret, newSecret } from "duet-signaling/e2e";
 import { safetyCode } from "duet-signaling/sas";
@@ -56,9 +56,16 @@ duet.leave();
 // End-to-end encryption: the link's secret as `key`; failures have their own typed event.
 const secure = connect("my-room", { baseUrl: "https://duet.example", key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" });
 secure.addEventListener("e2e-error", (e) => {
-  const reason: "not-encrypted" | "unexpected-envelope" | "malformed" | "undecryptable" | "replayed" | "reflected" = e.detail.reason;
+  const reason: "not-encrypted" | "unexpected-envelope" | "malformed" | "undecryptable" | "replayed" | "reflected" | "key-mismatch" =
+    e.detail.reason;
   const encrypted: boolean = secure.encrypted;
   console.log(reason, e.detail.from, e.detail.message, encrypted);
+});
+// Key confirmation: within 5 s of ready, whether the other side's link has the same key.
+secure.addEventListener("e2e-confirmed", (e) => {
+  const peer: string = e.detail.peer;
+  const confirmed: boolean | null = secure.keyConfirmed;
+  console.log(peer, confirmed);
 });
 
 // Join tickets: a string, or a function called before every (re)connect; identities on frames.
@@ -68,3 +75,12 @@ ticketed.addEventListener("joined", (e) => {
   console.log(them, e.detail.identity?.sub, ticketed.identity?.sub, ticketed.peerIdentities);
 });
 ticketed.addEventListener("peer-joined", (e) => console.log(e.detail.identity?.sub));
+// A join the server refused, in-band: why, and when to try again.
+ticketed.addEventListener("refused", (e) => {
+  const retryAfter: number | undefined = e.detail.retryAfter;
+  if (e.detail.code === RefusalCode.TICKET_EXPIRED) console.log("ask the backend for a new ticket", e.detail.message);
+  console.log(retryAfter);
+});
+ticketed.addEventListener("close", (e) => {
+  if (e.detail.code === CloseCode.TICKET_REFUSED || e.detail.code === CloseCode.FORBIDDEN) console.log("not allowed in");
+});
