@@ -22,6 +22,8 @@ const STATUS_TEXT = {
   waiting: "Waiting for the other person to join. Send them the link.",
   connecting: "Connecting…",
   connected: "Connected",
+  interrupted: "The connection to the other person was interrupted. Reconnecting…",
+  "video-stopped": "Connected, but the other person's video stopped.",
   reconnecting: "Lost the connection to the server. Reconnecting…",
   "peer-reconnecting": "The other person is reconnecting…",
   "peer-left": "The other person left the call.",
@@ -134,9 +136,11 @@ function showCall(room) {
   const debug = exposeDebug(call);
   showProtection(call, secret === null ? "plain" : problem ? "refused" : "protected");
 
-  // The remote video shows whenever media flows, also while either side's signaling reconnects.
+  // The remote video shows whenever media flows, also while either side's signaling reconnects,
+  // and stays (frozen, the status says why) while ICE is disconnected: no flicker on a blip.
   const showRemote = () => {
-    const flowing = call.pc?.connectionState === "connected";
+    const state = call.pc?.connectionState;
+    const flowing = state === "connected" || state === "disconnected";
     const hasVideo = flowing && Boolean(call.remoteStream?.getVideoTracks().length);
     remoteVideo.hidden = !hasVideo;
     placeholder.hidden = hasVideo;
