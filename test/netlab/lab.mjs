@@ -360,6 +360,20 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
       const found = [...output.matchAll(/NAT with (.+?)!/g)].map((m) => m[1]);
       return { mapping: found.find((f) => /Mapping/.test(f)) ?? null, filtering: found.find((f) => /Filtering/.test(f)) ?? null, output };
     },
+    /** The conntrack tables of the home's routers (UDP only), for failure reports. */
+    conntrack() {
+      const table = (/** @type {string} */ ns) => {
+        try {
+          return inNs(ns, "cat", "/proc/net/nf_conntrack")
+            .split("\n")
+            .filter((line) => / udp /.test(line))
+            .map((line) => line.replace(/^ipv4\s+2\s+udp\s+17\s+/, "").replace(/ mark=.*$/, ""));
+        } catch {
+          return [];
+        }
+      };
+      return { router: table(router), ...(mobile ? { mobile: table(spare) } : {}) };
+    },
     /** Chromium running inside the home (through an `ip netns exec` wrapper, over a pipe). */
     async launchChromium(/** @type {string} */ origin) {
       await ready;

@@ -169,7 +169,7 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
       // The worst moment: the keep-alive just got its answer, the next ping is a full interval away.
       await pages[0].evaluate(() => new Promise((resolve) => window.duetDebug.call.signaling.addEventListener("pong", resolve, { once: true })));
       const usable = await homes[0].switchUplink();
-      const recovery = await recovered(pages, usable);
+      const recovery = await recovered(pages, usable, homes);
       const { address } = (await selectedPair(pages[0])).local;
       assert.equal(address, "100.64.0.21", "home a now goes out through its second uplink");
       results.switch = recovery;
@@ -187,7 +187,7 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
       await until(pages[0], (at) => Date.now() >= at + 8000, cutAt, 15_000);
       await homes[0].restore();
       const restoredAt = Date.now();
-      const recovery = await recovered(pages, restoredAt);
+      const recovery = await recovered(pages, restoredAt, homes);
       results.outage = recovery;
       t.diagnostic(`media back both ways ${recovery.ms} ms after the link returned (${recovery.pages.map((p) => p.ms)})`);
       await statusWasHonest(pages, cutAt);
@@ -343,9 +343,9 @@ function longestFreeze(/** @type {number} */ since) {
 /**
  * Waits until media flows again on both pages after `since`, and returns when it came back (the
  * later of the two is the call's recovery), with each page's watcher events for the report.
- * @param {any[]} pages @param {number} since
+ * @param {any[]} pages @param {number} since @param {import("./lab.mjs").Home[]} homes
  */
-async function recovered(pages, since) {
+async function recovered(pages, since, homes) {
   const back = [];
   for (const page of pages) {
     try {
@@ -358,7 +358,10 @@ async function recovered(pages, since) {
           for (let at = t - 3000; at < Date.now(); at += 1000) perSecond.push(frames.filter((/** @type {number} */ f) => f >= at && f < at + 1000).length);
           const video = /** @type {HTMLVideoElement} */ (document.getElementById("remote-video"));
           const quality = video.getVideoPlaybackQuality();
+          const stream = /** @type {MediaStream | null} */ (video.srcObject);
           const state = {
+            stream: stream === window.duetDebug.call.remoteStream ? "the call's" : stream ? "another" : "none",
+            tracks: stream?.getTracks().map((track) => `${track.kind} ${track.readyState}${track.muted ? " muted" : ""}`),
             paused: video.paused,
             hidden: video.hidden,
             readyState: video.readyState,
@@ -370,7 +373,10 @@ async function recovered(pages, since) {
         },
         since,
       );
-      throw new Error(`media did not come back within ${RECOVERY_BOUND_MS} ms: ${JSON.stringify(log)}`, { cause: error });
+      const other = await pages[1 - pages.indexOf(page)].evaluate((t) => /** @type {any} */ (window).lab.events.slice(-40).map((/** @type {any[]} */ e) => [e[0] - t, e[1], e[2]]), since);
+      const pairs = await Promise.all(pages.map(candidatePairs));
+      const tables = homes.map((home) => home.conntrack());
+      throw new Error(`media did not come back within ${RECOVERY_BOUND_MS} ms on page ${pages.indexOf(page)}: ${JSON.stringify({ log, other, pairs, tables }, null, 1)}`, { cause: error });
     }
   }
   const events = await Promise.all(pages.map((page) => page.evaluate((t) => /** @type {any} */ (window).lab.events.filter((e) => e[0] >= t - 1000).map((e) => [e[0] - t, e[1], e[2]]), since)));
@@ -379,6 +385,21 @@ async function recovered(pages, since) {
   const ms = Math.max(...back.map((b) => b.ms));
   assert.ok(ms <= RECOVERY_BOUND_MS, `recovered after ${ms} ms`);
   return { ms, pages: back, freezes, video, events };
+}
+
+/** Every candidate pair of the page's peer connection, for failure reports. @param {any} page */
+async function candidatePairs(page) {
+  return page.evaluate(async () => {
+    const stats = await window.duetDebug.pc.getStats();
+    /** @type {string[]} */
+    const pairs = [];
+    const describe = (/** @type {any} */ c) => `${c.candidateType} ${c.address}:${c.port}${c.relayProtocol ? `/${c.relayProtocol}` : ""}`;
+    stats.forEach((/** @type {any} */ s) => {
+      if (s.type !== "candidate-pair") return;
+      pairs.push(`${describe(stats.get(s.localCandidateId))} -> ${describe(stats.get(s.remoteCandidateId))} ${s.state}${s.nominated ? " nominated" : ""} req ${s.requestsSent}/${s.requestsReceived} resp ${s.responsesReceived}/${s.responsesSent} bytes ${s.bytesSent}/${s.bytesReceived}`);
+    });
+    return pairs;
+  });
 }
 
 /** The page's video counters, inbound and outbound, for the report. @param {any} page */
