@@ -1075,6 +1075,12 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
  */
 
 /**
+ * What a {@link PathWatcher} remembers of one kind of inbound media: the counts by stats id at
+ * the last sample, when one last grew, and whether any ever did.
+ * @typedef {{seen: Map<string, number>, at: number, flowed: boolean}} MediaCounter
+ */
+
+/**
  * The part of `RTCStatsReport` that {@link PathWatcher} reads.
  * @typedef {object} StatsReportLike
  * @property {(callback: (stats: any) => void) => void} forEach
@@ -1087,7 +1093,8 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
  * @property {() => void} [renew] replaces the peer connection, after `maxRestarts` negotiated
  *   ICE restarts in a row did not bring media back; by default nothing is done (a `renew`
  *   event is emitted either way). Let one side do it (Duet's app: the initiator).
- * @property {number} [statsIntervalMs=500] how often inbound media is sampled (`getStats()`)
+ * @property {number} [statsIntervalMs=500] how often inbound media is sampled (`getStats()`);
+ *   five times as often while it is stalled
  * @property {number} [stallMs=2000] no inbound RTP for this long, after some arrived, means the
  *   path broke
  * @property {number} [videoStallMs=2500] no decoded remote video frame for this long, after
@@ -1128,8 +1135,10 @@ export class PathWatcher {
   /** @type {ReturnType<typeof setInterval> | undefined} */
   #sampleTimer;
   #sampling = false;
-  #inbound = { count: 0, at: Date.now(), flowed: false };
-  #video = { count: 0, at: Date.now(), flowed: false };
+  /** Inbound RTP packets (and decoded video frames) by stats id at the last sample. @type {MediaCounter} */
+  #inbound = { seen: new Map(), at: Date.now(), flowed: false };
+  /** @type {MediaCounter} */
+  #video = { seen: new Map(), at: Date.now(), flowed: false };
   /** The selected candidate pair at the last sample, and its STUN responses. */
   #pair = { id: "", responses: 0 };
   /** Removes the listeners this watcher added. @type {(() => void)[]} */
@@ -1164,7 +1173,15 @@ export class PathWatcher {
       target.addEventListener(type, listener);
       this.#unlisten.push(() => target.removeEventListener(type, listener));
     }
-    this.#sampleTimer = setInterval(() => this.#sample(), this.#options.statsIntervalMs);
+    // Every `statsIntervalMs`, and five times as often while media is stalled, so that its
+    // return (and the key frame that may have to follow) is noticed within 100 ms or so.
+    const fast = Math.max(1, Math.round(this.#options.statsIntervalMs / 5));
+    let sampledAt = 0;
+    this.#sampleTimer = setInterval(() => {
+      if (!this.stalled && Date.now() - sampledAt < this.#options.statsIntervalMs) return;
+      sampledAt = Date.now();
+      this.#sample();
+    }, fast);
   }
 
   /** Stops watching (the peer connection is left as it is). */
@@ -1297,15 +1314,18 @@ export class PathWatcher {
     } finally {
       this.#sampling = false;
     }
-    let packets = 0;
-    let frames = 0;
+    // Counted per stats object: a renegotiation can replace one, which starts again from 0.
+    /** @type {Map<string, number>} */
+    const packets = new Map();
+    /** @type {Map<string, number>} */
+    const frames = new Map();
     let pairId = "";
     /** @type {Map<string, number>} STUN responses received per candidate pair */
     const responses = new Map();
     report.forEach((s) => {
       if (s.type === "inbound-rtp") {
-        packets += s.packetsReceived ?? 0;
-        if (s.kind === "video") frames += s.framesDecoded ?? 0;
+        packets.set(s.id, s.packetsReceived ?? 0);
+        if (s.kind === "video") frames.set(s.id, s.framesDecoded ?? 0);
       } else if (s.type === "transport" && s.selectedCandidatePairId) {
         pairId = s.selectedCandidatePairId;
       } else if (s.type === "candidate-pair") {
@@ -1327,15 +1347,17 @@ export class PathWatcher {
 
   /**
    * @param {"all" | "video"} kind
-   * @param {{count: number, at: number, flowed: boolean}} counter
-   * @param {number} value @param {number} now
+   * @param {MediaCounter} counter
+   * @param {Map<string, number>} values this sample's counts by stats id @param {number} now
    */
-  #track(kind, counter, value, now) {
+  #track(kind, counter, values, now) {
     const key = kind === "all" ? "stalled" : "videoStalled";
     const stallMs = kind === "all" ? this.#options.stallMs : this.#options.videoStallMs;
-    if (value > counter.count) {
+    const grew = [...values].some(([id, value]) => value > (counter.seen.get(id) ?? 0));
+    counter.seen = values;
+    if (grew) {
       const stalledMs = now - counter.at;
-      Object.assign(counter, { count: value, at: now, flowed: true });
+      Object.assign(counter, { at: now, flowed: true });
       if (!this[key]) return;
       this[key] = false;
       this.#emit("media-flowing", { kind, stalledMs });

@@ -350,12 +350,14 @@ class ScriptedPc extends EventTarget {
   packets = 0;
   frames = 0;
   restarts = 0;
+  /** The stats id of the inbound video (a renegotiation can replace it). */
+  videoId = "in-v";
   /** Whether a restart's offer is answered at once (signaling back to stable). */
   answers = true;
   async getStats() {
     return new Map([
-      ["in-a", { type: "inbound-rtp", kind: "audio", packetsReceived: this.packets }],
-      ["in-v", { type: "inbound-rtp", kind: "video", packetsReceived: this.packets, framesDecoded: this.frames }],
+      ["in-a", { type: "inbound-rtp", id: "in-a", kind: "audio", packetsReceived: this.packets }],
+      ["in-v", { type: "inbound-rtp", id: this.videoId, kind: "video", packetsReceived: this.packets, framesDecoded: this.frames }],
       ["t", { type: "transport", selectedCandidatePairId: "p" }],
       ["p", { type: "candidate-pair", id: "p", responsesReceived: 0 }],
     ]);
@@ -521,6 +523,23 @@ describe("the path watcher", () => {
     await advance(500); // media flows: the network is back
     mock.timers.tick(0);
     assert.notEqual(ScriptedSocket.opened.at(-1), dialing, "the hung attempt was replaced at once");
+    connection.leave();
+  });
+
+  test("a stats object replaced by a new one, counting from 0 again, still counts as media arriving", async () => {
+    const { connection, pc, watcher, events } = await watching();
+    pc.videoId = "in-v-2";
+    const before = pc.frames;
+    pc.frames = 1; // far below the old object's count
+    await advance(500);
+    for (let i = 0; i < 6; i += 1) {
+      pc.packets += 50;
+      pc.frames += 5;
+      await advance(500);
+    }
+    assert.ok(before > pc.frames, "the new object never reached the old one's count");
+    assert.equal(watcher.videoStalled, false);
+    assert.deepEqual(events.filter(([type]) => type === "media-stalled"), []);
     connection.leave();
   });
 

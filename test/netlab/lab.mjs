@@ -383,7 +383,8 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
       const browser = await chromium.launch({
         executablePath: wrapper,
         headless: true,
-        args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`],
+        // No name lookups: the lab has no resolver, and the app needs none (its origin is an address).
+        args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`, "--host-resolver-rules=MAP * ~NOTFOUND"],
         timeout: 30_000,
       });
       browsers.push(browser);

@@ -390,9 +390,14 @@ async function recovered(pages, since, homes) {
 /** Every candidate pair of the page's peer connection, for failure reports. @param {any} page */
 async function candidatePairs(page) {
   return page.evaluate(async () => {
-    const stats = await window.duetDebug.pc.getStats();
+    const pc = window.duetDebug.pc;
+    const stats = await pc.getStats();
     /** @type {string[]} */
-    const pairs = [];
+    const pairs = [`signaling ${pc.signalingState}, ice ${pc.iceConnectionState}, ssrcs offered ${(pc.currentRemoteDescription?.sdp.match(/a=ssrc:\d+ cname/g) ?? []).join(" ")}`];
+    stats.forEach((/** @type {any} */ s) => {
+      if (s.type === "inbound-rtp") pairs.push(`inbound ${s.kind} ssrc ${s.ssrc} packets ${s.packetsReceived} bytes ${s.bytesReceived} frames ${s.framesDecoded ?? "-"} mid ${s.mid}`);
+      if (s.type === "transport") pairs.push(`transport dtls ${s.dtlsState} ice ${s.iceState} bytes ${s.bytesSent}/${s.bytesReceived} packets ${s.packetsSent}/${s.packetsReceived}`);
+    });
     const describe = (/** @type {any} */ c) => `${c.candidateType} ${c.address}:${c.port}${c.relayProtocol ? `/${c.relayProtocol}` : ""}`;
     stats.forEach((/** @type {any} */ s) => {
       if (s.type !== "candidate-pair") return;
