@@ -362,17 +362,22 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
     },
     /** The conntrack tables of the home's routers (UDP only), for failure reports. */
     conntrack() {
-      const table = (/** @type {string} */ ns) => {
-        try {
-          return inNs(ns, "cat", "/proc/net/nf_conntrack")
-            .split("\n")
-            .filter((line) => / udp /.test(line))
-            .map((line) => line.replace(/^ipv4\s+2\s+udp\s+17\s+/, "").replace(/ mark=.*$/, ""));
-        } catch {
-          return [];
-        }
-      };
+      const table = (/** @type {string} */ ns) =>
+        conntrackLines(ns)
+          .filter((line) => / udp /.test(line))
+          .map((line) => line.replace(/^ipv4\s+2\s+udp\s+17\s+/, "").replace(/ mark=.*$/, ""));
       return { router: table(router), ...(mobile ? { mobile: table(spare) } : {}) };
+    },
+    /**
+     * Where the home sent packets that are outside the lab (neither 100.64.0.0/24 nor
+     * 10.201.0.0/16), as its routers' conntrack tables saw them: should be none.
+     */
+    outsideDestinations() {
+      const inside = (/** @type {string} */ address) => /^100\.64\.0\.\d+$/.test(address) || /^10\.201\.\d+\.\d+$/.test(address);
+      const destinations = [router, ...(mobile ? [spare] : [])].flatMap((ns) =>
+        conntrackLines(ns).map((line) => /dst=([\d.]+)/.exec(line)?.[1] ?? ""),
+      );
+      return [...new Set(destinations.filter((address) => address && !inside(address)))];
     },
     /** Chromium running inside the home (through an `ip netns exec` wrapper, over a pipe). */
     async launchChromium(/** @type {string} */ origin) {
@@ -384,7 +389,7 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
         executablePath: wrapper,
         headless: true,
         // No name lookups: the lab has no resolver, and the app needs none (its origin is an address).
-        args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`, "--host-resolver-rules=MAP * ~NOTFOUND"],
+        args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`, `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${NET.server}`],
         timeout: 30_000,
       });
       browsers.push(browser);
@@ -397,6 +402,15 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
       for (const ns of [home, router, spare]) removeNamespace(ns);
     },
   };
+}
+
+/** The lines of `/proc/net/nf_conntrack` in namespace `ns` (none once it is gone). */
+function conntrackLines(ns) {
+  try {
+    return inNs(ns, "cat", "/proc/net/nf_conntrack").split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
 }
 
 /** Connects `ns` to the internet's bridge through a veth pair named `wan` (in `ns`) and `peer`. */

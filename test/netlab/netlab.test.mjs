@@ -55,6 +55,7 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
       await check(call);
       const problems = call.rooms.flat().flatMap((page) => page.problems);
       assert.deepEqual(problems, [], "script errors or CSP violations");
+      for (const home of call.homes) assert.deepEqual(home.outsideDestinations(), [], `home ${home.name} sent packets out of the lab`);
     } finally {
       await call.close();
     }
