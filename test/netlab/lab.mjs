@@ -388,8 +388,9 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
       const browser = await chromium.launch({
         executablePath: wrapper,
         headless: true,
-        // No name lookups: the lab has no resolver, and the app needs none (its origin is an address).
-        args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`, `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${NET.server}`],
+        // No name lookups: the lab has no resolver. Its own addresses stay resolvable, as
+        // Chromium reaches TURN over TCP through its resolver, IP literal or not.
+        args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`, "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 100.64.0.*"],
         timeout: 30_000,
       });
       browsers.push(browser);

@@ -293,8 +293,19 @@ function monitor(verbose = false) {
 
 /** Both pages connected, with remote frames presented without a freeze for a while. */
 async function connectedWithMedia(/** @type {any[]} */ pages, timeout = 30_000) {
-  for (const page of pages) await until(page, () => window.duetDebug.status === "connected", undefined, timeout);
-  for (const page of pages) await until(page, flowingFor, 1000, timeout);
+  try {
+    for (const page of pages) await until(page, () => window.duetDebug.status === "connected", undefined, timeout);
+    for (const page of pages) await until(page, flowingFor, 1000, timeout);
+  } catch (error) {
+    const report = await Promise.all(
+      pages.map(async (page) => ({
+        status: await page.evaluate(() => window.duetDebug.statusHistory),
+        events: await page.evaluate(() => /** @type {any} */ (window).lab.events.slice(-30)),
+        pairs: await candidatePairs(page).catch((e) => String(e)),
+      })),
+    );
+    throw new Error(`no call with media: ${JSON.stringify(report, null, 1)}`, { cause: error });
+  }
 }
 
 /** In the page: whether remote frames have been presented without a freeze for `ms`, up to now. */
