@@ -400,6 +400,9 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
       await Promise.all(browsers.splice(0).map((browser) => browser.close().catch(() => {})));
       link.stdin?.end();
       link.kill("SIGKILL");
+      // The internet's ends of the veths first: a deleted namespace takes its devices (and their
+      // peers) down only when the kernel gets round to it, and the next home reuses the names.
+      for (const peer of [`v${name}`, `w${name}`]) deleteLink(inet, peer);
       for (const ns of [home, router, spare]) removeNamespace(ns);
     },
   };
@@ -414,8 +417,18 @@ function conntrackLines(ns) {
   }
 }
 
+/** Deletes device `name` in namespace `ns` if it is there. */
+function deleteLink(ns, name) {
+  try {
+    ip(ns, "link", "del", name);
+  } catch {
+    // Not there.
+  }
+}
+
 /** Connects `ns` to the internet's bridge through a veth pair named `wan` (in `ns`) and `peer`. */
 function attachToInternet(inet, ns, peer, address) {
+  deleteLink(inet, peer); // left by an earlier home of the same name whose namespace is still going
   ip(ns, "link", "add", "wan", "type", "veth", "peer", "name", peer, "netns", inet);
   ip(inet, "link", "set", peer, "master", "br0");
   ip(inet, "link", "set", peer, "up");
