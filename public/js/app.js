@@ -406,6 +406,10 @@ function exposeDebug(call) {
     restartIce() {
       call.restartIce();
     },
+    /** The call's media path and recovery counts (`call.report()`). */
+    report() {
+      return call.report();
+    },
   };
   Object.assign(window, { duetDebug: debug });
   return debug;

@@ -231,6 +231,19 @@ export class Call extends EventTarget {
     this.signaling?.reconnect();
   }
 
+  /**
+   * The current media path (direct or relayed, over UDP or TCP), how long ICE took to connect
+   * and how often the path broke, with this call's ICE restarts, reconnects and renewals: what a
+   * report to the server would carry (`duet.js`, `PathWatcher.report()`). `null` without a peer
+   * connection.
+   */
+  async report() {
+    const path = await this.#watcher?.report();
+    if (!path) return null;
+    const { iceRestarts, reconnects, renewals } = this.stats;
+    return { ...path, iceRestarts, reconnects, renewals };
+  }
+
   /** Restarts ICE on the current peer connection, as the app does after an ICE failure. */
   restartIce() {
     this.#restartIce();

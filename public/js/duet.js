@@ -1081,6 +1081,22 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
  */
 
 /**
+ * A call's media path, from {@link PathWatcher#report}.
+ * @typedef {object} PathReport
+ * @property {"direct" | "relay" | null} path through a TURN relay (on either side) or not;
+ *   `null` while no candidate pair is selected
+ * @property {string | null} local the local candidate's type: `host`, `srflx`, `prflx`, `relay`
+ * @property {string | null} remote the remote candidate's type
+ * @property {string | null} protocol `udp` or `tcp`, between the local candidate and the peer
+ *   (or its relay)
+ * @property {string | null} relayProtocol with a local relay: how we reach the TURN server
+ *   (`udp`, `tcp`, `tls`)
+ * @property {number | null} connectMs from the start of watching to ICE's first `connected`
+ * @property {number} iceRestarts the restarts the watcher made
+ * @property {number} stalls how often inbound media stalled
+ */
+
+/**
  * The part of `RTCStatsReport` that {@link PathWatcher} reads.
  * @typedef {object} StatsReportLike
  * @property {(callback: (stats: any) => void) => void} forEach
@@ -1115,6 +1131,11 @@ export class PathWatcher {
   videoStalled = false;
   /** ICE restarts this watcher made. */
   restarts = 0;
+  /** Times inbound media stalled (`media-stalled` with `kind: "all"`). */
+  stalls = 0;
+  /** Milliseconds from the start of watching to ICE's first `connected`, `null` until then. @type {number | null} */
+  connectMs = null;
+  #startedAt = Date.now();
 
   #connection;
   #pc;
@@ -1184,6 +1205,40 @@ export class PathWatcher {
     }, fast);
   }
 
+  /**
+   * What the call's media path is now, for a report: the selected candidate pair (a direct
+   * path, or relayed through TURN, and over which transport), how long ICE took to connect,
+   * and how often the path broke and was restarted.
+   * @returns {Promise<PathReport>}
+   */
+  async report() {
+    /** @type {Map<string, any>} */
+    const byId = new Map();
+    let pairId = "";
+    try {
+      (await this.#pc.getStats()).forEach((s) => {
+        byId.set(s.id, s);
+        if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+      });
+    } catch {
+      // A closed peer connection: no path.
+    }
+    const pair = byId.get(pairId);
+    const local = pair && byId.get(pair.localCandidateId);
+    const remote = pair && byId.get(pair.remoteCandidateId);
+    const relayed = local?.candidateType === "relay" || remote?.candidateType === "relay";
+    return {
+      path: !local || !remote ? null : relayed ? "relay" : "direct",
+      local: local?.candidateType ?? null,
+      remote: remote?.candidateType ?? null,
+      protocol: local?.protocol ?? null,
+      relayProtocol: local?.candidateType === "relay" ? (local.relayProtocol ?? null) : null,
+      connectMs: this.connectMs,
+      iceRestarts: this.restarts,
+      stalls: this.stalls,
+    };
+  }
+
   /** Stops watching (the peer connection is left as it is). */
   stop() {
     clearInterval(this.#sampleTimer);
@@ -1216,6 +1271,7 @@ export class PathWatcher {
   #onIceState() {
     if (this.#closed()) return;
     const ice = this.#pc.iceConnectionState;
+    if (this.connectMs === null && (ice === "connected" || ice === "completed")) this.connectMs = Date.now() - this.#startedAt;
     if (ice === "disconnected" || ice === "failed") this.#doubt(`ice-${ice}`);
     else if (this.#healthy()) this.#trust();
   }
@@ -1367,6 +1423,7 @@ export class PathWatcher {
       if (this.#connection.state !== "open") this.#connection.check("media-flowing");
     } else if (counter.flowed && !this[key] && now - counter.at >= stallMs) {
       this[key] = true;
+      if (kind === "all") this.stalls += 1;
       this.#emit("media-stalled", { kind, ms: now - counter.at });
       if (kind === "all") this.#doubt("media-stalled");
     }

@@ -358,8 +358,10 @@ class ScriptedPc extends EventTarget {
     return new Map([
       ["in-a", { type: "inbound-rtp", id: "in-a", kind: "audio", packetsReceived: this.packets }],
       ["in-v", { type: "inbound-rtp", id: this.videoId, kind: "video", packetsReceived: this.packets, framesDecoded: this.frames }],
-      ["t", { type: "transport", selectedCandidatePairId: "p" }],
-      ["p", { type: "candidate-pair", id: "p", responsesReceived: 0 }],
+      ["t", { type: "transport", id: "t", selectedCandidatePairId: "p" }],
+      ["p", { type: "candidate-pair", id: "p", responsesReceived: 0, localCandidateId: "l", remoteCandidateId: "r" }],
+      ["l", { type: "local-candidate", id: "l", candidateType: "relay", protocol: "udp", relayProtocol: "tcp" }],
+      ["r", { type: "remote-candidate", id: "r", candidateType: "srflx", protocol: "udp" }],
     ]);
   }
   restartIce() {
@@ -541,6 +543,26 @@ describe("the path watcher", () => {
     assert.equal(watcher.videoStalled, false);
     assert.deepEqual(events.filter(([type]) => type === "media-stalled"), []);
     connection.leave();
+  });
+
+  test("report(): the selected path, the time ICE took to connect, the stalls and restarts", async () => {
+    const at = welcomed(welcome({ peers: ["fedcba9876543210"] }));
+    const pc = new ScriptedPc();
+    pc.iceConnectionState = "checking";
+    const watcher = at.connection.watchPeerConnection(pc);
+    mock.timers.tick(1234);
+    pc.set({ iceConnectionState: "connected" });
+    assert.deepEqual(await watcher.report(), {
+      path: "relay",
+      local: "relay",
+      remote: "srflx",
+      protocol: "udp",
+      relayProtocol: "tcp",
+      connectMs: 1234,
+      iceRestarts: 0,
+      stalls: 0,
+    });
+    at.connection.leave();
   });
 
   test("remote video that stops decoding while audio flows is a video stall, not a broken path", async () => {
