@@ -25,6 +25,13 @@
  *   (`duet.js`); `problem` then says why and what the person can do, and the status follows:
  *   `error` for a final refusal, a retry after `too-many-joins`.
  *
+ * Recovery: each peer connection is watched with `duet.js`'s `watchPeerConnection()`, which
+ * notices a broken media path (inbound media stalled for 2 s, ICE disconnected or failed, a
+ * network change), checks the signaling socket, restarts ICE once a socket answered, and after
+ * two negotiated restarts that did not help asks for a new peer connection, which the initiator
+ * makes. The status says "connected" only while media arrives and remote video (if the peer
+ * sends any) is decoded: see `status.js`.
+ *
  * TURN credentials expire (an hour by default) while a call may go on. Whenever signaling
  * brings fresh ICE servers (`ice-servers` before the old ones expire, or the welcome of a
  * resume), they go into the peer connection's configuration, which the next ICE restart uses.
@@ -53,8 +60,12 @@ import { acquireMedia, openDevice } from "./media.js";
 import { safetyCode } from "./sas.js";
 
 export const CHAT_MAX_CHARS = 2000;
-/** How long ICE may stay "disconnected" before we restart it. */
-const DISCONNECTED_GRACE_MS = 4000;
+/**
+ * After the path was down this long, our video restarts with a key frame. The peer cannot
+ * decode the frames that follow a gap longer than our packet history (about a second) without
+ * one, and would ask for it only after 3 s without a decodable frame.
+ */
+const KEYFRAME_AFTER_STALL_MS = 1000;
 /**
  * How long a negotiated connection may stay "new" (not a single connectivity check) before we
  * restart ICE: the impolite side first, the polite side later in case that did not help.
@@ -106,7 +117,7 @@ export class Call extends EventTarget {
   /** Every status this call has shown, in order (for tests and debugging). @type {string[]} */
   statusHistory = ["starting"];
   /** Counters for tests and debugging. */
-  stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0, iceServerUpdates: 0 };
+  stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0, iceServerUpdates: 0, renewals: 0 };
   /** Last problem worth telling the person about. @type {string | null} */
   problem = null;
   /** The safety code of the current peer connection, e.g. `"024 995"`. @type {string | null} */
@@ -131,8 +142,10 @@ export class Call extends EventTarget {
   /** @type {import("./status.js").CallFacts["peer"]} */
   #peer = "none";
   #photos = new PhotoReceiver();
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  #disconnectedTimer;
+  /** Watches the current peer connection's media path (`duet.js`). @type {import("./duet.js").PathWatcher | null} */
+  #watcher = null;
+  /** Whether media reached us with this peer (so trouble now is an interruption, not a start). */
+  #wasConnected = false;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #stuckTimer;
   #offersBefore = { sent: 0, answered: 0 };
@@ -168,6 +181,7 @@ export class Call extends EventTarget {
     signaling.addEventListener("peer-left", (e) => {
       this.peerLeftReason = e.detail.reason;
       this.#closePc();
+      this.#wasConnected = false;
       this.#setPeer("left");
     });
     signaling.addEventListener("full", () => {
@@ -187,6 +201,11 @@ export class Call extends EventTarget {
     });
     signaling.addEventListener("e2e-confirmed", (e) => this.#emit("e2e-confirmed", e.detail));
     signaling.addEventListener("ice-servers", () => this.#applyIceServers());
+    signaling.addEventListener("media-stalled", () => this.#update());
+    signaling.addEventListener("media-flowing", (e) => {
+      if (e.detail.kind === "all" && e.detail.stalledMs >= KEYFRAME_AFTER_STALL_MS) this.#refreshVideo();
+      this.#update();
+    });
     signaling.addEventListener("reconnecting", () => this.#update());
     signaling.addEventListener("reconnected", (e) => {
       this.stats.reconnects += 1;
@@ -348,6 +367,19 @@ export class Call extends EventTarget {
     this.signaling?.reconnect();
   }
 
+  /**
+   * The current media path (direct or relayed, over UDP or TCP), how long ICE took to connect
+   * and how often the path broke, with this call's ICE restarts, reconnects and renewals: what a
+   * report to the server would carry (`duet.js`, `PathWatcher.report()`). `null` without a peer
+   * connection.
+   */
+  async report() {
+    const path = await this.#watcher?.report();
+    if (!path) return null;
+    const { iceRestarts, reconnects, renewals } = this.stats;
+    return { ...path, iceRestarts, reconnects, renewals };
+  }
+
   /** Restarts ICE on the current peer connection, as the app does after an ICE failure. */
   restartIce() {
     this.#restartIce();
@@ -397,12 +429,14 @@ export class Call extends EventTarget {
       this.#afterSignalingGap();
     } else {
       this.#closePc(); // a new person; `ready` follows
+      this.#wasConnected = false;
     }
     this.#setPeer("present");
   }
 
   #onReady() {
     this.#closePc();
+    this.#wasConnected = false;
     // The initiator (impolite) offers at once; the other side answers on the first offer.
     if (this.signaling?.isInitiator) this.#createPc();
     this.#setPeer("present");
@@ -410,17 +444,15 @@ export class Call extends EventTarget {
 
   /**
    * After either side's signaling came back: whatever was sent meanwhile may be lost. Re-send an
-   * unanswered offer; restart ICE if the media path broke too.
+   * unanswered offer. (If the media path broke too, the watcher restarts ICE.)
    */
   #afterSignalingGap() {
-    const pc = this.pc;
-    if (!pc) {
+    if (!this.pc) {
       // A fresh peer connection announces itself with its first offer.
       if (this.#knowsInitiator() && (this.signaling?.peers.length ?? 0) > 0) this.#createPc();
       return;
     }
     this.negotiator?.resendPendingOffer();
-    if (pc.connectionState === "failed" || pc.connectionState === "disconnected") this.#restartIce();
   }
 
   /** @param {{code: number, reason: string}} detail */
@@ -513,13 +545,27 @@ export class Call extends EventTarget {
     pc.addEventListener("connectionstatechange", () => pc === this.pc && this.#onPcState(pc));
     pc.addEventListener("signalingstatechange", () => pc === this.pc && this.#watchForStuck(pc));
     pc.addEventListener("signalingstatechange", () => pc === this.pc && this.#updateSafetyCode(pc));
+    this.#watcher = this.signaling?.watchPeerConnection(pc, { restartIce: () => this.#restartIce(), renew: () => this.#renew(pc) }) ?? null;
     this.#emit("remotestream", { stream: remote });
     this.#update();
   }
 
+  /**
+   * ICE restarts did not bring media back: a new peer connection, made by the initiator only (two
+   * new ones crossing would each drop the other's first offer as stale). Its first offer tells
+   * the peer to start afresh too.
+   * @param {RTCPeerConnection} pc
+   */
+  #renew(pc) {
+    if (pc !== this.pc || !this.signaling?.isInitiator) return;
+    this.stats.renewals += 1;
+    this.#createPc();
+  }
+
   #closePc() {
-    clearTimeout(this.#disconnectedTimer);
     clearTimeout(this.#stuckTimer);
+    this.#watcher?.stop();
+    this.#watcher = null;
     const pc = this.pc;
     if (!pc) return;
     if (this.negotiator) {
@@ -541,16 +587,9 @@ export class Call extends EventTarget {
 
   /** @param {RTCPeerConnection} pc */
   #onPcState(pc) {
-    clearTimeout(this.#disconnectedTimer);
+    // Restarts on "disconnected" and "failed" are the watcher's: only once signaling works.
+    if (pc.connectionState === "connected") this.#wasConnected = true;
     this.#emit("connectionstate", { state: pc.connectionState });
-    if (pc.connectionState === "failed") {
-      this.#restartIce();
-    } else if (pc.connectionState === "disconnected") {
-      // Often heals by itself within a few seconds (a Wi-Fi hiccup); restart if it does not.
-      this.#disconnectedTimer = setTimeout(() => {
-        if (pc === this.pc && pc.connectionState === "disconnected") this.#restartIce();
-      }, DISCONNECTED_GRACE_MS);
-    }
     this.#update();
   }
 
@@ -581,6 +620,26 @@ export class Call extends EventTarget {
     if (code === this.safetyCode) return;
     this.safetyCode = code;
     this.#emit("safetycode", { code });
+  }
+
+  /**
+   * Makes our video encoders start over with a key frame: each video sender's encodings are
+   * paused and resumed at once (there is no API to ask for a key frame).
+   */
+  async #refreshVideo() {
+    const pc = this.pc;
+    for (const sender of pc?.getSenders() ?? []) {
+      if (sender.track?.kind !== "video") continue;
+      try {
+        const parameters = sender.getParameters();
+        if (!parameters.encodings?.length || parameters.encodings.some((e) => e.active === false)) continue;
+        await sender.setParameters({ ...parameters, encodings: parameters.encodings.map((e) => ({ ...e, active: false })) });
+        const resumed = sender.getParameters();
+        await sender.setParameters({ ...resumed, encodings: resumed.encodings.map((e) => ({ ...e, active: true })) });
+      } catch (error) {
+        if (pc === this.pc) console.warn("could not restart the video with a key frame", error);
+      }
+    }
   }
 
   /** The signaling's current ICE servers into the peer connection, for its next gathering. */
@@ -650,6 +709,9 @@ export class Call extends EventTarget {
       signaling: this.signaling?.state ?? "connecting",
       peer: this.#peer,
       media: this.pc?.connectionState ?? null,
+      inbound: this.#watcher?.stalled ? "stalled" : "flowing",
+      video: this.#watcher?.videoStalled ? "stalled" : "flowing",
+      wasConnected: this.#wasConnected,
     });
     if (status === this.status) {
       if (force) this.#emit("status", { status });

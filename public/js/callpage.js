@@ -93,6 +93,10 @@ function statusText(call, wasConnected) {
       return name ? `Connecting to ${name}…` : "Connecting…";
     case "connected":
       return name ? `Connected with ${name}` : "Connected";
+    case "interrupted":
+      return `The connection to ${name ?? "the other person"} was interrupted. Reconnecting…`;
+    case "video-stopped":
+      return `Connected, but ${name ? `${name}'s` : "the other person's"} video stopped.`;
     case "reconnecting":
       return "Lost the connection to the server. Reconnecting…";
     case "peer-reconnecting":
@@ -237,8 +241,11 @@ function wireStage(call) {
   const placeholder = $("remote-placeholder");
 
   // The remote video shows whenever media flows, also while either side's signaling reconnects.
+  // The remote video stays (frozen, the status says why) while ICE is disconnected: no flicker
+  // on a blip.
   const showRemote = () => {
-    const flowing = call.pc?.connectionState === "connected";
+    const state = call.pc?.connectionState;
+    const flowing = state === "connected" || state === "disconnected";
     const peer = call.peerState;
     const cameraOff = peer?.camera === "off" && !peer.screen;
     const hasVideo = flowing && Boolean(call.remoteStream?.getVideoTracks().length) && !cameraOff;
@@ -718,6 +725,10 @@ function exposeDebug(call) {
     /** Restarts ICE on the current peer connection. */
     restartIce() {
       call.restartIce();
+    },
+    /** The call's media path and recovery counts (`call.report()`). */
+    report() {
+      return call.report();
     },
   };
   Object.assign(window, { duetDebug: debug });

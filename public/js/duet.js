@@ -20,10 +20,20 @@
  *   (`close`), except after `too-many-joins`, when it waits `retryAfter` seconds before the
  *   next attempt, and after `ticket-expired` with a ticket function, when it gets one fresh
  *   ticket and tries once more;
+ * - checks on suspicion: after a network change a socket can be dead and still read OPEN.
+ *   `check()` pings at once and, without an answer within `checkTimeoutMs` (1.5 s), resumes on a
+ *   new socket without backoff. The client checks by itself on `online`, `offline` and
+ *   `navigator.connection` changes;
+ * - call recovery: `watchPeerConnection(pc)` watches a call's RTCPeerConnection (ICE state, and
+ *   inbound RTP every 500 ms, so a path that broke is noticed in about 2 s rather than the 5–8 s
+ *   ICE takes to say "disconnected"), checks the socket, restarts ICE once a socket has answered
+ *   since the trouble began (and after a resume that followed it), and asks for a new peer
+ *   connection after repeated restarts that did not help;
  * - TURN credentials kept fresh: at 80% of their lifetime (`iceServersExpireAt`) it asks for
  *   new ones and emits `ice-servers`, so a long call's next ICE restart can still use a relay.
  *
- * It knows nothing about WebRTC: it carries whatever JSON the application sends. With a `key`
+ * It carries whatever JSON the application sends; WebRTC only enters through
+ * `watchPeerConnection()`, which the application calls if it wants recovery. With a `key`
  * (the secret of a call link) it encrypts every message end to end (`e2e.js`, `docs/e2e.md`):
  * the server relays envelopes it cannot read, and messages that fail to decrypt never reach the
  * application but raise `e2e-error`. Right after each `ready` both sides send an encrypted hello
@@ -199,6 +209,11 @@ const OPEN = 1;
  *   once on every welcome; 0 disables pings, that first one too.
  * @property {number} [pongTimeoutMs=10000] how long to wait for any frame after a ping before
  *   treating the socket as dead and reconnecting; 0 disables the check.
+ * @property {number} [checkTimeoutMs=1500] how long `check()` waits for an answer before it
+ *   drops the socket and resumes on a new one at once.
+ * @property {number} [connectTimeoutMs=10000] a new socket that has not brought its welcome
+ *   frame within this is abandoned for the next attempt (a connect can otherwise hang for
+ *   minutes on a link that drops everything); 0 waits as long as the browser does.
  * @property {import("./backoff.js").BackoffOptions} [backoff] reconnect delays.
  * @property {number} [maxReconnectAttempts=Infinity] give up (emit `close`) after this many
  *   failed attempts in a row.
@@ -370,6 +385,44 @@ const OPEN = 1;
  */
 
 /**
+ * `checked`: a `check()` ended. `ok`: the socket answered within `checkTimeoutMs` (after `ms`);
+ * otherwise it was dropped and a new one is on its way (`reconnecting` follows).
+ * @typedef {{reason: string, ok: boolean, ms: number}} CheckedDetail
+ */
+
+/**
+ * `network-change`: the browser said its network changed (`online`, `offline`, or a change of
+ * `navigator.connection`); a `check()` follows.
+ * @typedef {{reason: "online" | "offline" | "connection"}} NetworkChangeDetail
+ */
+
+/**
+ * `media-stalled`: on a watched peer connection, no inbound RTP packet (`kind: "all"`) or no
+ * decoded remote video frame (`kind: "video"`) for `ms`, after some had arrived.
+ * @typedef {{kind: "all" | "video", ms: number}} MediaStalledDetail
+ */
+
+/**
+ * `media-flowing`: after a `media-stalled` of the same `kind`, media arrives again; it had
+ * stopped for `stalledMs`.
+ * @typedef {{kind: "all" | "video", stalledMs: number}} MediaFlowingDetail
+ */
+
+/**
+ * `ice-restart`: the watcher restarted ICE on the watched peer connection (`attempt` counts the
+ * restarts since media last flowed), for `reason` (what made it doubt the path: `media-stalled`,
+ * `ice-disconnected`, `ice-failed`, `online`, `offline`, `connection`, `resumed`,
+ * `restart-timeout`).
+ * @typedef {{reason: string, attempt: number}} IceRestartDetail
+ */
+
+/**
+ * `renew`: `restarts` ICE restarts in a row were negotiated and media still did not come back;
+ * the watcher called `renew` (replace the peer connection).
+ * @typedef {{restarts: number}} RenewDetail
+ */
+
+/**
  * The events of a {@link DuetConnection}, by name: each a `CustomEvent` with this `detail`.
  * `frame` carries every server frame, also of types this version does not know.
  * @typedef {{
@@ -391,6 +444,12 @@ const OPEN = 1;
  *   refused: CustomEvent<RefusedDetail>,
  *   "e2e-error": CustomEvent<E2EErrorDetail>,
  *   "e2e-confirmed": CustomEvent<E2EConfirmedDetail>,
+ *   checked: CustomEvent<CheckedDetail>,
+ *   "network-change": CustomEvent<NetworkChangeDetail>,
+ *   "media-stalled": CustomEvent<MediaStalledDetail>,
+ *   "media-flowing": CustomEvent<MediaFlowingDetail>,
+ *   "ice-restart": CustomEvent<IceRestartDetail>,
+ *   renew: CustomEvent<RenewDetail>,
  * }} DuetEventMap
  */
 
@@ -452,6 +511,10 @@ export function connect(room, options = {}) {
  * - `refused`: `detail = {code, message, retryAfter?}`, the server refused the join in-band
  *   (instead of an `error` event); the close that follows ends the connection (`close`) or,
  *   for `too-many-joins` and a first `ticket-expired` with a ticket function, retries;
+ * - `checked`: `detail = {reason, ok, ms}`, a `check()` ended;
+ * - `network-change`: `detail = {reason}`, the browser reported a network change;
+ * - `media-stalled`, `media-flowing`, `ice-restart`, `renew`: from a peer connection watched
+ *   with `watchPeerConnection()`;
  * - `e2e-error`: `detail = {reason, from, message}`, a message was dropped undelivered: it failed
  *   to decrypt, was a replay, or was plaintext where an envelope was expected (or the reverse);
  *   `reason` is one of `E2E_FAILURES` (`e2e.js`); `key-mismatch`: the other side's link has
@@ -492,6 +555,12 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
    * @type {boolean | null}
    */
   keyConfirmed = null;
+  /**
+   * When the current socket last received a frame (ms since the epoch), `null` before its
+   * first. A socket that answered after some moment is known to work since then.
+   * @type {number | null}
+   */
+  answeredAt = null;
 
   /** @type {Required<Omit<ConnectOptions, "baseUrl" | "storage" | "WebSocket" | "backoff" | "maxMessageBytes" | "key" | "ticket" | "keyConfirmMs">> & {backoff: import("./backoff.js").BackoffOptions}} */
   #options;
@@ -552,11 +621,17 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
    * @type {Set<string>}
    */
   #ownIds = new Set();
-  #onOnline = () => {
-    if (this.state === "reconnecting" && !this.#socket) {
-      clearTimeout(this.#retryTimer);
-      this.#open();
-    }
+  /** @type {ReturnType<typeof setTimeout> | undefined} the welcome of the socket being dialed is due */
+  #connectTimer;
+  /** When the current socket was dialed (ms since the epoch). */
+  #dialedAt = 0;
+  /** @type {PendingCheck | null} the `check()` waiting for an answer */
+  #pendingCheck = null;
+  /** @param {Event} event */
+  #onNetwork = (event) => {
+    const reason = event.type === "change" ? "connection" : /** @type {"online" | "offline"} */ (event.type);
+    this.#emit("network-change", { reason });
+    this.check(reason);
   };
 
   /**
@@ -573,6 +648,8 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#options = {
       pingIntervalMs: options.pingIntervalMs ?? 20000,
       pongTimeoutMs: options.pongTimeoutMs ?? 10000,
+      checkTimeoutMs: options.checkTimeoutMs ?? 1500,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10000,
       maxReconnectAttempts: options.maxReconnectAttempts ?? Infinity,
       resume: options.resume ?? true,
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
@@ -595,7 +672,9 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       if (!cryptoAvailable()) throw new TypeError("end-to-end encryption needs Web Crypto: serve the page over https");
       this.#key = deriveKey(options.key, room);
     }
-    globalThis.addEventListener?.("online", this.#onOnline);
+    globalThis.addEventListener?.("online", this.#onNetwork);
+    globalThis.addEventListener?.("offline", this.#onNetwork);
+    networkInformation()?.addEventListener("change", this.#onNetwork);
     this.#open();
   }
 
@@ -704,6 +783,92 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#socketGone(CloseCode.CLIENT_DROP, CloseReason.CLIENT_DROP);
   }
 
+  /**
+   * Checks at once that the socket still carries frames: sends the keep-alive ping and waits
+   * `checkTimeoutMs` for any frame. A socket that stays silent is dropped and a new one dials at
+   * once, without backoff, resuming the slot. While reconnecting, the next attempt starts now,
+   * and an attempt that has been dialing for longer than `checkTimeoutMs` is replaced by a
+   * fresh one. Emits `checked` when a ping was sent. Calls made while a check waits join it.
+   *
+   * Call it when there is reason to doubt the network. The client does on `online`, `offline`
+   * and `navigator.connection` changes, and a watched peer connection
+   * (`watchPeerConnection()`) does when its media stalls or ICE disconnects.
+   * @param {string} [reason] passed on in the `checked` event
+   * @returns {Promise<boolean>} whether the socket answered; `false` when it did not or there
+   *   was none (a new one is then on its way)
+   */
+  check(reason = "check") {
+    if (this.state === "closed") return Promise.resolve(false);
+    const ws = this.#socket;
+    if (this.state !== "open" || !ws || ws.readyState !== OPEN) {
+      this.#dialNow();
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve) => {
+      if (this.#pendingCheck?.ws === ws) {
+        this.#pendingCheck.waiters.push(resolve);
+        return;
+      }
+      /** @type {PendingCheck} */
+      const check = { ws, reason, startedAt: Date.now(), waiters: [resolve], timer: undefined };
+      check.timer = setTimeout(() => {
+        this.#endCheck(check, false);
+        if (ws === this.#socket) {
+          closeQuietly(ws, CloseCode.CLIENT_DROP, CloseReason.CLIENT_DROP);
+          this.#socketGone(CloseCode.CLIENT_DROP, "no answer to a check", 0);
+        }
+      }, this.#options.checkTimeoutMs);
+      this.#pendingCheck = check;
+      ws.send(PING_TEXT);
+    });
+  }
+
+  /** While reconnecting: the next attempt now, or a fresh one for an attempt that hangs. */
+  #dialNow() {
+    if (this.state !== "reconnecting" && this.state !== "connecting") return;
+    const ws = this.#socket;
+    if (!ws) {
+      if (this.#retryTimer === undefined) return; // a ticket is being fetched for the next attempt
+      clearTimeout(this.#retryTimer);
+      this.#open();
+    } else if (Date.now() - this.#dialedAt > this.#options.checkTimeoutMs) {
+      closeQuietly(ws, CloseCode.CLIENT_DROP, CloseReason.CLIENT_DROP);
+      this.#socketGone(CloseCode.CLIENT_DROP, "connect took too long", 0);
+    }
+  }
+
+  /** @param {PendingCheck} check @param {boolean} ok */
+  #endCheck(check, ok) {
+    if (this.#pendingCheck !== check) return;
+    this.#pendingCheck = null;
+    clearTimeout(check.timer);
+    this.#emit("checked", { reason: check.reason, ok, ms: Date.now() - check.startedAt });
+    for (const resolve of check.waiters) resolve(ok);
+  }
+
+  /**
+   * Watches `pc`, the peer connection of a call set up through this connection, and repairs its
+   * media path after a network change or an outage:
+   * - it doubts the path when ICE goes `disconnected` or `failed`, when no inbound RTP packet
+   *   arrived for `stallMs` (2 s) after some had, and on the browser's network changes;
+   * - it then `check()`s the socket, and restarts ICE (`restartIce`) only once a socket has
+   *   answered since the doubt began: an offer written into a dead socket is lost;
+   * - after a resume that followed such a doubt (or while the path is broken) it restarts ICE;
+   * - when media flows again while the socket is still reconnecting, it dials at once (the
+   *   network is back);
+   * - an ICE restart that was negotiated and did not bring media back within
+   *   `restartTimeoutMs` counts as failed; after `maxRestarts` of them it calls `renew` (make
+   *   a new peer connection).
+   * Emits `media-stalled`, `media-flowing`, `ice-restart` and `renew` on this connection. The
+   * watcher stops by itself when `pc` closes, or with `stop()`.
+   * @param {PeerConnectionLike} pc
+   * @param {WatchOptions} [options]
+   * @returns {PathWatcher}
+   */
+  watchPeerConnection(pc, options = {}) {
+    return new PathWatcher(this, pc, options);
+  }
+
   /** @param {string} type @param {unknown} detail */
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
@@ -747,6 +912,16 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     }
     this.#socket = ws;
     this.#refusal = null;
+    this.#dialedAt = Date.now();
+    this.answeredAt = null;
+    clearTimeout(this.#connectTimer);
+    if (this.#options.connectTimeoutMs > 0) {
+      this.#connectTimer = setTimeout(() => {
+        if (ws !== this.#socket || this.state === "open") return;
+        closeQuietly(ws, CloseCode.CLIENT_DROP, CloseReason.CLIENT_DROP);
+        this.#socketGone(CloseCode.CLIENT_DROP, "connect timed out");
+      }, this.#options.connectTimeoutMs);
+    }
     ws.addEventListener("open", () => ws === this.#socket && this.#startKeepAlive());
     ws.addEventListener("message", (ev) => ws === this.#socket && this.#onText(ev.data));
     ws.addEventListener("close", (ev) => ws === this.#socket && this.#onClose(ev.code, ev.reason));
@@ -756,6 +931,8 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   /** @param {unknown} text */
   #onText(text) {
     this.#alive();
+    this.answeredAt = Date.now();
+    if (this.#pendingCheck) this.#endCheck(this.#pendingCheck, true);
     if (typeof text !== "string") return;
     let frame;
     try {
@@ -863,6 +1040,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#attempt = 0;
     this.#welcomed = true;
     this.#freshTicketTried = false;
+    clearTimeout(this.#connectTimer);
     // The first ping at once, the schedule counted from it. A slot whose socket never sent
     // a frame is unconfirmed and yields to a newcomer (protocol.md), and workerd only ends
     // the TCP connection of a socket it closes (4000 after a resume elsewhere) promptly once
@@ -1046,6 +1224,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#stopKeepAlive();
     this.#stopHelloTimer();
     this.#stopIceRefresh();
+    this.#stopChecks();
     clearTimeout(this.#retryTimer);
     if (this.#attempt >= this.#options.maxReconnectAttempts) {
       this.#finish(code, reason);
@@ -1057,14 +1236,23 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#emit("reconnecting", { attempt: this.#attempt, delayMs, code, reason });
   }
 
+  /** A pending check fails with its socket; no connect timer outlives the socket it watches. */
+  #stopChecks() {
+    clearTimeout(this.#connectTimer);
+    if (this.#pendingCheck) this.#endCheck(this.#pendingCheck, false);
+  }
+
   /** @param {number} code @param {string} reason */
   #finish(code, reason) {
     this.#socket = null;
     this.#stopKeepAlive();
     this.#stopHelloTimer();
     this.#stopIceRefresh();
+    this.#stopChecks();
     clearTimeout(this.#retryTimer);
-    globalThis.removeEventListener?.("online", this.#onOnline);
+    globalThis.removeEventListener?.("online", this.#onNetwork);
+    globalThis.removeEventListener?.("offline", this.#onNetwork);
+    networkInformation()?.removeEventListener("change", this.#onNetwork);
     if (this.state === "closed") return;
     this.state = "closed";
     this.#emit("close", { code, reason });
@@ -1155,6 +1343,388 @@ class Hello {
 }
 
 /**
+ * A `check()` waiting for an answer on socket `ws`.
+ * @typedef {object} PendingCheck
+ * @property {WebSocketLike} ws
+ * @property {string} reason
+ * @property {number} startedAt
+ * @property {((ok: boolean) => void)[]} waiters
+ * @property {ReturnType<typeof setTimeout> | undefined} timer
+ */
+
+/**
+ * The part of `RTCPeerConnection` that {@link PathWatcher} uses.
+ * @typedef {object} PeerConnectionLike
+ * @property {string} iceConnectionState
+ * @property {string} signalingState
+ * @property {() => Promise<StatsReportLike>} getStats
+ * @property {() => void} restartIce
+ * @property {(type: string, listener: (event: any) => void) => void} addEventListener
+ * @property {(type: string, listener: (event: any) => void) => void} removeEventListener
+ */
+
+/**
+ * What a {@link PathWatcher} remembers of one kind of inbound media: the counts by stats id at
+ * the last sample, when one last grew, and whether any ever did.
+ * @typedef {{seen: Map<string, number>, at: number, flowed: boolean}} MediaCounter
+ */
+
+/**
+ * A call's media path, from {@link PathWatcher#report}.
+ * @typedef {object} PathReport
+ * @property {"direct" | "relay" | null} path through a TURN relay (on either side) or not;
+ *   `null` while no candidate pair is selected
+ * @property {string | null} local the local candidate's type: `host`, `srflx`, `prflx`, `relay`
+ * @property {string | null} remote the remote candidate's type
+ * @property {string | null} protocol `udp` or `tcp`, between the local candidate and the peer
+ *   (or its relay)
+ * @property {string | null} relayProtocol with a local relay: how we reach the TURN server
+ *   (`udp`, `tcp`, `tls`)
+ * @property {number | null} connectMs from the start of watching to ICE's first `connected`
+ * @property {number} iceRestarts the restarts the watcher made
+ * @property {number} stalls how often inbound media stalled
+ */
+
+/**
+ * The part of `RTCStatsReport` that {@link PathWatcher} reads.
+ * @typedef {object} StatsReportLike
+ * @property {(callback: (stats: any) => void) => void} forEach
+ */
+
+/**
+ * @typedef {object} WatchOptions
+ * @property {() => void} [restartIce] restarts ICE; by default `pc.restartIce()`, which fires
+ *   `negotiationneeded`, so your negotiation sends the new offer.
+ * @property {() => void} [renew] replaces the peer connection, after `maxRestarts` negotiated
+ *   ICE restarts in a row did not bring media back; by default nothing is done (a `renew`
+ *   event is emitted either way). Let one side do it (Duet's app: the initiator).
+ * @property {number} [statsIntervalMs=500] how often inbound media is sampled (`getStats()`);
+ *   five times as often while it is stalled
+ * @property {number} [stallMs=2000] no inbound RTP for this long, after some arrived, means the
+ *   path broke
+ * @property {number} [videoStallMs=2500] no decoded remote video frame for this long, after
+ *   some were, is reported as a video stall (`media-stalled` with `kind: "video"`)
+ * @property {number} [restartTimeoutMs=5000] how long a negotiated ICE restart may take to bring
+ *   media back before it counts as failed and the path is doubted again
+ * @property {number} [maxRestarts=2] failed restarts in a row before `renew`
+ */
+
+/**
+ * Watches one peer connection for a broken media path and repairs it through its signaling
+ * connection; made by {@link DuetConnection#watchPeerConnection}, which explains what it does.
+ */
+export class PathWatcher {
+  /** Whether no inbound RTP packet arrived for `stallMs`, after some had. */
+  stalled = false;
+  /** Whether no remote video frame was decoded for `videoStallMs`, after some were. */
+  videoStalled = false;
+  /** ICE restarts this watcher made. */
+  restarts = 0;
+  /** Times inbound media stalled (`media-stalled` with `kind: "all"`). */
+  stalls = 0;
+  /** Milliseconds from the start of watching to ICE's first `connected`, `null` until then. @type {number | null} */
+  connectMs = null;
+  #startedAt = Date.now();
+
+  #connection;
+  #pc;
+  /** @type {Required<Omit<WatchOptions, "renew">> & {renew: (() => void) | null}} */
+  #options;
+  /** When the path was first doubted since it last worked; null while it works. @type {number | null} */
+  #doubtedSince = null;
+  /** What made us doubt it first. */
+  #reason = "";
+  /** Whether a restart waits for a socket that answered since the doubt began. */
+  #restartWanted = false;
+  /** Negotiated restarts in a row that did not bring media back. */
+  #failedRestarts = 0;
+  /** The restart in progress: when, whether its offer/answer completed, the selected pair then. @type {{negotiated: boolean, pair: string, responses: number} | null} */
+  #restart = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #restartTimer;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #sampleTimer;
+  #sampling = false;
+  /** Inbound RTP packets (and decoded video frames) by stats id at the last sample. @type {MediaCounter} */
+  #inbound = { seen: new Map(), at: Date.now(), flowed: false };
+  /** @type {MediaCounter} */
+  #video = { seen: new Map(), at: Date.now(), flowed: false };
+  /** The selected candidate pair at the last sample, and its STUN responses. */
+  #pair = { id: "", responses: 0 };
+  /** Removes the listeners this watcher added. @type {(() => void)[]} */
+  #unlisten = [];
+
+  /**
+   * Use {@link DuetConnection#watchPeerConnection}.
+   * @param {DuetConnection} connection @param {PeerConnectionLike} pc @param {WatchOptions} options
+   */
+  constructor(connection, pc, options) {
+    this.#connection = connection;
+    this.#pc = pc;
+    this.#options = {
+      restartIce: options.restartIce ?? (() => pc.restartIce()),
+      renew: options.renew ?? null,
+      statsIntervalMs: options.statsIntervalMs ?? 500,
+      stallMs: options.stallMs ?? 2000,
+      videoStallMs: options.videoStallMs ?? 2500,
+      restartTimeoutMs: options.restartTimeoutMs ?? 5000,
+      maxRestarts: options.maxRestarts ?? 2,
+    };
+    /** @type {[PeerConnectionLike | DuetConnection, any, (event: any) => void][]} */
+    const listeners = [
+      [pc, "iceconnectionstatechange", () => this.#onIceState()],
+      [pc, "signalingstatechange", () => this.#onSignalingState()],
+      [connection, "network-change", (e) => this.#doubt(e.detail.reason)],
+      [connection, "reconnected", (e) => e.detail.resumed && this.#afterResume("resumed")],
+      [connection, "peer-joined", (e) => e.detail.resumed && this.#afterResume("peer-resumed")],
+      [connection, "close", () => this.stop()],
+    ];
+    for (const [target, type, listener] of listeners) {
+      target.addEventListener(type, listener);
+      this.#unlisten.push(() => target.removeEventListener(type, listener));
+    }
+    // Every `statsIntervalMs`, and five times as often while media is stalled, so that its
+    // return (and the key frame that may have to follow) is noticed within 100 ms or so.
+    const fast = Math.max(1, Math.round(this.#options.statsIntervalMs / 5));
+    let sampledAt = 0;
+    this.#sampleTimer = setInterval(() => {
+      if (!this.stalled && Date.now() - sampledAt < this.#options.statsIntervalMs) return;
+      sampledAt = Date.now();
+      this.#sample();
+    }, fast);
+  }
+
+  /**
+   * What the call's media path is now, for a report: the selected candidate pair (a direct
+   * path, or relayed through TURN, and over which transport), how long ICE took to connect,
+   * and how often the path broke and was restarted.
+   * @returns {Promise<PathReport>}
+   */
+  async report() {
+    /** @type {Map<string, any>} */
+    const byId = new Map();
+    let pairId = "";
+    try {
+      (await this.#pc.getStats()).forEach((s) => {
+        byId.set(s.id, s);
+        if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+      });
+    } catch {
+      // A closed peer connection: no path.
+    }
+    const pair = byId.get(pairId);
+    const local = pair && byId.get(pair.localCandidateId);
+    const remote = pair && byId.get(pair.remoteCandidateId);
+    const relayed = local?.candidateType === "relay" || remote?.candidateType === "relay";
+    return {
+      path: !local || !remote ? null : relayed ? "relay" : "direct",
+      local: local?.candidateType ?? null,
+      remote: remote?.candidateType ?? null,
+      protocol: local?.protocol ?? null,
+      relayProtocol: local?.candidateType === "relay" ? (local.relayProtocol ?? null) : null,
+      connectMs: this.connectMs,
+      iceRestarts: this.restarts,
+      stalls: this.stalls,
+    };
+  }
+
+  /** Stops watching (the peer connection is left as it is). */
+  stop() {
+    clearInterval(this.#sampleTimer);
+    clearTimeout(this.#restartTimer);
+    for (const unlisten of this.#unlisten.splice(0)) unlisten();
+  }
+
+  #closed() {
+    if (this.#pc.signalingState !== "closed") return false;
+    this.stop();
+    return true;
+  }
+
+  /** Media arrives and ICE says connected. */
+  #healthy() {
+    const ice = this.#pc.iceConnectionState;
+    return (ice === "connected" || ice === "completed") && !this.stalled;
+  }
+
+  /**
+   * Healthy, and media was seen arriving after `since` (a sample later): after a network change
+   * ICE goes on saying connected for seconds over a path that is gone. Without media to go by
+   * (a data-only call), ICE's word has to do.
+   * @param {number} since
+   */
+  #healthySince(since) {
+    return this.#healthy() && (!this.#inbound.flowed || this.#inbound.at >= since + this.#options.statsIntervalMs);
+  }
+
+  #onIceState() {
+    if (this.#closed()) return;
+    const ice = this.#pc.iceConnectionState;
+    if (this.connectMs === null && (ice === "connected" || ice === "completed")) this.connectMs = Date.now() - this.#startedAt;
+    if (ice === "disconnected" || ice === "failed") this.#doubt(`ice-${ice}`);
+    else if (this.#healthy()) this.#trust();
+  }
+
+  #onSignalingState() {
+    if (this.#closed()) return;
+    if (this.#restart && this.#pc.signalingState === "stable") this.#restart.negotiated = true;
+  }
+
+  /** The path may be broken: check the socket, then restart ICE (see #maybeRestart). @param {string} reason */
+  #doubt(reason) {
+    if (this.#closed()) return;
+    if (this.#doubtedSince === null) {
+      this.#doubtedSince = Date.now();
+      this.#reason = reason;
+    }
+    this.#restartWanted = true;
+    this.#connection.check(reason).then(() => this.#maybeRestart());
+  }
+
+  /** Our socket resumed, or the peer's: what was sent meanwhile is lost. @param {string} reason */
+  #afterResume(reason) {
+    if (this.#closed() || (this.#doubtedSince === null && this.#healthy())) return;
+    // What was sent meanwhile is lost, and the peer's offers may have gone into our dead socket.
+    this.#doubtedSince ??= Date.now();
+    this.#reason ||= reason;
+    this.#restartWanted = true;
+    this.#maybeRestart();
+  }
+
+  /** The path works again: forget the doubt and the restarts. */
+  #trust() {
+    this.#doubtedSince = null;
+    this.#reason = "";
+    this.#restartWanted = false;
+    this.#failedRestarts = 0;
+    this.#restart = null;
+    clearTimeout(this.#restartTimer);
+  }
+
+  /** Restarts ICE if the path is still broken and a socket has answered since the doubt began. */
+  #maybeRestart() {
+    const connection = this.#connection;
+    if (!this.#restartWanted || this.#closed() || this.#doubtedSince === null) return;
+    if (connection.state !== "open" || connection.answeredAt === null || connection.answeredAt < this.#doubtedSince) return;
+    if (this.#healthySince(this.#doubtedSince)) {
+      this.#trust();
+      return;
+    }
+    // A restart in progress gets its `restartTimeoutMs` before the next.
+    if (this.#restart) return;
+    this.#restartWanted = false;
+    this.#armRestartTimer();
+    // An offer is out (an earlier restart's, maybe lost with the peer's socket): the
+    // application re-sends it when the peer resumes; a second restart would change nothing.
+    if (this.#pc.signalingState !== "stable") return;
+    if (this.#failedRestarts >= this.#options.maxRestarts) {
+      const restarts = this.#failedRestarts;
+      this.#trust();
+      this.#emit("renew", { restarts });
+      this.#options.renew?.();
+      return;
+    }
+    this.restarts += 1;
+    this.#restart = { negotiated: false, pair: this.#pair.id, responses: this.#pair.responses };
+    this.#emit("ice-restart", { reason: this.#reason, attempt: this.#failedRestarts + 1 });
+    this.#options.restartIce();
+  }
+
+  /** If the path is still broken after `restartTimeoutMs`, the restart failed: doubt again. */
+  #armRestartTimer() {
+    clearTimeout(this.#restartTimer);
+    const armedAt = Date.now();
+    this.#restartTimer = setTimeout(() => {
+      const restart = this.#restart;
+      this.#restart = null;
+      if (this.#closed()) return;
+      if (this.#healthySince(armedAt)) {
+        this.#trust();
+        return;
+      }
+      if (restart?.negotiated) this.#failedRestarts += 1;
+      this.#doubt("restart-timeout");
+    }, this.#options.restartTimeoutMs);
+  }
+
+  /** Samples inbound media; overlapping samples are skipped. */
+  async #sample() {
+    if (this.#sampling || this.#closed()) return;
+    this.#sampling = true;
+    let report;
+    try {
+      report = await this.#pc.getStats();
+    } catch {
+      return;
+    } finally {
+      this.#sampling = false;
+    }
+    // Counted per stats object: a renegotiation can replace one, which starts again from 0.
+    /** @type {Map<string, number>} */
+    const packets = new Map();
+    /** @type {Map<string, number>} */
+    const frames = new Map();
+    let pairId = "";
+    /** @type {Map<string, number>} STUN responses received per candidate pair */
+    const responses = new Map();
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp") {
+        packets.set(s.id, s.packetsReceived ?? 0);
+        if (s.kind === "video") frames.set(s.id, s.framesDecoded ?? 0);
+      } else if (s.type === "transport" && s.selectedCandidatePairId) {
+        pairId = s.selectedCandidatePairId;
+      } else if (s.type === "candidate-pair") {
+        responses.set(s.id, s.responsesReceived ?? 0);
+      }
+    });
+    this.#pair = { id: pairId, responses: responses.get(pairId) ?? 0 };
+    const now = Date.now();
+    this.#track("all", this.#inbound, packets, now);
+    this.#track("video", this.#video, frames, now);
+    // After a negotiated restart, connectivity checks answered on the selected pair prove the
+    // path even when no media comes (the peer may simply send none): no more restarts for it.
+    const restart = this.#restart;
+    if (restart?.negotiated && (pairId !== restart.pair || this.#pair.responses > restart.responses)) {
+      const ice = this.#pc.iceConnectionState;
+      if (ice === "connected" || ice === "completed") this.#trust();
+    }
+  }
+
+  /**
+   * @param {"all" | "video"} kind
+   * @param {MediaCounter} counter
+   * @param {Map<string, number>} values this sample's counts by stats id @param {number} now
+   */
+  #track(kind, counter, values, now) {
+    const key = kind === "all" ? "stalled" : "videoStalled";
+    const stallMs = kind === "all" ? this.#options.stallMs : this.#options.videoStallMs;
+    const grew = [...values].some(([id, value]) => value > (counter.seen.get(id) ?? 0));
+    counter.seen = values;
+    if (grew) {
+      const stalledMs = now - counter.at;
+      Object.assign(counter, { at: now, flowed: true });
+      if (!this[key]) return;
+      this[key] = false;
+      this.#emit("media-flowing", { kind, stalledMs });
+      if (kind !== "all") return;
+      if (this.#healthy()) this.#trust();
+      // Media is back while signaling is not: the network works again, dial now.
+      if (this.#connection.state !== "open") this.#connection.check("media-flowing");
+    } else if (counter.flowed && !this[key] && now - counter.at >= stallMs) {
+      this[key] = true;
+      if (kind === "all") this.stalls += 1;
+      this.#emit("media-stalled", { kind, ms: now - counter.at });
+      if (kind === "all") this.#doubt("media-stalled");
+    }
+  }
+
+  /** @param {string} type @param {unknown} detail */
+  #emit(type, detail) {
+    this.#connection.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/**
  * The socket URL for `room` on the server at `baseUrl`.
  * @param {string | undefined} baseUrl
  * @param {string} room
@@ -1169,6 +1739,15 @@ export function socketUrl(baseUrl, room) {
     throw new TypeError(`baseUrl must be http(s) or ws(s), not ${url.protocol}`);
   }
   return url;
+}
+
+/**
+ * The browser's `navigator.connection` (Network Information API, where there is one).
+ * @returns {EventTarget | null}
+ */
+function networkInformation() {
+  const connection = /** @type {{connection?: unknown} | undefined} */ (globalThis.navigator)?.connection;
+  return connection instanceof EventTarget ? connection : null;
 }
 
 /** @returns {StorageLike | null} */

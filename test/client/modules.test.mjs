@@ -61,6 +61,21 @@ describe("status", () => {
     assert.equal(deriveStatus({ ...base, media: "failed" }), "connecting");
     assert.equal(deriveStatus(base), "connected");
   });
+
+  test("connected only while media arrives and the peer's video decodes", () => {
+    assert.equal(deriveStatus({ ...base, inbound: "flowing", video: "flowing", wasConnected: true }), "connected");
+    // ICE still says connected, but nothing arrives: the path broke.
+    assert.equal(deriveStatus({ ...base, inbound: "stalled", wasConnected: true }), "interrupted");
+    assert.equal(deriveStatus({ ...base, media: "disconnected", wasConnected: true }), "interrupted");
+    assert.equal(deriveStatus({ ...base, media: "failed", wasConnected: true }), "interrupted");
+    assert.equal(deriveStatus({ ...base, media: "connecting", wasConnected: true }), "interrupted");
+    assert.equal(deriveStatus({ ...base, media: "failed", wasConnected: false }), "connecting");
+    // Sound arrives, pictures do not.
+    assert.equal(deriveStatus({ ...base, video: "stalled", wasConnected: true }), "video-stopped");
+    // Signaling and the peer's presence come first.
+    assert.equal(deriveStatus({ ...base, inbound: "stalled", signaling: "reconnecting", wasConnected: true }), "reconnecting");
+    assert.equal(deriveStatus({ ...base, inbound: "stalled", peer: "away", wasConnected: true }), "peer-reconnecting");
+  });
 });
 
 describe("photo transfer", () => {

@@ -57,24 +57,29 @@ function staticConfig() {
 }
 
 /**
- * Starts `wrangler dev` on the built Worker.
- * @param {{ vars?: Record<string, string>, timeoutMs?: number }} [options]
+ * Starts `wrangler dev` on the built Worker. By default on a free loopback port with a fresh
+ * `--persist-to` directory, which `stop()` removes. The network lab (test/netlab/) passes
+ * `netns` (run inside that network namespace, with `ip` and `port` in it, readiness checked
+ * from inside it) and its own `persistDir`, which outlives `stop()` so that a restart on the
+ * same port finds the rooms again.
+ * @param {{ vars?: Record<string, string>, timeoutMs?: number, netns?: string, ip?: string, port?: number, persistDir?: string }} [options]
  */
-export async function startDevServer({ vars = {}, timeoutMs = 180_000 } = {}) {
-  const [port, inspectorPort] = [await freePort(), await freePort()];
-  const persistDir = mkdtempSync(join(tmpdir(), "duet-browser-"));
+export async function startDevServer({ vars = {}, timeoutMs = 180_000, netns, ip = "127.0.0.1", port: fixedPort, persistDir: ownDir } = {}) {
+  const [port, inspectorPort] = [fixedPort ?? (await freePort()), await freePort()];
+  const persistDir = ownDir ?? mkdtempSync(join(tmpdir(), "duet-browser-"));
   const args = [
     join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"),
     "dev",
     "--config", staticConfig(),
-    "--ip", "127.0.0.1",
+    "--ip", ip,
     "--port", String(port),
     "--inspector-port", String(inspectorPort),
     "--persist-to", persistDir,
     "--show-interactive-dev-session=false",
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
-  const child = spawn(process.execPath, args, {
+  const [command, commandArgs] = netns ? ["ip", ["netns", "exec", netns, process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(command, commandArgs, {
     cwd: ROOT,
     detached: true, // its own process group, so stop() also ends workerd
     stdio: ["ignore", "pipe", "pipe"],
@@ -88,7 +93,7 @@ export async function startDevServer({ vars = {}, timeoutMs = 180_000 } = {}) {
   child.stderr.on("data", keep);
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
 
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `http://${ip}:${port}`;
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       try {
@@ -106,23 +111,40 @@ export async function startDevServer({ vars = {}, timeoutMs = 180_000 } = {}) {
       await exited;
       clearTimeout(timer);
     }
-    rmSync(persistDir, { recursive: true, force: true });
+    if (!ownDir) rmSync(persistDir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + timeoutMs;
   let stopped = false;
   exited.then(() => (stopped = true));
   while (!stopped && Date.now() < deadline) {
-    try {
-      const response = await fetch(`${origin}/healthz`, { signal: AbortSignal.timeout(2000) });
-      if (response.ok) return { origin, port, stop, output: () => output };
-    } catch {
-      // Not listening yet (the build runs first).
-    }
+    if (await healthy(`${origin}/healthz`, netns)) return { origin, port, stop, output: () => output };
     await new Promise((resolve) => setTimeout(resolve, 250)); // polling interval, not a wait for an outcome
   }
   await stop();
   throw new Error(`wrangler dev did not answer /healthz${stopped ? " (it exited)" : ""}. Its output:\n${output}`);
+}
+
+/**
+ * Whether `url` answers 2xx within 2 s, fetched from this process or, with `netns`, from a Node
+ * process inside that network namespace (this one has no route there).
+ * @param {string} url
+ * @param {string} [netns]
+ */
+async function healthy(url, netns) {
+  if (!netns) {
+    try {
+      return (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok;
+    } catch {
+      return false; // not listening yet (the build runs first)
+    }
+  }
+  const script = `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(2000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
+  return new Promise((resolve) => {
+    const probe = spawn("ip", ["netns", "exec", netns, process.execPath, "-e", script], { stdio: "ignore" });
+    probe.once("exit", (code) => resolve(code === 0));
+    probe.once("error", () => resolve(false));
+  });
 }
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
