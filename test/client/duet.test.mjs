@@ -14,6 +14,11 @@
 // - the key confirmation's clock (docs/e2e.md): silence for KEY_CONFIRM_MS while both sides are
 //   connected is `key-mismatch`; a drop of either side stops the clock, and the returns bring
 //   hellos instead.
+// - the socket check: a ping at once, a resume without backoff when it is not answered, checks
+//   on the browser's network events, the connect timeout;
+// - the path watcher, on a scripted peer connection: a stall is noticed, ICE restarts only over
+//   a socket that answered since, and after a resume that followed trouble; a plain drop
+//   restarts nothing; failed restarts lead to `renew`.
 
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
@@ -26,18 +31,10 @@ import {
   MIN_ICE_REFRESH_MS,
   KEY_CONFIRM_MS,
   PING_TEXT,
+  PONG_TEXT,
   RefusalCode,
 } from "../../public/js/duet.js";
 import { deriveKey, newSecret, sealHello } from "../../public/js/e2e.js";
-// - the socket check: a ping at once, a resume without backoff when it is not answered, checks
-//   on the browser's network events, the connect timeout;
-// - the path watcher, on a scripted peer connection: a stall is noticed, ICE restarts only over
-//   a socket that answered since, and after a resume that followed trouble; a plain drop
-//   restarts nothing; failed restarts lead to `renew`.
-
-import assert from "node:assert/strict";
-import { afterEach, beforeEach, describe, mock, test } from "node:test";
-import { connect, DEFAULT_MAX_MESSAGE_BYTES, ICE_SERVERS_TEXT, MIN_ICE_REFRESH_MS, PING_TEXT, PONG_TEXT } from "../../public/js/duet.js";
 
 /** A WebSocket that opens at once and records what is sent; the test plays the server. */
 class ScriptedSocket extends EventTarget {
@@ -320,6 +317,110 @@ describe("the keep-alive", () => {
   });
 });
 
+/** Lets the promises that are ready run (getStats answers, check() results). */
+const flush = async () => {
+  for (let i = 0; i < 5; i += 1) await Promise.resolve();
+};
+
+describe("the socket check", () => {
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
+  afterEach(() => mock.timers.reset());
+
+  /** A welcomed connection recording the events named. */
+  function recording(types, options = {}) {
+    const at = welcomed(welcome(), { backoff: { initialDelayMs: 1000, maxDelayMs: 1000 }, ...options });
+    /** @type {[string, any][]} */
+    const events = [];
+    for (const type of types) at.connection.addEventListener(type, (e) => events.push([type, e.detail]));
+    return { ...at, events };
+  }
+
+  test("pings at once; an answer within checkTimeoutMs keeps the socket", async () => {
+    const { connection, socket, events } = recording(["checked", "reconnecting"]);
+    const pingsBefore = socket.sent.filter((t) => t === PING_TEXT).length;
+    const result = connection.check("test");
+    assert.equal(socket.sent.filter((t) => t === PING_TEXT).length, pingsBefore + 1, "the exact keep-alive text, at once");
+    mock.timers.tick(1499);
+    socket.dispatchEvent(new MessageEvent("message", { data: PONG_TEXT }));
+    assert.equal(await result, true);
+    mock.timers.tick(10_000);
+    assert.deepEqual(events, [["checked", { reason: "test", ok: true, ms: 1499 }]]);
+    assert.equal(ScriptedSocket.opened.at(-1), socket, "no new socket");
+    connection.leave();
+  });
+
+  test("without an answer the socket is dropped and a new one dials at once, resuming the slot", async () => {
+    const { connection, socket, events } = recording(["checked", "reconnecting"]);
+    const result = connection.check("test");
+    const second = connection.check("again"); // joins the first: one ping
+    assert.equal(socket.sent.filter((t) => t === PING_TEXT).length, 1, "one ping for both");
+    mock.timers.tick(1499);
+    assert.equal(ScriptedSocket.opened.at(-1), socket);
+    mock.timers.tick(1);
+    assert.deepEqual([await result, await second], [false, false]);
+    assert.equal(socket.readyState, 3, "the silent socket was closed");
+    mock.timers.tick(0);
+    const next = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    assert.notEqual(next, socket, "a new socket without backoff");
+    assert.ok(next.protocols.includes(`duet.resume.${"t".repeat(64)}`), "with the resume token");
+    assert.deepEqual(events, [
+      ["checked", { reason: "test", ok: false, ms: 1500 }],
+      ["reconnecting", { attempt: 1, delayMs: 0, code: 4001, reason: "no answer to a check" }],
+    ]);
+    connection.leave();
+  });
+
+  test("while reconnecting it dials at once instead of waiting out the backoff", () => {
+    const { connection, socket } = recording([]);
+    socket.dispatchEvent(Object.assign(new Event("close"), { code: 1006, reason: "" }));
+    assert.equal(connection.state, "reconnecting");
+    assert.equal(ScriptedSocket.opened.at(-1), socket, "waiting out the backoff");
+    connection.check("test");
+    assert.notEqual(ScriptedSocket.opened.at(-1), socket, "dialed at once");
+    connection.leave();
+  });
+
+  test("the browser's online, offline and connection changes each check the socket", () => {
+    const target = new EventTarget();
+    const connectionInfo = new EventTarget();
+    const saved = { add: globalThis.addEventListener, remove: globalThis.removeEventListener };
+    Object.assign(globalThis, { addEventListener: target.addEventListener.bind(target), removeEventListener: target.removeEventListener.bind(target) });
+    const navigatorBefore = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+    Object.defineProperty(globalThis, "navigator", { value: { connection: connectionInfo }, configurable: true });
+    try {
+      const { connection, socket, events } = recording(["network-change"]);
+      const pings = () => socket.sent.filter((t) => t === PING_TEXT).length;
+      const before = pings();
+      target.dispatchEvent(new Event("offline"));
+      target.dispatchEvent(new Event("online"));
+      connectionInfo.dispatchEvent(new Event("change"));
+      assert.deepEqual(events.map(([, detail]) => detail.reason), ["offline", "online", "connection"]);
+      assert.equal(pings(), before + 1, "one check, joined by the others");
+      connection.leave();
+      target.dispatchEvent(new Event("online"));
+      assert.equal(events.length, 3, "no listener after leave()");
+    } finally {
+      if (navigatorBefore) Object.defineProperty(globalThis, "navigator", navigatorBefore);
+      else delete (/** @type {any} */ (globalThis)).navigator;
+      Object.assign(globalThis, { addEventListener: saved.add, removeEventListener: saved.remove });
+    }
+  });
+
+  test("a socket without its welcome within connectTimeoutMs is abandoned for the next attempt", () => {
+    const connection = connect("r", { baseUrl: "http://duet.test", WebSocket: /** @type {any} */ (ScriptedSocket), pingIntervalMs: 0, connectTimeoutMs: 3000 });
+    const socket = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
+    /** @type {any[]} */
+    const reconnecting = [];
+    connection.addEventListener("reconnecting", (e) => reconnecting.push(e.detail));
+    mock.timers.tick(2999);
+    assert.deepEqual(reconnecting, []);
+    mock.timers.tick(1);
+    assert.equal(socket.readyState, 3);
+    assert.equal(reconnecting[0]?.reason, "connect timed out");
+    connection.leave();
+  });
+});
+
 describe("refusals in-band", () => {
   beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
   afterEach(() => mock.timers.reset());
@@ -597,113 +698,14 @@ describe("the key confirmation's clock", () => {
     const back = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
     assert.notEqual(back, socket);
     back.dispatchEvent(new Event("open"));
-    mock.timers.tick(60_000);
+    // Longer than KEY_CONFIRM_MS, shorter than the connect timeout (10 s) of the new socket.
+    mock.timers.tick(9_000);
     assert.deepEqual(events, [], "no verdict from silence while we were away");
     back.receive(welcome({ type: "joined", clientId: ME, resumed: true, peers: [PEER] }));
     await until(() => hellos(back).length === 1, "our hello on the new socket");
     back.receive(await peerHello());
     await until(() => events.length === 1, "the confirmation");
     assert.deepEqual(events, [{ type: "e2e-confirmed", detail: { peer: PEER } }]);
-/** Lets the promises that are ready run (getStats answers, check() results). */
-const flush = async () => {
-  for (let i = 0; i < 5; i += 1) await Promise.resolve();
-};
-
-describe("the socket check", () => {
-  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
-  afterEach(() => mock.timers.reset());
-
-  /** A welcomed connection recording the events named. */
-  function recording(types, options = {}) {
-    const at = welcomed(welcome(), { backoff: { initialDelayMs: 1000, maxDelayMs: 1000 }, ...options });
-    /** @type {[string, any][]} */
-    const events = [];
-    for (const type of types) at.connection.addEventListener(type, (e) => events.push([type, e.detail]));
-    return { ...at, events };
-  }
-
-  test("pings at once; an answer within checkTimeoutMs keeps the socket", async () => {
-    const { connection, socket, events } = recording(["checked", "reconnecting"]);
-    const pingsBefore = socket.sent.filter((t) => t === PING_TEXT).length;
-    const result = connection.check("test");
-    assert.equal(socket.sent.filter((t) => t === PING_TEXT).length, pingsBefore + 1, "the exact keep-alive text, at once");
-    mock.timers.tick(1499);
-    socket.dispatchEvent(new MessageEvent("message", { data: PONG_TEXT }));
-    assert.equal(await result, true);
-    mock.timers.tick(10_000);
-    assert.deepEqual(events, [["checked", { reason: "test", ok: true, ms: 1499 }]]);
-    assert.equal(ScriptedSocket.opened.at(-1), socket, "no new socket");
-    connection.leave();
-  });
-
-  test("without an answer the socket is dropped and a new one dials at once, resuming the slot", async () => {
-    const { connection, socket, events } = recording(["checked", "reconnecting"]);
-    const result = connection.check("test");
-    const second = connection.check("again"); // joins the first: one ping
-    assert.equal(socket.sent.filter((t) => t === PING_TEXT).length, 1, "one ping for both");
-    mock.timers.tick(1499);
-    assert.equal(ScriptedSocket.opened.at(-1), socket);
-    mock.timers.tick(1);
-    assert.deepEqual([await result, await second], [false, false]);
-    assert.equal(socket.readyState, 3, "the silent socket was closed");
-    mock.timers.tick(0);
-    const next = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
-    assert.notEqual(next, socket, "a new socket without backoff");
-    assert.ok(next.protocols.includes(`duet.resume.${"t".repeat(64)}`), "with the resume token");
-    assert.deepEqual(events, [
-      ["checked", { reason: "test", ok: false, ms: 1500 }],
-      ["reconnecting", { attempt: 1, delayMs: 0, code: 4001, reason: "no answer to a check" }],
-    ]);
-    connection.leave();
-  });
-
-  test("while reconnecting it dials at once instead of waiting out the backoff", () => {
-    const { connection, socket } = recording([]);
-    socket.dispatchEvent(Object.assign(new Event("close"), { code: 1006, reason: "" }));
-    assert.equal(connection.state, "reconnecting");
-    assert.equal(ScriptedSocket.opened.at(-1), socket, "waiting out the backoff");
-    connection.check("test");
-    assert.notEqual(ScriptedSocket.opened.at(-1), socket, "dialed at once");
-    connection.leave();
-  });
-
-  test("the browser's online, offline and connection changes each check the socket", () => {
-    const target = new EventTarget();
-    const connectionInfo = new EventTarget();
-    const saved = { add: globalThis.addEventListener, remove: globalThis.removeEventListener };
-    Object.assign(globalThis, { addEventListener: target.addEventListener.bind(target), removeEventListener: target.removeEventListener.bind(target) });
-    const navigatorBefore = Object.getOwnPropertyDescriptor(globalThis, "navigator");
-    Object.defineProperty(globalThis, "navigator", { value: { connection: connectionInfo }, configurable: true });
-    try {
-      const { connection, socket, events } = recording(["network-change"]);
-      const pings = () => socket.sent.filter((t) => t === PING_TEXT).length;
-      const before = pings();
-      target.dispatchEvent(new Event("offline"));
-      target.dispatchEvent(new Event("online"));
-      connectionInfo.dispatchEvent(new Event("change"));
-      assert.deepEqual(events.map(([, detail]) => detail.reason), ["offline", "online", "connection"]);
-      assert.equal(pings(), before + 1, "one check, joined by the others");
-      connection.leave();
-      target.dispatchEvent(new Event("online"));
-      assert.equal(events.length, 3, "no listener after leave()");
-    } finally {
-      if (navigatorBefore) Object.defineProperty(globalThis, "navigator", navigatorBefore);
-      else delete (/** @type {any} */ (globalThis)).navigator;
-      Object.assign(globalThis, { addEventListener: saved.add, removeEventListener: saved.remove });
-    }
-  });
-
-  test("a socket without its welcome within connectTimeoutMs is abandoned for the next attempt", () => {
-    const connection = connect("r", { baseUrl: "http://duet.test", WebSocket: /** @type {any} */ (ScriptedSocket), pingIntervalMs: 0, connectTimeoutMs: 3000 });
-    const socket = /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1));
-    /** @type {any[]} */
-    const reconnecting = [];
-    connection.addEventListener("reconnecting", (e) => reconnecting.push(e.detail));
-    mock.timers.tick(2999);
-    assert.deepEqual(reconnecting, []);
-    mock.timers.tick(1);
-    assert.equal(socket.readyState, 3);
-    assert.equal(reconnecting[0]?.reason, "connect timed out");
     connection.leave();
   });
 });
