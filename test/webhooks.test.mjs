@@ -217,9 +217,11 @@ describe("lifecycle webhooks", { concurrency: true }, () => {
       send(a.ws, { type: "report", outcome: "connected", path: "p2p", transport: "udp", connectMs: 5, iceRestarts: 0 });
       assert.equal((await nextFrame(a.ws)).code, "bad-report");
       const requests = await receiver.until(room, (rs) => rs.filter((r) => r.event.type.startsWith("call.") && r.event.type !== "call.ready").length >= 2);
+      // Two sockets: their reports may reach the room in either order.
       const reports = firstCopies(requests)
         .filter((e) => e.type === "call.connected" || e.type === "call.failed")
-        .map(({ id, at, ...rest }) => rest);
+        .map(({ id, at, ...rest }) => rest)
+        .sort((x, y) => x.type.localeCompare(y.type));
       assert.deepStrictEqual(reports, [
         { type: "call.connected", room, clientId: b.id, reportedBy: "client", path: "relay", transport: "tcp", connectMs: 1834, iceRestarts: 1 },
         { type: "call.failed", room, clientId: a.id, reportedBy: "client", connectMs: 30000, iceRestarts: 2 },

@@ -278,8 +278,20 @@ export async function closePage(/** @type {any} */ page) {
  */
 export async function until(page, predicate, arg, timeout = 20_000) {
   const options = { timeout, polling: 50 };
-  const handle = isPuppeteer(page) ? await page.waitForFunction(predicate, options, arg) : await page.waitForFunction(predicate, arg, options);
-  return handle.jsonValue();
+  try {
+    const handle = isPuppeteer(page) ? await page.waitForFunction(predicate, options, arg) : await page.waitForFunction(predicate, arg, options);
+    return handle.jsonValue();
+  } catch (error) {
+    // Say what the page showed instead, so a failure in CI can be read without a rerun.
+    const state = await page
+      .evaluate(() => {
+        const d = /** @type {any} */ (window).duetDebug;
+        return { status: d?.status, text: document.getElementById("status")?.textContent, pc: d?.pc?.connectionState, ice: d?.pc?.iceConnectionState };
+      })
+      .catch(() => null);
+    if (error instanceof Error) error.message += ` (the page: ${JSON.stringify(state)})`;
+    throw error;
+  }
 }
 
 /** Types `text` into the app's chat box and sends it, once the data channel is open. */
