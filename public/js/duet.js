@@ -748,6 +748,26 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   }
 
   /**
+   * Tells the server how this call's media connected, or that it failed (`docs/protocol.md`,
+   * "Reports"); operators get it as a `call.connected` or `call.failed` webhook. A watcher
+   * (`watchPeerConnection()`) sends one when media first flows and one when it gives up, so an
+   * application that watches needs no call of its own. Never carries an address. Returns
+   * whether it was sent (only on an open socket).
+   * @param {CallReport} report
+   */
+  sendReport(report) {
+    const ws = this.#socket;
+    if (this.state !== "open" || !ws || ws.readyState !== OPEN) return false;
+    const whole = (/** @type {number} */ n, /** @type {number} */ max) => Math.min(max, Math.max(0, Math.round(n)));
+    const frame =
+      report.outcome === "connected"
+        ? { type: "report", outcome: "connected", path: report.path, transport: report.transport }
+        : { type: "report", outcome: "failed" };
+    ws.send(JSON.stringify({ ...frame, connectMs: whole(report.connectMs, 600_000), iceRestarts: whole(report.iceRestarts, 1000) }));
+    return true;
+  }
+
+  /**
    * Leaves the room for good: the server releases the slot at once and the peer gets
    * `peer-left` (`leave`). The stored resume token is forgotten. Emits `close` (1000).
    */
@@ -1413,6 +1433,14 @@ class Hello {
  * Watches one peer connection for a broken media path and repairs it through its signaling
  * connection; made by {@link DuetConnection#watchPeerConnection}, which explains what it does.
  */
+/**
+ * A call's outcome for {@link DuetConnection#sendReport}: media flows over `path` and
+ * `transport` (the local candidate's, or with a relay the one to the TURN server), or the
+ * client gave up; `connectMs` from the start of the attempt, and its ICE restarts.
+ * @typedef {{outcome: "connected", path: "direct" | "relay", transport: "udp" | "tcp" | "tls", connectMs: number, iceRestarts: number}
+ *   | {outcome: "failed", connectMs: number, iceRestarts: number}} CallReport
+ */
+
 export class PathWatcher {
   /** Whether no inbound RTP packet arrived for `stallMs`, after some had. */
   stalled = false;
@@ -1424,6 +1452,8 @@ export class PathWatcher {
   stalls = 0;
   /** Milliseconds from the start of watching to ICE's first `connected`, `null` until then. @type {number | null} */
   connectMs = null;
+  /** The outcomes already reported to the server: each at most once per watcher. */
+  #reported = { connected: false, failed: false };
   #startedAt = Date.now();
 
   #connection;
@@ -1528,6 +1558,16 @@ export class PathWatcher {
     };
   }
 
+  /** Reports the first connected path to the server, once (`DuetConnection#sendReport`). */
+  async #reportConnected() {
+    if (this.#reported.connected) return;
+    this.#reported.connected = true;
+    const path = await this.report();
+    const transport = path.relayProtocol ?? path.protocol;
+    if (!path.path || (transport !== "udp" && transport !== "tcp" && transport !== "tls")) return;
+    this.#connection.sendReport({ outcome: "connected", path: path.path, transport, connectMs: path.connectMs ?? 0, iceRestarts: this.restarts });
+  }
+
   /** Stops watching (the peer connection is left as it is). */
   stop() {
     clearInterval(this.#sampleTimer);
@@ -1560,7 +1600,10 @@ export class PathWatcher {
   #onIceState() {
     if (this.#closed()) return;
     const ice = this.#pc.iceConnectionState;
-    if (this.connectMs === null && (ice === "connected" || ice === "completed")) this.connectMs = Date.now() - this.#startedAt;
+    if (this.connectMs === null && (ice === "connected" || ice === "completed")) {
+      this.connectMs = Date.now() - this.#startedAt;
+      void this.#reportConnected();
+    }
     if (ice === "disconnected" || ice === "failed") this.#doubt(`ice-${ice}`);
     else if (this.#healthy()) this.#trust();
   }
@@ -1620,6 +1663,10 @@ export class PathWatcher {
     if (this.#failedRestarts >= this.#options.maxRestarts) {
       const restarts = this.#failedRestarts;
       this.#trust();
+      if (!this.#reported.failed) {
+        this.#reported.failed = true;
+        this.#connection.sendReport({ outcome: "failed", connectMs: Date.now() - this.#startedAt, iceRestarts: this.restarts });
+      }
       this.#emit("renew", { restarts });
       this.#options.renew?.();
       return;

@@ -863,7 +863,29 @@ describe("the path watcher", () => {
     }
     assert.equal(renewed(), 1, "the third doubt renews instead of restarting");
     assert.deepEqual(events.find(([type]) => type === "renew"), ["renew", { restarts: 2 }]);
+    // Giving up is reported to the server once (docs/protocol.md, "Reports").
+    const failed = socket.sent.filter((t) => t.includes('"report"')).map((t) => JSON.parse(t));
+    assert.equal(failed.length, 1);
+    assert.deepEqual({ ...failed[0], connectMs: typeof failed[0].connectMs }, { type: "report", outcome: "failed", connectMs: "number", iceRestarts: 2 });
     connection.leave();
+  });
+
+  test("the first connected path is reported to the server once, without an address", async () => {
+    const at = welcomed(welcome({ peers: ["fedcba9876543210"] }));
+    const pc = new ScriptedPc();
+    pc.iceConnectionState = "checking";
+    at.connection.watchPeerConnection(pc, { renew: () => {} });
+    const reports = () => at.socket.sent.filter((t) => t.includes('"report"'));
+    mock.timers.tick(1200);
+    pc.set({ iceConnectionState: "connected" });
+    await flush();
+    // The scripted pair: a local relay candidate reached over TCP, a server-reflexive remote.
+    assert.deepEqual(reports(), ['{"type":"report","outcome":"connected","path":"relay","transport":"tcp","connectMs":1200,"iceRestarts":0}']);
+    pc.set({ iceConnectionState: "disconnected" });
+    pc.set({ iceConnectionState: "connected" });
+    await flush();
+    assert.equal(reports().length, 1, "once per watcher");
+    at.connection.leave();
   });
 
   test("a restart whose offer was never answered does not count as failed", async () => {
