@@ -378,7 +378,9 @@ export async function dropResumes(dropper, peer) {
   const whileAway = await until(peer, () => /** @type {any} */ (window).seenWhileAway);
   assert.deepEqual(whileAway, { text: "The other person's connection dropped; waiting for them…", videoShown: true });
   await until(dropper, (n) => window.duetDebug.stats.reconnects === n && window.duetDebug.status === "connected", before[0].stats.reconnects + 1);
-  await until(peer, () => window.duetDebug.status === "connected");
+  // The peer's status waits for its video to be seen again (video-stopped in between), which a
+  // busy machine's headless Chromium can be slow to paint.
+  await until(peer, () => window.duetDebug.status === "connected", undefined, 45_000);
   const afterDrop = await snapshot();
   for (const i of [0, 1]) {
     assert.equal(afterDrop[i].clientId, before[i].clientId, "the slot was resumed");
