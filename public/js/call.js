@@ -38,7 +38,8 @@
  *
  * ## Messages between the peers
  * Everything rides in the `data` of signaling `message` frames as
- * `{kind: "signal", pc, to, description | candidate}`. `pc` is a random id of the sender's
+ * `{kind: "signal", pc, to, description | candidate}`, and `{kind: "keyframe", pc, to}` asks the
+ * peer to restart its video with a key frame (our picture did not come back with the media). `pc` is a random id of the sender's
  * RTCPeerConnection and `to` the id of ours it was answering (null at first). A signal from a
  * peer connection we have not seen means the peer started afresh (say, its page reloaded and
  * resumed its slot), so we start afresh too; a signal addressed to a peer connection we no
@@ -66,6 +67,13 @@ export const CHAT_MAX_CHARS = 2000;
  * one, and would ask for it only after 3 s without a decodable frame.
  */
 const KEYFRAME_AFTER_STALL_MS = 1000;
+/**
+ * When media arrives again but our remote video still does not decode this long after, we ask
+ * the peer for a key frame (its own, sent when its media came back, may have been lost on a
+ * path that was not up yet in our direction); at most once per `KEYFRAME_ASK_EVERY_MS`.
+ */
+const KEYFRAME_ASK_AFTER_MS = 400;
+const KEYFRAME_ASK_EVERY_MS = 1000;
 /**
  * How long a negotiated connection may stay "new" (not a single connectivity check) before we
  * restart ICE: the impolite side first, the polite side later in case that did not help.
@@ -117,7 +125,7 @@ export class Call extends EventTarget {
   /** Every status this call has shown, in order (for tests and debugging). @type {string[]} */
   statusHistory = ["starting"];
   /** Counters for tests and debugging. */
-  stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0, iceServerUpdates: 0, renewals: 0 };
+  stats = { peerConnections: 0, iceRestarts: 0, reconnects: 0, iceServerUpdates: 0, renewals: 0, keyFrameRequests: 0 };
   /** Last problem worth telling the person about. @type {string | null} */
   problem = null;
   /** The safety code of the current peer connection, e.g. `"024 995"`. @type {string | null} */
@@ -146,6 +154,8 @@ export class Call extends EventTarget {
   #watcher = null;
   /** Whether media reached us with this peer (so trouble now is an interruption, not a start). */
   #wasConnected = false;
+  #keyFrameAskedAt = 0;
+  #refreshedAt = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #stuckTimer;
   #offersBefore = { sent: 0, answered: 0 };
@@ -201,9 +211,18 @@ export class Call extends EventTarget {
     });
     signaling.addEventListener("e2e-confirmed", (e) => this.#emit("e2e-confirmed", e.detail));
     signaling.addEventListener("ice-servers", () => this.#applyIceServers());
-    signaling.addEventListener("media-stalled", () => this.#update());
+    signaling.addEventListener("media-stalled", (e) => {
+      // Packets arrive, pictures do not: the peer's key frame was lost, or never sent.
+      if (e.detail.kind === "video" && !this.#watcher?.stalled) this.#askForKeyFrame();
+      this.#update();
+    });
     signaling.addEventListener("media-flowing", (e) => {
-      if (e.detail.kind === "all" && e.detail.stalledMs >= KEYFRAME_AFTER_STALL_MS) this.#refreshVideo();
+      if (e.detail.kind === "all" && e.detail.stalledMs >= KEYFRAME_AFTER_STALL_MS) {
+        this.#refreshVideo();
+        // Our picture comes back only with a key frame from the peer: ask, if none came soon.
+        const watcher = this.#watcher;
+        setTimeout(() => watcher === this.#watcher && watcher?.videoStalled && this.#askForKeyFrame(), KEYFRAME_ASK_AFTER_MS);
+      }
       this.#update();
     });
     signaling.addEventListener("reconnecting", () => this.#update());
@@ -479,6 +498,10 @@ export class Call extends EventTarget {
   #onMessage(data) {
     if (!data || typeof data !== "object") return;
     const msg = /** @type {Record<string, any>} */ (data);
+    if (msg.kind === "keyframe") {
+      if (this.pc && msg.to === this.pcId) this.#refreshVideo();
+      return;
+    }
     if (msg.kind !== "signal" || typeof msg.pc !== "string") return;
     if (msg.to && msg.to !== this.pcId) return; // for a peer connection we no longer have
     if (!this.pc || (this.remotePcId !== null && msg.pc !== this.remotePcId)) this.#createPc();
@@ -622,12 +645,23 @@ export class Call extends EventTarget {
     this.#emit("safetycode", { code });
   }
 
+  /** Asks the peer to start its video over with a key frame (see `KEYFRAME_ASK_AFTER_MS`). */
+  #askForKeyFrame() {
+    if (!this.pc || this.remotePcId === null || Date.now() - this.#keyFrameAskedAt < KEYFRAME_ASK_EVERY_MS) return;
+    this.#keyFrameAskedAt = Date.now();
+    this.stats.keyFrameRequests += 1;
+    this.signaling?.send({ kind: "keyframe", pc: this.pcId, to: this.remotePcId });
+  }
+
   /**
    * Makes our video encoders start over with a key frame: each video sender's encodings are
    * paused and resumed at once (there is no API to ask for a key frame).
    */
   async #refreshVideo() {
     const pc = this.pc;
+    // At most once per KEYFRAME_ASK_EVERY_MS, however often the peer asks.
+    if (Date.now() - this.#refreshedAt < KEYFRAME_ASK_EVERY_MS) return;
+    this.#refreshedAt = Date.now();
     for (const sender of pc?.getSenders() ?? []) {
       if (sender.track?.kind !== "video") continue;
       try {

@@ -1537,7 +1537,7 @@ export class PathWatcher {
     try {
       (await this.#pc.getStats()).forEach((s) => {
         byId.set(s.id, s);
-        if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+        pairId = selectedPair(s) ?? pairId;
       });
     } catch {
       // A closed peer connection: no path.
@@ -1718,11 +1718,10 @@ export class PathWatcher {
       if (s.type === "inbound-rtp") {
         packets.set(s.id, s.packetsReceived ?? 0);
         if (s.kind === "video") frames.set(s.id, s.framesDecoded ?? 0);
-      } else if (s.type === "transport" && s.selectedCandidatePairId) {
-        pairId = s.selectedCandidatePairId;
       } else if (s.type === "candidate-pair") {
         responses.set(s.id, s.responsesReceived ?? 0);
       }
+      pairId = selectedPair(s) ?? pairId;
     });
     this.#pair = { id: pairId, responses: responses.get(pairId) ?? 0 };
     const now = Date.now();
@@ -1769,6 +1768,19 @@ export class PathWatcher {
   #emit(type, detail) {
     this.#connection.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/**
+ * The id of the selected candidate pair, if stats object `s` names it: a transport's
+ * `selectedCandidatePairId`, or (Firefox, which has no transport stats) a candidate pair that
+ * says `selected`.
+ * @param {any} s
+ * @returns {string | null}
+ */
+function selectedPair(s) {
+  if (s.type === "transport" && s.selectedCandidatePairId) return s.selectedCandidatePairId;
+  if (s.type === "candidate-pair" && s.selected === true) return s.id;
+  return null;
 }
 
 /**

@@ -17,7 +17,8 @@
 // The link between a home and its router is a pair of TUN devices joined by link.py, a user-space
 // forwarder that adds loss and delay and can cut the link (this kernel has no sch_netem).
 //
-// Every namespace of a run is named `dl<pid>-…`. `removeRun(pid)` kills the processes inside a
+// Every namespace of a run is named `dl<pid>-…`, with a resolv.conf of its own under
+// /etc/netns/ (no name lookup leaves the lab). `removeRun(pid)` kills the processes inside a
 // run's namespaces and deletes them; each run first removes what runs that died left behind, and
 // starts a watchdog that does the same for it should it die without cleaning up.
 
@@ -28,9 +29,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS, CHROMIUM_PATH, startDevServer } from "../helpers/browser.mjs";
+import puppeteer from "puppeteer-core";
+import { CHROMIUM_ARGS, CHROMIUM_PATH, FIREFOX_PATH, FIREFOX_PREFS, freePort, startDevServer } from "../helpers/browser.mjs";
 
 const LINK_PY = fileURLToPath(new URL("link.py", import.meta.url));
+const NS_FIREFOX = fileURLToPath(new URL("ns-firefox.mjs", import.meta.url));
 const TURNSERVER = process.env.TURNSERVER_PATH || "turnserver";
 
 /** The shared secret of the lab's coturn and Duet server. */
@@ -78,6 +81,15 @@ function requireTools() {
   }
 }
 
+/** The entries of /etc/netns (none when it does not exist). */
+function netnsConfigs() {
+  try {
+    return readdirSync("/etc/netns");
+  } catch {
+    return [];
+  }
+}
+
 function namespaces() {
   return run(["ip", "netns", "list"])
     .split("\n")
@@ -85,8 +97,21 @@ function namespaces() {
     .filter(Boolean);
 }
 
+/**
+ * Makes namespace `ns` with its own `/etc/resolv.conf` (`ip netns exec` mounts
+ * `/etc/netns/<ns>/resolv.conf` over it): a name server on the namespace's own loopback, where
+ * nothing answers, so no process in the lab sends a name lookup anywhere (the host's resolver is
+ * outside the lab).
+ */
+function addNamespace(ns) {
+  mkdirSync(join("/etc/netns", ns), { recursive: true });
+  writeFileSync(join("/etc/netns", ns, "resolv.conf"), "nameserver 127.0.0.1\n");
+  ip(null, "netns", "add", ns);
+}
+
 /** Kills every process inside namespace `ns` (they are the lab's: it made the namespace), then deletes it. */
 function removeNamespace(ns) {
+  rmSync(join("/etc/netns", ns), { recursive: true, force: true });
   for (let round = 0; round < 20; round += 1) {
     let pids = [];
     try {
@@ -115,6 +140,7 @@ function removeNamespace(ns) {
 export function removeRun(pid) {
   const prefix = `${RUN_PREFIX}${pid}-`;
   for (const ns of namespaces().filter((name) => name.startsWith(prefix))) removeNamespace(ns);
+  for (const name of netnsConfigs().filter((name) => name.startsWith(prefix))) rmSync(join("/etc/netns", name), { recursive: true, force: true });
   rmSync(runDir(pid), { recursive: true, force: true });
 }
 
@@ -136,6 +162,10 @@ export function removeLeftovers() {
   }
   for (const name of readdirSync(tmpdir())) {
     const match = name.match(/^duet-netlab-(\d+)$/);
+    if (match) pids.add(Number(match[1]));
+  }
+  for (const name of netnsConfigs()) {
+    const match = name.match(/^dl(\d+)-/);
     if (match) pids.add(Number(match[1]));
   }
   for (const pid of pids) if (pid !== process.pid && !alive(pid)) removeRun(pid);
@@ -194,7 +224,7 @@ export async function startInternet({ vars = {} } = {}) {
   const dir = runDir(process.pid);
   mkdirSync(dir, { recursive: true });
   const ns = `${RUN}-net`;
-  ip(null, "netns", "add", ns);
+  addNamespace(ns);
   ip(ns, "link", "set", "lo", "up");
   ip(ns, "link", "add", "br0", "type", "bridge");
   for (const address of Object.values(NET)) ip(ns, "addr", "add", `${address}/24`, "dev", "br0");
@@ -274,8 +304,8 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
   const router = `${RUN}-r${name}`;
   const home = `${RUN}-h${name}`;
   const spare = `${RUN}-m${name}`;
-  ip(null, "netns", "add", router);
-  ip(null, "netns", "add", home);
+  addNamespace(router);
+  addNamespace(home);
   for (const ns of [router, home]) ip(ns, "link", "set", "lo", "up");
   attachToInternet(inet, router, `v${name}`, `100.64.0.${10 + n}`);
   natRules(router, `10.201.${n}.0/24`, nat, blockUdp);
@@ -299,7 +329,7 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
   });
 
   if (mobile) {
-    ip(null, "netns", "add", spare);
+    addNamespace(spare);
     ip(spare, "link", "set", "lo", "up");
     attachToInternet(inet, spare, `w${name}`, `100.64.0.${20 + n}`);
     natRules(spare, `10.201.${100 + n}.0/24`, "cone", false);
@@ -316,7 +346,7 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
     if (reply !== "ok") throw new Error(`link.py answered ${reply} to ${command}`);
   };
 
-  /** @type {import("playwright-core").Browser[]} */
+  /** @type {{close(): Promise<void>}[]} */
   const browsers = [];
   return {
     name,
@@ -392,6 +422,36 @@ function createHome(inet, name, n, { nat = "cone", blockUdp = false, mobile = fa
         // Chromium reaches TURN over TCP through its resolver, IP literal or not.
         args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`, "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 100.64.0.*"],
         timeout: 30_000,
+      });
+      browsers.push(browser);
+      return browser;
+    },
+    /**
+     * Firefox running inside the home, driven by puppeteer over WebDriver BiDi: its port inside
+     * the namespace is carried to the same port outside by `ns-firefox.mjs`.
+     */
+    async launchFirefox(/** @type {string} */ origin) {
+      await ready;
+      const wrapper = join(runDir(process.pid), `firefox-${name}`);
+      writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${NS_FIREFOX}" ${home} ${FIREFOX_PATH} "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      const browser = await puppeteer.launch({
+        browser: "firefox",
+        protocol: "webDriverBiDi",
+        executablePath: wrapper,
+        headless: true,
+        debuggingPort: await freePort(),
+        timeout: 60_000,
+        extraPrefsFirefox: {
+          ...FIREFOX_PREFS,
+          // The server's plain-http origin counts as secure (camera, Web Crypto).
+          "dom.securecontext.allowlist": new URL(origin).hostname,
+          // No name lookups and no background traffic: nothing leaves the lab.
+          "network.dns.disablePrefetch": true,
+          "network.trr.mode": 5,
+          "network.connectivity-service.enabled": false,
+          "network.captive-portal-service.enabled": false,
+        },
       });
       browsers.push(browser);
       return browser;

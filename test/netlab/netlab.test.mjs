@@ -46,7 +46,9 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
   /**
    * Two homes (a and b) with Chromium each, and `rooms` calls between them: each a page per
    * home in a fresh room, the page of home a opened with `ice[i]` of the room (see `iceFilter`).
-   * @param {{a?: import("./lab.mjs").HomeOptions, b?: import("./lab.mjs").HomeOptions, ice?: (IceMode | undefined)[]}} options
+   * `impair` sets both homes' links before anything opens.
+   * `browsers` says which browser runs in each home (Chromium by default).
+   * @param {{a?: import("./lab.mjs").HomeOptions, b?: import("./lab.mjs").HomeOptions, ice?: (IceMode | undefined)[], impair?: {loss: number, delayMs: number}, browsers?: ("chromium" | "firefox")[]}} options
    * @param {(call: Awaited<ReturnType<typeof setUp>>) => Promise<void>} check
    */
   async function withCall(options, check) {
@@ -62,12 +64,14 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
   }
 
   /** @param {Parameters<typeof withCall>[0]} options */
-  async function setUp({ a = {}, b = {}, ice = [undefined] }) {
+  async function setUp({ a = {}, b = {}, ice = [undefined], impair, browsers: kinds = ["chromium", "chromium"] }) {
     const homes = [lab.addHome("a", a), lab.addHome("b", b)];
     try {
       await Promise.all(homes.map((home) => home.ready));
-      const browsers = await Promise.all(homes.map((home) => home.launchChromium(lab.origin)));
+      if (impair) await Promise.all(homes.map((home) => home.impair(impair)));
+      const browsers = await Promise.all(homes.map((home, i) => (kinds[i] === "firefox" ? home.launchFirefox(lab.origin) : home.launchChromium(lab.origin))));
       const rooms = [];
+      const openedAt = Date.now();
       for (const mode of ice) {
         const url = `${lab.origin}/${roomName("lab")}#k=${randomBytes(32).toString("base64url")}`;
         const prepare = mode ? (/** @type {any} */ context) => context.addInitScript(iceFilter, mode) : undefined;
@@ -78,6 +82,7 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
         homes,
         rooms,
         pages: rooms[0],
+        openedAt,
         async close() {
           await Promise.all(rooms.flat().map((page) => closePage(page).catch(() => {})));
           for (const home of homes) await home.remove();
@@ -102,8 +107,7 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
   });
 
   test("cone NATs, STUN only: a direct call between the two public addresses", async (t) => {
-    await withCall({ ice: ["no-turn"] }, async ({ pages, homes }) => {
-      const started = Date.now();
+    await withCall({ ice: ["no-turn"] }, async ({ pages, homes, openedAt: started }) => {
       await connectedWithMedia(pages);
       const pairs = await Promise.all(pages.map(selectedPair));
       for (const [i, pair] of pairs.entries()) {
@@ -114,33 +118,33 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
       }
       const reports = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.report())));
       for (const report of reports) assert.equal(report.path, "direct", JSON.stringify(report));
-      results.cone = { connectMs: Date.now() - started, pairs, reports };
-      t.diagnostic(`connected with media in ${Date.now() - started} ms over ${pairs.map((p) => `${p.local.type}→${p.remote.type}`).join(", ")}`);
+      const connectedAt = await timeToConnected(pages);
+      results.cone = { connectedAt, withMediaMs: Date.now() - started, pairs, reports };
+      t.diagnostic(`"connected" ${connectedAt} ms after navigation over ${pairs.map((p) => `${p.local.type}→${p.remote.type}`).join(", ")}`);
     });
   });
 
   test("symmetric NATs: over a TURN relay; without TURN the same call never connects", async (t) => {
-    await withCall({ a: { nat: "symmetric" }, b: { nat: "symmetric" }, ice: [undefined, "no-turn"] }, async ({ rooms }) => {
+    await withCall({ a: { nat: "symmetric" }, b: { nat: "symmetric" }, ice: [undefined, "no-turn"] }, async ({ rooms, openedAt: started }) => {
       const [relayed, direct] = rooms;
-      const started = Date.now();
       await connectedWithMedia(relayed);
       const pairs = await Promise.all(relayed.map(selectedPair));
       assert.ok(pairs.some((pair) => pair.local.type === "relay"), JSON.stringify(pairs));
       const reports = await Promise.all(relayed.map((page) => page.evaluate(() => window.duetDebug.report())));
       for (const report of reports) assert.equal(report.path, "relay", JSON.stringify(report));
-      results.symmetric = { connectMs: Date.now() - started, pairs, reports };
-      t.diagnostic(`relayed call connected with media in ${Date.now() - started} ms`);
+      const connectedAt = await timeToConnected(relayed);
+      results.symmetric = { connectedAt, withMediaMs: Date.now() - started, pairs, reports };
+      t.diagnostic(`relayed call "connected" ${connectedAt} ms after navigation`);
       await neverConnects(direct, t);
     });
   });
 
   test("UDP blocked in one home: TURN over TCP; with UDP TURN only the same call never connects", async (t) => {
-    await withCall({ a: { blockUdp: true }, ice: [undefined, "udp-turn-only"] }, async ({ rooms }) => {
+    await withCall({ a: { blockUdp: true }, ice: [undefined, "udp-turn-only"] }, async ({ rooms, openedAt: started }) => {
       const [overTcp, udpOnly] = rooms;
       // The server's TURN_URLS reach the client intact, ?transport=tcp included.
       const urls = await overTcp[0].evaluate(() => window.duetDebug.call.signaling.iceServers.flatMap((s) => s.urls));
       assert.ok(urls.includes(TURN_TCP) && urls.includes(TURN_UDP), JSON.stringify(urls));
-      const started = Date.now();
       await connectedWithMedia(overTcp);
       const configured = await overTcp[0].evaluate(() => window.duetDebug.pc.getConfiguration().iceServers.flatMap((s) => s.urls));
       assert.ok(configured.includes(TURN_TCP), `the peer connection has ${JSON.stringify(configured)}`);
@@ -149,24 +153,20 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
       assert.equal(pair.local.relayProtocol, "tcp", JSON.stringify(pair));
       const report = await overTcp[0].evaluate(() => window.duetDebug.report());
       assert.deepEqual([report.path, report.local, report.relayProtocol], ["relay", "relay", "tcp"], JSON.stringify(report));
-      results.udpBlocked = { connectMs: Date.now() - started, pair, report };
-      t.diagnostic(`connected over TURN/TCP with media in ${Date.now() - started} ms`);
+      const connectedAt = await timeToConnected(overTcp);
+      results.udpBlocked = { connectedAt, withMediaMs: Date.now() - started, pair, report };
+      t.diagnostic(`"connected" over TURN/TCP ${connectedAt} ms after navigation`);
       await neverConnects(udpOnly, t);
     });
   });
 
   test("3% loss and 150 ms delay each way on both homes' links", async (t) => {
-    await withCall({}, async ({ pages, homes }) => {
-      await Promise.all(homes.map((home) => home.impair({ loss: 0.03, delayMs: 150 })));
-      const started = Date.now();
-      // The pages opened before the impairment, the call only starts now: reload both.
-      await Promise.all(pages.map((page) => page.reload()));
-      await Promise.all(pages.map((page) => until(page, () => window.duetDebug?.call?.signaling).then(() => page.evaluate(monitor, VERBOSE))));
+    await withCall({ impair: { loss: 0.03, delayMs: 150 } }, async ({ pages, openedAt }) => {
       await connectedWithMedia(pages, 60_000);
-      const connectMs = Date.now() - started;
+      const connectedAt = await timeToConnected(pages);
       const restarts = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.stats.iceRestarts)));
-      results.lossy = { connectMs, iceRestarts: restarts };
-      t.diagnostic(`connected with media in ${connectMs} ms (ICE restarts ${restarts})`);
+      results.lossy = { connectedAt, withMediaMs: Date.now() - openedAt, iceRestarts: restarts };
+      t.diagnostic(`"connected" ${connectedAt} ms after navigation (ICE restarts ${restarts})`);
     });
   });
 
@@ -198,6 +198,21 @@ describe("the network lab", { skip: skip ?? false, timeout: 600_000 }, () => {
       results.outage = recovery;
       t.diagnostic(`media back both ways ${recovery.ms} ms after the link returned (${recovery.pages.map((p) => p.ms)})`);
       await statusWasHonest(pages, cutAt);
+    });
+  });
+
+  test("Firefox behind a cone NAT calls Chromium behind another, then moves to its second uplink", async (t) => {
+    await withCall({ a: { mobile: true }, browsers: ["firefox", "chromium"] }, async ({ pages, homes }) => {
+      await connectedWithMedia(pages);
+      const connectedAt = await timeToConnected(pages);
+      const reports = await Promise.all(pages.map((page) => page.evaluate(() => window.duetDebug.report())));
+      for (const report of reports) assert.equal(report.path, "direct", JSON.stringify(report));
+      await pages[0].evaluate(() => new Promise((resolve) => window.duetDebug.call.signaling.addEventListener("pong", resolve, { once: true })));
+      const usable = await homes[0].switchUplink();
+      const recovery = await recovered(pages, usable, homes);
+      results.firefoxSwitch = { connectedAt, reports, ...recovery };
+      t.diagnostic(`"connected" ${connectedAt} ms after navigation; media back both ways ${recovery.ms} ms after the switch (${recovery.pages.map((p) => p.ms)})`);
+      await statusWasHonest(pages, usable);
     });
   });
 
@@ -285,7 +300,7 @@ function monitor(verbose = false) {
     lab.presented.push(Date.now());
     video.requestVideoFrameCallback(tick);
   };
-  video.requestVideoFrameCallback(tick);
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(tick);
   new MutationObserver(() => {
     const now = String(status.dataset.status);
     if (lab.statuses[lab.statuses.length - 1][1] !== now) lab.statuses.push([Date.now(), now]);
@@ -302,6 +317,11 @@ function monitor(verbose = false) {
     window.duetDebug.call.addEventListener("remotestream", () => watch(window.duetDebug.pc));
   }
   Object.assign(window, { lab });
+}
+
+/** Each page's time from navigation to first showing "connected" (ms, the app's `connectedAt`). */
+async function timeToConnected(/** @type {any[]} */ pages) {
+  return Promise.all(pages.map((page) => page.evaluate(() => Math.round(/** @type {number} */ (window.duetDebug.connectedAt)))));
 }
 
 /** Both pages connected, with remote frames decoded without a freeze for a while. */
@@ -517,6 +537,7 @@ async function selectedPair(page) {
     let pair = null;
     stats.forEach((/** @type {any} */ s) => {
       if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      if (s.type === "candidate-pair" && s.selected === true) pair = s; // Firefox: no transport stats
     });
     if (!pair) return null;
     const side = (/** @type {string} */ id) => {
