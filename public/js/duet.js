@@ -1185,7 +1185,7 @@ export class PathWatcher {
     const listeners = [
       [pc, "iceconnectionstatechange", () => this.#onIceState()],
       [pc, "signalingstatechange", () => this.#onSignalingState()],
-      [connection, "network-change", (e) => this.#doubt(e.detail.reason)],
+      [connection, "network-change", (e) => this.#doubt(e.detail.reason, false)],
       [connection, "reconnected", (e) => e.detail.resumed && this.#afterResume("resumed")],
       [connection, "peer-joined", (e) => e.detail.resumed && this.#afterResume("peer-resumed")],
       [connection, "close", () => this.stop()],
@@ -1281,14 +1281,19 @@ export class PathWatcher {
     if (this.#restart && this.#pc.signalingState === "stable") this.#restart.negotiated = true;
   }
 
-  /** The path may be broken: check the socket, then restart ICE (see #maybeRestart). @param {string} reason */
-  #doubt(reason) {
+  /**
+   * The path may be broken: check the socket, then restart ICE (see #maybeRestart). A network
+   * change alone (`broken` false) only makes it suspect: ICE restarts after a resume it led to,
+   * or when media then stalls; media seen arriving after it clears it.
+   * @param {string} reason @param {boolean} [broken] ICE or stalled media say the path broke
+   */
+  #doubt(reason, broken = true) {
     if (this.#closed()) return;
     if (this.#doubtedSince === null) {
       this.#doubtedSince = Date.now();
       this.#reason = reason;
     }
-    this.#restartWanted = true;
+    if (broken) this.#restartWanted = true;
     this.#connection.check(reason).then(() => this.#maybeRestart());
   }
 
@@ -1391,6 +1396,8 @@ export class PathWatcher {
     const now = Date.now();
     this.#track("all", this.#inbound, packets, now);
     this.#track("video", this.#video, frames, now);
+    // Media arriving since the doubt began clears it (a network change that broke nothing).
+    if (this.#doubtedSince !== null && !this.#restart && this.#healthySince(this.#doubtedSince)) this.#trust();
     // After a negotiated restart, connectivity checks answered on the selected pair prove the
     // path even when no media comes (the peer may simply send none): no more restarts for it.
     const restart = this.#restart;
