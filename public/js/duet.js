@@ -1149,7 +1149,7 @@ export class PathWatcher {
   #restartWanted = false;
   /** Negotiated restarts in a row that did not bring media back. */
   #failedRestarts = 0;
-  /** The restart in progress: when, whether its offer/answer completed, the selected pair then. @type {{negotiated: boolean, pair: string, responses: number} | null} */
+  /** The restart in progress: whether its offer/answer completed, and the selected pair then. @type {{negotiated: boolean, pair: string, responses: number} | null} */
   #restart = null;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #restartTimer;
