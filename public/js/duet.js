@@ -1468,7 +1468,7 @@ export class PathWatcher {
   #restartWanted = false;
   /** Negotiated restarts in a row that did not bring media back. */
   #failedRestarts = 0;
-  /** The restart in progress: when, whether its offer/answer completed, the selected pair then. @type {{negotiated: boolean, pair: string, responses: number} | null} */
+  /** The restart in progress: whether its offer/answer completed, and the selected pair then. @type {{negotiated: boolean, pair: string, responses: number} | null} */
   #restart = null;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #restartTimer;
@@ -1504,7 +1504,7 @@ export class PathWatcher {
     const listeners = [
       [pc, "iceconnectionstatechange", () => this.#onIceState()],
       [pc, "signalingstatechange", () => this.#onSignalingState()],
-      [connection, "network-change", (e) => this.#doubt(e.detail.reason)],
+      [connection, "network-change", (e) => this.#doubt(e.detail.reason, false)],
       [connection, "reconnected", (e) => e.detail.resumed && this.#afterResume("resumed")],
       [connection, "peer-joined", (e) => e.detail.resumed && this.#afterResume("peer-resumed")],
       [connection, "close", () => this.stop()],
@@ -1613,14 +1613,19 @@ export class PathWatcher {
     if (this.#restart && this.#pc.signalingState === "stable") this.#restart.negotiated = true;
   }
 
-  /** The path may be broken: check the socket, then restart ICE (see #maybeRestart). @param {string} reason */
-  #doubt(reason) {
+  /**
+   * The path may be broken: check the socket, then restart ICE (see #maybeRestart). A network
+   * change alone (`broken` false) only makes it suspect: ICE restarts after a resume it led to,
+   * or when media then stalls; media seen arriving after it clears it.
+   * @param {string} reason @param {boolean} [broken] ICE or stalled media say the path broke
+   */
+  #doubt(reason, broken = true) {
     if (this.#closed()) return;
     if (this.#doubtedSince === null) {
       this.#doubtedSince = Date.now();
       this.#reason = reason;
     }
-    this.#restartWanted = true;
+    if (broken) this.#restartWanted = true;
     this.#connection.check(reason).then(() => this.#maybeRestart());
   }
 
@@ -1727,6 +1732,8 @@ export class PathWatcher {
     const now = Date.now();
     this.#track("all", this.#inbound, packets, now);
     this.#track("video", this.#video, frames, now);
+    // Media arriving since the doubt began clears it (a network change that broke nothing).
+    if (this.#doubtedSince !== null && !this.#restart && this.#healthySince(this.#doubtedSince)) this.#trust();
     // After a negotiated restart, connectivity checks answered on the selected pair prove the
     // path even when no media comes (the peer may simply send none): no more restarts for it.
     const restart = this.#restart;

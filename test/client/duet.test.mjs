@@ -825,6 +825,35 @@ describe("the path watcher", () => {
     connection.leave();
   });
 
+  test("a network change while media flows and the socket answers restarts nothing", async () => {
+    const { connection, socket, pc } = await watching();
+    connection.dispatchEvent(new CustomEvent("network-change", { detail: { reason: "connection" } }));
+    answer(socket);
+    for (let i = 0; i < 4; i += 1) {
+      pc.packets += 50;
+      await advance(500);
+    }
+    assert.equal(pc.restarts, 0);
+    // Nor does a later resume, the doubt being cleared by the media that came.
+    connection.reconnect();
+    mock.timers.tick(1000);
+    /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1)).receive(welcome({ type: "joined", resumed: true, peers: ["fedcba9876543210"] }));
+    await flush();
+    assert.equal(pc.restarts, 0);
+    connection.leave();
+  });
+
+  test("a network change whose socket does not answer: ICE restarts after the resume", async () => {
+    const { connection, pc } = await watching();
+    connection.dispatchEvent(new CustomEvent("network-change", { detail: { reason: "offline" } }));
+    mock.timers.tick(1500);
+    mock.timers.tick(0);
+    /** @type {ScriptedSocket} */ (ScriptedSocket.opened.at(-1)).receive(welcome({ type: "joined", resumed: true, peers: ["fedcba9876543210"] }));
+    await flush();
+    assert.equal(pc.restarts, 1);
+    connection.leave();
+  });
+
   test("a socket dropped while media flows resumes without an ICE restart", async () => {
     const { connection, pc } = await watching();
     connection.reconnect();
