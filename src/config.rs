@@ -207,6 +207,29 @@ impl Config {
         });
     }
 
+    /// Whether this configuration lets in nothing that `other` refuses: no socket while `other`
+    /// refuses every one; only origins `other` allows; tickets whenever `other` needs them,
+    /// signed with keys it accepts; its jurisdiction; no ticket lifetime it would refuse. What
+    /// the fail-closed property compares (the config fuzz target, the tests below).
+    pub fn at_most_as_open(&self, other: &Config) -> bool {
+        if self.refuses_sockets() || other.refuses_sockets() {
+            return self.refuses_sockets();
+        }
+        let origins = match (&self.allowed_origins, &other.allowed_origins) {
+            (_, AllowedOrigins::Any) => true,
+            (AllowedOrigins::Any, _) => false,
+            (AllowedOrigins::List(a), AllowedOrigins::List(b)) => a
+                .iter()
+                .all(|o| b.iter().any(|p| p.eq_ignore_ascii_case(o))),
+        };
+        let (keys_a, keys_b) = (&self.join_secrets.0, &other.join_secrets.0);
+        let tickets =
+            keys_b.is_empty() || (!keys_a.is_empty() && keys_a.iter().all(|k| keys_b.contains(k)));
+        let place =
+            other.room_jurisdiction.is_none() || self.room_jurisdiction == other.room_jurisdiction;
+        origins && tickets && place && self.max_ticket_ttl_s <= other.max_ticket_ttl_s
+    }
+
     /// Whether every socket is refused, for a setting that restricts access is unusable.
     pub fn refuses_sockets(&self) -> bool {
         !self.unusable.is_empty()
@@ -484,25 +507,6 @@ mod tests {
         }
     }
 
-    /// Whether `a` lets in nothing that `b` refuses, by the settings that restrict access.
-    fn at_most_as_open(a: &Config, b: &Config) -> bool {
-        if a.refuses_sockets() || b.refuses_sockets() {
-            return a.refuses_sockets();
-        }
-        let origins = match (&a.allowed_origins, &b.allowed_origins) {
-            (_, AllowedOrigins::Any) => true,
-            (AllowedOrigins::Any, _) => false,
-            (AllowedOrigins::List(a), AllowedOrigins::List(b)) => a
-                .iter()
-                .all(|o| b.iter().any(|p| p.eq_ignore_ascii_case(o))),
-        };
-        let (keys_a, keys_b) = (&a.join_secrets.0, &b.join_secrets.0);
-        let tickets =
-            keys_b.is_empty() || (!keys_a.is_empty() && keys_a.iter().all(|k| keys_b.contains(k)));
-        let place = b.room_jurisdiction.is_none() || a.room_jurisdiction == b.room_jurisdiction;
-        origins && tickets && place && a.max_ticket_ttl_s <= b.max_ticket_ttl_s
-    }
-
     /// The settings that restrict access, with valid values to hold an invalid one against:
     /// for the gates, values from the most closed to the open; for the ticket lifetime cap,
     /// whose invalid values take the default, the default.
@@ -540,12 +544,12 @@ mod tests {
             }
             if warnings.iter().any(|w| w.name == name) {
                 let unset = with(None).0;
-                proptest::prop_assert!(at_most_as_open(&config, &unset), "{value:?} opens more than unset");
+                proptest::prop_assert!(config.at_most_as_open(&unset), "{value:?} opens more than unset");
                 if fails_closed(name).is_some() {
                     for v in valid {
                         let (other, w) = with(Some(v));
                         proptest::prop_assert!(w.is_empty());
-                        proptest::prop_assert!(at_most_as_open(&config, &other), "{value:?} opens more than {v:?}");
+                        proptest::prop_assert!(config.at_most_as_open(&other), "{value:?} opens more than {v:?}");
                     }
                 }
             }

@@ -456,35 +456,14 @@ fn fails_closed(vars: &HashMap<&str, &str>, config: &Config, invalid: &[&str]) {
             Config::from_vars(|n| vars.get(n).map(|v| (*v).to_owned())).0
         };
         assert!(
-            at_most_as_open(config, &with(None)),
+            config.at_most_as_open(&with(None)),
             "invalid {name} opens more than leaving it unset"
         );
         for v in valid {
             assert!(
-                at_most_as_open(config, &with(Some(v))),
+                config.at_most_as_open(&with(Some(v))),
                 "invalid {name} opens more than {name}={v:?}"
             );
         }
     }
-}
-
-/// Whether `a` lets in nothing that `b` refuses: no socket while refusing every socket; only
-/// origins `b` allows; tickets whenever `b` needs them, signed with keys `b` accepts; `b`'s
-/// jurisdiction; no ticket lifetime `b` would refuse.
-fn at_most_as_open(a: &Config, b: &Config) -> bool {
-    if a.refuses_sockets() || b.refuses_sockets() {
-        return a.refuses_sockets();
-    }
-    let origins = match (&a.allowed_origins, &b.allowed_origins) {
-        (_, AllowedOrigins::Any) => true,
-        (AllowedOrigins::Any, _) => false,
-        (AllowedOrigins::List(a), AllowedOrigins::List(b)) => a
-            .iter()
-            .all(|o| b.iter().any(|p| p.eq_ignore_ascii_case(o))),
-    };
-    let (keys_a, keys_b) = (&a.join_secrets.0, &b.join_secrets.0);
-    let tickets =
-        keys_b.is_empty() || (!keys_a.is_empty() && keys_a.iter().all(|k| keys_b.contains(k)));
-    let place = b.room_jurisdiction.is_none() || a.room_jurisdiction == b.room_jurisdiction;
-    origins && tickets && place && a.max_ticket_ttl_s <= b.max_ticket_ttl_s
 }
