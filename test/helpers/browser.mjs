@@ -8,7 +8,8 @@
 // - `launchChromium()` starts /usr/bin/chromium (or $CHROMIUM_PATH) with fake camera and
 //   microphone. Without a browser it fails with instructions; it never downloads one.
 // - `launchFirefox()` starts /usr/bin/firefox-esr (or $FIREFOX_PATH) with fake media, the same
-//   way.
+//   way. WebKitGTK's MiniBrowser comes from `launchWebKit()` of webkit.mjs; `openPage`, `until`
+//   and `accessibilityProblems` take its pages too.
 // - `openPage(browser, url)` opens a page in its own context (own storage), recording page
 //   errors and CSP violations so a suite can assert there were none; `closePage(page)` ends it.
 // - `until(page, predicate)` waits on a condition in the page (`window.duetDebug` state),
@@ -237,6 +238,12 @@ export async function openPage(browser, url, { denyMedia = false, viewport = { w
     navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
   };
   let page;
+  if (browser.webkit) {
+    // WebKitGTK (webkit.mjs): a window of its own session; it loads `url` itself.
+    page = await browser.newPage(url, viewport);
+    await until(page, () => !document.getElementById("landing") || !document.getElementById("landing")?.hidden || "duetDebug" in window);
+    return page;
+  }
   if (typeof browser.createBrowserContext === "function") {
     // A window of its own, as a person would have: a background tab gets no animation frames,
     // so its video presents no frames and puppeteer's actions wait for it forever.
@@ -264,6 +271,7 @@ export async function openPage(browser, url, { denyMedia = false, viewport = { w
 
 /** Closes `page` with its context (and its storage). */
 export async function closePage(/** @type {any} */ page) {
+  if (typeof page.collectProblems === "function") return page.close(); // WebKitGTK
   await (isPuppeteer(page) ? page.browserContext() : page.context()).close();
 }
 
@@ -414,4 +422,56 @@ export async function accessibilityProblems(page) {
       .filter((/** @type {any} */ v) => v.impact === "serious" || v.impact === "critical")
       .flatMap((/** @type {any} */ v) => v.nodes.map((/** @type {any} */ n) => `${v.id}: ${n.target.join(" ")}`));
   });
+}
+
+/**
+ * Waits until an element of role `status` that is shown says exactly `text` (the way a screen
+ * reader hears it), in a playwright or puppeteer page.
+ * @param {any} page
+ * @param {string} text
+ * @param {number} [timeout]
+ */
+export async function statusSays(page, text, timeout = 20_000) {
+  await until(page, (expected) => [...document.querySelectorAll('[role="status"]')].some((e) => e.textContent === expected && !e.closest("[hidden]")), text, timeout);
+}
+
+/**
+ * In a connected call, `sender` stops sending video while its sound goes on (its video sender
+ * carries no track, as when a camera fails), and `watcher` says the other person's video
+ * stopped; `whileStopped()` runs then. The video comes back, and so does "Connected".
+ * @param {any} sender
+ * @param {any} watcher
+ * @param {() => Promise<void>} [whileStopped]
+ */
+export async function videoStopsAndComesBack(sender, watcher, whileStopped) {
+  await sender.evaluate(async () => {
+    const video = window.duetDebug.pc.getSenders().find((s) => s.track?.kind === "video");
+    Object.assign(window, { stoppedVideo: { sender: video, track: video.track } });
+    await video.replaceTrack(null);
+  });
+  await statusSays(watcher, "Connected, but the other person's video stopped.");
+  assert.equal(await watcher.evaluate(() => window.duetDebug.status), "video-stopped");
+  await whileStopped?.();
+  await sender.evaluate(() => /** @type {any} */ (window).stoppedVideo.sender.replaceTrack(/** @type {any} */ (window).stoppedVideo.track));
+  await statusSays(watcher, "Connected", 45_000);
+}
+
+/**
+ * In a connected call, `dropper` (a Chromium page) loses its signaling socket for good, as a
+ * network failure that lasts would: every socket it opens from then on is closed before it
+ * reaches the server. `watcher` first says the other person's connection dropped
+ * (`whileAway()` runs then), and once the server's resume grace (RESUME_GRACE_MS) is over, that
+ * they left because it did not come back in time.
+ * @param {import("playwright-core").Page} dropper
+ * @param {any} watcher
+ * @param {() => Promise<void>} [whileAway]
+ */
+export async function dropsForGood(dropper, watcher, whileAway) {
+  await dropper.context().routeWebSocket(/\/ws\//, (socket) => socket.close());
+  await dropper.evaluate(() => window.duetDebug.dropSignaling());
+  await statusSays(watcher, "The other person's connection dropped; waiting for them…");
+  await whileAway?.();
+  await statusSays(watcher, "The other person left: their connection dropped and did not come back in time. They can come back with the same link.", 45_000);
+  assert.equal(await watcher.evaluate(() => window.duetDebug.call.peerLeftReason), "timeout");
+  assert.deepEqual(await watcher.evaluate(() => window.duetDebug.statusHistory.slice(-2)), ["peer-reconnecting", "peer-left"]);
 }
