@@ -10,7 +10,22 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { accessibilityProblems, chatArrives, dropResumes, launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, sendChat, startDevServer, until } from "../helpers/browser.mjs";
+import {
+  accessibilityProblems,
+  chatArrives,
+  dropResumes,
+  dropsForGood,
+  launchChromium,
+  openPage,
+  remoteVideoPlays,
+  roomName,
+  SCREENSHOTS,
+  sendChat,
+  signalingCutter,
+  startDevServer,
+  until,
+  videoStopsAndComesBack,
+} from "../helpers/browser.mjs";
 
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 const DESKTOP = { width: 1366, height: 768 };
@@ -277,5 +292,25 @@ describe("the app, as a person sees it", () => {
     await looksFinished(page, "The key in this link is damaged", "Start a new call");
     assert.equal(await page.evaluate(() => window.duetDebug.call.media.stream), null, "the camera was never turned on");
     await page.screenshot({ path: join(SCREENSHOTS, "damaged-key.png") });
+  });
+
+  test("the other person's video stopping, and a drop that lasts past the grace, each read as what they are", async () => {
+    const name = roomName("gone");
+    const cutter = signalingCutter();
+    const [frank, gina] = [await open(url(name), { prepare: cutter.prepare }), await open(url(name))];
+    await Promise.all([until(frank, connected), until(gina, connected)]);
+    await remoteVideoPlays(gina);
+    await videoStopsAndComesBack(frank, gina, async () => {
+      assert.deepEqual(await accessibilityProblems(gina), []);
+      await gina.screenshot({ path: join(SCREENSHOTS, "video-stopped.png") });
+    });
+    await dropsForGood(frank, cutter, gina, async () => {
+      assert.deepEqual(await accessibilityProblems(gina), []);
+    });
+    // Gina keeps the room: the link is offered again, and axe-core is content.
+    await gina.getByText("Send this link").waitFor();
+    assert.deepEqual(await accessibilityProblems(gina), []);
+    await gina.screenshot({ path: join(SCREENSHOTS, "peer-left-after-grace.png") });
+    await Promise.all([frank.close(), gina.close()]);
   });
 });

@@ -1,6 +1,7 @@
 // Calls with Firefox (Debian's firefox-esr over WebDriver BiDi) through the app on `wrangler dev`:
-// Chromium and Firefox in both join orders, Firefox with Firefox, and a dropped signaling socket
-// in Firefox that resumes. Each call must show video both ways and carry chat over the data
+// Chromium and Firefox in both join orders, Firefox with Firefox, a dropped signaling socket
+// in Firefox that resumes, and what Firefox shows when the other person's video stops and when
+// their connection drops for good. Each call must show video both ways and carry chat over the data
 // channel; waits are on conditions in the pages, never fixed sleeps.
 
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import {
   chatArrives,
   closePage,
   dropResumes,
+  dropsForGood,
   launchChromium,
   launchFirefox,
   openPage,
@@ -19,8 +21,10 @@ import {
   roomName,
   SCREENSHOTS,
   sendChat,
+  signalingCutter,
   startDevServer,
   until,
+  videoStopsAndComesBack,
 } from "../helpers/browser.mjs";
 
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
@@ -57,10 +61,11 @@ describe("calls with Firefox", () => {
    * both ways. Returns the two pages, still in the call.
    * @param {"chromium" | "firefox"} first
    * @param {"chromium" | "firefox"} second
+   * @param {Parameters<typeof openPage>[2]} [hostOptions] for `first`'s page
    */
-  async function call(first, second) {
+  async function call(first, second, hostOptions) {
     const url = `${server.origin}/${roomName(`${first}-${second}`)}`;
-    const host = await openPage(browsers[first], url);
+    const host = await openPage(browsers[first], url, hostOptions);
     pages.push(host);
     await until(host, () => window.duetDebug?.status === "waiting");
     const guest = await openPage(browsers[second], url);
@@ -105,6 +110,19 @@ describe("calls with Firefox", () => {
     await chromiumPage.getByRole("status").filter({ hasText: "The other person left the call." }).waitFor();
     assert.deepEqual(await chromiumPage.evaluate((n) => window.duetDebug.statusHistory.slice(n), seen), ["peer-left"]);
     await closePage(chromiumPage);
+  });
+
+  test("in Firefox, the other person's video stopping, and a drop that lasts past the grace, each read as what they are", async () => {
+    const cutter = signalingCutter();
+    const [chromiumPage, firefoxPage] = await call("chromium", "firefox", { prepare: cutter.prepare });
+    await videoStopsAndComesBack(chromiumPage, firefoxPage, async () => {
+      assert.deepEqual(await accessibilityProblems(firefoxPage), []);
+    });
+    await dropsForGood(chromiumPage, cutter, firefoxPage, async () => {
+      assert.deepEqual(await accessibilityProblems(firefoxPage), []);
+    });
+    assert.deepEqual(await accessibilityProblems(firefoxPage), []);
+    await Promise.all([chromiumPage, firefoxPage].map(closePage));
   });
 
   test("Firefox with Firefox; a dropped signaling socket in Firefox resumes without touching the call", async () => {

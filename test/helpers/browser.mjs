@@ -457,17 +457,37 @@ export async function videoStopsAndComesBack(sender, watcher, whileStopped) {
 }
 
 /**
- * In a connected call, `dropper` (a Chromium page) loses its signaling socket for good, as a
- * network failure that lasts would: every socket it opens from then on is closed before it
- * reaches the server. `watcher` first says the other person's connection dropped
- * (`whileAway()` runs then), and once the server's resume grace (RESUME_GRACE_MS) is over, that
- * they left because it did not come back in time.
+ * A way to cut a Chromium page's signaling for good, as a network failure that lasts would: pass
+ * `prepare` to `openPage` (the page's sockets then go through playwright's WebSocket routing,
+ * untouched), and after `cut()` every socket the page opens is closed before it reaches the
+ * server.
+ */
+export function signalingCutter() {
+  let cut = false;
+  return {
+    prepare: (/** @type {import("playwright-core").BrowserContext} */ context) =>
+      context.routeWebSocket(/\/ws\//, (socket) => {
+        if (cut) socket.close();
+        else socket.connectToServer(); // frames and closes pass both ways untouched
+      }),
+    cut() {
+      cut = true;
+    },
+  };
+}
+
+/**
+ * In a connected call, `dropper` (a Chromium page opened with `cutter.prepare`) loses its
+ * signaling for good. `watcher` first says the other person's connection dropped (`whileAway()`
+ * runs then), and once the server's resume grace (RESUME_GRACE_MS) is over, that they left
+ * because it did not come back in time.
  * @param {import("playwright-core").Page} dropper
+ * @param {ReturnType<typeof signalingCutter>} cutter
  * @param {any} watcher
  * @param {() => Promise<void>} [whileAway]
  */
-export async function dropsForGood(dropper, watcher, whileAway) {
-  await dropper.context().routeWebSocket(/\/ws\//, (socket) => socket.close());
+export async function dropsForGood(dropper, cutter, watcher, whileAway) {
+  cutter.cut();
   await dropper.evaluate(() => window.duetDebug.dropSignaling());
   await statusSays(watcher, "The other person's connection dropped; waiting for them…");
   await whileAway?.();
