@@ -276,7 +276,9 @@ function wireStage(call) {
     const flowing = state === "connected" || state === "disconnected";
     const peer = call.peerState;
     const cameraOff = peer?.camera === "off" && !peer.screen;
-    const hasVideo = flowing && Boolean(call.remoteStream?.getVideoTracks().length) && !cameraOff;
+    // No camera and no screen: a track left from a stopped share shows nothing.
+    const noVideo = peer?.camera === "none" && !peer.screen;
+    const hasVideo = flowing && Boolean(call.remoteStream?.getVideoTracks().length) && !cameraOff && !noVideo;
     const they = peerName(call) ?? "The other person";
     remoteVideo.hidden = !hasVideo;
     placeholder.hidden = hasVideo;
@@ -345,7 +347,8 @@ function wireControls(call) {
   call.addEventListener("localstream", () => {
     mic.disabled = !call.hasTrack("audio");
     camera.disabled = !call.hasTrack("video");
-    screen.disabled = !call.hasTrack("video");
+    // Without a camera, a shared screen goes out as a video of its own.
+    screen.disabled = false;
     const note = $("media-note");
     if (call.media.problem) {
       note.textContent =
