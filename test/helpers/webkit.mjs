@@ -31,8 +31,8 @@ function requireBinary(/** @type {string} */ path, /** @type {string} */ debianP
 }
 
 /**
- * Starts a child and resolves with it and its first line on `fd` (Xvfb's -displayfd), or
- * rejects when it exits first.
+ * Starts Xvfb on a display it picks (`-displayfd 3`: it writes the number to fd 3 once it is
+ * ready) and resolves with the process and `:N`; rejects when it exits first.
  * @param {string} command
  * @param {string[]} args
  */
