@@ -180,7 +180,7 @@ export function showCall(room) {
     status.textContent = unsupported;
     status.dataset.status = "unsupported";
     debug.refused = unsupported;
-    finish(call, "unsupported", link);
+    finish(call, "unsupported");
     return;
   }
   if (problem) {
@@ -207,10 +207,10 @@ export function showCall(room) {
  * and one next action (with at most one alternative).
  * @param {Call} call
  * @param {string} why a finished status, "key" for a key link that cannot be used here, or
- *   "unsupported" for a browser that cannot make calls (its one action copies `link`)
- * @param {string} [link] this call's link
+ *   "unsupported" for a browser that cannot make calls (its one action copies the page's whole
+ *   address, a personal ticket included: it is for this person, in another browser)
  */
-function finish(call, why, link = location.href) {
+function finish(call, why) {
   call.releaseMedia();
   const callSection = $("call");
   if (callSection.dataset.finished === why) return;
@@ -233,7 +233,7 @@ function finish(call, why, link = location.href) {
     replaced: [{ ...reload, text: "Use this tab instead" }],
     error: [reload, fresh],
     key: [fresh],
-    unsupported: [{ text: "Copy the link to open it in another browser", href: link, reload: false, copy: true }],
+    unsupported: [{ text: "Copy the link to open it in another browser", href: location.href, reload: false, copy: true }],
   }[why] ?? [fresh];
   const links = [/** @type {HTMLAnchorElement} */ ($("next-primary")), /** @type {HTMLAnchorElement} */ ($("next-secondary"))];
   links.forEach((anchor, i) => {

@@ -294,7 +294,9 @@ describe("WebKitGTK (Safari's engine)", () => {
     assert.deepEqual(await accessibilityProblems(app), []);
     await app.screenshot({ path: join(SCREENSHOTS, "webkit-unsupported.png") });
 
-    // The action copies the link (or says where it is); the page stays where it is.
+    // The action copies the whole link, ticket included (it is for this person, in another
+    // browser), or says where it is; the page stays where it is.
+    assert.equal(await app.evaluate(() => /** @type {HTMLAnchorElement} */ (document.getElementById("next-primary")).href), link);
     await app.click("#next-primary");
     const said = await until(app, () => document.getElementById("after-notice")?.textContent);
     assert.match(String(said), /^(Link copied\.|Copy the link from the address bar\.)$/);
