@@ -262,6 +262,15 @@ describe("WebKitGTK (Safari's engine)", () => {
     assert.deepEqual(result.confirmedOther, [false, false]);
   });
 
+  test("the start page says plainly that this browser cannot make calls", async () => {
+    const landing = await openPage(browser, `${server.origin}/`);
+    pages.push(landing);
+    const said = await until(landing, () => [...document.querySelectorAll('[role="status"]')].find((e) => !e.closest("[hidden]") && e.textContent)?.textContent);
+    assert.equal(said, "This browser cannot make calls: it has no WebRTC. Open Duet in another browser, such as a current Firefox, Chrome, Edge or Safari.");
+    assert.deepEqual(await accessibilityProblems(landing), []);
+    await landing.close();
+  });
+
   test("the app says plainly that this browser cannot make calls, takes no camera and no slot, and offers one next action", async () => {
     const room = roomName("webkit-app");
     // A link as a person would get it: a key, and their own ticket to join.

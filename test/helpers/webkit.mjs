@@ -122,6 +122,8 @@ export async function launchWebKit() {
   const firstWindow = await command("GET", at("/window"));
   let current = firstWindow;
   let firstUsed = false;
+  /** The windows still open: a new one is opened from one of them. */
+  const openWindows = new Set([firstWindow]);
 
   // One command at a time: each page's command first switches the session to its window.
   let queue = Promise.resolve();
@@ -184,8 +186,10 @@ export async function launchWebKit() {
      * @param {{width: number, height: number}} [viewport] the window's size
      */
     async newPage(url, viewport = { width: 1280, height: 800 }) {
-      const handle = firstUsed ? (await inWindow(current, () => command("POST", at("/window/new"), { type: "window" }))).handle : firstWindow;
+      const from = openWindows.has(current) ? current : [...openWindows][0];
+      const handle = firstUsed ? (await inWindow(from, () => command("POST", at("/window/new"), { type: "window" }))).handle : firstWindow;
       firstUsed = true;
+      openWindows.add(handle);
       const page = {
         handle,
         /** @type {string[]} */
@@ -236,6 +240,7 @@ export async function launchWebKit() {
         },
         async close() {
           await inWindow(handle, () => command("DELETE", at("/window")));
+          openWindows.delete(handle);
           current = "";
         },
       };
