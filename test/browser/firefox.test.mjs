@@ -1,7 +1,8 @@
 // Calls with Firefox (Debian's firefox-esr over WebDriver BiDi) through the app on `wrangler dev`:
 // Chromium and Firefox in both join orders, Firefox with Firefox, a dropped signaling socket
-// in Firefox that resumes, and what Firefox shows when the other person's video stops and when
-// their connection drops for good. Each call must show video both ways and carry chat over the data
+// in Firefox that resumes, what Firefox shows when the other person's video stops and when
+// their connection drops for good, and what each engine shows when the other's connection went
+// silent and the server closed it for a newcomer (STALE_AFTER_MS is 5 s on this server). Each call must show video both ways and carry chat over the data
 // channel; waits are on conditions in the pages, never fixed sleeps.
 
 import assert from "node:assert/strict";
@@ -14,6 +15,7 @@ import {
   closePage,
   dropResumes,
   dropsForGood,
+  goesStale,
   launchChromium,
   launchFirefox,
   openPage,
@@ -27,6 +29,7 @@ import {
   videoStopsAndComesBack,
 } from "../helpers/browser.mjs";
 
+const STALE_MS = 5000;
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 
 describe("calls with Firefox", () => {
@@ -41,7 +44,9 @@ describe("calls with Firefox", () => {
     // First: without a browser, fail before starting a server.
     browsers.firefox = await launchFirefox();
     browsers.chromium = await launchChromium();
-    server = await startDevServer();
+    // A socket silent for 5 s may be evicted by a newcomer (no test here has a third page
+    // join a full room but the stale one, so the short time changes nothing else).
+    server = await startDevServer({ vars: { STALE_AFTER_MS: String(STALE_MS) } });
     mkdirSync(SCREENSHOTS, { recursive: true });
   });
 
@@ -124,6 +129,26 @@ describe("calls with Firefox", () => {
     assert.deepEqual(await accessibilityProblems(firefoxPage), []);
     await Promise.all([chromiumPage, firefoxPage].map(closePage));
   });
+
+  for (const [silentEngine, watcherEngine] of /** @type {const} */ ([
+    ["chromium", "firefox"],
+    ["firefox", "chromium"],
+  ])) {
+    test(`a connection gone silent (${silentEngine}) and closed for a newcomer reads so in ${watcherEngine === "firefox" ? "Firefox" : "Chromium"}`, async () => {
+      const [silent, watcher] = await call(silentEngine, watcherEngine);
+      const room = new URL(await watcher.evaluate(() => location.href)).pathname;
+      const { said, newcomer, silentSays } = await goesStale(silent, watcher, async () => {
+        const page = await openPage(browsers.chromium, `${server.origin}${room}`);
+        pages.push(page);
+        return page;
+      }, STALE_MS);
+      assert.ok(said.includes("The other person's connection went silent and was closed. They can come back with the same link."), `the watcher said: ${JSON.stringify(said)}`);
+      assert.equal(silentSays, "Something went wrong. The server dropped this call after a long silence.");
+      // The room goes on with the newcomer.
+      await Promise.all([until(watcher, connected), until(newcomer, connected)]);
+      await Promise.all([silent, watcher, newcomer].map(closePage));
+    });
+  }
 
   test("Firefox with Firefox; a dropped signaling socket in Firefox resumes without touching the call", async () => {
     const [host, guest] = await call("firefox", "firefox");

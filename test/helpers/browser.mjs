@@ -495,3 +495,42 @@ export async function dropsForGood(dropper, cutter, watcher, whileAway) {
   assert.equal(await watcher.evaluate(() => window.duetDebug.call.peerLeftReason), "timeout");
   assert.deepEqual(await watcher.evaluate(() => window.duetDebug.statusHistory.slice(-2)), ["peer-reconnecting", "peer-left"]);
 }
+
+/**
+ * In a connected call, `silent`'s pings stop reaching the server while its page hears pongs as
+ * before (as a middlebox that swallows them would leave it), so the server sees its socket go
+ * silent. Once `watcher` has pinged since (its last activity is the newer) and `staleMs`
+ * (the server's STALE_AFTER_MS) have passed, `join()` opens a newcomer's page on the room,
+ * which finds it full: the server closes `silent` (4408) and tells `watcher` `peer-left` with
+ * `stale`. Returns what `watcher`'s status said meanwhile, the newcomer's page, and what
+ * `silent` says at the end.
+ * @param {any} silent
+ * @param {any} watcher
+ * @param {() => Promise<any>} join
+ * @param {number} staleMs
+ */
+export async function goesStale(silent, watcher, join, staleMs) {
+  await watcher.evaluate(() => {
+    const status = /** @type {HTMLElement} */ (document.getElementById("status"));
+    const said = /** @type {string[]} */ ([]);
+    Object.assign(window, { statusSaid: said, pongSince: false });
+    new MutationObserver(() => said.at(-1) !== status.textContent && said.push(status.textContent ?? "")).observe(status, { childList: true, subtree: true, characterData: true });
+  });
+  await silent.evaluate(() => {
+    const native = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (/** @type {any} */ data) {
+      if (data !== '{"type":"ping"}') return native.call(this, data);
+      setTimeout(() => this.dispatchEvent(new MessageEvent("message", { data: '{"type":"pong"}' })));
+    };
+  });
+  const silencedAt = Date.now();
+  await watcher.evaluate(() => window.duetDebug.call.signaling.addEventListener("pong", () => Object.assign(window, { pongSince: true })));
+  // The app pings every 20 s: the watcher's next ping makes it the more recently active.
+  await until(watcher, () => /** @type {any} */ (window).pongSince, undefined, 30_000);
+  await until(watcher, (at) => Date.now() > at, silencedAt + staleMs + 500, staleMs + 30_000);
+  const newcomer = await join();
+  await until(watcher, () => window.duetDebug.call.peerLeftReason === "stale");
+  await until(silent, () => window.duetDebug.status === "error");
+  const silentSays = await silent.evaluate(() => document.getElementById("status")?.textContent);
+  return { said: await watcher.evaluate(() => /** @type {any} */ (window).statusSaid), newcomer, silentSays };
+}
