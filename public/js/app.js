@@ -36,6 +36,12 @@ function showLanding(problem) {
     input.setAttribute("aria-invalid", String(Boolean(text)));
   };
   showError(problem);
+  // Said before anyone starts a call here; found by the feature, never by the user agent.
+  if (typeof RTCPeerConnection !== "function") {
+    const note = $("landing-problem");
+    note.textContent = "This browser cannot make calls: it has no WebRTC. Open Duet in another browser, such as a current Firefox, Chrome, Edge or Safari.";
+    note.hidden = false;
+  }
   // Every new call gets its own secret.
   $("start").addEventListener("click", () => location.assign(`/${newRoomName()}${keyFragment(newSecret())}`));
   $("join-form").addEventListener("submit", (event) => {

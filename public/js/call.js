@@ -159,6 +159,8 @@ export class Call extends EventTarget {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #stuckTimer;
   #offersBefore = { sent: 0, answered: 0 };
+  /** The video transceiver a shared screen goes out on in a call without a camera. @type {RTCRtpTransceiver | null} */
+  #screenTransceiver = null;
 
   /** @param {CallOptions} options */
   constructor(options) {
@@ -312,10 +314,12 @@ export class Call extends EventTarget {
     this.#emit("localstream", { stream });
   }
 
-  /** Shares a screen or window (`getDisplayMedia`) in place of the camera, without renegotiation. */
+  /**
+   * Shares a screen or window (`getDisplayMedia`): in place of the camera without renegotiation,
+   * or, in a call without a camera (denied, or audio only), as a video track of its own, which
+   * the negotiator offers to the other side.
+   */
   async shareScreen() {
-    const camera = this.media.stream?.getVideoTracks()[0];
-    if (!camera) throw new Error("sharing a screen needs a camera track in the call to take its place");
     if (this.screenTrack) return;
     const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     const [track] = display.getVideoTracks();
@@ -326,12 +330,14 @@ export class Call extends EventTarget {
     this.screenTrack = track;
     // The browser's own "Stop sharing" ends the track.
     track.addEventListener("ended", () => track === this.screenTrack && this.stopSharing());
-    await this.#senderOf(camera)?.replaceTrack(track);
+    const camera = this.media.stream?.getVideoTracks()[0];
+    if (camera) await this.#senderOf(camera)?.replaceTrack(track);
+    else if (this.pc) await this.#sendScreenAlone(this.pc, track);
     this.#emit("screen", { sharing: true });
     this.#sendState();
   }
 
-  /** Stops sharing the screen; the camera takes its place again. */
+  /** Stops sharing the screen; the camera takes its place again, or the screen's sender goes quiet. */
   async stopSharing() {
     const track = this.screenTrack;
     if (!track) return;
@@ -339,9 +345,33 @@ export class Call extends EventTarget {
     const camera = this.media.stream?.getVideoTracks()[0] ?? null;
     const sender = this.pc?.getSenders().find((s) => s.track === track);
     track.stop();
-    if (sender && this.pc?.signalingState !== "closed") await sender.replaceTrack(camera);
+    if (sender && this.pc?.signalingState !== "closed") {
+      await sender.replaceTrack(camera);
+      // Without a camera, the screen's transceiver stops sending (renegotiated) and waits for
+      // the next share.
+      const transceiver = this.pc?.getTransceivers().find((t) => t.sender === sender);
+      if (!camera && transceiver && transceiver === this.#screenTransceiver) transceiver.direction = "recvonly";
+    }
     this.#emit("screen", { sharing: false });
     this.#sendState();
+  }
+
+  /**
+   * Sends `track` on a video transceiver of its own (there is no camera's to take): the one an
+   * earlier share used on this peer connection, or a new one. Either fires `negotiationneeded`.
+   * @param {RTCPeerConnection} pc
+   * @param {MediaStreamTrack} track
+   */
+  async #sendScreenAlone(pc, track) {
+    if (pc.signalingState === "closed") return;
+    const transceiver = this.#screenTransceiver;
+    if (transceiver && pc.getTransceivers().includes(transceiver) && transceiver.currentDirection !== "stopped") {
+      await transceiver.sender.replaceTrack(track);
+      transceiver.direction = "sendrecv";
+      return;
+    }
+    const sender = pc.addTrack(track);
+    this.#screenTransceiver = pc.getTransceivers().find((t) => t.sender === sender) ?? null;
   }
 
   /** @param {MediaStreamTrack} track the sender that carries `track` */
@@ -555,8 +585,11 @@ export class Call extends EventTarget {
     channel.addEventListener("message", (e) => channel === this.channel && this.#onChannelMessage(e.data));
 
     const stream = this.media.stream;
-    // A shared screen goes out in the camera's place, also on a new peer connection.
+    // A shared screen goes out in the camera's place, also on a new peer connection; without a
+    // camera, on a video transceiver of its own.
     if (stream) for (const track of stream.getTracks()) pc.addTrack(track.kind === "video" ? (this.screenTrack ?? track) : track, stream);
+    this.#screenTransceiver = null;
+    if (this.screenTrack && !stream?.getVideoTracks().length) void this.#sendScreenAlone(pc, this.screenTrack);
 
     const remote = new MediaStream();
     this.remoteStream = remote;
@@ -568,7 +601,8 @@ export class Call extends EventTarget {
     pc.addEventListener("connectionstatechange", () => pc === this.pc && this.#onPcState(pc));
     pc.addEventListener("signalingstatechange", () => pc === this.pc && this.#watchForStuck(pc));
     pc.addEventListener("signalingstatechange", () => pc === this.pc && this.#updateSafetyCode(pc));
-    this.#watcher = this.signaling?.watchPeerConnection(pc, { restartIce: () => this.#restartIce(), renew: () => this.#renew(pc) }) ?? null;
+    this.#watcher =
+      this.signaling?.watchPeerConnection(pc, { restartIce: () => this.#restartIce(), renew: () => this.#renew(pc), expectsMedia: (kind) => this.#peerSends(kind) }) ?? null;
     this.#emit("remotestream", { stream: remote });
     this.#update();
   }
@@ -729,6 +763,18 @@ export class Call extends EventTarget {
   }
 
   // --- status ----------------------------------------------------------------------------
+
+  /**
+   * Whether the other person sends any media (`all`) or video, as far as they told us: not when
+   * they have no camera (or microphone) and share no screen, as after a share in a call without
+   * a camera stopped. Their silence then is no stall (`watchPeerConnection`'s `expectsMedia`).
+   * @param {"all" | "video"} kind
+   */
+  #peerSends(kind) {
+    const peer = this.peerState;
+    if (!peer || peer.screen || peer.camera !== "none") return true;
+    return kind === "all" && peer.mic !== "none";
+  }
 
   /** @param {import("./status.js").CallFacts["peer"]} peer */
   #setPeer(peer) {

@@ -62,6 +62,17 @@ function keyProblem(secret) {
 }
 
 /**
+ * Why this browser cannot make calls at all, or null. Found by the features a call needs, never
+ * by the user agent: WebKitGTK builds without WebRTC, say, have no RTCPeerConnection.
+ */
+function browserProblem() {
+  if (typeof RTCPeerConnection !== "function") {
+    return "This browser cannot make calls: it has no WebRTC, which video calls need. Open this link in another browser, such as a current Firefox, Chrome, Edge or Safari.";
+  }
+  return null;
+}
+
+/**
  * The other person's name from their join ticket, when the server has tickets.
  * @param {Call} call
  */
@@ -141,7 +152,8 @@ export function showCall(room) {
   const link = `${location.origin}/${room}${keyFragment(secret)}`;
   /** @type {HTMLInputElement} */ ($("room-link")).value = link;
   addEventListener("hashchange", () => location.reload());
-  const problem = keyProblem(secret);
+  const unsupported = browserProblem();
+  const problem = unsupported ?? keyProblem(secret);
   const debug = exposeDebug(call);
   showProtection(call, secret === null ? "plain" : problem ? "refused" : "protected");
 
@@ -163,6 +175,14 @@ export function showCall(room) {
   wireShortcuts();
   wireShare(link);
 
+  // Nothing starts: no camera, and no room slot taken from the person who sent the link.
+  if (unsupported) {
+    status.textContent = unsupported;
+    status.dataset.status = "unsupported";
+    debug.refused = unsupported;
+    finish(call, "unsupported");
+    return;
+  }
   if (problem) {
     status.textContent = `Something went wrong. ${problem}`;
     status.dataset.status = "error";
@@ -186,7 +206,9 @@ export function showCall(room) {
  * The call is over for this page: camera and microphone off, the controls and the link gone,
  * and one next action (with at most one alternative).
  * @param {Call} call
- * @param {string} why a finished status, or "key" for a key link that cannot be used here
+ * @param {string} why a finished status, "key" for a key link that cannot be used here, or
+ *   "unsupported" for a browser that cannot make calls (its one action copies the page's whole
+ *   address, a personal ticket included: it is for this person, in another browser)
  */
 function finish(call, why) {
   call.releaseMedia();
@@ -203,14 +225,15 @@ function finish(call, why) {
   $("chat").hidden = $("chat-log").childElementCount === 0;
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
 
-  const reload = { text: "Rejoin this room", href: location.href, reload: true };
-  const fresh = { text: "Start a new call", href: newCallPath(), reload: false };
+  const reload = { text: "Rejoin this room", href: location.href, reload: true, copy: false };
+  const fresh = { text: "Start a new call", href: newCallPath(), reload: false, copy: false };
   const actions = {
     ended: [fresh, reload],
     full: [fresh, { ...reload, text: "Try again" }],
     replaced: [{ ...reload, text: "Use this tab instead" }],
     error: [reload, fresh],
     key: [fresh],
+    unsupported: [{ text: "Copy the link to open it in another browser", href: location.href, reload: false, copy: true }],
   }[why] ?? [fresh];
   const links = [/** @type {HTMLAnchorElement} */ ($("next-primary")), /** @type {HTMLAnchorElement} */ ($("next-secondary"))];
   links.forEach((anchor, i) => {
@@ -225,7 +248,12 @@ function finish(call, why) {
           event.preventDefault();
           location.reload();
         }
-      : null;
+      : action.copy
+        ? (event) => {
+            event.preventDefault();
+            copyLink(action.href, $("after-notice"));
+          }
+        : null;
   });
   $("after-call").hidden = false;
   if (hadFocus) links[0].focus();
@@ -248,7 +276,9 @@ function wireStage(call) {
     const flowing = state === "connected" || state === "disconnected";
     const peer = call.peerState;
     const cameraOff = peer?.camera === "off" && !peer.screen;
-    const hasVideo = flowing && Boolean(call.remoteStream?.getVideoTracks().length) && !cameraOff;
+    // No camera and no screen: a track left from a stopped share shows nothing.
+    const noVideo = peer?.camera === "none" && !peer.screen;
+    const hasVideo = flowing && Boolean(call.remoteStream?.getVideoTracks().length) && !cameraOff && !noVideo;
     const they = peerName(call) ?? "The other person";
     remoteVideo.hidden = !hasVideo;
     placeholder.hidden = hasVideo;
@@ -317,7 +347,8 @@ function wireControls(call) {
   call.addEventListener("localstream", () => {
     mic.disabled = !call.hasTrack("audio");
     camera.disabled = !call.hasTrack("video");
-    screen.disabled = !call.hasTrack("video");
+    // Without a camera, a shared screen goes out as a video of its own.
+    screen.disabled = false;
     const note = $("media-note");
     if (call.media.problem) {
       note.textContent =
@@ -538,16 +569,24 @@ function wireShortcuts() {
 
 /** @param {string} link */
 function wireShare(link) {
-  const linkInput = /** @type {HTMLInputElement} */ ($("room-link"));
-  button("copy-link").addEventListener("click", async () => {
-    try {
-      await navigator.clipboard.writeText(link);
-      notice("Link copied.");
-    } catch {
-      linkInput.select(); // no clipboard access: let the person copy it
-      notice("Press Ctrl+C (or ⌘C) to copy the selected link.");
-    }
-  });
+  button("copy-link").addEventListener("click", () => copyLink(link, $("copy-notice"), /** @type {HTMLInputElement} */ ($("room-link"))));
+}
+
+/**
+ * Copies `link` to the clipboard and says so in `said`. Without clipboard access, selects it in
+ * `field` for the person to copy, or says where else it is.
+ * @param {string} link
+ * @param {HTMLElement} said
+ * @param {HTMLInputElement} [field]
+ */
+async function copyLink(link, said, field) {
+  try {
+    await navigator.clipboard.writeText(link);
+    said.textContent = "Link copied.";
+  } catch {
+    field?.select();
+    said.textContent = field ? "Press Ctrl+C (or ⌘C) to copy the selected link." : "Copy the link from the address bar.";
+  }
 }
 
 /**

@@ -1427,6 +1427,10 @@ class Hello {
  * @property {number} [restartTimeoutMs=5000] how long a negotiated ICE restart may take to bring
  *   media back before it counts as failed and the path is doubted again
  * @property {number} [maxRestarts=2] failed restarts in a row before `renew`
+ * @property {(kind: "all" | "video") => boolean} [expectsMedia] whether the peer sends any media
+ *   (`"all"`) or video (`"video"`) now; by default always. Where it says no, silence is not a
+ *   stall (a peer with no camera or microphone that stopped sharing its screen, say): the watcher
+ *   waits for such media to flow again before it can stall.
  */
 
 /**
@@ -1499,6 +1503,7 @@ export class PathWatcher {
       videoStallMs: options.videoStallMs ?? 2500,
       restartTimeoutMs: options.restartTimeoutMs ?? 5000,
       maxRestarts: options.maxRestarts ?? 2,
+      expectsMedia: options.expectsMedia ?? (() => true),
     };
     /** @type {[PeerConnectionLike | DuetConnection, any, (event: any) => void][]} */
     const listeners = [
@@ -1764,6 +1769,10 @@ export class PathWatcher {
       // Media is back while signaling is not: the network works again, dial now.
       if (this.#connection.state !== "open") this.#connection.check("media-flowing");
     } else if (counter.flowed && !this[key] && now - counter.at >= stallMs) {
+      if (!this.#options.expectsMedia(kind)) {
+        counter.flowed = false; // the peer stopped sending, on purpose
+        return;
+      }
       this[key] = true;
       if (kind === "all") this.stalls += 1;
       this.#emit("media-stalled", { kind, ms: now - counter.at });

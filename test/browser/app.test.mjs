@@ -10,7 +10,22 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { accessibilityProblems, chatArrives, dropResumes, launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, sendChat, startDevServer, until } from "../helpers/browser.mjs";
+import {
+  accessibilityProblems,
+  chatArrives,
+  dropResumes,
+  dropsForGood,
+  launchChromium,
+  openPage,
+  remoteVideoPlays,
+  roomName,
+  SCREENSHOTS,
+  sendChat,
+  signalingCutter,
+  startDevServer,
+  until,
+  videoStopsAndComesBack,
+} from "../helpers/browser.mjs";
 
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 const DESKTOP = { width: 1366, height: 768 };
@@ -277,5 +292,84 @@ describe("the app, as a person sees it", () => {
     await looksFinished(page, "The key in this link is damaged", "Start a new call");
     assert.equal(await page.evaluate(() => window.duetDebug.call.media.stream), null, "the camera was never turned on");
     await page.screenshot({ path: join(SCREENSHOTS, "damaged-key.png") });
+  });
+
+  test("the other person's video stopping, and a drop that lasts past the grace, each read as what they are", async () => {
+    const name = roomName("gone");
+    const cutter = signalingCutter();
+    const [frank, gina] = [await open(url(name), { prepare: cutter.prepare }), await open(url(name))];
+    await Promise.all([until(frank, connected), until(gina, connected)]);
+    await remoteVideoPlays(gina);
+    await videoStopsAndComesBack(frank, gina, async () => {
+      assert.deepEqual(await accessibilityProblems(gina), []);
+      await gina.screenshot({ path: join(SCREENSHOTS, "video-stopped.png") });
+    });
+    await dropsForGood(frank, cutter, gina, async () => {
+      assert.deepEqual(await accessibilityProblems(gina), []);
+    });
+    // Gina keeps the room: the link is offered again, and axe-core is content.
+    await gina.getByText("Send this link").waitFor();
+    assert.deepEqual(await accessibilityProblems(gina), []);
+    await gina.screenshot({ path: join(SCREENSHOTS, "peer-left-after-grace.png") });
+    await Promise.all([frank.close(), gina.close()]);
+  });
+
+  test("a call without a camera can share a screen: a track of its own, renegotiated, shown on the other side, and it stops cleanly", async () => {
+    const name = roomName("screen");
+    const henry = await open(url(name), { denyMedia: true });
+    const iris = await open(url(name));
+    await Promise.all([until(henry, connected), until(iris, connected)]);
+    assert.deepEqual(await henry.evaluate(() => ({ mode: window.duetDebug.mediaMode, senders: window.duetDebug.pc.getSenders().filter((s) => s.track).length })), { mode: "none", senders: 0 });
+    const before = await henry.evaluate(() => ({ pcId: window.duetDebug.pcId, offers: window.duetDebug.offers.sent + window.duetDebug.offers.answered }));
+    const irisBefore = await iris.evaluate(() => window.duetDebug.pcId);
+
+    const share = henry.getByRole("button", { name: "Share screen" });
+    await share.click();
+    await henry.getByRole("button", { name: "Stop sharing" }).waitFor();
+    await iris.locator("#stage").getByText("Sharing their screen").waitFor();
+    await remoteVideoPlays(iris);
+    await videoArrives(iris);
+    const during = await henry.evaluate(() => ({ pcId: window.duetDebug.pcId, offers: window.duetDebug.offers.sent + window.duetDebug.offers.answered, sending: window.duetDebug.pc.getSenders().some((s) => s.track === window.duetDebug.call.screenTrack) }));
+    assert.equal(during.pcId, before.pcId, "the same peer connection");
+    assert.ok(during.offers > before.offers, "the new track was negotiated");
+    assert.ok(during.sending, "the screen goes out");
+    assert.equal(await iris.evaluate(() => window.duetDebug.pcId), irisBefore);
+    assert.deepEqual(await accessibilityProblems(iris), []);
+    await iris.screenshot({ path: join(SCREENSHOTS, "screen-no-camera.png") });
+
+    // Stopping returns cleanly: nothing of ours is capturing, the other side shows no video and
+    // stays connected, with no "video stopped" once its watcher has seen the frames end.
+    const mark = await iris.evaluate(() => window.duetDebug.statusHistory.length);
+    await henry.getByRole("button", { name: "Stop sharing" }).click();
+    await share.waitFor();
+    assert.equal(await henry.evaluate(() => window.duetDebug.liveTracks), 0);
+    await until(iris, () => document.getElementById("peer-sharing").hidden && document.getElementById("remote-video").hidden);
+    await iris.locator("#stage").getByText("The other person has no camera on.").waitFor();
+    // Silence from Henry for longer than the watcher's stall times (2 s for packets, 2.5 s for
+    // video frames), seen in Iris's inbound stats.
+    await iris.evaluate(() => Object.assign(window, { silence: { packets: -1, since: Date.now() } }));
+    await until(
+      iris,
+      async () => {
+        const silence = /** @type {any} */ (window).silence;
+        let packets = 0;
+        (await window.duetDebug.pc.getStats()).forEach((s) => s.type === "inbound-rtp" && (packets += s.packetsReceived ?? 0));
+        if (packets !== silence.packets) Object.assign(silence, { packets, since: Date.now() });
+        return Date.now() - silence.since > 3000;
+      },
+      undefined,
+      30_000,
+    );
+    assert.deepEqual(await iris.evaluate((n) => ({ status: window.duetDebug.status, since: window.duetDebug.statusHistory.slice(n) }), mark), { status: "connected", since: [] });
+    assert.equal(await henry.evaluate(() => window.duetDebug.pcId), before.pcId);
+
+    // And a second share uses the same transceiver again.
+    await share.click();
+    await iris.locator("#stage").getByText("Sharing their screen").waitFor();
+    await videoArrives(iris);
+    assert.equal(await henry.evaluate(() => window.duetDebug.pc.getTransceivers().filter((t) => t.receiver.track.kind === "video").length), 1);
+    await henry.getByRole("button", { name: "Stop sharing" }).click();
+    await share.waitFor();
+    await Promise.all([henry.close(), iris.close()]);
   });
 });

@@ -1,6 +1,8 @@
 // Calls with Firefox (Debian's firefox-esr over WebDriver BiDi) through the app on `wrangler dev`:
-// Chromium and Firefox in both join orders, Firefox with Firefox, and a dropped signaling socket
-// in Firefox that resumes. Each call must show video both ways and carry chat over the data
+// Chromium and Firefox in both join orders, Firefox with Firefox, a dropped signaling socket
+// in Firefox that resumes, what Firefox shows when the other person's video stops and when
+// their connection drops for good, and what each engine shows when the other's connection went
+// silent and the server closed it for a newcomer (STALE_AFTER_MS is 5 s on this server). Each call must show video both ways and carry chat over the data
 // channel; waits are on conditions in the pages, never fixed sleeps.
 
 import assert from "node:assert/strict";
@@ -12,6 +14,8 @@ import {
   chatArrives,
   closePage,
   dropResumes,
+  dropsForGood,
+  goesStale,
   launchChromium,
   launchFirefox,
   openPage,
@@ -19,10 +23,13 @@ import {
   roomName,
   SCREENSHOTS,
   sendChat,
+  signalingCutter,
   startDevServer,
   until,
+  videoStopsAndComesBack,
 } from "../helpers/browser.mjs";
 
+const STALE_MS = 5000;
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 
 describe("calls with Firefox", () => {
@@ -37,7 +44,9 @@ describe("calls with Firefox", () => {
     // First: without a browser, fail before starting a server.
     browsers.firefox = await launchFirefox();
     browsers.chromium = await launchChromium();
-    server = await startDevServer();
+    // A socket silent for 5 s may be evicted by a newcomer (no test here has a third page
+    // join a full room but the stale one, so the short time changes nothing else).
+    server = await startDevServer({ vars: { STALE_AFTER_MS: String(STALE_MS) } });
     mkdirSync(SCREENSHOTS, { recursive: true });
   });
 
@@ -57,10 +66,11 @@ describe("calls with Firefox", () => {
    * both ways. Returns the two pages, still in the call.
    * @param {"chromium" | "firefox"} first
    * @param {"chromium" | "firefox"} second
+   * @param {Parameters<typeof openPage>[2]} [hostOptions] for `first`'s page
    */
-  async function call(first, second) {
+  async function call(first, second, hostOptions) {
     const url = `${server.origin}/${roomName(`${first}-${second}`)}`;
-    const host = await openPage(browsers[first], url);
+    const host = await openPage(browsers[first], url, hostOptions);
     pages.push(host);
     await until(host, () => window.duetDebug?.status === "waiting");
     const guest = await openPage(browsers[second], url);
@@ -106,6 +116,39 @@ describe("calls with Firefox", () => {
     assert.deepEqual(await chromiumPage.evaluate((n) => window.duetDebug.statusHistory.slice(n), seen), ["peer-left"]);
     await closePage(chromiumPage);
   });
+
+  test("in Firefox, the other person's video stopping, and a drop that lasts past the grace, each read as what they are", async () => {
+    const cutter = signalingCutter();
+    const [chromiumPage, firefoxPage] = await call("chromium", "firefox", { prepare: cutter.prepare });
+    await videoStopsAndComesBack(chromiumPage, firefoxPage, async () => {
+      assert.deepEqual(await accessibilityProblems(firefoxPage), []);
+    });
+    await dropsForGood(chromiumPage, cutter, firefoxPage, async () => {
+      assert.deepEqual(await accessibilityProblems(firefoxPage), []);
+    });
+    assert.deepEqual(await accessibilityProblems(firefoxPage), []);
+    await Promise.all([chromiumPage, firefoxPage].map(closePage));
+  });
+
+  for (const [silentEngine, watcherEngine] of /** @type {const} */ ([
+    ["chromium", "firefox"],
+    ["firefox", "chromium"],
+  ])) {
+    test(`a connection gone silent (${silentEngine}) and closed for a newcomer reads so in ${watcherEngine === "firefox" ? "Firefox" : "Chromium"}`, async () => {
+      const [silent, watcher] = await call(silentEngine, watcherEngine);
+      const room = new URL(await watcher.evaluate(() => location.href)).pathname;
+      const { said, newcomer, silentSays } = await goesStale(silent, watcher, async () => {
+        const page = await openPage(browsers.chromium, `${server.origin}${room}`);
+        pages.push(page);
+        return page;
+      }, STALE_MS);
+      assert.ok(said.includes("The other person's connection went silent and was closed. They can come back with the same link."), `the watcher said: ${JSON.stringify(said)}`);
+      assert.equal(silentSays, "Something went wrong. The server dropped this call after a long silence.");
+      // The room goes on with the newcomer.
+      await Promise.all([until(watcher, connected), until(newcomer, connected)]);
+      await Promise.all([silent, watcher, newcomer].map(closePage));
+    });
+  }
 
   test("Firefox with Firefox; a dropped signaling socket in Firefox resumes without touching the call", async () => {
     const [host, guest] = await call("firefox", "firefox");

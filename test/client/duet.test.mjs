@@ -1000,4 +1000,25 @@ describe("the path watcher", () => {
     assert.equal(pc.restarts, 0);
     connection.leave();
   });
+
+  test("expectsMedia: silence the peer announced is no stall, until its media flowed again", async () => {
+    let sends = true;
+    const { connection, socket, pc, watcher, events } = await watching({ expectsMedia: () => sends });
+    const pings = socket.sent.filter((t) => t === PING_TEXT).length;
+    sends = false; // the peer stopped sending on purpose
+    await advance(6000);
+    assert.deepEqual([watcher.stalled, watcher.videoStalled], [false, false]);
+    assert.deepEqual(events, []);
+    assert.equal(socket.sent.filter((t) => t === PING_TEXT).length, pings, "no check");
+    assert.equal(pc.restarts, 0);
+    // It sends again, and then stops without saying so: that is a stall.
+    sends = true;
+    pc.packets += 50;
+    pc.frames += 15;
+    await advance(500);
+    await advance(2000);
+    assert.equal(watcher.stalled, true);
+    assert.deepEqual(events[0], ["media-stalled", { kind: "all", ms: 2000 }]);
+    connection.leave();
+  });
 });

@@ -8,7 +8,8 @@
 // - `launchChromium()` starts /usr/bin/chromium (or $CHROMIUM_PATH) with fake camera and
 //   microphone. Without a browser it fails with instructions; it never downloads one.
 // - `launchFirefox()` starts /usr/bin/firefox-esr (or $FIREFOX_PATH) with fake media, the same
-//   way.
+//   way. WebKitGTK's MiniBrowser comes from `launchWebKit()` of webkit.mjs; `openPage`, `until`
+//   and `accessibilityProblems` take its pages too.
 // - `openPage(browser, url)` opens a page in its own context (own storage), recording page
 //   errors and CSP violations so a suite can assert there were none; `closePage(page)` ends it.
 // - `until(page, predicate)` waits on a condition in the page (`window.duetDebug` state),
@@ -237,6 +238,12 @@ export async function openPage(browser, url, { denyMedia = false, viewport = { w
     navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
   };
   let page;
+  if (browser.webkit) {
+    // WebKitGTK (webkit.mjs): a window of its own session; it loads `url` itself.
+    page = await browser.newPage(url, viewport);
+    await until(page, () => !document.getElementById("landing") || !document.getElementById("landing")?.hidden || "duetDebug" in window);
+    return page;
+  }
   if (typeof browser.createBrowserContext === "function") {
     // A window of its own, as a person would have: a background tab gets no animation frames,
     // so its video presents no frames and puppeteer's actions wait for it forever.
@@ -264,6 +271,7 @@ export async function openPage(browser, url, { denyMedia = false, viewport = { w
 
 /** Closes `page` with its context (and its storage). */
 export async function closePage(/** @type {any} */ page) {
+  if (typeof page.collectProblems === "function") return page.close(); // WebKitGTK
   await (isPuppeteer(page) ? page.browserContext() : page.context()).close();
 }
 
@@ -414,4 +422,115 @@ export async function accessibilityProblems(page) {
       .filter((/** @type {any} */ v) => v.impact === "serious" || v.impact === "critical")
       .flatMap((/** @type {any} */ v) => v.nodes.map((/** @type {any} */ n) => `${v.id}: ${n.target.join(" ")}`));
   });
+}
+
+/**
+ * Waits until an element of role `status` that is shown says exactly `text` (the way a screen
+ * reader hears it), in a playwright or puppeteer page.
+ * @param {any} page
+ * @param {string} text
+ * @param {number} [timeout]
+ */
+export async function statusSays(page, text, timeout = 20_000) {
+  await until(page, (expected) => [...document.querySelectorAll('[role="status"]')].some((e) => e.textContent === expected && !e.closest("[hidden]")), text, timeout);
+}
+
+/**
+ * In a connected call, `sender` stops sending video while its sound goes on (its video sender
+ * carries no track, as when a camera fails), and `watcher` says the other person's video
+ * stopped; `whileStopped()` runs then. The video comes back, and so does "Connected".
+ * @param {any} sender
+ * @param {any} watcher
+ * @param {() => Promise<void>} [whileStopped]
+ */
+export async function videoStopsAndComesBack(sender, watcher, whileStopped) {
+  await sender.evaluate(async () => {
+    const video = window.duetDebug.pc.getSenders().find((s) => s.track?.kind === "video");
+    Object.assign(window, { stoppedVideo: { sender: video, track: video.track } });
+    await video.replaceTrack(null);
+  });
+  await statusSays(watcher, "Connected, but the other person's video stopped.");
+  assert.equal(await watcher.evaluate(() => window.duetDebug.status), "video-stopped");
+  await whileStopped?.();
+  await sender.evaluate(() => /** @type {any} */ (window).stoppedVideo.sender.replaceTrack(/** @type {any} */ (window).stoppedVideo.track));
+  await statusSays(watcher, "Connected", 45_000);
+}
+
+/**
+ * A way to cut a Chromium page's signaling for good, as a network failure that lasts would: pass
+ * `prepare` to `openPage` (the page's sockets then go through playwright's WebSocket routing,
+ * untouched), and after `cut()` every socket the page opens is closed before it reaches the
+ * server.
+ */
+export function signalingCutter() {
+  let cut = false;
+  return {
+    prepare: (/** @type {import("playwright-core").BrowserContext} */ context) =>
+      context.routeWebSocket(/\/ws\//, (socket) => {
+        if (cut) socket.close();
+        else socket.connectToServer(); // frames and closes pass both ways untouched
+      }),
+    cut() {
+      cut = true;
+    },
+  };
+}
+
+/**
+ * In a connected call, `dropper` (a Chromium page opened with `cutter.prepare`) loses its
+ * signaling for good. `watcher` first says the other person's connection dropped (`whileAway()`
+ * runs then), and once the server's resume grace (RESUME_GRACE_MS) is over, that they left
+ * because it did not come back in time.
+ * @param {import("playwright-core").Page} dropper
+ * @param {ReturnType<typeof signalingCutter>} cutter
+ * @param {any} watcher
+ * @param {() => Promise<void>} [whileAway]
+ */
+export async function dropsForGood(dropper, cutter, watcher, whileAway) {
+  cutter.cut();
+  await dropper.evaluate(() => window.duetDebug.dropSignaling());
+  await statusSays(watcher, "The other person's connection dropped; waiting for them…");
+  await whileAway?.();
+  await statusSays(watcher, "The other person left: their connection dropped and did not come back in time. They can come back with the same link.", 45_000);
+  assert.equal(await watcher.evaluate(() => window.duetDebug.call.peerLeftReason), "timeout");
+  assert.deepEqual(await watcher.evaluate(() => window.duetDebug.statusHistory.slice(-2)), ["peer-reconnecting", "peer-left"]);
+}
+
+/**
+ * In a connected call, `silent`'s pings stop reaching the server while its page hears pongs as
+ * before (as a middlebox that swallows them would leave it), so the server sees its socket go
+ * silent. Once `watcher` has pinged since (its last activity is the newer) and `staleMs`
+ * (the server's STALE_AFTER_MS) have passed, `join()` opens a newcomer's page on the room,
+ * which finds it full: the server closes `silent` (4408) and tells `watcher` `peer-left` with
+ * `stale`. Returns what `watcher`'s status said meanwhile, the newcomer's page, and what
+ * `silent` says at the end.
+ * @param {any} silent
+ * @param {any} watcher
+ * @param {() => Promise<any>} join
+ * @param {number} staleMs
+ */
+export async function goesStale(silent, watcher, join, staleMs) {
+  await watcher.evaluate(() => {
+    const status = /** @type {HTMLElement} */ (document.getElementById("status"));
+    const said = /** @type {string[]} */ ([]);
+    Object.assign(window, { statusSaid: said, pongSince: false });
+    new MutationObserver(() => said.at(-1) !== status.textContent && said.push(status.textContent ?? "")).observe(status, { childList: true, subtree: true, characterData: true });
+  });
+  await silent.evaluate(() => {
+    const native = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (/** @type {any} */ data) {
+      if (data !== '{"type":"ping"}') return native.call(this, data);
+      setTimeout(() => this.dispatchEvent(new MessageEvent("message", { data: '{"type":"pong"}' })));
+    };
+  });
+  const silencedAt = Date.now();
+  await watcher.evaluate(() => window.duetDebug.call.signaling.addEventListener("pong", () => Object.assign(window, { pongSince: true })));
+  // The app pings every 20 s: the watcher's next ping makes it the more recently active.
+  await until(watcher, () => /** @type {any} */ (window).pongSince, undefined, 30_000);
+  await until(watcher, (at) => Date.now() > at, silencedAt + staleMs + 500, staleMs + 30_000);
+  const newcomer = await join();
+  await until(watcher, () => window.duetDebug.call.peerLeftReason === "stale");
+  await until(silent, () => window.duetDebug.status === "error");
+  const silentSays = await silent.evaluate(() => document.getElementById("status")?.textContent);
+  return { said: await watcher.evaluate(() => /** @type {any} */ (window).statusSaid), newcomer, silentSays };
 }
