@@ -210,3 +210,103 @@ fn refused(frame: RefusalFrame) -> Option<Event> {
         retry_after: frame.retry_after.map(Duration::from_secs),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duet::protocol::{relay_text, ErrorCode, LeaveReason, PONG_TEXT};
+
+    #[test]
+    fn every_in_band_refusal_is_read_with_its_code_and_wait() {
+        let in_band: Vec<HttpError> = HttpError::ALL
+            .into_iter()
+            .filter(|e| e.close_code().is_some())
+            .collect();
+        assert_eq!(in_band.len(), 7);
+        for err in in_band {
+            let Event::Refused(refused) = Event::decode(&err.frame()) else {
+                panic!("{}: not a refusal", err.code());
+            };
+            // invalid-ticket is the code of two refusals; both read as the first.
+            assert_eq!(refused.code.code(), err.code());
+            assert_eq!(refused.code.close_code(), err.close_code());
+            assert_eq!(
+                refused.retry_after,
+                err.retry_after_s().map(Duration::from_secs)
+            );
+            assert!(!refused.message.is_empty());
+        }
+        let Event::Refused(r) = Event::decode(&HttpError::TooManyJoins.frame()) else {
+            panic!("too-many-joins");
+        };
+        assert_eq!(r.retry_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn frame_errors_stay_frames_and_unknown_codes_are_unknown() {
+        for code in ErrorCode::ALL {
+            let event = Event::decode(&code.to_frame().to_text());
+            assert_eq!(event.kind(), format!("error:{}", code.as_str()));
+        }
+        let future = r#"{"type":"error","code":"from-the-future","message":"m"}"#;
+        assert!(matches!(Event::decode(future), Event::Unknown(t) if t == future));
+        // An HTTP-only refusal never comes as a frame; read as one, it is unknown.
+        let http_only = HttpError::InvalidRoom.frame();
+        assert!(matches!(Event::decode(&http_only), Event::Unknown(_)));
+    }
+
+    #[test]
+    fn messages_pongs_and_frames() {
+        let data = RawValue::from_string(r#"{"sdp" : "v=0\r\n"}"#.into()).unwrap();
+        match Event::decode(&relay_text("0123456789abcdef", &data)) {
+            Event::Message { from, data } => {
+                assert_eq!(from, "0123456789abcdef");
+                assert_eq!(data.get(), r#"{"sdp" : "v=0\r\n"}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(Event::decode(PONG_TEXT), Event::Pong));
+        let left = ServerFrame::PeerLeft {
+            room: "r".into(),
+            client_id: "b".into(),
+            reason: LeaveReason::Timeout,
+        };
+        match Event::decode(&left.to_text()) {
+            Event::Frame(ServerFrame::PeerLeft { reason, .. }) => {
+                assert_eq!(reason, LeaveReason::Timeout)
+            }
+            other => panic!("{other:?}"),
+        }
+        for (text, kind) in [
+            (r#"{"type":"ended","room":"r"}"#, "ended"),
+            (r#"{"type":"message","from":"a"}"#, "message"),
+            (r#"{"type":"joined","room":"r"}"#, "joined"),
+            ("not json", "invalid"),
+            ("[1]", "invalid"),
+        ] {
+            let event = Event::decode(text);
+            assert!(matches!(event, Event::Unknown(_)), "{text}");
+            assert_eq!(event.kind(), kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_close_code_is_known_by_code_and_reason() {
+        for code in CloseCode::ALL {
+            let close = Close::new(code.code(), code.reason());
+            assert_eq!(close.known, Some(code), "{code:?}");
+        }
+        // 4429 with another reason is still a 4429 of the server's.
+        assert!(Close::new(4429, "").known.is_some());
+        assert_eq!(Close::new(CLIENT_DROP, "x").known, None);
+        assert_eq!(Close::lost("reset").code, ABNORMAL);
+        let finals: Vec<u16> = CloseCode::ALL
+            .into_iter()
+            .filter(|c| Close::new(c.code(), c.reason()).is_final())
+            .map(CloseCode::code)
+            .collect();
+        assert_eq!(finals, [1000, 4000, 4408, 4409, 4429, 4401, 4403, 4503]);
+        assert!(!Close::new(4429, "too many joins").is_final());
+        assert!(!Close::lost("reset").is_final());
+    }
+}

@@ -151,3 +151,146 @@ impl Slot {
         Some(Some(initiator) == self.client_id.as_deref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ending<'a>(close: &'a Close, refusal: Option<&'a Refused>) -> Ending<'a> {
+        Ending {
+            close,
+            refusal,
+            full: false,
+            ticket_provider: false,
+            fresh_ticket_tried: false,
+        }
+    }
+
+    fn refusal(code: HttpError) -> Refused {
+        Refused {
+            code,
+            message: String::new(),
+            retry_after: code.retry_after_s().map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn closes_of_the_server() {
+        let cases = [
+            (CloseCode::Left, After::StopAndForget),
+            (CloseCode::Replaced, After::Stop),
+            (CloseCode::Stale, After::StopAndForget),
+            (CloseCode::RoomFull, After::StopAndForget),
+            (CloseCode::RateLimited, After::Stop),
+            (CloseCode::TicketRefused, After::Stop),
+            (CloseCode::Forbidden, After::Stop),
+            (CloseCode::Misconfigured, After::Stop),
+            // Without its refusal frame, a 4429 "too many joins" is waited out.
+            (CloseCode::TooManyJoins, After::Backoff),
+        ];
+        for (code, want) in cases {
+            let close = Close::new(code.code(), code.reason());
+            assert_eq!(after(ending(&close, None)), want, "{code:?}");
+        }
+        for (code, reason) in [(1006, ""), (1001, "going away"), (4001, "client drop")] {
+            let close = Close::new(code, reason);
+            assert_eq!(after(ending(&close, None)), After::Backoff, "{code}");
+        }
+        let close = Close::lost("");
+        let full = Ending {
+            full: true,
+            ..ending(&close, None)
+        };
+        assert_eq!(after(full), After::StopAndForget);
+    }
+
+    #[test]
+    fn refusals() {
+        let close = Close::new(4401, "ticket refused");
+        let expired = refusal(HttpError::TicketExpired);
+        assert_eq!(after(ending(&close, Some(&expired))), After::Stop);
+        let with_provider = Ending {
+            ticket_provider: true,
+            ..ending(&close, Some(&expired))
+        };
+        assert_eq!(after(with_provider), After::RetryIn(Duration::ZERO));
+        let tried = Ending {
+            fresh_ticket_tried: true,
+            ..with_provider
+        };
+        assert_eq!(after(tried), After::Stop);
+        for code in [
+            HttpError::TicketRequired,
+            HttpError::InvalidTicket,
+            HttpError::TicketWrongRoom,
+            HttpError::ConfigError,
+        ] {
+            let r = refusal(code);
+            let e = Ending {
+                ticket_provider: true,
+                ..ending(&close, Some(&r))
+            };
+            assert_eq!(after(e), After::Stop, "{code:?}");
+        }
+        let joins = refusal(HttpError::TooManyJoins);
+        let close = Close::new(4429, "too many joins");
+        assert_eq!(
+            after(ending(&close, Some(&joins))),
+            After::RetryIn(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn ice_refresh_at_80_percent_and_never_sooner_than_5_s() {
+        assert_eq!(ice_refresh_in(None, 1000), None);
+        assert_eq!(ice_refresh_in(Some(1000), 1000), None);
+        assert_eq!(ice_refresh_in(Some(500), 1000), None);
+        assert_eq!(
+            ice_refresh_in(Some(3_600_000 + 1000), 1000),
+            Some(Duration::from_millis(2_880_000))
+        );
+        assert_eq!(ice_refresh_in(Some(2000), 1000), Some(MIN_ICE_REFRESH));
+    }
+
+    fn welcome(client_id: &str, token: &str, resumed: Option<bool>) -> Welcome {
+        Welcome {
+            version: 1,
+            room: "r".into(),
+            client_id: client_id.into(),
+            resume_token: token.into(),
+            ice_servers: RawValue::from_string("[]".into()).unwrap(),
+            ice_servers_expire_at: None,
+            max_peers: 2,
+            max_message_bytes: 100,
+            peers: vec!["b".into()],
+            resumed,
+            identity: None,
+            peer_identities: None,
+        }
+    }
+
+    #[test]
+    fn a_welcome_rotates_the_token_and_a_resume_keeps_the_pairing() {
+        let mut slot = Slot {
+            token: Some("t0".into()),
+            ..Slot::default()
+        };
+        slot.welcome(&welcome("a", "t1", None));
+        assert_eq!(slot.token.as_deref(), Some("t1"));
+        assert_eq!(slot.peers, ["b"]);
+        slot.ready("a", &["a".into(), "b".into()]);
+        assert_eq!(slot.is_initiator(), Some(true));
+        slot.welcome(&welcome("a", "t2", Some(true)));
+        assert_eq!(
+            (slot.token.as_deref(), slot.is_initiator()),
+            (Some("t2"), Some(true))
+        );
+        // The slot had expired: a fresh join, no pairing until the next `ready`.
+        slot.welcome(&welcome("c", "t3", Some(false)));
+        assert_eq!(slot.is_initiator(), None);
+        slot.ready("b", &["b".into(), "c".into()]);
+        assert_eq!(slot.is_initiator(), Some(false));
+        slot.peer_left("b");
+        assert_eq!((slot.peers.len(), slot.is_initiator()), (0, None));
+    }
+}
