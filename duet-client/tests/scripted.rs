@@ -39,6 +39,8 @@ impl Scripted {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let mut offer = String::new();
+                    // tungstenite's callback type: its error is the HTTP answer, large or not.
+                    #[allow(clippy::result_large_err)]
                     let callback =
                         |req: &Request, mut res: Response| -> Result<Response, ErrorResponse> {
                             offer = req
