@@ -119,6 +119,9 @@ pub struct Refused {
     pub retry_after: Option<Duration>,
 }
 
+/// How [`duet::protocol::relay_text`] starts every relayed message.
+const RELAY_HEAD: &str = r#"{"type":"message","from":"#;
+
 /// Just the `type`: which type to read the frame as.
 #[derive(Deserialize)]
 struct Head<'a> {
@@ -133,6 +136,15 @@ impl Event {
     /// [`Event::Unknown`].
     pub fn decode(text: &str) -> Event {
         let unknown = || Event::Unknown(text.to_owned());
+        // The hot path: a relay as the server writes it (`relay_text`), read in one pass.
+        if text.starts_with(RELAY_HEAD) {
+            if let Ok(m) = serde_json::from_str::<Relayed>(text) {
+                return Event::Message {
+                    from: m.from.into_owned(),
+                    data: m.data.to_owned(),
+                };
+            }
+        }
         let Ok(head) = serde_json::from_str::<Head>(text) else {
             return unknown();
         };

@@ -138,6 +138,16 @@ impl Welcomed {
     }
 }
 
+/// A frame as it came off a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raw {
+    Text(Utf8Bytes),
+    /// A binary frame, which the server never sends.
+    Binary,
+    /// The socket closed: its close frame, or 1006 for a lost connection.
+    Closed(Close),
+}
+
 /// One open socket. [`Socket::split`] gives a sending and a receiving half that two tasks can
 /// hold; [`SocketSender::reunite`] makes a socket of them again.
 pub struct Socket {
@@ -197,6 +207,11 @@ impl Socket {
     /// The next event; after [`Event::SocketClosed`], `None`.
     pub async fn recv(&mut self) -> Option<Event> {
         self.rx.recv().await
+    }
+
+    /// The next frame as it came ([`SocketReceiver::recv_raw`]).
+    pub async fn recv_raw(&mut self) -> Option<Raw> {
+        self.rx.recv_raw().await
     }
 
     /// The next event within `limit`, or [`Error::Timeout`] with `step` as its label; after
@@ -293,13 +308,23 @@ impl SocketReceiver {
     /// The next event; after [`Event::SocketClosed`], `None`. WebSocket-level pings and pongs
     /// are answered by the library and not reported.
     pub async fn recv(&mut self) -> Option<Event> {
+        Some(match self.recv_raw().await? {
+            Raw::Text(text) => Event::decode(&text),
+            Raw::Binary => Event::Unknown("(binary)".into()),
+            Raw::Closed(close) => Event::SocketClosed(close),
+        })
+    }
+
+    /// The next frame as it came, not decoded ([`Event::decode`] reads a text): for a reader
+    /// that only counts or times frames. After [`Raw::Closed`], `None`.
+    pub async fn recv_raw(&mut self) -> Option<Raw> {
         if self.ended {
             return None;
         }
         loop {
             let closed = match self.stream.next().await {
-                Some(Ok(Message::Text(text))) => return Some(Event::decode(&text)),
-                Some(Ok(Message::Binary(_))) => return Some(Event::Unknown("(binary)".into())),
+                Some(Ok(Message::Text(text))) => return Some(Raw::Text(text)),
+                Some(Ok(Message::Binary(_))) => return Some(Raw::Binary),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(Some(frame)))) => {
                     Close::new(u16::from(frame.code), frame.reason.as_str())
@@ -309,7 +334,7 @@ impl SocketReceiver {
                 None => Close::lost("connection ended"),
             };
             self.ended = true;
-            return Some(Event::SocketClosed(closed));
+            return Some(Raw::Closed(closed));
         }
     }
 
