@@ -156,7 +156,8 @@ impl Client {
 
     /// Relays `data` to the other peer (sealed by the codec if there is one). Nothing is
     /// queued: with no socket open this is [`Error::NotOpen`]; after
-    /// [`Event::Reconnected`], send again what matters.
+    /// [`Event::Reconnected`], send again what matters. A frame over the server's
+    /// `maxMessageBytes` (from the welcome) is [`Error::TooLarge`], and is not sent.
     pub async fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), Error> {
         let raw = serde_json::value::to_raw_value(data).map_err(|e| Error::Data(e.to_string()))?;
         self.send_raw(raw).await
@@ -413,15 +414,25 @@ impl Driver {
         if !s.welcomed {
             return Err(Error::NotOpen);
         }
-        match self.config.codec.as_mut() {
-            None => s.tx.send_data(data).await,
+        let slot = self.status.borrow().slot.clone();
+        let sealed;
+        let data = match self.config.codec.as_mut() {
+            None => data,
             Some(codec) => {
-                let slot = self.status.borrow().slot.clone();
-                let sealed = codec
+                sealed = codec
                     .seal(&context(&self.config.room, &slot, true), data)
                     .map_err(Error::Data)?;
-                s.tx.send_data(&sealed).await
+                &sealed
             }
+        };
+        let text = ClientFrame::Message(data).to_text();
+        match slot.max_message_bytes {
+            // The server would refuse it (`too-large`); say so before it leaves.
+            Some(max) if text.len() > max => Err(Error::TooLarge {
+                bytes: text.len(),
+                max,
+            }),
+            _ => s.tx.send_text(text).await,
         }
     }
 

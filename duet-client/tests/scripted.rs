@@ -304,3 +304,33 @@ async fn an_http_refusal_is_final() {
     }
     assert!(client.next_event().await.is_none());
 }
+
+#[tokio::test]
+async fn a_frame_over_the_announced_limit_is_refused_before_it_leaves() {
+    let mut server = Scripted::start(None).await;
+    let mut client = Client::connect(config(&server));
+    let mut conn = server.next().await;
+    // `{"type":"message","data":"…"}` is 28 bytes around the string's characters.
+    let max = 40;
+    conn.send(ServerFrame::Created(Welcome {
+        max_message_bytes: max,
+        ..welcome("t", None)
+    }))
+    .await;
+    until(&mut client, "created").await;
+    assert_eq!(conn.read().await, Message::Text(PING_TEXT.into()));
+    let over = "x".repeat(max - 28 + 1);
+    match client.send(&over).await {
+        Err(duet_client::Error::TooLarge { bytes, max: m }) => {
+            assert_eq!((bytes, m), (max + 1, max))
+        }
+        other => panic!("{other:?}"),
+    }
+    let exact = "y".repeat(max - 28);
+    client.send(&exact).await.unwrap();
+    // The next frame on the wire is the one at the limit: the one over it never left.
+    assert_eq!(
+        conn.read().await,
+        Message::Text(format!(r#"{{"type":"message","data":"{exact}"}}"#).into())
+    );
+}
