@@ -210,6 +210,9 @@ impl Drop for Client {
     }
 }
 
+/// How long, after a `leave`, the server's close may take before the client stops anyway.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
+
 /// What one socket's life ended in.
 enum Next {
     Retry(Close, After),
@@ -267,7 +270,11 @@ impl Driver {
             tokio::select! {
                 _ = sleep_until(until) => return None,
                 command = self.commands.recv() => match command {
-                    None | Some(Command::Leave) => return Some(left()),
+                    None => return Some(left()),
+                    Some(Command::Leave) => {
+                        self.status.send_modify(|st| st.slot.token = None);
+                        return Some(left());
+                    }
                     Some(Command::Reconnect) => return None,
                     Some(Command::Send(_, reply) | Command::Frame(_, reply)) => {
                         let _ = reply.send(Err(Error::NotOpen));
@@ -279,12 +286,15 @@ impl Driver {
 
     /// Opens the next socket, with a fresh ticket and the current token.
     async fn dial(&mut self) -> Result<Socket, Next> {
-        let ticket = self
-            .config
-            .ticket
-            .get()
-            .await
-            .map_err(|e| Next::Retry(Close::lost(format!("no ticket: {e}")), After::Backoff))?;
+        // A provider that hangs is a failed attempt, like a connect that hangs.
+        let limit = Some(self.config.connect_timeout).filter(|t| !t.is_zero());
+        let ticket = match limit {
+            Some(limit) => tokio::time::timeout(limit, self.config.ticket.get())
+                .await
+                .unwrap_or_else(|_| Err("the ticket provider timed out".into())),
+            None => self.config.ticket.get().await,
+        }
+        .map_err(|e| Next::Retry(Close::lost(format!("no ticket: {e}")), After::Backoff))?;
         let dial = Dial {
             url: self.config.url.clone(),
             ticket,
@@ -312,6 +322,7 @@ impl Driver {
             welcomed: false,
             refusal: None,
             full: false,
+            leave_by: None,
             ping_at: None,
             pong_by: None,
             ice_at: None,
@@ -344,6 +355,8 @@ impl Driver {
                 }
                 _ = sleep_opt(s.ping_at) => self.ping(s).await,
                 _ = sleep_opt(s.pong_by) => return drop_socket(s, "no answer to a ping").await,
+                // We left, and the server's close did not come: left all the same.
+                _ = sleep_opt(s.leave_by) => return Next::Stop(left()),
                 _ = sleep_opt(s.welcome_by) => return drop_socket(s, "connect timed out").await,
                 _ = sleep_opt(s.ice_at) => {
                     s.ice_at = None;
@@ -363,6 +376,9 @@ impl Driver {
 
     /// The socket ended: what next, by [`policy::after`].
     fn ended(&mut self, s: &Session, close: Close) -> Next {
+        if s.leave_by.is_some() {
+            return Next::Stop(close);
+        }
         let after = policy::after(Ending {
             close: &close,
             refusal: s.refusal.as_ref(),
@@ -392,6 +408,9 @@ impl Driver {
                 if !s.welcomed || s.tx.send(&ClientFrame::Leave).await.is_err() {
                     return Some(Next::Stop(left()));
                 }
+                // Nothing more to keep alive; the server's close (1000) ends the session.
+                (s.ping_at, s.pong_by, s.ice_at) = (None, None, None);
+                s.leave_by = Some(Instant::now() + LEAVE_WAIT);
             }
             Some(Command::Reconnect) => return Some(drop_socket(s, "reconnect").await),
             Some(Command::Send(data, reply)) => {
@@ -623,6 +642,8 @@ struct Session {
     welcomed: bool,
     refusal: Option<Refused>,
     full: bool,
+    /// After a `leave`: how long the server's close may take.
+    leave_by: Option<Instant>,
     ping_at: Option<Instant>,
     pong_by: Option<Instant>,
     ice_at: Option<Instant>,

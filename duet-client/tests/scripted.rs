@@ -334,3 +334,65 @@ async fn a_frame_over_the_announced_limit_is_refused_before_it_leaves() {
         Message::Text(format!(r#"{{"type":"message","data":"{exact}"}}"#).into())
     );
 }
+
+#[tokio::test]
+async fn a_leave_the_server_never_closes_still_stops_without_reconnecting() {
+    let mut server = Scripted::start(None).await;
+    let mut client = Client::connect(config(&server));
+    let mut conn = server.next().await;
+    conn.send(ServerFrame::Created(welcome("t", None))).await;
+    until(&mut client, "created").await;
+    client.leave();
+    assert_eq!(conn.read().await, Message::Text(PING_TEXT.into()));
+    assert_eq!(
+        conn.read().await,
+        Message::Text(r#"{"type":"leave"}"#.into())
+    );
+    // The server says nothing more; the client stops by itself and forgets the token.
+    let close = loop {
+        match next(&mut client).await {
+            Event::Closed(close) => break close,
+            Event::Pong => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!((close.code, close.reason.as_str()), (1000, "left"));
+    assert_eq!(client.status().slot.token, None);
+    assert!(client.next_event().await.is_none());
+    assert!(
+        server.conns.try_recv().is_err(),
+        "no new socket after a leave"
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_provider_that_hangs_fails_the_attempt() {
+    let mut server = Scripted::start(None).await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let mut config = config(&server).ticket(duet_client::Ticket::provider(move || {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, String>("jwt".to_owned())
+        }
+    }));
+    config.connect_timeout = Duration::from_millis(100);
+    let mut client = Client::connect(config);
+    match next(&mut client).await {
+        Event::Reconnecting { cause, .. } => {
+            assert_eq!(cause.reason, "no ticket: the ticket provider timed out")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The next attempt asks again, and offers what it got.
+    let conn = server.next().await;
+    assert!(
+        conn.offer.split(", ").any(|p| p == "duet.ticket.jwt"),
+        "{}",
+        conn.offer
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
