@@ -376,6 +376,7 @@ impl Driver {
 
     /// The socket ended: what next, by [`policy::after`].
     fn ended(&mut self, s: &Session, close: Close) -> Next {
+        // After our `leave` (the token is forgotten already), whatever the close.
         if s.leave_by.is_some() {
             return Next::Stop(close);
         }

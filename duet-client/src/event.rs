@@ -98,10 +98,11 @@ impl Close {
 
     /// Whether trying again cannot help (`docs/client.md`, "Reconnecting and resuming"): the
     /// slot is elsewhere (4000), gone (4408), refused (4409, 4401, 4403, 4503) or closed for
-    /// flooding (4429 `rate limited`). 1000 is final too: the slot was released.
+    /// flooding (4429 `rate limited`). A 1000 the client did not ask for with a `leave` is
+    /// not final, as in `duet.js`: the client reconnects.
     pub fn is_final(&self) -> bool {
         match self.known {
-            Some(CloseCode::TooManyJoins) | None => false,
+            Some(CloseCode::TooManyJoins | CloseCode::Left) | None => false,
             Some(_) => true,
         }
     }
@@ -317,7 +318,7 @@ mod tests {
             .filter(|c| Close::new(c.code(), c.reason()).is_final())
             .map(CloseCode::code)
             .collect();
-        assert_eq!(finals, [1000, 4000, 4408, 4409, 4429, 4401, 4403, 4503]);
+        assert_eq!(finals, [4000, 4408, 4409, 4429, 4401, 4403, 4503]);
         assert!(!Close::new(4429, "too many joins").is_final());
         assert!(!Close::lost("reset").is_final());
     }
