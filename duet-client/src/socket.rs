@@ -371,7 +371,9 @@ impl SocketReceiver {
     }
 }
 
-/// wss:// needs a rustls crypto provider; install ring's unless the program chose one.
+/// wss:// needs a rustls crypto provider. rustls picks the only one compiled in by itself, but
+/// a build with two (aws-lc-rs beside ring, through another crate) must choose: then ring,
+/// unless the program chose already.
 fn ensure_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Another thread may have installed one meanwhile, which is as good.
@@ -403,5 +405,81 @@ fn socket_error(e: WsError) -> Error {
         }
         WsError::Io(io) => Error::Io(io.kind()),
         other => Error::Socket(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_urls() {
+        for (base, url) in [
+            ("https://duet.example", "wss://duet.example/ws/r-1"),
+            ("https://duet.example/", "wss://duet.example/ws/r-1"),
+            ("http://127.0.0.1:8787", "ws://127.0.0.1:8787/ws/r-1"),
+            ("wss://duet.example", "wss://duet.example/ws/r-1"),
+            ("ws://h:1", "ws://h:1/ws/r-1"),
+        ] {
+            assert_eq!(room_url(base, "r-1").unwrap(), url, "{base}");
+        }
+        for (base, room) in [
+            ("ftp://duet.example", "r"),
+            ("duet.example", "r"),
+            ("https://duet.example", ""),
+            ("https://duet.example", "a/b"),
+            ("https://duet.example", &"x".repeat(65)),
+        ] {
+            assert!(
+                matches!(room_url(base, room), Err(Error::Url(_))),
+                "{base} {room}"
+            );
+        }
+    }
+
+    #[test]
+    fn dials_offer_v1_the_ticket_and_the_token() {
+        let dial = Dial::new("ws://h/ws/r");
+        assert_eq!(dial.subprotocols(), "duet.v1");
+        let dial = dial.ticket("a.b.c").resume("ff00");
+        assert_eq!(
+            dial.subprotocols(),
+            "duet.v1, duet.ticket.a.b.c, duet.resume.ff00"
+        );
+        let request = dial.request().unwrap();
+        assert_eq!(request.uri().to_string(), "ws://h/ws/r");
+        assert_eq!(
+            request.headers()[SEC_WEBSOCKET_PROTOCOL],
+            "duet.v1, duet.ticket.a.b.c, duet.resume.ff00"
+        );
+        let query = Dial {
+            resume_in_query: true,
+            ..dial
+        };
+        assert_eq!(query.subprotocols(), "duet.v1, duet.ticket.a.b.c");
+        assert_eq!(
+            query.request().unwrap().uri().to_string(),
+            "ws://h/ws/r?resume=ff00"
+        );
+        let bad = Dial::new("ws://h/ws/r").ticket("line\nbreak");
+        assert!(matches!(bad.request(), Err(Error::Url(_))));
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_is_an_error() {
+        // wss:// to a plain TCP server that hangs up: an error to count, never a panic.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                drop(tcp);
+            }
+        });
+        let dial = Dial::new(format!("wss://127.0.0.1:{port}/ws/r"));
+        match Socket::connect(&dial).await {
+            Err(Error::Tls(_) | Error::Io(_)) => {}
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a TLS socket to a plain server"),
+        }
     }
 }
