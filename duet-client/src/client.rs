@@ -563,7 +563,8 @@ impl Driver {
                 });
                 self.schedule_ice(s, *expires_at);
             }
-            ServerFrame::PeerAway { .. } | ServerFrame::Error { .. } => {}
+            // `peer-away`, `error`: nothing of the slot changes.
+            _ => {}
         }
     }
 

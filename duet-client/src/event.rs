@@ -175,7 +175,7 @@ impl Event {
     pub fn kind(&self) -> String {
         match self {
             Event::Frame(ServerFrame::Error { code, .. }) => format!("error:{}", code.as_str()),
-            Event::Frame(frame) => frame_type(frame).as_str().to_owned(),
+            Event::Frame(frame) => frame.frame_type().as_str().to_owned(),
             Event::Message { .. } => "message".into(),
             Event::Pong => "pong".into(),
             Event::Refused(r) => format!("refused:{}", r.code.code()),
@@ -190,21 +190,6 @@ impl Event {
             Event::E2eError { reason, .. } => format!("e2e-error:{reason}"),
             Event::Closed(c) => format!("closed:{}", c.code),
         }
-    }
-}
-
-/// The type of a server frame.
-pub fn frame_type(frame: &ServerFrame) -> ServerFrameType {
-    match frame {
-        ServerFrame::Created(_) => ServerFrameType::Created,
-        ServerFrame::Joined(_) => ServerFrameType::Joined,
-        ServerFrame::PeerJoined { .. } => ServerFrameType::PeerJoined,
-        ServerFrame::Ready { .. } => ServerFrameType::Ready,
-        ServerFrame::PeerAway { .. } => ServerFrameType::PeerAway,
-        ServerFrame::PeerLeft { .. } => ServerFrameType::PeerLeft,
-        ServerFrame::Full { .. } => ServerFrameType::Full,
-        ServerFrame::Error { .. } => ServerFrameType::Error,
-        ServerFrame::IceServers { .. } => ServerFrameType::IceServers,
     }
 }
 
