@@ -434,11 +434,11 @@ impl Driver {
         if !s.welcomed {
             return Err(Error::NotOpen);
         }
-        let slot = self.status.borrow().slot.clone();
         let sealed;
         let data = match self.config.codec.as_mut() {
             None => data,
             Some(codec) => {
+                let slot = self.status.borrow().slot.clone();
                 sealed = codec
                     .seal(&context(&self.config.room, &slot, true), data)
                     .map_err(Error::Data)?;
@@ -446,7 +446,8 @@ impl Driver {
             }
         };
         let text = ClientFrame::Message(data).to_text();
-        match slot.max_message_bytes {
+        let max = self.status.borrow().slot.max_message_bytes;
+        match max {
             // The server would refuse it (`too-large`); say so before it leaves.
             Some(max) if text.len() > max => Err(Error::TooLarge {
                 bytes: text.len(),
