@@ -33,8 +33,8 @@ pub struct Config {
     /// After a ping, how long to wait for any frame before the socket counts as dead and is
     /// replaced; zero disables.
     pub pong_timeout: Duration,
-    /// A socket that has not brought its welcome within this is abandoned for the next
-    /// attempt.
+    /// A socket that has not brought its welcome within this (a ticket provider that has not
+    /// answered, too) is abandoned for the next attempt; zero waits as long as it takes.
     pub connect_timeout: Duration,
     pub backoff: Backoff,
     /// Give up after this many failed attempts in a row (then [`Event::Closed`]).

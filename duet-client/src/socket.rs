@@ -35,7 +35,7 @@ pub struct Dial {
     /// (`?resume=`) with `resume_in_query`.
     pub resume: Option<String>,
     pub resume_in_query: bool,
-    /// The limit on the TCP connect, the TLS handshake and the upgrade together.
+    /// The limit on the TCP connect, the TLS handshake and the upgrade together; zero: none.
     pub timeout: Duration,
 }
 
@@ -176,11 +176,14 @@ impl Socket {
             ensure_crypto_provider();
         }
         let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
-        let ws = match timeout(dial.timeout, connect).await {
-            Err(_) => return Err(Error::Timeout("connect")),
-            Ok(Err(e)) => return Err(connect_error(e)),
-            Ok(Ok((ws, _response))) => ws,
+        let connected = if dial.timeout.is_zero() {
+            connect.await
+        } else {
+            timeout(dial.timeout, connect)
+                .await
+                .map_err(|_| Error::Timeout("connect"))?
         };
+        let (ws, _response) = connected.map_err(connect_error)?;
         let (sink, stream) = ws.split();
         Ok(Socket {
             tx: SocketSender { sink },

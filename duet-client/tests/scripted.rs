@@ -31,6 +31,11 @@ struct Scripted {
 
 impl Scripted {
     async fn start(refuse: Option<StatusCode>) -> Scripted {
+        Scripted::start_slow(refuse, Duration::ZERO).await
+    }
+
+    /// A server that waits `slow` before it answers each upgrade.
+    async fn start_slow(refuse: Option<StatusCode>, slow: Duration) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, conns) = mpsc::unbounded_channel();
@@ -38,6 +43,7 @@ impl Scripted {
             while let Ok((tcp, _)) = listener.accept().await {
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    tokio::time::sleep(slow).await;
                     let mut offer = String::new();
                     // tungstenite's callback type: its error is the HTTP answer, large or not.
                     #[allow(clippy::result_large_err)]
@@ -395,4 +401,15 @@ async fn a_ticket_provider_that_hangs_fails_the_attempt() {
         conn.offer
     );
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_zero_connect_timeout_waits_as_long_as_it_takes() {
+    let mut server = Scripted::start_slow(None, Duration::from_millis(50)).await;
+    let mut config = config(&server);
+    config.connect_timeout = Duration::ZERO;
+    let mut client = Client::connect(config);
+    let mut conn = server.next().await;
+    conn.send(ServerFrame::Created(welcome("t", None))).await;
+    assert_eq!(next(&mut client).await.kind(), "created");
 }
