@@ -685,3 +685,20 @@ fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moves_between_tasks<T: Send + 'static>() {}
+
+    #[test]
+    fn clients_sockets_and_events_move_between_tasks() {
+        moves_between_tasks::<Client>();
+        moves_between_tasks::<Socket>();
+        moves_between_tasks::<SocketSender>();
+        moves_between_tasks::<SocketReceiver>();
+        moves_between_tasks::<Event>();
+        moves_between_tasks::<Config>();
+    }
+}
