@@ -8,7 +8,6 @@ use duet::protocol::ServerFrameType;
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
@@ -250,24 +249,6 @@ pub async fn close(mut ws: Ws) {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
-}
-
-/// Opens a room as one of many set up together: waits for a place among the `setup` permits,
-/// opens it, then tells the scenario (`opened_tx`) that this room is done setting up, whatever
-/// the outcome, so the scenario knows when every room has had its turn.
-pub async fn open_room_in_batch(
-    room: &RoomDial,
-    limit: Duration,
-    setup: &Semaphore,
-    opened_tx: mpsc::UnboundedSender<()>,
-    opened: &mut Opened,
-) -> Result<Pair, Failure> {
-    let result = {
-        let _permit = setup.acquire().await;
-        open_room(room, limit, opened).await
-    };
-    let _ = opened_tx.send(());
-    result
 }
 
 pub async fn close_pair(pair: Pair) {

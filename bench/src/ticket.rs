@@ -46,7 +46,7 @@ mod tests {
         // Valid for as long as the longest run's tickets (main.rs), within the server's default
         // lifetime cap.
         let now = 1_700_000_000;
-        let exp = now + 4 * crate::cli::MAX_DURATION_S as u64;
+        let exp = now + 4 * crate::args::MAX_DURATION_S as u64;
         let ticket = mint("s3cret", "r1", "a-r1", exp);
         assert_eq!(
             verify(&ticket, &secrets, "r1", now, DEFAULT_MAX_TTL_S),

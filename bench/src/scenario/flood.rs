@@ -11,29 +11,32 @@
 //! the raised one `bench/run.sh` uses for `relay`: the measured rooms stay under it, and the
 //! flooder must be refused.
 
-use super::soak::secs;
-use super::Ctx;
-use crate::cli::{check_concurrency, check_rooms, check_size, seconds, ArgError};
-use crate::conn::{self, close_pair, expect_data, open_room_in_batch, send, Opened, Ws};
+use super::{join_all, Ctx, Scenario};
+use crate::args::{check_concurrency, check_rooms, check_size, fail, seconds, secs, ArgError};
+use crate::conn::{self, close_pair, expect_data, send, Opened, Pair, Ws};
 use crate::event::Event;
 use crate::frame;
-use crate::local_server::{LocalServer, ServeArgs};
+use crate::local_server::{ServeArgs, Served};
+use crate::report::{quantiles, Outcome, Report, Row};
 use crate::server::{own_cpu_s, Server};
 use crate::stats::{Failure, Failures, Latency, Summary};
-use crate::verdict::{Criterion, Status};
+use crate::verdict::{any_failed, Criterion, Status};
 use crate::welcome;
 use anyhow::Result;
 use clap::Args;
 use duet::protocol::CloseCode;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 
+/// Round trips in many rooms with and without one flooding client in the same run;
+/// PASS/FAIL on the ratio of the p50s.
 #[derive(Debug, Clone, Args)]
 pub struct FloodArgs {
     /// Rooms whose round trip is measured.
@@ -80,8 +83,8 @@ pub struct FloodArgs {
     pub serve: ServeArgs,
 }
 
-impl FloodArgs {
-    pub fn check(&self) -> Result<(), ArgError> {
+impl Scenario for FloodArgs {
+    fn check(&self) -> Result<(), ArgError> {
         check_rooms("rooms", self.rooms)?;
         check_concurrency(self.concurrency)?;
         seconds("every", self.every, 0.01)?;
@@ -89,19 +92,35 @@ impl FloodArgs {
         seconds("warmup", self.warmup, 0.0)?;
         seconds("settle", self.settle, 0.0)?;
         if self.settle >= self.phase {
-            return Err(ArgError("--settle must be shorter than --phase".into()));
+            return fail("--settle must be shorter than --phase");
         }
         seconds("reconnect-every", self.reconnect_every, 0.0)?;
         if self.rounds == 0 || self.rounds > 100 {
-            return Err(ArgError("--rounds must be 1 to 100".into()));
+            return fail("--rounds must be 1 to 100");
         }
         check_size(self.size)?;
         check_size(self.flood_size)?;
         if !(self.max_ratio.is_finite() && self.max_ratio >= 1.0) {
-            return Err(ArgError("--max-ratio must be at least 1".into()));
+            return fail("--max-ratio must be at least 1");
         }
         seconds("start-timeout", self.serve.start_timeout, 1.0)?;
         Ok(())
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<Vec<Outcome>>> {
+        async move {
+            let mut served = Served::start(&ctx.base, &self.serve).await?;
+            if let Some(took) = served.first_start {
+                ctx.note(format_args!(
+                    "flood: server up in {:.1} s",
+                    took.as_secs_f64()
+                ));
+            }
+            let report = measure(ctx, &served.processes(&ctx.server), self).await;
+            served.stop().await;
+            Ok(vec![Outcome::new(report)])
+        }
+        .boxed()
     }
 }
 
@@ -181,34 +200,6 @@ pub struct FloodReport {
     pub criteria: Vec<Criterion>,
 }
 
-pub async fn run(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> Result<FloodReport> {
-    let host = ctx.base.host_str().unwrap_or("127.0.0.1").to_owned();
-    let port = ctx.base.port_or_known_default().unwrap_or(80);
-    let mut local = args
-        .serve
-        .serve
-        .as_ref()
-        .map(|cmd| LocalServer::new(cmd, &args.serve.server_log, &host, port));
-    if let Some(server) = local.as_mut() {
-        let took = server
-            .start(Duration::from_secs_f64(args.serve.start_timeout))
-            .await?;
-        if chatty {
-            eprintln!("flood: server up in {:.1} s", took.as_secs_f64());
-        }
-    }
-    let server = if local.is_some() {
-        Server::locate(&[], Some(&host), Some(port))
-    } else {
-        ctx.server.clone()
-    };
-    let report = measure(ctx, &server, args, chatty).await;
-    if let Some(server) = local.as_mut() {
-        server.stop(Duration::from_secs(5)).await;
-    }
-    Ok(report)
-}
-
 /// CPU seconds so far of the server's processes by role, and of this process.
 fn cpu_now(server: &Server) -> BTreeMap<String, f64> {
     let mut now = BTreeMap::new();
@@ -219,57 +210,76 @@ fn cpu_now(server: &Server) -> BTreeMap<String, f64> {
     now
 }
 
-async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs, chatty: bool) -> FloodReport {
-    let rounds = args.rounds as usize;
+/// Each round's round trips: `[quiet, flood]`.
+type Hists = Arc<Mutex<Vec<[Latency; 2]>>>;
+
+async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs) -> FloodReport {
     let every = Duration::from_secs_f64(args.every);
     let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
     // The phase whose round trips are being recorded: set once the phase has settled.
     let (measure_tx, measure_rx) = watch::channel(None::<Phase>);
-    let setup = Arc::new(Semaphore::new(args.concurrency as usize));
-    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<()>();
-    let hists: Arc<Mutex<Vec<[Latency; 2]>>> =
-        Arc::new(Mutex::new(vec![[Latency::new(), Latency::new()]; rounds]));
-    let rooms: Vec<_> = (0..args.rooms)
-        .map(|i| {
+    let rounds = args.rounds as usize;
+    let hists: Hists = Arc::new(Mutex::new(vec![[Latency::new(), Latency::new()]; rounds]));
+    let (limit, size, n) = (ctx.timeout, args.size, args.rooms);
+    let rooms = ctx
+        .open_rooms("flood-m", n, args.concurrency, |i, dial, opening| {
+            let offset = every.mul_f64(f64::from(i) / f64::from(n));
             let room = Measured {
-                url: ctx.room("flood-m", i),
-                timeout: ctx.timeout,
-                size: args.size,
+                limit,
+                size,
                 every,
-                offset: every.mul_f64(f64::from(i) / f64::from(args.rooms)),
+                offset,
             };
-            let setup = Arc::clone(&setup);
-            let opened_tx = opened_tx.clone();
-            let phase_rx = phase_rx.clone();
-            let measure_rx = measure_rx.clone();
+            let (phase_rx, measure_rx) = (phase_rx.clone(), measure_rx.clone());
             let hists = Arc::clone(&hists);
-            tokio::spawn(room.run(setup, opened_tx, phase_rx, measure_rx, hists))
+            async move {
+                match opening.open(&dial, &mut Opened::default()).await {
+                    Ok(pair) => room.run(pair, phase_rx, measure_rx, hists).await,
+                    Err(failure) => Some(failure),
+                }
+            }
         })
-        .collect();
-    drop(opened_tx);
-    while opened_rx.recv().await.is_some() {}
-
+        .await;
     let flooder = Flooder {
-        ctx_room: (0..args.rounds)
+        urls: (0..args.rounds)
             .map(|r| ctx.room("flood-f", r).a.url)
             .collect(),
-        timeout: ctx.timeout,
+        limit: ctx.timeout,
         size: args.flood_size,
         rate: args.flood_rate,
         reconnect_every: Duration::from_secs_f64(args.reconnect_every),
     };
     let flood_task = tokio::spawn(flooder.run(phase_rx.clone()));
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let cpu = phases(ctx, server, args, &phase_tx, &measure_tx).await;
+    let _ = phase_tx.send(Phase::Over);
+    let mut failures = Failures::default();
+    for failure in join_all(rooms, Some).await.into_iter().flatten() {
+        failures.add(&failure);
+    }
+    let mut flooder = flood_task.await.unwrap_or_default();
+    flooder.frames_per_s = flooder.frames_sent as f64 / (args.phase * f64::from(args.rounds));
+    let hists = hists.lock().map(|h| h.clone()).unwrap_or_default();
+    report(args, &hists, flooder, failures, cpu)
+}
 
+/// Runs the quiet and flood phases in turn; the CPU each half used.
+async fn phases(
+    ctx: &Ctx,
+    server: &Server,
+    args: &FloodArgs,
+    phase_tx: &watch::Sender<Phase>,
+    measure_tx: &watch::Sender<Option<Phase>>,
+) -> [HalfCpu; 2] {
     let phase = Duration::from_secs_f64(args.phase);
     let settle = Duration::from_secs_f64(args.settle);
-    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-    let mut quiet_cpu = HalfCpu::default();
-    let mut flood_cpu = HalfCpu::default();
+    let mut cpu = [HalfCpu::default(), HalfCpu::default()];
     for round in 0..args.rounds {
-        for next in [Phase::Quiet(round), Phase::Flood(round)] {
-            if chatty {
-                eprintln!("flood: {next:?}");
-            }
+        for (half, next) in [Phase::Quiet(round), Phase::Flood(round)]
+            .into_iter()
+            .enumerate()
+        {
+            ctx.note(format_args!("flood: {next:?}"));
             let _ = phase_tx.send(next);
             let measured_from = Instant::now() + settle;
             ctx.wait_with_bar(measured_from, "settle").await;
@@ -278,35 +288,25 @@ async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs, chatty: bool) -> 
             ctx.wait_with_bar(measured_from + phase - settle, "phase")
                 .await;
             let _ = measure_tx.send(None);
-            let half = if matches!(next, Phase::Quiet(_)) {
-                &mut quiet_cpu
-            } else {
-                &mut flood_cpu
-            };
             for (role, after) in cpu_now(server) {
-                half.add(&role, after - before.get(&role).copied().unwrap_or(0.0));
+                cpu[half].add(&role, after - before.get(&role).copied().unwrap_or(0.0));
             }
         }
     }
-    let _ = phase_tx.send(Phase::Over);
+    cpu
+}
 
-    let mut failures = Failures::default();
-    for room in rooms {
-        match room.await {
-            Ok(Some(failure)) => failures.add(&failure),
-            Ok(None) => {}
-            Err(e) => failures.add(&Failure::Socket(format!("task: {e}"))),
-        }
-    }
-    let mut flooder = flood_task.await.unwrap_or_default();
-    flooder.frames_per_s =
-        flooder.frames_sent as f64 / (phase.as_secs_f64() * f64::from(args.rounds));
-
-    let hists = hists.lock().map(|h| h.clone()).unwrap_or_default();
+fn report(
+    args: &FloodArgs,
+    hists: &[[Latency; 2]],
+    flooder: FloodStats,
+    failures: Failures,
+    [quiet_cpu, flood_cpu]: [HalfCpu; 2],
+) -> FloodReport {
     let mut quiet = Latency::new();
     let mut flooded = Latency::new();
     let mut round_ratios = Vec::new();
-    for [q, f] in &hists {
+    for [q, f] in hists {
         quiet.merge(q);
         flooded.merge(f);
         round_ratios.push(ratio(q.summary(), f.summary()));
@@ -395,8 +395,7 @@ pub fn criteria(
 }
 
 struct Measured {
-    url: crate::conn::RoomDial,
-    timeout: Duration,
+    limit: Duration,
     size: usize,
     every: Duration,
     offset: Duration,
@@ -408,24 +407,11 @@ impl Measured {
     /// histogram, timed from when it was due.
     async fn run(
         self,
-        setup: Arc<Semaphore>,
-        opened_tx: mpsc::UnboundedSender<()>,
+        mut pair: Pair,
         phase_rx: watch::Receiver<Phase>,
         measure_rx: watch::Receiver<Option<Phase>>,
-        hists: Arc<Mutex<Vec<[Latency; 2]>>>,
+        hists: Hists,
     ) -> Option<Failure> {
-        let opened = open_room_in_batch(
-            &self.url,
-            self.timeout,
-            &setup,
-            opened_tx,
-            &mut Opened::default(),
-        )
-        .await;
-        let mut pair = match opened {
-            Ok(pair) => pair,
-            Err(failure) => return Some(failure),
-        };
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + self.offset, self.every);
         // A round trip that is late because the one before stalled counts from when it was
@@ -443,9 +429,9 @@ impl Measured {
             seq += 1;
             let trip = async {
                 send(&mut pair.a, text.as_str()).await?;
-                let back = expect_data(&mut pair.b, self.timeout, "relay", frame::echo).await?;
+                let back = expect_data(&mut pair.b, self.limit, "relay", frame::echo).await?;
                 send(&mut pair.b, back).await?;
-                let same = expect_data(&mut pair.a, self.timeout, "relay back", |d| {
+                let same = expect_data(&mut pair.a, self.limit, "relay back", |d| {
                     d == frame::data_of(&text)
                 })
                 .await?;
@@ -476,8 +462,9 @@ impl Measured {
 }
 
 struct Flooder {
-    ctx_room: Vec<String>,
-    timeout: Duration,
+    /// The flood room of each round.
+    urls: Vec<String>,
+    limit: Duration,
     size: usize,
     rate: u32,
     reconnect_every: Duration,
@@ -500,7 +487,7 @@ impl Flooder {
                 },
                 Err(_) => break,
             };
-            let Some(url) = self.ctx_room.get(round as usize) else {
+            let Some(url) = self.urls.get(round as usize) else {
                 break;
             };
             let (a, b, mut token) = match self.open(url).await {
@@ -562,7 +549,7 @@ impl Flooder {
     }
 
     async fn resume(&self, url: &str, token: &str) -> Result<(Ws, String), Failure> {
-        let (ws, w) = welcome::resume(url.to_owned(), token.to_owned(), true, self.timeout).await?;
+        let (ws, w) = welcome::resume(url.to_owned(), token.to_owned(), true, self.limit).await?;
         if w.resumed {
             Ok((ws, w.resume_token))
         } else {
@@ -573,8 +560,8 @@ impl Flooder {
     /// The flood room: the flooder (first, `created`) and its peer (`joined`), with the
     /// flooder's resume token. The lifecycle frames that follow are read and ignored.
     async fn open(&self, url: &str) -> Result<(Ws, Ws, String), Failure> {
-        let (a, wa) = welcome::welcome(url, self.timeout, "created").await?;
-        match welcome::welcome(url, self.timeout, "joined").await {
+        let (a, wa) = welcome::welcome(url, self.limit, "created").await?;
+        match welcome::welcome(url, self.limit, "joined").await {
             Ok((b, _)) => Ok((a, b, wa.resume_token)),
             Err(failure) => {
                 conn::close(a).await;
@@ -680,4 +667,58 @@ async fn drain(mut ws: Ws, mut stop: watch::Receiver<bool>) -> u64 {
     }
     conn::close(ws).await;
     messages
+}
+
+impl Report for FloodReport {
+    fn name(&self) -> &'static str {
+        "flood"
+    }
+
+    fn did_anything(&self) -> bool {
+        self.quiet.is_some() || self.flooded.is_some()
+    }
+
+    fn failed(&self) -> bool {
+        any_failed(&self.criteria)
+    }
+
+    fn row(&self) -> Row {
+        let [q50, q99, qmax] = quantiles(&self.quiet);
+        let row = Row::new(
+            "flood".into(),
+            self.rooms,
+            &self.flooded,
+            self.ratio.map_or("-".into(), |x| format!("×{x:.2} p50")),
+            "-".into(),
+            self.failures.total(),
+        );
+        let ratios = self
+            .round_ratios
+            .iter()
+            .map(|x| x.map_or("-".into(), |x| format!("×{x:.2}")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut details: Vec<String> = self.criteria.iter().map(Criterion::line).collect();
+        details.extend([
+            format!(
+                "latency is the round trip under flood; without: p50 {q50}, p99 {q99}, max {qmax}"
+            ),
+            format!(
+                "CPU without the flood: {}; with: {}",
+                self.quiet_cpu.describe(),
+                self.flood_cpu.describe()
+            ),
+            format!(
+                "{} rounds of {:.0} s quiet + {:.0} s flood (the first {:.0} s of each not \
+                 measured), a round trip every {:.0} ms per room, timed from when it was due; \
+                 ratio per round: {ratios}",
+                self.rounds,
+                self.phase_s,
+                self.phase_s,
+                self.settle_s,
+                self.every_s * 1000.0,
+            ),
+        ]);
+        row.details(details)
+    }
 }

@@ -1,20 +1,35 @@
-//! The scenarios. Each takes the run's [`Ctx`] and its own flags and returns a report; none
-//! panics on a server misbehaving, it counts a failure instead.
+//! The scenarios, one file each: its flags (`Args`), its run and its report. Each takes the
+//! run's [`Ctx`] and returns outcomes; none panics on a server misbehaving, it counts a
+//! failure instead. Adding a scenario is its file here plus one line in `main.rs`.
 
+pub mod all;
 pub mod flood;
 pub mod idle;
 pub mod join;
 pub mod relay;
 pub mod soak;
 
-use crate::cli::room_url;
-use crate::conn::{Dial, RoomDial};
+use crate::args::{room_url, ArgError};
+use crate::conn::{open_room, Dial, Opened, Pair, RoomDial};
+use crate::report::Outcome;
 use crate::server::{Sample, Server};
+use crate::stats::Failure;
 use crate::ticket;
+use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
 use url::Url;
+
+/// A scenario's flags: checked before anything connects, then run.
+pub trait Scenario {
+    fn check(&self) -> Result<(), ArgError>;
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, anyhow::Result<Vec<Outcome>>>;
+}
 
 /// What every scenario of one run shares.
 pub struct Ctx {
@@ -22,6 +37,8 @@ pub struct Ctx {
     pub timeout: Duration,
     pub prefix: String,
     pub progress: bool,
+    /// Progress notes on stderr (not with `--json`).
+    pub chatty: bool,
     pub server: Server,
     /// With a join-ticket secret, every peer offers a ticket of its own.
     pub tickets: Option<Tickets>,
@@ -49,6 +66,12 @@ impl Ctx {
         RoomDial {
             a: dial("a"),
             b: dial("b"),
+        }
+    }
+
+    pub fn note(&self, what: impl std::fmt::Display) {
+        if self.chatty {
+            eprintln!("{what}");
         }
     }
 
@@ -82,6 +105,73 @@ impl Ctx {
         }
         bar.finish_and_clear();
     }
+
+    /// Starts one task per room, made by `task` from the room's index, its dial and its
+    /// [`Opening`] (a place among `concurrency` rooms opening at once); returns once every
+    /// room has had its turn to open, while the tasks go on.
+    pub async fn open_rooms<T, Fut>(
+        &self,
+        tag: &str,
+        rooms: u32,
+        concurrency: u32,
+        task: impl Fn(u32, RoomDial, Opening) -> Fut,
+    ) -> Vec<JoinHandle<T>>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let setup = Arc::new(Semaphore::new(concurrency as usize));
+        let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<()>();
+        let handles = (0..rooms)
+            .map(|i| {
+                let opening = Opening {
+                    setup: Arc::clone(&setup),
+                    opened_tx: opened_tx.clone(),
+                    limit: self.timeout,
+                };
+                tokio::spawn(task(i, self.room(tag, i), opening))
+            })
+            .collect();
+        drop(opened_tx);
+        let bar = self.bar(u64::from(rooms), "open rooms");
+        while opened_rx.recv().await.is_some() {
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        handles
+    }
+}
+
+/// A room's turn to open among the rooms set up together.
+pub struct Opening {
+    setup: Arc<Semaphore>,
+    opened_tx: mpsc::UnboundedSender<()>,
+    limit: Duration,
+}
+
+impl Opening {
+    /// Waits for a place, opens the room, then tells the scenario this room is done setting
+    /// up, whatever the outcome, so it knows when every room has had its turn.
+    pub async fn open(self, dial: &RoomDial, opened: &mut Opened) -> Result<Pair, Failure> {
+        let result = {
+            let _permit = self.setup.acquire().await;
+            open_room(dial, self.limit, opened).await
+        };
+        let _ = self.opened_tx.send(());
+        result
+    }
+}
+
+/// The results of the room tasks; a task that panicked gives `failed(its error)`.
+pub async fn join_all<T>(handles: Vec<JoinHandle<T>>, failed: impl Fn(Failure) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(match handle.await {
+            Ok(t) => t,
+            Err(e) => failed(Failure::Socket(format!("task: {e}"))),
+        });
+    }
+    out
 }
 
 /// CPU seconds each server process used between two samples.
@@ -92,7 +182,11 @@ pub struct ProcCpu {
     pub cpu_s: f64,
 }
 
-pub fn cpu_between(before: &Sample, after: &Sample) -> Vec<ProcCpu> {
+/// What each server process used from `before` to `after` (none without both samples).
+pub fn cpu_between(before: &Option<Sample>, after: &Option<Sample>) -> Vec<ProcCpu> {
+    let (Some(before), Some(after)) = (before, after) else {
+        return Vec::new();
+    };
     after
         .processes
         .iter()
