@@ -45,8 +45,13 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts the `--serve` command if there is one.
-    pub async fn start(base: &url::Url, args: &ServeArgs) -> Result<Served> {
+    /// Starts the `--serve` command if there is one (`chatty`: says so, as `{scenario}: …`).
+    pub async fn start(
+        base: &url::Url,
+        args: &ServeArgs,
+        scenario: &str,
+        chatty: bool,
+    ) -> Result<Served> {
         let host = base.host_str().unwrap_or("127.0.0.1").to_owned();
         let port = base.port_or_known_default().unwrap_or(80);
         let mut local = args
@@ -55,7 +60,11 @@ impl Served {
             .map(|cmd| LocalServer::new(cmd, &args.server_log, &host, port));
         let mut first_start = None;
         if let Some(server) = local.as_mut() {
-            first_start = Some(server.start(args.start_limit()).await?);
+            let took = server.start(args.start_limit()).await?;
+            if chatty {
+                eprintln!("{scenario}: server up in {:.1} s", took.as_secs_f64());
+            }
+            first_start = Some(took);
         }
         Ok(Served {
             local,

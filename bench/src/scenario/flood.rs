@@ -109,13 +109,7 @@ impl Scenario for FloodArgs {
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<Vec<Outcome>>> {
         async move {
-            let mut served = Served::start(&ctx.base, &self.serve).await?;
-            if let Some(took) = served.first_start {
-                ctx.note(format_args!(
-                    "flood: server up in {:.1} s",
-                    took.as_secs_f64()
-                ));
-            }
+            let mut served = Served::start(&ctx.base, &self.serve, "flood", ctx.chatty).await?;
             let report = measure(ctx, &served.processes(&ctx.server), self).await;
             served.stop().await;
             Ok(vec![Outcome::new(report)])

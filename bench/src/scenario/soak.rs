@@ -487,19 +487,8 @@ impl Sampling {
 }
 
 pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakReport> {
-    let mut served = Served::start(&ctx.base, &args.serve).await?;
-    if let Some(took) = served.first_start {
-        ctx.note(format_args!(
-            "soak: server up in {:.1} s",
-            took.as_secs_f64()
-        ));
-    }
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
+    let mut served = Served::start(&ctx.base, &args.serve, "soak", ctx.chatty).await?;
+    let seed = args.seed.unwrap_or_else(clock_seed);
     let (up_tx, up_rx) = watch::channel(Instant::now());
     let plan = Arc::new(Plan::new(ctx, args, seed, up_rx));
     let sampling = Arc::new(Sampling {
@@ -533,17 +522,8 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakReport> {
                 start_limit: args.serve.start_limit(),
                 up_tx,
             };
-            let processes = || served_processes(ctx, args);
-            restarter
-                .run(
-                    local,
-                    &plan,
-                    &sampling,
-                    processes,
-                    &mut total.incidents,
-                    ctx,
-                )
-                .await
+            let incidents = &mut total.incidents;
+            restarter.run(local, &plan, &sampling, incidents, ctx).await
         }
         _ => Vec::new(),
     };
@@ -552,14 +532,15 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakReport> {
     let _ = sampler.await;
     ctx.note("soak: ending every call");
     for slot in slots {
-        match slot.await {
-            Ok(run) => total.merge(run),
-            Err(e) => total.incidents.push(Incident::at(
+        let run = slot.await.unwrap_or_else(|e| SlotRun {
+            incidents: vec![Incident::at(
                 Kind::Unexpected(format!("call task failed: {e}")),
                 plan.clock.ms(Instant::now()),
                 false,
-            )),
-        }
+            )],
+            ..SlotRun::default()
+        });
+        total.merge(run);
     }
     let ran = Ran {
         seed,
@@ -577,10 +558,16 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakReport> {
 }
 
 /// The processes of the server `--serve` started, found again after a restart.
-fn served_processes(ctx: &Ctx, args: &SoakArgs) -> Server {
-    let _ = args;
-    let host = ctx.base.host_str();
-    Server::locate(&[], host, ctx.base.port_or_known_default())
+fn served_processes(ctx: &Ctx) -> Server {
+    Server::locate(&[], ctx.base.host_str(), ctx.base.port_or_known_default())
+}
+
+/// A seed from the clock, for a run without `--seed` (the report prints it).
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
 }
 
 /// Samples the server's memory every `every` until the run stops starting calls; a progress
@@ -628,7 +615,6 @@ impl Restarter {
         server: &mut LocalServer,
         plan: &Plan,
         sampling: &Sampling,
-        processes: impl Fn() -> Server,
         incidents: &mut Vec<Incident>,
         ctx: &Ctx,
     ) -> Vec<Restart> {
@@ -658,7 +644,7 @@ impl Restarter {
             }
             let up = Instant::now();
             let _ = self.up_tx.send(up);
-            sampling.set_server(processes());
+            sampling.set_server(served_processes(ctx));
             let down_s = (up - killed).as_secs_f64();
             ctx.note(format_args!(
                 "soak {:>4.0} s: restarted, down {down_s:.1} s",

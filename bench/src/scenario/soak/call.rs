@@ -474,72 +474,89 @@ impl<'a> Call<'a> {
     }
 
     /// Everything that is due now.
+    /// Does what is due now.
     async fn on_time(&mut self) {
         let now = Instant::now();
-        let p = self.plan;
         if self.own_drop_until.is_some_and(|t| t > now + DROP_SETTLE) && self.whole() {
             self.own_drop_until = Some(now + DROP_SETTLE);
         }
         for i in 0..2 {
-            // Keep-alive, until the peer leaves.
-            if self.peers[i].up() && !self.leaving(i) {
-                let ping_out = self.peers[i].ping_out;
-                match ping_out {
-                    Some(sent) if now >= sent + p.pong_timeout => {
-                        let own = self.own_drop(sent);
-                        self.run.incidents.push(Incident {
-                            kind: Kind::PongTimeout,
-                            from_ms: p.clock.ms(sent),
-                            to_ms: p.clock.ms(now),
-                            own_drop: own,
-                        });
-                        // As the bundled client does: give up on the socket and resume.
-                        self.go_down(i, now);
-                    }
-                    None if now >= self.peers[i].ping_at && self.send(i, conn_ping()).await => {
-                        self.peers[i].ping_out = Some(now);
-                        self.run.pings += 1;
-                    }
-                    _ => {}
+            self.peer_due(i, now).await;
+        }
+        if self.phase == Phase::Steady {
+            self.steady_due(now).await;
+        }
+        if let Phase::Draining { until } = self.phase {
+            self.drain_due(now, until).await;
+        }
+        self.leaving_due(now);
+    }
+
+    /// Peer `i`'s keep-alive, reconnect and waits.
+    async fn peer_due(&mut self, i: usize, now: Instant) {
+        let p = self.plan;
+        // Keep-alive, until the peer leaves.
+        if self.peers[i].up() && !self.leaving(i) {
+            let ping_out = self.peers[i].ping_out;
+            match ping_out {
+                Some(sent) if now >= sent + p.pong_timeout => {
+                    let own = self.own_drop(sent);
+                    self.run.incidents.push(Incident {
+                        kind: Kind::PongTimeout,
+                        from_ms: p.clock.ms(sent),
+                        to_ms: p.clock.ms(now),
+                        own_drop: own,
+                    });
+                    // As the bundled client does: give up on the socket and resume.
+                    self.go_down(i, now);
                 }
-            }
-            // Reconnect, one socket of the room at a time: the one that comes back second
-            // finds the first up, so exactly the first gets `peer-joined`.
-            let j = 1 - i;
-            if let Link::Down {
-                since,
-                deliberate,
-                retry_at,
-                attempt,
-            } = self.peers[i].link
-            {
-                if now >= retry_at && !self.peers[j].connecting() {
-                    let by_subprotocol = self.rng.pick() == 0;
-                    let welcome =
-                        resume(&self.url, &self.peers[i].token, by_subprotocol, p.timeout);
-                    self.peers[i].link = Link::Connecting {
-                        since,
-                        deliberate,
-                        attempt,
-                        welcome,
-                    };
+                None if now >= self.peers[i].ping_at && self.send(i, conn_ping()).await => {
+                    self.peers[i].ping_out = Some(now);
+                    self.run.pings += 1;
                 }
-            }
-            if let Some((_, until)) = &self.peers[i].retired {
-                if now >= *until {
-                    self.peers[i].retired = None;
-                    self.incident(Kind::Timeout("close 4000 of the replaced socket"));
-                }
-            }
-            if let Some(since) = self.peers[i].expect_joined {
-                if now >= since + p.timeout {
-                    self.peers[i].expect_joined = None;
-                    self.incident(Kind::Timeout("peer-joined"));
-                }
+                _ => {}
             }
         }
+        // Reconnect, one socket of the room at a time: the one that comes back second
+        // finds the first up, so exactly the first gets `peer-joined`.
+        let j = 1 - i;
+        if let Link::Down {
+            since,
+            deliberate,
+            retry_at,
+            attempt,
+        } = self.peers[i].link
+        {
+            if now >= retry_at && !self.peers[j].connecting() {
+                let by_subprotocol = self.rng.pick() == 0;
+                let welcome = resume(&self.url, &self.peers[i].token, by_subprotocol, p.timeout);
+                self.peers[i].link = Link::Connecting {
+                    since,
+                    deliberate,
+                    attempt,
+                    welcome,
+                };
+            }
+        }
+        if let Some((_, until)) = &self.peers[i].retired {
+            if now >= *until {
+                self.peers[i].retired = None;
+                self.incident(Kind::Timeout("close 4000 of the replaced socket"));
+            }
+        }
+        if let Some(since) = self.peers[i].expect_joined {
+            if now >= since + p.timeout {
+                self.peers[i].expect_joined = None;
+                self.incident(Kind::Timeout("peer-joined"));
+            }
+        }
+    }
+
+    /// Messages, drops and the call's end, while the call is steady.
+    async fn steady_due(&mut self, now: Instant) {
+        let p = self.plan;
         // Messages, only while the room is whole: a message to an away peer is refused.
-        if self.phase == Phase::Steady && !self.quiet {
+        if !self.quiet {
             for i in 0..2 {
                 if self.whole() && now >= self.peers[i].message_at {
                     self.send_probe(i).await;
@@ -547,39 +564,41 @@ impl<'a> Call<'a> {
                 }
             }
         }
-        if self.phase == Phase::Steady {
-            if let Some(drop_at) = self.drop_at {
-                if now >= drop_at {
-                    match (self.whole(), p.drop_every) {
-                        (true, Some(mean)) => {
-                            self.drop_one().await;
-                            self.drop_at = Some(now + self.rng.exp(mean));
-                        }
-                        // Not now: a drop needs a whole room to resume into.
-                        _ => self.drop_at = Some(now + Duration::from_secs(1)),
+        if let Some(drop_at) = self.drop_at {
+            if now >= drop_at {
+                match (self.whole(), p.drop_every) {
+                    (true, Some(mean)) => {
+                        self.drop_one().await;
+                        self.drop_at = Some(now + self.rng.exp(mean));
                     }
+                    // Not now: a drop needs a whole room to resume into.
+                    _ => self.drop_at = Some(now + Duration::from_secs(1)),
                 }
             }
-            if now >= self.end_at {
-                self.phase = Phase::Draining {
-                    until: now + 2 * p.timeout + p.resume_delay_max,
-                };
-            }
         }
-        if let Phase::Draining { until } = self.phase {
-            if !self.checked && self.whole() {
-                // A quiet call checks once, each way, that the room still relays.
-                self.send_probe(0).await;
-                self.send_probe(1).await;
-                self.checked = true;
-            }
-            let drained = self.whole()
-                && self.checked
-                && self.dirs.iter().all(|d| d.undisrupted_in_flight() == 0);
-            if drained || now >= until {
-                self.leave().await;
-            }
+        if now >= self.end_at {
+            self.phase = Phase::Draining {
+                until: now + 2 * p.timeout + p.resume_delay_max,
+            };
         }
+    }
+
+    async fn drain_due(&mut self, now: Instant, until: Instant) {
+        if !self.checked && self.whole() {
+            // A quiet call checks once, each way, that the room still relays.
+            self.send_probe(0).await;
+            self.send_probe(1).await;
+            self.checked = true;
+        }
+        let drained = self.whole()
+            && self.checked
+            && self.dirs.iter().all(|d| d.undisrupted_in_flight() == 0);
+        if drained || now >= until {
+            self.leave().await;
+        }
+    }
+
+    fn leaving_due(&mut self, now: Instant) {
         if let Phase::Leaving {
             until,
             closed,
@@ -883,10 +902,7 @@ impl<'a> Call<'a> {
     fn on_connected(&mut self, i: usize, result: Result<(Box<Ws>, Welcome), Failure>) {
         let now = Instant::now();
         let Link::Connecting {
-            since,
-            deliberate,
-            attempt,
-            ..
+            since, deliberate, ..
         } = self.peers[i].link
         else {
             return;
@@ -903,21 +919,7 @@ impl<'a> Call<'a> {
                     self.incident(Kind::ResumeLostId);
                 }
                 self.incident(kind_of(&failure));
-                if now.duration_since(since) > self.plan.give_up {
-                    self.peers[i].link = Link::Gone;
-                    self.incident(Kind::ResumeGaveUp);
-                    self.broken = true;
-                    self.phase = Phase::Done;
-                    return;
-                }
-                let backoff = (RETRY_FIRST * 2u32.saturating_pow(attempt)).min(RETRY_MAX);
-                let wait = self.rng.between(backoff / 2, backoff);
-                self.peers[i].link = Link::Down {
-                    since,
-                    deliberate,
-                    retry_at: now + wait,
-                    attempt: attempt + 1,
-                };
+                self.retry_later(i, now);
                 return;
             }
         };
@@ -962,6 +964,35 @@ impl<'a> Call<'a> {
         } else if other.up() {
             other.expect_joined = Some(now);
         }
+    }
+
+    /// Peer `i`'s reconnect failed: try again after a backoff, or give the call up once the
+    /// server had time to come back and the grace passed.
+    fn retry_later(&mut self, i: usize, now: Instant) {
+        let Link::Connecting {
+            since,
+            deliberate,
+            attempt,
+            ..
+        } = self.peers[i].link
+        else {
+            return;
+        };
+        if now.duration_since(since) > self.plan.give_up {
+            self.peers[i].link = Link::Gone;
+            self.incident(Kind::ResumeGaveUp);
+            self.broken = true;
+            self.phase = Phase::Done;
+            return;
+        }
+        let backoff = (RETRY_FIRST * 2u32.saturating_pow(attempt)).min(RETRY_MAX);
+        let wait = self.rng.between(backoff / 2, backoff);
+        self.peers[i].link = Link::Down {
+            since,
+            deliberate,
+            retry_at: now + wait,
+            attempt: attempt + 1,
+        };
     }
 
     /// Ends the call: the leaver sends `leave` (or closes with 1000, which is the same), the
