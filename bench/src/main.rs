@@ -6,7 +6,8 @@
 //!   (`join`, `relay`, `idle`, `all`; `soak` and `flood`, which end in PASS/FAIL criteria,
 //!   [`verdict`]).
 //! - [`args`]: the bounds every run is checked against (rooms, duration, size, URL).
-//! - [`conn`], [`frame`], [`event`], [`welcome`]: sockets and server frames.
+//! - [`room`]: a room of two peers on `duet-client` sockets, which own the wire; [`payload`]:
+//!   message data of an exact frame size.
 //! - [`ledger`], [`incident`], [`rng`]: the soak's checked messages, its errors explained or
 //!   not, its seeded random choices.
 //! - [`local_server`]: a server duet-bench starts, kills and restarts itself (`--serve`).
@@ -20,21 +21,19 @@
 //! each wait has `--timeout`, each timed phase `--duration`.
 
 mod args;
-mod conn;
-mod event;
-mod frame;
 mod incident;
 mod ledger;
 mod local_server;
+mod payload;
 mod ratios;
 mod report;
 mod rng;
+mod room;
 mod scenario;
 mod server;
 mod stats;
 mod ticket;
 mod verdict;
-mod welcome;
 
 use anyhow::{Context, Result};
 use args::{base_url, check_room_prefix, check_timeout, MAX_DURATION_S};

@@ -1,16 +1,12 @@
 //! Join tickets for servers that require them (`--ticket-secret`): HS256 JWTs as
-//! `docs/access.md` specifies, one per peer, offered as the `duet.ticket.` subprotocol the way
-//! `duet.js` sends them.
+//! `docs/access.md` specifies, one per peer, as an application's backend mints them (the
+//! client only offers them).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The subprotocol of protocol v1, offered beside every ticket.
-const V1: &str = "duet.v1";
-/// The prefix of the subprotocol that carries a ticket.
-const TICKET_PREFIX: &str = "duet.ticket.";
 /// `{"alg":"HS256","typ":"JWT"}`, the only header the server accepts.
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
@@ -28,11 +24,6 @@ pub fn mint(secret: &str, room: &str, sub: &str, exp_s: u64) -> String {
     mac.update(signing_input.as_bytes());
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{signing_input}.{signature}")
-}
-
-/// The `Sec-WebSocket-Protocol` value that offers protocol v1 and `ticket`.
-pub fn subprotocols(ticket: &str) -> String {
-    format!("{V1}, {TICKET_PREFIX}{ticket}")
 }
 
 #[cfg(test)]
@@ -65,10 +56,5 @@ mod tests {
             verify(&ticket, &other, "r1", now, DEFAULT_MAX_TTL_S),
             Err(TicketError::Invalid)
         );
-    }
-
-    #[test]
-    fn offered_as_the_client_library_does() {
-        assert_eq!(subprotocols("x.y.z"), "duet.v1, duet.ticket.x.y.z");
     }
 }

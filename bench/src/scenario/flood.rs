@@ -13,27 +13,25 @@
 
 use super::{join_all, Ctx, Scenario};
 use crate::args::{check_concurrency, check_rooms, check_size, fail, seconds, secs, ArgError};
-use crate::conn::{self, close_pair, expect_data, send, Opened, Pair, Ws};
-use crate::event::Event;
-use crate::frame;
 use crate::local_server::{ServeArgs, Served};
+use crate::payload;
 use crate::report::{quantiles, Outcome, Report, Row};
+use crate::room::{close, close_pair, expect_data, Opened, Pair, RoomDial};
 use crate::server::{own_cpu_s, Server};
 use crate::stats::{Failure, Failures, Latency, Summary};
 use crate::verdict::{any_failed, Criterion, Status};
-use crate::welcome;
 use anyhow::Result;
 use clap::Args;
-use duet::protocol::CloseCode;
+use duet_client::protocol::{CloseCode, ErrorCode, ServerFrame};
+use duet_client::{Dial, Event, Socket};
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::FutureExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Round trips in many rooms with and without one flooding client in the same run;
 /// PASS/FAIL on the ratio of the p50s.
@@ -235,10 +233,7 @@ async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs) -> FloodReport {
         })
         .await;
     let flooder = Flooder {
-        urls: (0..args.rounds)
-            .map(|r| ctx.room("flood-f", r).a.url)
-            .collect(),
-        limit: ctx.timeout,
+        rooms: (0..args.rounds).map(|r| ctx.room("flood-f", r)).collect(),
         size: args.flood_size,
         rate: args.flood_rate,
         reconnect_every: Duration::from_secs_f64(args.reconnect_every),
@@ -419,17 +414,14 @@ impl Measured {
                 break None;
             }
             let phase = *measure_rx.borrow();
-            let text = frame::message(self.size, seq);
+            let data = payload::data(self.size, seq);
             seq += 1;
             let trip = async {
-                send(&mut pair.a, text.as_str()).await?;
-                let back = expect_data(&mut pair.b, self.limit, "relay", frame::echo).await?;
-                send(&mut pair.b, back).await?;
-                let same = expect_data(&mut pair.a, self.limit, "relay back", |d| {
-                    d == frame::data_of(&text)
-                })
-                .await?;
-                if same {
+                pair.a.send_data(&data).await?;
+                let back = expect_data(&mut pair.b, self.limit, "relay").await?;
+                pair.b.send_data(&back).await?;
+                let got = expect_data(&mut pair.a, self.limit, "relay back").await?;
+                if got.get() == data.get() {
                     Ok(())
                 } else {
                     Err(Failure::WrongData)
@@ -456,9 +448,8 @@ impl Measured {
 }
 
 struct Flooder {
-    /// The flood room of each round.
-    urls: Vec<String>,
-    limit: Duration,
+    /// The flood room of each round: its flooder and its peer.
+    rooms: Vec<RoomDial>,
     size: usize,
     rate: u32,
     reconnect_every: Duration,
@@ -470,21 +461,15 @@ impl Flooder {
     async fn run(self, mut phase_rx: watch::Receiver<Phase>) -> FloodStats {
         let mut stats = FloodStats::default();
         let mut time_to_close = Latency::new();
-        loop {
-            let round = match phase_rx
-                .wait_for(|p| matches!(p, Phase::Flood(_) | Phase::Over))
-                .await
-            {
-                Ok(p) => match *p {
-                    Phase::Flood(r) => r,
-                    _ => break,
-                },
-                Err(_) => break,
-            };
-            let Some(url) = self.urls.get(round as usize) else {
+        while let Ok(Phase::Flood(round)) = phase_rx
+            .wait_for(|p| matches!(p, Phase::Flood(_) | Phase::Over))
+            .await
+            .map(|p| *p)
+        {
+            let Some(room) = self.rooms.get(round as usize) else {
                 break;
             };
-            let (a, b, mut token) = match self.open(url).await {
+            let (a, b, token) = match self.open(room).await {
                 Ok(opened) => opened,
                 Err(failure) => {
                     stats.other_ends.add(&failure);
@@ -496,45 +481,14 @@ impl Flooder {
             // The peer only reads, so its socket never backs up.
             let (stop_tx, stop_rx) = watch::channel(false);
             let peer = tokio::spawn(drain(b, stop_rx));
-            let mut ws = Some(a);
-            let mut connected_at = Instant::now();
-            while *phase_rx.borrow() == Phase::Flood(round) {
-                let socket = match ws.take() {
-                    Some(socket) => socket,
-                    None => {
-                        let next = connected_at + self.reconnect_every;
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(next.into()) => {}
-                            _ = phase_rx.wait_for(|p| *p != Phase::Flood(round)) => break,
-                        }
-                        connected_at = Instant::now();
-                        match self.resume(url, &token).await {
-                            Ok((socket, next)) => {
-                                stats.resumes += 1;
-                                token = next;
-                                socket
-                            }
-                            Err(failure) => {
-                                stats.other_ends.add(&failure);
-                                continue;
-                            }
-                        }
-                    }
-                };
-                let started = Instant::now();
-                let end = self.flood(socket, &mut phase_rx, round, &mut stats).await;
-                match end {
-                    End::Closed4429 => {
-                        stats.closed_4429 += 1;
-                        time_to_close.record(started.elapsed());
-                    }
-                    End::PhaseOver(socket) => {
-                        conn::close(*socket).await;
-                        break;
-                    }
-                    End::Other(failure) => stats.other_ends.add(&failure),
-                }
-            }
+            let mut flooding = Flooding {
+                dial: room.a.clone(),
+                token,
+                phase: Phase::Flood(round),
+            };
+            flooding
+                .run(&self, a, &mut phase_rx, &mut stats, &mut time_to_close)
+                .await;
             let _ = stop_tx.send(true);
             stats.relayed += peer.await.unwrap_or(0);
         }
@@ -542,82 +496,124 @@ impl Flooder {
         stats
     }
 
-    async fn resume(&self, url: &str, token: &str) -> Result<(Ws, String), Failure> {
-        let (ws, w) = welcome::resume(url.to_owned(), token.to_owned(), true, self.limit).await?;
-        if w.resumed {
-            Ok((ws, w.resume_token))
-        } else {
-            Err(Failure::Unexpected(Event::Welcome(w).kind()))
-        }
-    }
-
     /// The flood room: the flooder (first, `created`) and its peer (`joined`), with the
     /// flooder's resume token. The lifecycle frames that follow are read and ignored.
-    async fn open(&self, url: &str) -> Result<(Ws, Ws, String), Failure> {
-        let (a, wa) = welcome::welcome(url, self.limit, "created").await?;
-        match welcome::welcome(url, self.limit, "joined").await {
-            Ok((b, _)) => Ok((a, b, wa.resume_token)),
-            Err(failure) => {
-                conn::close(a).await;
-                Err(failure)
+    async fn open(&self, room: &RoomDial) -> Result<(Socket, Socket, String), Failure> {
+        let (a, welcomed) = Socket::join(&room.a).await.map_err(Failure::connect)?;
+        match Socket::join(&room.b).await {
+            Ok((b, _)) => Ok((a, b, welcomed.welcome.resume_token)),
+            Err(e) => {
+                close(a).await;
+                Err(Failure::connect(e))
+            }
+        }
+    }
+}
+
+/// One flood phase's flooder: floods, and resumes its slot after each close.
+struct Flooding {
+    dial: Dial,
+    token: String,
+    phase: Phase,
+}
+
+impl Flooding {
+    async fn run(
+        &mut self,
+        flooder: &Flooder,
+        first: Socket,
+        phase_rx: &mut watch::Receiver<Phase>,
+        stats: &mut FloodStats,
+        time_to_close: &mut Latency,
+    ) {
+        let mut socket = Some(first);
+        let mut connected_at = Instant::now();
+        while *phase_rx.borrow() == self.phase {
+            let ws = match socket.take() {
+                Some(ws) => ws,
+                None => {
+                    let next = connected_at + flooder.reconnect_every;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next.into()) => {}
+                        _ = phase_rx.wait_for(|p| *p != self.phase) => break,
+                    }
+                    connected_at = Instant::now();
+                    match self.resume().await {
+                        Ok(ws) => {
+                            stats.resumes += 1;
+                            ws
+                        }
+                        Err(failure) => {
+                            stats.other_ends.add(&failure);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let started = Instant::now();
+            match flooder.flood(ws, phase_rx, self.phase, stats).await {
+                End::Closed4429 => {
+                    stats.closed_4429 += 1;
+                    time_to_close.record(started.elapsed());
+                }
+                End::PhaseOver(ws) => {
+                    close(*ws).await;
+                    break;
+                }
+                End::Other(failure) => stats.other_ends.add(&failure),
             }
         }
     }
 
+    /// Takes the slot back with the last token; the welcome brings the next one.
+    async fn resume(&mut self) -> Result<Socket, Failure> {
+        let dial = self.dial.clone().resume(self.token.clone());
+        let (ws, welcomed) = Socket::join(&dial).await.map_err(Failure::connect)?;
+        if welcomed.resumed() {
+            self.token = welcomed.welcome.resume_token;
+            Ok(ws)
+        } else {
+            close(ws).await;
+            Err(Failure::Unexpected("joined (not resumed)".into()))
+        }
+    }
+}
+
+impl Flooder {
     /// Sends flood frames on `ws` until the server closes it or the phase ends, reading its
     /// answers meanwhile.
     async fn flood(
         &self,
-        ws: Ws,
+        ws: Socket,
         phase_rx: &mut watch::Receiver<Phase>,
-        round: u32,
+        phase: Phase,
         stats: &mut FloodStats,
     ) -> End {
-        let (mut sink, mut stream) = ws.split();
-        let text = frame::message(self.size, 0);
+        let (mut tx, mut rx) = ws.split();
+        let text = payload::frame(&payload::data(self.size, 0));
         let gap = (self.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(self.rate)));
         let mut next_at = Instant::now();
         let end = loop {
             let at = next_at;
-            let pace = async move {
-                if gap.is_some() {
-                    tokio::time::sleep_until(at.into()).await;
-                }
-            };
             tokio::select! {
                 biased;
                 changed = phase_rx.changed() => {
-                    if changed.is_err() || *phase_rx.borrow() != Phase::Flood(round) {
+                    if changed.is_err() || *phase_rx.borrow() != phase {
                         break None;
                     }
                 }
-                m = stream.next() => match m {
-                    Some(Ok(Message::Text(t))) => match Event::parse(&t) {
-                        Event::Error { code } if code == "rate-limited" => stats.refused += 1,
-                        _ => {}
-                    },
-                    Some(Ok(Message::Close(frame))) => {
-                        let code = frame.map(|f| u16::from(f.code));
-                        if code == Some(CloseCode::RateLimited.code()) {
-                            break Some(End::Closed4429);
-                        }
-                        break Some(End::Other(Failure::Closed(code)));
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break Some(End::Other(Failure::Closed(None))),
+                event = rx.recv() => if let Some(end) = answer(event, stats) {
+                    break Some(end);
                 },
                 sent = async {
-                    pace.await;
-                    sink.send(Message::Text(text.as_str().into())).await
+                    if gap.is_some() {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    tx.send_text(text.as_str()).await
                 } => {
                     if sent.is_err() {
-                        // The server closed it: read the close frame next.
-                        match stream.next().await {
-                            Some(Ok(Message::Close(Some(f)))) if u16::from(f.code) == CloseCode::RateLimited.code() => {
-                                break Some(End::Closed4429);
-                            }
-                            _ => break Some(End::Other(Failure::Closed(None))),
-                        }
+                        // The server closed it: its close frame is next.
+                        break Some(answer(rx.recv().await, stats).unwrap_or(End::Other(Failure::Closed(None))));
                     }
                     stats.frames_sent += 1;
                     if let Some(gap) = gap {
@@ -628,38 +624,52 @@ impl Flooder {
         };
         match end {
             Some(end) => end,
-            None => match sink.reunite(stream) {
+            None => match tx.reunite(rx) {
                 Ok(ws) => End::PhaseOver(Box::new(ws)),
-                Err(_) => End::Other(Failure::Socket("reunite".into())),
+                Err(e) => End::Other(e.into()),
             },
         }
     }
+}
+
+/// What the server's answer to the flood means: a refusal is counted, a close ends it.
+fn answer(event: Option<Event>, stats: &mut FloodStats) -> Option<End> {
+    match event? {
+        Event::Frame(ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            ..
+        }) => stats.refused += 1,
+        Event::SocketClosed(close) if close.code == CloseCode::RateLimited.code() => {
+            return Some(End::Closed4429)
+        }
+        Event::SocketClosed(close) => {
+            return Some(End::Other(duet_client::Error::Closed(close).into()))
+        }
+        _ => {}
+    }
+    None
 }
 
 enum End {
     Closed4429,
-    PhaseOver(Box<Ws>),
+    PhaseOver(Box<Socket>),
     Other(Failure),
 }
 
 /// Reads a socket until told to stop; returns the messages it got.
-async fn drain(mut ws: Ws, mut stop: watch::Receiver<bool>) -> u64 {
+async fn drain(mut ws: Socket, mut stop: watch::Receiver<bool>) -> u64 {
     let mut messages = 0;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    if matches!(Event::parse(&t), Event::Message { .. }) {
-                        messages += 1;
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => break,
+            event = ws.recv() => match event {
+                Some(Event::Message { .. }) => messages += 1,
+                Some(Event::SocketClosed(_)) | None => break,
+                Some(_) => {}
             },
         }
     }
-    conn::close(ws).await;
+    close(ws).await;
     messages
 }
 

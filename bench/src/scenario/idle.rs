@@ -7,19 +7,18 @@
 
 use super::{join_all, Ctx, Scenario};
 use crate::args::{check_concurrency, check_rooms, seconds, ArgError, MIN_MESSAGE_BYTES};
-use crate::conn::{close_pair, expect_data, open_room, send, Opened, Pair};
-use crate::frame::{self, Frame};
+use crate::payload;
 use crate::report::{failures_line, Outcome, Report, Row};
+use crate::room::{close_pair, expect_data, open_room, Opened, Pair};
 use crate::server::Sample;
 use crate::stats::{Failure, Failures, Latency, Summary};
-use duet::protocol::ServerFrameType;
+use duet_client::Event;
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Hold rooms × 2 sockets with the client keep-alive, then check every room still relays;
 /// server memory per socket.
@@ -196,7 +195,7 @@ fn memory(sockets: u64, before: Sample, open: Sample, held: Sample, closed: Samp
 /// Opens and closes one room, then gives the server a moment to handle the closes.
 async fn warm_up(ctx: &Ctx, tag: &str) {
     let room = ctx.room(&format!("{tag}w"), 0);
-    if let Ok(pair) = open_room(&room, ctx.timeout, &mut Opened::default()).await {
+    if let Ok(pair) = open_room(&room, &mut Opened::default()).await {
         close_pair(pair).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -258,12 +257,12 @@ impl Room {
                     }
                 }
                 _ = tick.tick() => {
-                    send(&mut pair.a, frame::PING).await?;
-                    send(&mut pair.b, frame::PING).await?;
+                    pair.a.ping().await?;
+                    pair.b.ping().await?;
                     run.pings += 2;
                 }
-                next = pair.a.next() => run.pongs += pong(next)?,
-                next = pair.b.next() => run.pongs += pong(next)?,
+                next = pair.a.recv() => run.pongs += pong(next)?,
+                next = pair.b.recv() => run.pongs += pong(next)?,
             }
         }
     }
@@ -271,19 +270,13 @@ impl Room {
     /// A message each way; the time from the first send to the second arrival.
     async fn check(&self, pair: &mut Pair) -> Result<Duration, Failure> {
         let start = Instant::now();
-        let there = frame::message(MIN_MESSAGE_BYTES, u64::from(self.index));
-        send(&mut pair.a, there.as_str()).await?;
-        let same = expect_data(&mut pair.b, self.limit, "check relay", |d| {
-            d == frame::data_of(&there)
-        })
-        .await?;
-        let back = frame::message(MIN_MESSAGE_BYTES, u64::from(self.index) + 1);
-        send(&mut pair.b, back.as_str()).await?;
-        let same_back = expect_data(&mut pair.a, self.limit, "check relay back", |d| {
-            d == frame::data_of(&back)
-        })
-        .await?;
-        if same && same_back {
+        let there = payload::data(MIN_MESSAGE_BYTES, u64::from(self.index));
+        pair.a.send_data(&there).await?;
+        let got = expect_data(&mut pair.b, self.limit, "check relay").await?;
+        let back = payload::data(MIN_MESSAGE_BYTES, u64::from(self.index) + 1);
+        pair.b.send_data(&back).await?;
+        let got_back = expect_data(&mut pair.a, self.limit, "check relay back").await?;
+        if got.get() == there.get() && got_back.get() == back.get() {
             Ok(start.elapsed())
         } else {
             Err(Failure::WrongData)
@@ -292,18 +285,11 @@ impl Room {
 }
 
 /// 1 for a `pong`, a failure for anything else.
-fn pong(
-    next: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-) -> Result<u64, Failure> {
-    match next {
-        Some(Ok(Message::Text(text))) => match Frame::classify(&text) {
-            Frame::Is(ServerFrameType::Pong) => Ok(1),
-            other => Err(Failure::Unexpected(other.kind())),
-        },
-        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(0),
-        Some(Ok(Message::Binary(_))) => Err(Failure::Unexpected("binary".into())),
-        Some(Ok(Message::Close(frame))) => Err(Failure::Closed(frame.map(|f| u16::from(f.code)))),
-        Some(Err(e)) => Err(Failure::Socket(e.to_string().chars().take(60).collect())),
+fn pong(event: Option<Event>) -> Result<u64, Failure> {
+    match event {
+        Some(Event::Pong) => Ok(1),
+        Some(Event::SocketClosed(close)) => Err(duet_client::Error::Closed(close).into()),
+        Some(other) => Err(Failure::Unexpected(other.kind())),
         None => Err(Failure::Closed(None)),
     }
 }

@@ -4,8 +4,8 @@
 
 use super::{cpu_between, Ctx, ProcCpu, Scenario};
 use crate::args::{check_concurrency, check_rooms, seconds, ArgError};
-use crate::conn::{close_pair, open_room, Opened};
 use crate::report::{cpu, failures_line, quantiles, Outcome, Report, Row};
+use crate::room::{close_pair, open_room, Opened};
 use crate::server::own_cpu_s;
 use crate::stats::{rate, Failures, Latency, Summary};
 use futures_util::future::BoxFuture;
@@ -77,7 +77,7 @@ pub async fn run(ctx: &Ctx, tag: &str, args: &JoinArgs) -> JoinReport {
             let room = ctx.room(tag, i);
             async move {
                 let mut opened = Opened::default();
-                let result = open_room(&room, ctx.timeout, &mut opened).await;
+                let result = open_room(&room, &mut opened).await;
                 let failure = match result {
                     Ok(pair) => {
                         close_pair(pair).await;

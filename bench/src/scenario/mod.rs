@@ -10,11 +10,12 @@ pub mod relay;
 pub mod soak;
 
 use crate::args::{room_url, ArgError};
-use crate::conn::{open_room, Dial, Opened, Pair, RoomDial};
 use crate::report::Outcome;
+use crate::room::{open_room, Opened, Pair, RoomDial};
 use crate::server::{Sample, Server};
 use crate::stats::Failure;
 use crate::ticket;
+use duet_client::Dial;
 use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -56,12 +57,17 @@ impl Ctx {
     pub fn room(&self, tag: &str, index: u32) -> RoomDial {
         let name = format!("{}-{tag}-{index}", self.prefix);
         let url = room_url(&self.base, &name);
-        let dial = |peer: &str| Dial {
-            url: url.clone(),
-            protocols: self.tickets.as_ref().map(|t| {
-                let sub = format!("{peer}-{name}");
-                ticket::subprotocols(&ticket::mint(&t.secret, &name, &sub, t.exp_s))
-            }),
+        let dial = |peer: &str| {
+            let dial = Dial::new(url.clone()).timeout(self.timeout);
+            match &self.tickets {
+                Some(t) => dial.ticket(ticket::mint(
+                    &t.secret,
+                    &name,
+                    &format!("{peer}-{name}"),
+                    t.exp_s,
+                )),
+                None => dial,
+            }
         };
         RoomDial {
             a: dial("a"),
@@ -127,7 +133,6 @@ impl Ctx {
                 let opening = Opening {
                     setup: Arc::clone(&setup),
                     opened_tx: opened_tx.clone(),
-                    limit: self.timeout,
                 };
                 tokio::spawn(task(i, self.room(tag, i), opening))
             })
@@ -146,7 +151,6 @@ impl Ctx {
 pub struct Opening {
     setup: Arc<Semaphore>,
     opened_tx: mpsc::UnboundedSender<()>,
-    limit: Duration,
 }
 
 impl Opening {
@@ -155,7 +159,7 @@ impl Opening {
     pub async fn open(self, dial: &RoomDial, opened: &mut Opened) -> Result<Pair, Failure> {
         let result = {
             let _permit = self.setup.acquire().await;
-            open_room(dial, self.limit, opened).await
+            open_room(dial, opened).await
         };
         let _ = self.opened_tx.send(());
         result

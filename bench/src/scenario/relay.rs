@@ -5,12 +5,12 @@
 
 use super::{cpu_between, join_all, Ctx, ProcCpu, Scenario};
 use crate::args::{check_concurrency, check_rooms, check_size, seconds, ArgError};
-use crate::conn::{close_pair, expect, expect_data, next_text, send, Opened, Pair};
-use crate::frame::{self, Frame};
+use crate::payload;
 use crate::report::{cpu, failures_line, Outcome, Report, Row};
+use crate::room::{close_pair, expect, expect_data, Opened, Pair};
 use crate::server::own_cpu_s;
 use crate::stats::{rate, Failure, Failures, Latency, Summary};
-use duet::protocol::ServerFrameType;
+use duet_client::Event;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -39,6 +39,10 @@ pub struct RelayArgs {
     #[arg(long, value_enum, default_value_t = RelayMode::Relay)]
     pub mode: RelayMode,
 }
+
+/// A ping in another spelling than the client's keep-alive, so that the room's object answers
+/// it rather than the runtime (for profiling the object).
+const OBJECT_PING: &str = r#"{"type":"ping","via":"object"}"#;
 
 /// What the first peer of each room sends in a relay run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -238,8 +242,8 @@ impl Room {
             }
             match self.mode {
                 RelayMode::Relay => self.relay(pair, seq).await?,
-                RelayMode::AutoPing => self.ping(pair, frame::PING).await?,
-                RelayMode::ObjectPing => self.ping(pair, frame::OBJECT_PING).await?,
+                RelayMode::AutoPing => self.ping(pair, None).await?,
+                RelayMode::ObjectPing => self.ping(pair, Some(OBJECT_PING)).await?,
             }
             let done = Instant::now();
             if sent_at >= window.measure_from && done <= window.until {
@@ -251,34 +255,33 @@ impl Room {
 
     /// A message from `a` to `b` and back.
     async fn relay(&self, pair: &mut Pair, seq: u64) -> Result<(), Failure> {
-        let text = frame::message(self.size, seq);
-        send(&mut pair.a, text.as_str()).await?;
+        let data = payload::data(self.size, seq);
+        pair.a.send_data(&data).await?;
         // Whatever reaches the sender meanwhile (say `error:rate-limited`) means the message
         // will never arrive: fail with that instead of timing out.
         let back = tokio::select! {
-            back = expect_data(&mut pair.b, self.limit, "relay", frame::echo) => back?,
-            text = next_text(&mut pair.a, self.limit, "relay") => {
-                return Err(text.map_or_else(|f| f, |t| Failure::Unexpected(Frame::classify(&t).kind())));
+            back = expect_data(&mut pair.b, self.limit, "relay") => back?,
+            event = pair.a.recv_within(self.limit, "relay") => {
+                return Err(event.map_or_else(Failure::from, |e| Failure::Unexpected(e.kind())));
             }
         };
-        send(&mut pair.b, back).await?;
-        let same = expect_data(&mut pair.a, self.limit, "relay back", |d| {
-            d == frame::data_of(&text)
-        })
-        .await?;
-        if same {
+        pair.b.send_data(&back).await?;
+        let got = expect_data(&mut pair.a, self.limit, "relay back").await?;
+        if got.get() == data.get() {
             Ok(())
         } else {
             Err(Failure::WrongData)
         }
     }
 
-    async fn ping(&self, pair: &mut Pair, ping: &str) -> Result<(), Failure> {
-        send(&mut pair.a, ping).await?;
-        expect(&mut pair.a, self.limit, "pong", |f| {
-            *f == Frame::Is(ServerFrameType::Pong)
-        })
-        .await?;
+    /// The client's keep-alive, or a ping `spelled` otherwise, and its `pong`.
+    async fn ping(&self, pair: &mut Pair, spelled: Option<&'static str>) -> Result<(), Failure> {
+        match spelled {
+            None => pair.a.ping().await?,
+            Some(text) => pair.a.send_text(text).await?,
+        }
+        let pong = |e: &Event| matches!(e, Event::Pong);
+        expect(&mut pair.a, self.limit, "pong", pong).await?;
         Ok(())
     }
 }
