@@ -21,6 +21,28 @@ pub struct Pair {
     pub b: Socket,
 }
 
+impl Pair {
+    /// `data` from `a` to `b`, and back: it must return unchanged. Whatever reaches `a`
+    /// meanwhile (say `error:rate-limited`) means the message will never arrive: that is the
+    /// failure, rather than a timeout.
+    pub async fn round_trip(&mut self, data: &RawValue, limit: Duration) -> Result<(), Failure> {
+        self.a.send_data(data).await?;
+        let back = tokio::select! {
+            back = expect_data(&mut self.b, limit, "relay") => back?,
+            event = self.a.recv_within(limit, "relay") => {
+                return Err(event.map_or_else(Failure::from, |e| Failure::Unexpected(e.kind())));
+            }
+        };
+        self.b.send_data(&back).await?;
+        let got = expect_data(&mut self.a, limit, "relay back").await?;
+        if got.get() == data.get() {
+            Ok(())
+        } else {
+            Err(Failure::WrongData)
+        }
+    }
+}
+
 /// What opening a room measured.
 #[derive(Default)]
 pub struct Opened {

@@ -16,7 +16,7 @@ use crate::args::{check_concurrency, check_rooms, check_size, fail, seconds, sec
 use crate::local_server::{ServeArgs, Served};
 use crate::payload;
 use crate::report::{quantiles, Outcome, Report, Row};
-use crate::room::{close, close_pair, expect_data, Opened, Pair, RoomDial};
+use crate::room::{close, close_pair, Opened, Pair, RoomDial};
 use crate::server::{own_cpu_s, Server};
 use crate::stats::{Failure, Failures, Latency, Summary};
 use crate::verdict::{any_failed, Criterion, Status};
@@ -416,17 +416,7 @@ impl Measured {
             let phase = *measure_rx.borrow();
             let data = payload::data(self.size, seq);
             seq += 1;
-            let trip = async {
-                pair.a.send_data(&data).await?;
-                let back = expect_data(&mut pair.b, self.limit, "relay").await?;
-                pair.b.send_data(&back).await?;
-                let got = expect_data(&mut pair.a, self.limit, "relay back").await?;
-                if got.get() == data.get() {
-                    Ok(())
-                } else {
-                    Err(Failure::WrongData)
-                }
-            };
+            let trip = pair.round_trip(&data, self.limit);
             if let Err(failure) = trip.await {
                 break Some(failure);
             }

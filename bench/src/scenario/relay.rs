@@ -7,7 +7,7 @@ use super::{cpu_between, join_all, Ctx, ProcCpu, Scenario};
 use crate::args::{check_concurrency, check_rooms, check_size, seconds, ArgError};
 use crate::payload;
 use crate::report::{cpu, failures_line, Outcome, Report, Row};
-use crate::room::{close_pair, expect, expect_data, Opened, Pair};
+use crate::room::{close_pair, expect, Opened, Pair};
 use crate::server::own_cpu_s;
 use crate::stats::{rate, Failure, Failures, Latency, Summary};
 use duet_client::Event;
@@ -241,7 +241,10 @@ impl Room {
                 break;
             }
             match self.mode {
-                RelayMode::Relay => self.relay(pair, seq).await?,
+                RelayMode::Relay => {
+                    pair.round_trip(&payload::data(self.size, seq), self.limit)
+                        .await?
+                }
                 RelayMode::AutoPing => self.ping(pair, None).await?,
                 RelayMode::ObjectPing => self.ping(pair, Some(OBJECT_PING)).await?,
             }
@@ -251,27 +254,6 @@ impl Room {
             }
         }
         Ok(())
-    }
-
-    /// A message from `a` to `b` and back.
-    async fn relay(&self, pair: &mut Pair, seq: u64) -> Result<(), Failure> {
-        let data = payload::data(self.size, seq);
-        pair.a.send_data(&data).await?;
-        // Whatever reaches the sender meanwhile (say `error:rate-limited`) means the message
-        // will never arrive: fail with that instead of timing out.
-        let back = tokio::select! {
-            back = expect_data(&mut pair.b, self.limit, "relay") => back?,
-            event = pair.a.recv_within(self.limit, "relay") => {
-                return Err(event.map_or_else(Failure::from, |e| Failure::Unexpected(e.kind())));
-            }
-        };
-        pair.b.send_data(&back).await?;
-        let got = expect_data(&mut pair.a, self.limit, "relay back").await?;
-        if got.get() == data.get() {
-            Ok(())
-        } else {
-            Err(Failure::WrongData)
-        }
     }
 
     /// The client's keep-alive, or a ping `spelled` otherwise, and its `pong`.
