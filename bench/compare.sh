@@ -8,8 +8,9 @@
 #   bench/compare.sh OLD_BIN                 two rounds, order alternating
 #   bench/compare.sh OLD_BIN --rounds 1 --quick      a smoke run of a minute
 #
-# OLD_BIN: e.g. built from main with
-#   git -C /work/main worktree add --detach /tmp/bench-before main
+# OLD_BIN: e.g. built from main (a copy of its tree, with its own target directory, so that
+# the two binaries do not overwrite each other):
+#   mkdir -p /tmp/bench-before && git archive main | tar -x -C /tmp/bench-before
 #   cargo build --release -p duet-bench --manifest-path /tmp/bench-before/Cargo.toml \
 #     --target-dir /tmp/bench-before/target
 #   bench/compare.sh /tmp/bench-before/target/release/duet-bench

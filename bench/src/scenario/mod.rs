@@ -208,3 +208,46 @@ pub fn cpu_between(before: &Option<Sample>, after: &Option<Sample>) -> Vec<ProcC
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duet::ticket::{verify, DEFAULT_MAX_TTL_S};
+
+    fn ctx(tickets: Option<Tickets>) -> Ctx {
+        Ctx {
+            base: Url::parse("ws://127.0.0.1:8787").unwrap(),
+            timeout: Duration::from_secs(3),
+            prefix: "b1".into(),
+            progress: false,
+            chatty: false,
+            server: Server::default(),
+            tickets,
+        }
+    }
+
+    #[test]
+    fn each_peer_of_a_room_dials_with_a_ticket_of_its_own() {
+        let plain = ctx(None).room("join", 7);
+        assert_eq!(plain.a.url, "ws://127.0.0.1:8787/ws/b1-join-7");
+        assert_eq!(
+            (plain.a.ticket.as_ref(), plain.a.timeout),
+            (None, Duration::from_secs(3))
+        );
+        let now = 1_700_000_000;
+        let tickets = Tickets {
+            secret: "s3cret".into(),
+            exp_s: now + 60,
+        };
+        let room = ctx(Some(tickets)).room("join", 7);
+        let secrets = ["s3cret".to_owned()];
+        for (dial, sub) in [(&room.a, "a-b1-join-7"), (&room.b, "b-b1-join-7")] {
+            let ticket = dial.ticket.as_deref().unwrap();
+            let identity = verify(ticket, &secrets, "b1-join-7", now, DEFAULT_MAX_TTL_S).unwrap();
+            assert_eq!(identity.sub, sub);
+            assert!(dial
+                .subprotocols()
+                .ends_with(&format!("duet.ticket.{ticket}")));
+        }
+    }
+}

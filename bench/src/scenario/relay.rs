@@ -306,3 +306,19 @@ impl Report for RelayReport {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duet_client::protocol::{ClientFrame, PING_TEXT};
+
+    #[test]
+    fn the_object_ping_is_a_ping_in_another_spelling() {
+        assert_eq!(
+            ClientFrame::parse(OBJECT_PING).ok(),
+            Some(ClientFrame::Ping)
+        );
+        assert_ne!(OBJECT_PING, PING_TEXT);
+        assert_eq!(ClientFrame::Ping.to_text(), PING_TEXT);
+    }
+}

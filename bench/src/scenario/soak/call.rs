@@ -186,13 +186,18 @@ fn resume(
     by_subprotocol: bool,
     limit: Duration,
 ) -> BoxFuture<'static, Result<(Box<Socket>, Welcomed), Failure>> {
-    let mut dial = Dial::new(url).timeout(limit).resume(token);
-    dial.resume_in_query = !by_subprotocol;
+    let dial = resume_dial(url, token, by_subprotocol, limit);
     async move {
         let (socket, welcomed) = Socket::join(&dial).await.map_err(Failure::connect)?;
         Ok((Box::new(socket), welcomed))
     }
     .boxed()
+}
+
+fn resume_dial(url: &str, token: &str, by_subprotocol: bool, limit: Duration) -> Dial {
+    let mut dial = Dial::new(url).timeout(limit).resume(token);
+    dial.resume_in_query = !by_subprotocol;
+    dial
 }
 
 /// Opens a room: `created` for the first peer, `joined` for the second, `peer-joined` and
@@ -1120,8 +1125,51 @@ fn peers_as_expected(listed: &[String], other: &OtherPeer, grace: Duration) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::{grace_start, peers_as_expected, OtherPeer};
+    use super::{grace_start, label, peers_as_expected, resume_dial, OtherPeer};
+    use duet_client::Event;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn resumes_offer_the_token_as_a_subprotocol_or_in_the_query() {
+        let limit = Duration::from_secs(1);
+        let sub = resume_dial("ws://127.0.0.1:1/ws/r", "ab12", true, limit);
+        assert_eq!(sub.subprotocols(), "duet.v1, duet.resume.ab12");
+        let query = resume_dial("ws://127.0.0.1:1/ws/r", "ab12", false, limit);
+        assert_eq!(query.subprotocols(), "duet.v1");
+        assert!(query.resume_in_query);
+        assert_eq!(query.resume.as_deref(), Some("ab12"));
+    }
+
+    #[test]
+    fn incidents_name_events_with_what_the_soak_checks() {
+        let cases = [
+            (
+                r#"{"type":"joined","version":1,"room":"r","clientId":"b","resumeToken":"u","iceServers":[],"iceServersExpireAt":null,"maxPeers":2,"maxMessageBytes":65536,"peers":["a"],"resumed":true}"#,
+                "joined (resumed)",
+            ),
+            (
+                r#"{"type":"peer-joined","room":"r","clientId":"b","resumed":true}"#,
+                "peer-joined (resumed)",
+            ),
+            (
+                r#"{"type":"peer-joined","room":"r","clientId":"b","resumed":false}"#,
+                "peer-joined",
+            ),
+            (
+                r#"{"type":"peer-left","room":"r","clientId":"a","reason":"timeout"}"#,
+                "peer-left (timeout)",
+            ),
+            (
+                r#"{"type":"error","code":"no-peer","message":"…"}"#,
+                "error:no-peer",
+            ),
+            (r#"{"type":"full","room":"r","maxPeers":2}"#, "full"),
+            (r#"{"type":"future"}"#, "future"),
+        ];
+        for (text, name) in cases {
+            assert_eq!(label(&Event::decode(text)), name, "{text}");
+        }
+    }
 
     #[test]
     fn a_deliberate_drop_keeps_its_grace_across_a_restart() {
