@@ -158,8 +158,6 @@ fn bench(common: &Common, scenario: &dyn Scenario) -> Result<()> {
     let ctx = context(common, started)?;
     // Each socket is a file; the default soft limit (often 1024) is far too low.
     let files = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
-    // wss:// needs a crypto provider; only one is compiled in, so this cannot conflict.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     if !common.json {
         eprintln!(
             "open-file limit {files}; server processes {:?}; rooms {}-*",
