@@ -3,11 +3,16 @@
 
 use duet_client::protocol::ClientFrame;
 use serde_json::value::RawValue;
+use std::sync::LazyLock;
 
-/// The bytes a `message` frame adds around its `data`, as the client writes it.
-pub fn frame_overhead() -> usize {
-    let null = RawValue::NULL;
-    ClientFrame::Message(null).to_text().len() - null.get().len()
+/// The bytes a `message` frame adds around its `data`, as the client writes it (measured
+/// once: relay builds a message per round trip).
+fn frame_overhead() -> usize {
+    static OVERHEAD: LazyLock<usize> = LazyLock::new(|| {
+        let null = RawValue::NULL;
+        ClientFrame::Message(null).to_text().len() - null.get().len()
+    });
+    *OVERHEAD
 }
 
 /// A JSON string `"{seq}-xxx…"` whose `message` frame is `size` bytes (at least room for the
