@@ -15,7 +15,8 @@
 #     --target-dir /tmp/bench-before/target
 #   bench/compare.sh /tmp/bench-before/target/release/duet-bench
 #
-# Holds the bench lock of bench/floor.sh, so two measurements never overlap.
+# Holds the bench lock of bench/floor.sh, so two measurements never overlap. The server listens
+# on a free loopback port, or on $BENCH_PORT.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -56,9 +57,9 @@ make --no-print-directory build >&2
 cargo build --release -p duet-bench >&2
 new=$PWD/target/release/duet-bench
 
-port=$(node -e '
+port=${BENCH_PORT:-$(node -e '
   const s = require("net").createServer();
-  s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
+  s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')}
 config=$(node test/helpers/static-config.mjs wrangler.bench.toml 1000000000)
 set -m
 node_modules/.bin/wrangler dev --config "$config" --ip 127.0.0.1 --port "$port" \
