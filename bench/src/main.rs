@@ -45,12 +45,13 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The subcommands: one line per scenario, whose flags type is its [`Scenario`].
+/// The subcommands: one line per scenario, whose flags type is its [`Scenario`] (and whose
+/// doc comment is its help).
 macro_rules! scenarios {
-    ($($(#[$doc:meta])* $name:ident($args:ty),)*) => {
+    ($($name:ident($args:ty),)*) => {
         #[derive(Debug, Subcommand)]
         enum Command {
-            $($(#[$doc])* $name($args),)*
+            $($name($args),)*
             /// Reads `--json` reports of runs labelled duet, duet-tickets, bare and durable
             /// (`make bench-floor`) and prints each figure's median and its ratio to the floor's.
             Ratios(ratios::RatiosArgs),
@@ -68,20 +69,11 @@ macro_rules! scenarios {
 }
 
 scenarios! {
-    /// Open rooms × 2 peers with bounded concurrency; joins/s and connect→welcome latency.
     Join(scenario::join::JoinArgs),
-    /// The two peers of each room ping-pong messages; round trip and relayed messages/s.
     Relay(scenario::relay::RelayArgs),
-    /// Hold rooms × 2 sockets with the client keep-alive, then check every room still relays;
-    /// server memory per socket.
     Idle(scenario::idle::IdleArgs),
-    /// The standard scenarios in turn: join, relay with 1 and with 500 rooms, idle.
     All(scenario::all::AllArgs),
-    /// Calls with churn, deliberate drops and resumes (with --serve and --restart-every, server
-    /// restarts) for minutes; every relayed message is checked. PASS/FAIL per criterion.
     Soak(scenario::soak::SoakArgs),
-    /// Round trips in many rooms with and without one flooding client in the same run;
-    /// PASS/FAIL on the ratio of the p50s.
     Flood(scenario::flood::FloodArgs),
 }
 
