@@ -33,8 +33,8 @@ pub struct Config {
     /// After a ping, how long to wait for any frame before the socket counts as dead and is
     /// replaced; zero disables.
     pub pong_timeout: Duration,
-    /// A socket that has not brought its welcome within this is abandoned for the next
-    /// attempt.
+    /// A socket that has not brought its welcome within this (a ticket provider that has not
+    /// answered, too) is abandoned for the next attempt; zero waits as long as it takes.
     pub connect_timeout: Duration,
     pub backoff: Backoff,
     /// Give up after this many failed attempts in a row (then [`Event::Closed`]).
@@ -156,7 +156,8 @@ impl Client {
 
     /// Relays `data` to the other peer (sealed by the codec if there is one). Nothing is
     /// queued: with no socket open this is [`Error::NotOpen`]; after
-    /// [`Event::Reconnected`], send again what matters.
+    /// [`Event::Reconnected`], send again what matters. A frame over the server's
+    /// `maxMessageBytes` (from the welcome) is [`Error::TooLarge`], and is not sent.
     pub async fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), Error> {
         let raw = serde_json::value::to_raw_value(data).map_err(|e| Error::Data(e.to_string()))?;
         self.send_raw(raw).await
@@ -208,6 +209,9 @@ impl Drop for Client {
         self.task.abort();
     }
 }
+
+/// How long, after a `leave`, the server's close may take before the client stops anyway.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// What one socket's life ended in.
 enum Next {
@@ -266,7 +270,11 @@ impl Driver {
             tokio::select! {
                 _ = sleep_until(until) => return None,
                 command = self.commands.recv() => match command {
-                    None | Some(Command::Leave) => return Some(left()),
+                    None => return Some(left()),
+                    Some(Command::Leave) => {
+                        self.status.send_modify(|st| st.slot.token = None);
+                        return Some(left());
+                    }
                     Some(Command::Reconnect) => return None,
                     Some(Command::Send(_, reply) | Command::Frame(_, reply)) => {
                         let _ = reply.send(Err(Error::NotOpen));
@@ -278,12 +286,15 @@ impl Driver {
 
     /// Opens the next socket, with a fresh ticket and the current token.
     async fn dial(&mut self) -> Result<Socket, Next> {
-        let ticket = self
-            .config
-            .ticket
-            .get()
-            .await
-            .map_err(|e| Next::Retry(Close::lost(format!("no ticket: {e}")), After::Backoff))?;
+        // A provider that hangs is a failed attempt, like a connect that hangs.
+        let limit = Some(self.config.connect_timeout).filter(|t| !t.is_zero());
+        let ticket = match limit {
+            Some(limit) => tokio::time::timeout(limit, self.config.ticket.get())
+                .await
+                .unwrap_or_else(|_| Err("the ticket provider timed out".into())),
+            None => self.config.ticket.get().await,
+        }
+        .map_err(|e| Next::Retry(Close::lost(format!("no ticket: {e}")), After::Backoff))?;
         let dial = Dial {
             url: self.config.url.clone(),
             ticket,
@@ -311,6 +322,7 @@ impl Driver {
             welcomed: false,
             refusal: None,
             full: false,
+            leave_by: None,
             ping_at: None,
             pong_by: None,
             ice_at: None,
@@ -343,6 +355,8 @@ impl Driver {
                 }
                 _ = sleep_opt(s.ping_at) => self.ping(s).await,
                 _ = sleep_opt(s.pong_by) => return drop_socket(s, "no answer to a ping").await,
+                // We left, and the server's close did not come: left all the same.
+                _ = sleep_opt(s.leave_by) => return Next::Stop(left()),
                 _ = sleep_opt(s.welcome_by) => return drop_socket(s, "connect timed out").await,
                 _ = sleep_opt(s.ice_at) => {
                     s.ice_at = None;
@@ -362,6 +376,10 @@ impl Driver {
 
     /// The socket ended: what next, by [`policy::after`].
     fn ended(&mut self, s: &Session, close: Close) -> Next {
+        // After our `leave` (the token is forgotten already), whatever the close.
+        if s.leave_by.is_some() {
+            return Next::Stop(close);
+        }
         let after = policy::after(Ending {
             close: &close,
             refusal: s.refusal.as_ref(),
@@ -391,6 +409,9 @@ impl Driver {
                 if !s.welcomed || s.tx.send(&ClientFrame::Leave).await.is_err() {
                     return Some(Next::Stop(left()));
                 }
+                // Nothing more to keep alive; the server's close (1000) ends the session.
+                (s.ping_at, s.pong_by, s.ice_at) = (None, None, None);
+                s.leave_by = Some(Instant::now() + LEAVE_WAIT);
             }
             Some(Command::Reconnect) => return Some(drop_socket(s, "reconnect").await),
             Some(Command::Send(data, reply)) => {
@@ -413,15 +434,26 @@ impl Driver {
         if !s.welcomed {
             return Err(Error::NotOpen);
         }
-        match self.config.codec.as_mut() {
-            None => s.tx.send_data(data).await,
+        let sealed;
+        let data = match self.config.codec.as_mut() {
+            None => data,
             Some(codec) => {
                 let slot = self.status.borrow().slot.clone();
-                let sealed = codec
+                sealed = codec
                     .seal(&context(&self.config.room, &slot, true), data)
                     .map_err(Error::Data)?;
-                s.tx.send_data(&sealed).await
+                &sealed
             }
+        };
+        let text = ClientFrame::Message(data).to_text();
+        let max = self.status.borrow().slot.max_message_bytes;
+        match max {
+            // The server would refuse it (`too-large`); say so before it leaves.
+            Some(max) if text.len() > max => Err(Error::TooLarge {
+                bytes: text.len(),
+                max,
+            }),
+            _ => s.tx.send_text(text).await,
         }
     }
 
@@ -532,7 +564,8 @@ impl Driver {
                 });
                 self.schedule_ice(s, *expires_at);
             }
-            ServerFrame::PeerAway { .. } | ServerFrame::Error { .. } => {}
+            // `peer-away`, `error`: nothing of the slot changes.
+            _ => {}
         }
     }
 
@@ -612,6 +645,8 @@ struct Session {
     welcomed: bool,
     refusal: Option<Refused>,
     full: bool,
+    /// After a `leave`: how long the server's close may take.
+    leave_by: Option<Instant>,
     ping_at: Option<Instant>,
     pong_by: Option<Instant>,
     ice_at: Option<Instant>,
@@ -649,4 +684,21 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moves_between_tasks<T: Send + 'static>() {}
+
+    #[test]
+    fn clients_sockets_and_events_move_between_tasks() {
+        moves_between_tasks::<Client>();
+        moves_between_tasks::<Socket>();
+        moves_between_tasks::<SocketSender>();
+        moves_between_tasks::<SocketReceiver>();
+        moves_between_tasks::<Event>();
+        moves_between_tasks::<Config>();
+    }
 }

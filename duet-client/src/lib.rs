@@ -5,6 +5,12 @@
 //! backoff, and a seam for the end-to-end envelope of `docs/e2e.md`. `docs/client.md`, "Rust",
 //! is the guide.
 //!
+//! ## Example
+//! Two peers meet in a room, one sends the other a message, both leave. (Run against a real
+//! server by `tests/live.rs`, with the server's URL in `DUET_URL`.)
+//!
+#![doc = concat!("```no_run\n", include_str!("../tests/live/quickstart.rs"), "```")]
+//!
 //! ## Layout
 //! - [`socket`]: one WebSocket to a room and nothing more ([`Socket`], [`Dial`]): no task, no
 //!   timer. Load generators and tests hold thousands of these.
@@ -58,5 +64,5 @@ pub use duet::protocol::{ServerFrame, Welcome};
 pub use duet::report::Report;
 pub use error::Error;
 pub use event::{Close, Event, Refused};
-pub use socket::{room_url, Dial, Socket, SocketReceiver, SocketSender, Welcomed};
+pub use socket::{room_url, Dial, Raw, Socket, SocketReceiver, SocketSender, Welcomed};
 pub use ticket::Ticket;
