@@ -2,7 +2,7 @@
 //! Each scenario's report says itself what its row, its details and its verdict are
 //! ([`Report`]); this module only lays them out.
 
-use crate::scenario::ProcCpu;
+use crate::server::ProcCpu;
 use crate::stats::{Failures, Summary};
 use serde::Serialize;
 use std::fmt::Write;

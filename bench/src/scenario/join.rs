@@ -2,11 +2,11 @@
 //! peer `created`, second `joined`, both `ready`) and then closed with 1000, so the run
 //! measures room churn with a bounded number of live rooms.
 
-use super::{cpu_between, Ctx, ProcCpu, Scenario};
+use super::{Ctx, Scenario};
 use crate::args::{check_concurrency, check_rooms, seconds, ArgError};
 use crate::report::{cpu, failures_line, quantiles, Outcome, Report, Row};
 use crate::room::{close_pair, open_room, Opened};
-use crate::server::own_cpu_s;
+use crate::server::{cpu_between, own_cpu_s, ProcCpu};
 use crate::stats::{rate, Failures, Latency, Summary};
 use futures_util::future::BoxFuture;
 use futures_util::{future, stream, FutureExt, StreamExt};

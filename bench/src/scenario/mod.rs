@@ -12,13 +12,12 @@ pub mod soak;
 use crate::args::{room_url, ArgError};
 use crate::report::Outcome;
 use crate::room::{open_room, Opened, Pair, RoomDial};
-use crate::server::{Sample, Server};
+use crate::server::Server;
 use crate::stats::Failure;
 use crate::ticket;
 use duet_client::Dial;
 use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,37 +175,6 @@ pub async fn join_all<T>(handles: Vec<JoinHandle<T>>, failed: impl Fn(Failure) -
         });
     }
     out
-}
-
-/// CPU seconds each server process used between two samples.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProcCpu {
-    pub pid: u32,
-    pub role: &'static str,
-    pub cpu_s: f64,
-}
-
-/// What each server process used from `before` to `after` (none without both samples).
-pub fn cpu_between(before: &Option<Sample>, after: &Option<Sample>) -> Vec<ProcCpu> {
-    let (Some(before), Some(after)) = (before, after) else {
-        return Vec::new();
-    };
-    after
-        .processes
-        .iter()
-        .map(|p| {
-            let was = before
-                .processes
-                .iter()
-                .find(|b| b.pid == p.pid)
-                .map_or(0.0, |b| b.cpu_s);
-            ProcCpu {
-                pid: p.pid,
-                role: p.role,
-                cpu_s: p.cpu_s - was,
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

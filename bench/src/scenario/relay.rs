@@ -3,12 +3,12 @@
 //! replace the message by a ping that the runtime / the room's object answers, which splits
 //! the cost of a relay into transport, object wake-up and the relay itself.
 
-use super::{cpu_between, join_all, Ctx, ProcCpu, Scenario};
+use super::{join_all, Ctx, Scenario};
 use crate::args::{check_concurrency, check_rooms, check_size, seconds, ArgError};
 use crate::payload;
 use crate::report::{cpu, failures_line, Outcome, Report, Row};
 use crate::room::{close_pair, expect, Opened, Pair};
-use crate::server::own_cpu_s;
+use crate::server::{cpu_between, own_cpu_s, ProcCpu};
 use crate::stats::{rate, Failure, Failures, Latency, Summary};
 use duet_client::Event;
 use futures_util::future::BoxFuture;
