@@ -12,6 +12,8 @@
 
 mod call;
 
+use call::{Clock, Drops, Live, Plan, SlotRun};
+
 use super::{Ctx, Scenario};
 use crate::args::{
     check_concurrency, check_rooms, fail, seconds, secs, ArgError, MAX_MESSAGE_BYTES,
@@ -21,7 +23,7 @@ use crate::ledger::Deliveries;
 use crate::local_server::{LocalServer, ServeArgs, Served};
 use crate::report::{Outcome, Report, Row};
 use crate::server::{self, Server, PROXY, RUNTIME, WRANGLER};
-use crate::stats::{Latency, Summary};
+use crate::stats::Summary;
 use crate::verdict::{any_failed, memory_criterion, Criterion, Point};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -29,11 +31,10 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
-use url::Url;
 
 /// Calls with churn, deliberate drops and resumes (with --serve and --restart-every, server
 /// restarts) for minutes; every relayed message is checked. PASS/FAIL per criterion.
@@ -157,173 +158,6 @@ impl SoakArgs {
             }
         }
         Ok(())
-    }
-}
-
-/// Milliseconds and microseconds since the run started: one time base for every task.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock(Instant);
-
-impl Clock {
-    pub fn ms(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.0).as_millis()).unwrap_or(u64::MAX)
-    }
-
-    pub fn us(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.0).as_micros()).unwrap_or(u64::MAX)
-    }
-
-    pub fn s(&self, t: Instant) -> f64 {
-        t.saturating_duration_since(self.0).as_secs_f64()
-    }
-}
-
-/// Counters the progress line reads while the calls run.
-#[derive(Default)]
-pub struct Live {
-    pub calls: AtomicU64,
-    pub delivered: AtomicU64,
-    pub resumes: AtomicU64,
-}
-
-/// What every call task reads.
-pub struct Plan {
-    pub base: Url,
-    pub prefix: String,
-    pub seed: u64,
-    pub clock: Clock,
-    pub stop_at: Instant,
-    pub timeout: Duration,
-    pub call_min: Duration,
-    pub call_max: Duration,
-    pub message_every: Duration,
-    pub quiet_share: f64,
-    pub size: usize,
-    pub ping_every: Duration,
-    pub pong_timeout: Duration,
-    pub drop_every: Option<Duration>,
-    pub resume_delay_max: Duration,
-    pub grace: Duration,
-    /// How long a reconnect keeps trying before the call is given up.
-    pub give_up: Duration,
-    pub open_permits: Semaphore,
-    /// When the server last came up (the start of the run without --serve).
-    pub server_up: watch::Receiver<Instant>,
-    pub live: Live,
-}
-
-impl Plan {
-    fn new(ctx: &Ctx, args: &SoakArgs, seed: u64, server_up: watch::Receiver<Instant>) -> Plan {
-        let start = *server_up.borrow();
-        let secs = Duration::from_secs_f64;
-        Plan {
-            base: ctx.base.clone(),
-            prefix: ctx.prefix.clone(),
-            seed,
-            clock: Clock(start),
-            stop_at: start + secs(args.duration),
-            timeout: ctx.timeout,
-            call_min: secs(args.call_min),
-            call_max: secs(args.call_max),
-            message_every: secs(args.message_every),
-            quiet_share: args.quiet_share,
-            size: args.size,
-            ping_every: secs(args.ping_every),
-            pong_timeout: secs(args.pong_timeout),
-            drop_every: (args.drop_every > 0.0).then(|| secs(args.drop_every)),
-            resume_delay_max: secs(args.resume_delay_max),
-            grace: Duration::from_millis(args.grace_ms),
-            give_up: args.serve.start_limit() + Duration::from_millis(args.grace_ms),
-            open_permits: Semaphore::new(args.concurrency as usize),
-            server_up,
-            live: Live::default(),
-        }
-    }
-
-    pub fn room_url(&self, room: &str) -> String {
-        crate::args::room_url(&self.base, room)
-    }
-}
-
-/// Resumes and what they got.
-#[derive(Debug, Default)]
-pub struct Resumes {
-    pub total: u64,
-    pub kept: u64,
-    pub within_grace: u64,
-    pub lost_within_grace: u64,
-    pub beyond_grace: u64,
-    pub took: Latency,
-}
-
-impl Resumes {
-    pub fn record(&mut self, kept: bool, took: Duration, grace: Duration) {
-        self.total += 1;
-        self.kept += u64::from(kept);
-        if took < grace {
-            self.within_grace += 1;
-            self.lost_within_grace += u64::from(!kept);
-        } else {
-            self.beyond_grace += 1;
-        }
-        self.took.record(took);
-    }
-
-    fn merge(&mut self, o: &Resumes) {
-        self.total += o.total;
-        self.kept += o.kept;
-        self.within_grace += o.within_grace;
-        self.lost_within_grace += o.lost_within_grace;
-        self.beyond_grace += o.beyond_grace;
-        self.took.merge(&o.took);
-    }
-}
-
-/// Deliberate drops by kind.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Drops {
-    /// TCP closed with no close frame.
-    pub abort: u64,
-    /// Close frame 1001.
-    pub close: u64,
-    /// A second socket resumed while the first was open (closed 4000 by the server).
-    pub replace: u64,
-}
-
-/// What one call slot saw over the run.
-#[derive(Debug, Default)]
-pub struct SlotRun {
-    pub calls_started: u64,
-    pub calls_completed: u64,
-    pub calls_broken: u64,
-    pub joins: u64,
-    pub resumes: Resumes,
-    pub drops: Drops,
-    pub deliveries: Deliveries,
-    /// Send → arrival of each relayed message.
-    pub latency: Latency,
-    pub pings: u64,
-    pub pongs: u64,
-    pub pong_wait: Latency,
-    pub incidents: Vec<Incident>,
-}
-
-impl SlotRun {
-    fn merge(&mut self, o: SlotRun) {
-        self.calls_started += o.calls_started;
-        self.calls_completed += o.calls_completed;
-        self.calls_broken += o.calls_broken;
-        self.joins += o.joins;
-        self.resumes.merge(&o.resumes);
-        self.drops.abort += o.drops.abort;
-        self.drops.close += o.drops.close;
-        self.drops.replace += o.drops.replace;
-        self.deliveries.merge(&o.deliveries);
-        self.latency.merge(&o.latency);
-        self.pings += o.pings;
-        self.pongs += o.pongs;
-        self.pong_wait.merge(&o.pong_wait);
-        self.incidents.extend(o.incidents);
     }
 }
 
@@ -490,7 +324,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakReport> {
     let mut served = Served::start(&ctx.base, &args.serve, "soak", ctx.chatty).await?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let (up_tx, up_rx) = watch::channel(Instant::now());
-    let plan = Arc::new(Plan::new(ctx, args, seed, up_rx));
+    let plan = Arc::new(plan(ctx, args, seed, up_rx));
     let sampling = Arc::new(Sampling {
         server: Mutex::new(served.processes(&ctx.server)),
         samples: Mutex::default(),
@@ -555,6 +389,34 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakReport> {
         scan_log(local, plan.clock, &mut total.incidents)?;
     }
     Ok(report(args, total, ran))
+}
+
+/// What every call of the run reads, from the flags.
+fn plan(ctx: &Ctx, args: &SoakArgs, seed: u64, server_up: watch::Receiver<Instant>) -> Plan {
+    let start = *server_up.borrow();
+    let secs = Duration::from_secs_f64;
+    Plan {
+        base: ctx.base.clone(),
+        prefix: ctx.prefix.clone(),
+        seed,
+        clock: Clock(start),
+        stop_at: start + secs(args.duration),
+        timeout: ctx.timeout,
+        call_min: secs(args.call_min),
+        call_max: secs(args.call_max),
+        message_every: secs(args.message_every),
+        quiet_share: args.quiet_share,
+        size: args.size,
+        ping_every: secs(args.ping_every),
+        pong_timeout: secs(args.pong_timeout),
+        drop_every: (args.drop_every > 0.0).then(|| secs(args.drop_every)),
+        resume_delay_max: secs(args.resume_delay_max),
+        grace: Duration::from_millis(args.grace_ms),
+        give_up: args.serve.start_limit() + Duration::from_millis(args.grace_ms),
+        open_permits: Semaphore::new(args.concurrency as usize),
+        server_up,
+        live: Live::default(),
+    }
 }
 
 /// The processes of the server `--serve` started, found again after a restart.
@@ -963,6 +825,7 @@ impl SoakReport {
 
 #[cfg(test)]
 mod tests {
+    use super::call::Resumes;
     use super::*;
     use crate::verdict::Status;
 

@@ -6,20 +6,162 @@
 //! sockets are up, what each should receive next, and what is in flight, and checks every
 //! frame against that. Anything off is an [`Incident`], explained later or not.
 
-use super::{Plan, SlotRun};
 use crate::incident::{Incident, Kind};
-use crate::ledger::{check, Delivery, Direction, Probe, Receiver};
+use crate::ledger::{check, Deliveries, Delivery, Direction, Probe, Receiver};
 use crate::payload;
 use crate::rng::Rng;
 use crate::room::close;
-use crate::stats::Failure;
+use crate::stats::{Failure, Latency};
 use duet_client::protocol::{ClientFrame, CloseCode, LeaveReason, ServerFrame};
 use duet_client::{Close, Dial, Event, Socket, Welcomed};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use std::sync::atomic::Ordering;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+use url::Url;
+
+/// Milliseconds and microseconds since the run started: one time base for every task.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(pub Instant);
+
+impl Clock {
+    pub fn ms(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.0).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn us(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.0).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    pub fn s(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.0).as_secs_f64()
+    }
+}
+
+/// Counters the progress line reads while the calls run.
+#[derive(Default)]
+pub struct Live {
+    pub calls: AtomicU64,
+    pub delivered: AtomicU64,
+    pub resumes: AtomicU64,
+}
+
+/// What every call task reads.
+pub struct Plan {
+    pub base: Url,
+    pub prefix: String,
+    pub seed: u64,
+    pub clock: Clock,
+    pub stop_at: Instant,
+    pub timeout: Duration,
+    pub call_min: Duration,
+    pub call_max: Duration,
+    pub message_every: Duration,
+    pub quiet_share: f64,
+    pub size: usize,
+    pub ping_every: Duration,
+    pub pong_timeout: Duration,
+    pub drop_every: Option<Duration>,
+    pub resume_delay_max: Duration,
+    pub grace: Duration,
+    /// How long a reconnect keeps trying before the call is given up.
+    pub give_up: Duration,
+    pub open_permits: Semaphore,
+    /// When the server last came up (the start of the run without --serve).
+    pub server_up: watch::Receiver<Instant>,
+    pub live: Live,
+}
+
+impl Plan {
+    pub fn room_url(&self, room: &str) -> String {
+        crate::args::room_url(&self.base, room)
+    }
+}
+
+/// Resumes and what they got.
+#[derive(Debug, Default)]
+pub struct Resumes {
+    pub total: u64,
+    pub kept: u64,
+    pub within_grace: u64,
+    pub lost_within_grace: u64,
+    pub beyond_grace: u64,
+    pub took: Latency,
+}
+
+impl Resumes {
+    pub fn record(&mut self, kept: bool, took: Duration, grace: Duration) {
+        self.total += 1;
+        self.kept += u64::from(kept);
+        if took < grace {
+            self.within_grace += 1;
+            self.lost_within_grace += u64::from(!kept);
+        } else {
+            self.beyond_grace += 1;
+        }
+        self.took.record(took);
+    }
+
+    fn merge(&mut self, o: &Resumes) {
+        self.total += o.total;
+        self.kept += o.kept;
+        self.within_grace += o.within_grace;
+        self.lost_within_grace += o.lost_within_grace;
+        self.beyond_grace += o.beyond_grace;
+        self.took.merge(&o.took);
+    }
+}
+
+/// Deliberate drops by kind.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Drops {
+    /// TCP closed with no close frame.
+    pub abort: u64,
+    /// Close frame 1001.
+    pub close: u64,
+    /// A second socket resumed while the first was open (closed 4000 by the server).
+    pub replace: u64,
+}
+
+/// What one call slot saw over the run.
+#[derive(Debug, Default)]
+pub struct SlotRun {
+    pub calls_started: u64,
+    pub calls_completed: u64,
+    pub calls_broken: u64,
+    pub joins: u64,
+    pub resumes: Resumes,
+    pub drops: Drops,
+    pub deliveries: Deliveries,
+    /// Send → arrival of each relayed message.
+    pub latency: Latency,
+    pub pings: u64,
+    pub pongs: u64,
+    pub pong_wait: Latency,
+    pub incidents: Vec<Incident>,
+}
+
+impl SlotRun {
+    pub fn merge(&mut self, o: SlotRun) {
+        self.calls_started += o.calls_started;
+        self.calls_completed += o.calls_completed;
+        self.calls_broken += o.calls_broken;
+        self.joins += o.joins;
+        self.resumes.merge(&o.resumes);
+        self.drops.abort += o.drops.abort;
+        self.drops.close += o.drops.close;
+        self.drops.replace += o.drops.replace;
+        self.deliveries.merge(&o.deliveries);
+        self.latency.merge(&o.latency);
+        self.pings += o.pings;
+        self.pongs += o.pongs;
+        self.pong_wait.merge(&o.pong_wait);
+        self.incidents.extend(o.incidents);
+    }
+}
 
 /// First wait before reconnecting a socket that was lost (not dropped on purpose), and the
 /// most any wait between attempts grows to.
