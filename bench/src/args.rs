@@ -91,8 +91,8 @@ pub fn secs(text: &str) -> Result<f64, String> {
     Ok(value * scale)
 }
 
-/// The base URL: ws:// or wss://, a host, no query or fragment. Its path is replaced by
-/// `/ws/{room}` for each room.
+/// The base URL: ws:// or wss://, a host, no path, query or fragment (the client adds each
+/// room's path).
 pub fn base_url(url: &str) -> Result<Url, ArgError> {
     let parsed = Url::parse(url).or_else(|e| fail(format!("--url {url:?}: {e}")))?;
     if !matches!(parsed.scheme(), "ws" | "wss") {
@@ -110,13 +110,6 @@ pub fn base_url(url: &str) -> Result<Url, ArgError> {
         ));
     }
     Ok(parsed)
-}
-
-/// The URL of one room.
-pub fn room_url(base: &Url, room: &str) -> String {
-    let mut url = base.clone();
-    url.set_path(&format!("/ws/{room}"));
-    url.into()
 }
 
 /// Room names are `{prefix}-{scenario tag}-{index}`; the Worker takes 1–64 characters of
@@ -176,13 +169,8 @@ mod tests {
 
     #[test]
     fn urls() {
-        let base = base_url("ws://127.0.0.1:8787").unwrap();
-        assert_eq!(
-            room_url(&base, "b1-join-7"),
-            "ws://127.0.0.1:8787/ws/b1-join-7"
-        );
-        let base = base_url("wss://duet.example/").unwrap();
-        assert_eq!(room_url(&base, "r"), "wss://duet.example/ws/r");
+        assert!(base_url("ws://127.0.0.1:8787").is_ok());
+        assert!(base_url("wss://duet.example/").is_ok());
         for bad in [
             "http://127.0.0.1:8787",
             "127.0.0.1:8787",

@@ -9,7 +9,7 @@ pub mod join;
 pub mod relay;
 pub mod soak;
 
-use crate::args::{room_url, ArgError};
+use crate::args::ArgError;
 use crate::report::Outcome;
 use crate::room::{open_room, Opened, Pair, RoomDial};
 use crate::server::Server;
@@ -55,7 +55,8 @@ impl Ctx {
     /// tickets, each peer is an identity of its own (`a-{room}`, `b-{room}`).
     pub fn room(&self, tag: &str, index: u32) -> RoomDial {
         let name = format!("{}-{tag}-{index}", self.prefix);
-        let url = room_url(&self.base, &name);
+        // The name was checked with `--room-prefix`; a bad one would fail to connect.
+        let url = duet_client::room_url(self.base.as_str(), &name).unwrap_or_default();
         let dial = |peer: &str| {
             let dial = Dial::new(url.clone()).timeout(self.timeout);
             match &self.tickets {

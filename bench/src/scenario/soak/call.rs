@@ -76,8 +76,10 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The room's socket URL (names are checked with `--room-prefix`; a bad one fails to
+    /// connect).
     pub fn room_url(&self, room: &str) -> String {
-        crate::args::room_url(&self.base, room)
+        duet_client::room_url(self.base.as_str(), room).unwrap_or_default()
     }
 }
 
