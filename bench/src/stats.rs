@@ -72,6 +72,13 @@ impl Latency {
     }
 }
 
+/// A histogram is reported as its summary (`null` when empty).
+impl Serialize for Latency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.summary().serialize(s)
+    }
+}
+
 /// Events per second; zero for an empty interval.
 pub fn rate(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();

@@ -12,7 +12,7 @@
 
 mod call;
 
-use call::{Clock, Drops, Live, Plan, SlotRun};
+use call::{Clock, Drops, Live, Plan, Resumes, SlotRun};
 
 use super::{Ctx, Scenario};
 use crate::args::{
@@ -247,17 +247,6 @@ pub struct Restart {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ResumeFigures {
-    pub total: u64,
-    pub kept_id: u64,
-    pub within_grace: u64,
-    pub lost_id_within_grace: u64,
-    pub beyond_grace: u64,
-    /// Drop (or the server's return after a restart) → the resumed welcome.
-    pub took: Option<Summary>,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {
     pub rooms: u32,
     pub duration_s: f64,
@@ -270,7 +259,7 @@ pub struct SoakReport {
     pub calls_completed: u64,
     pub calls_broken: u64,
     pub joins: u64,
-    pub resumes: ResumeFigures,
+    pub resumes: Resumes,
     pub drops: Drops,
     pub messages: Deliveries,
     /// Send → arrival of a relayed message (one way).
@@ -553,14 +542,6 @@ fn report(args: &SoakArgs, total: SlotRun, ran: Ran) -> SoakReport {
             to_ms: (r.up_at_s * 1000.0) as u64 + settle_ms,
         })
         .collect();
-    let resumes = ResumeFigures {
-        total: total.resumes.total,
-        kept_id: total.resumes.kept,
-        within_grace: total.resumes.within_grace,
-        lost_id_within_grace: total.resumes.lost_within_grace,
-        beyond_grace: total.resumes.beyond_grace,
-        took: total.resumes.took.summary(),
-    };
     let mut report = SoakReport {
         rooms: args.rooms,
         duration_s: args.duration,
@@ -573,7 +554,7 @@ fn report(args: &SoakArgs, total: SlotRun, ran: Ran) -> SoakReport {
         calls_completed: total.calls_completed,
         calls_broken: total.calls_broken,
         joins: total.joins,
-        resumes,
+        resumes: total.resumes,
         drops: total.drops,
         messages: total.deliveries.clone(),
         message_latency: total.latency.summary(),
@@ -635,14 +616,14 @@ fn ms3(s: &Option<Summary>) -> [String; 3] {
 
 fn resume_criterion(r: &SoakReport) -> Criterion {
     let res = &r.resumes;
-    let [p50, p99, max] = ms3(&res.took);
+    let [p50, p99, max] = ms3(&res.took.summary());
     Criterion::new(
         "every resume within the grace keeps its client id",
-        res.lost_id_within_grace == 0,
+        res.lost_within_grace == 0,
         format!(
             "{} of {} resumes within the grace ({} ms) kept their id; took p50 {p50}, p99 {p99}, \
              max {max}; {} beyond the grace",
-            res.within_grace - res.lost_id_within_grace,
+            res.within_grace - res.lost_within_grace,
             res.within_grace,
             r.grace_ms,
             res.beyond_grace
@@ -825,7 +806,6 @@ impl SoakReport {
 
 #[cfg(test)]
 mod tests {
-    use super::call::Resumes;
     use super::*;
     use crate::verdict::Status;
 
@@ -858,13 +838,11 @@ mod tests {
             calls_completed: 4,
             calls_broken: 0,
             joins: 8,
-            resumes: ResumeFigures {
+            resumes: Resumes {
                 total: 3,
-                kept_id: 3,
+                kept: 3,
                 within_grace: 3,
-                lost_id_within_grace: 0,
-                beyond_grace: 0,
-                took: None,
+                ..Resumes::default()
             },
             drops: Drops::default(),
             messages: Deliveries {
@@ -920,7 +898,7 @@ mod tests {
     fn each_fault_fails_its_criterion() {
         use Status::{Fail, Pass};
         let mut r = report(&[], vec![]);
-        r.resumes.lost_id_within_grace = 1;
+        r.resumes.lost_within_grace = 1;
         assert_eq!(statuses(&r)[0], Fail);
 
         let mut r = report(&[], vec![]);
@@ -949,6 +927,32 @@ mod tests {
             vec![],
         );
         assert_eq!(statuses(&r), [Pass, Pass, Pass, Pass, Fail]);
+    }
+
+    #[test]
+    fn resumes_keep_their_json_keys() {
+        let mut r = report(&[], vec![]);
+        r.resumes.took.record(Duration::from_millis(5));
+        let json = serde_json::to_value(Outcome::new(r)).unwrap();
+        let keys: Vec<&str> = json["resumes"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "beyond_grace",
+                "kept_id",
+                "lost_id_within_grace",
+                "took",
+                "total",
+                "within_grace"
+            ]
+        );
+        assert_eq!(json["resumes"]["took"]["count"], 1);
+        assert_eq!(json["scenario"], "soak");
     }
 
     #[test]

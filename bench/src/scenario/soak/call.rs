@@ -84,13 +84,16 @@ impl Plan {
 }
 
 /// Resumes and what they got.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Resumes {
     pub total: u64,
+    #[serde(rename = "kept_id")]
     pub kept: u64,
     pub within_grace: u64,
+    #[serde(rename = "lost_id_within_grace")]
     pub lost_within_grace: u64,
     pub beyond_grace: u64,
+    /// Drop (or the server's return after a restart) → the resumed welcome.
     pub took: Latency,
 }
 
