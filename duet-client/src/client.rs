@@ -33,6 +33,8 @@ pub struct Config {
     /// After a ping, how long to wait for any frame before the socket counts as dead and is
     /// replaced; zero disables.
     pub pong_timeout: Duration,
+    /// How long [`Client::check`] waits for an answer before it replaces the socket.
+    pub check_timeout: Duration,
     /// A socket that has not brought its welcome within this (a ticket provider that has not
     /// answered, too) is abandoned for the next attempt; zero waits as long as it takes.
     pub connect_timeout: Duration,
@@ -58,6 +60,7 @@ impl Config {
             resume_token: None,
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(10),
+            check_timeout: Duration::from_millis(1500),
             connect_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             max_reconnect_attempts: u32::MAX,
@@ -98,6 +101,7 @@ enum Command {
     Frame(String, oneshot::Sender<Result<(), Error>>),
     Leave,
     Reconnect,
+    Check(oneshot::Sender<bool>),
 }
 
 /// A connection to one room that stays up. Dropping it drops the socket without leaving (the
@@ -193,6 +197,18 @@ impl Client {
         let _ = self.command(Command::Reconnect);
     }
 
+    /// Checks at once that the socket still works, after a network change say: sends the
+    /// keep-alive and waits [`Config::check_timeout`] for any frame. Without one, the socket
+    /// is dropped and a new one dials at once, without backoff, resuming the slot; while
+    /// reconnecting, the next attempt starts now. Whether the socket answered.
+    pub async fn check(&self) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.command(Command::Check(reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
     async fn frame(&self, text: String) -> Result<(), Error> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::Frame(text, reply))?;
@@ -276,6 +292,11 @@ impl Driver {
                         return Some(left());
                     }
                     Some(Command::Reconnect) => return None,
+                    // Nothing to check: dial now.
+                    Some(Command::Check(reply)) => {
+                        let _ = reply.send(false);
+                        return None;
+                    }
                     Some(Command::Send(_, reply) | Command::Frame(_, reply)) => {
                         let _ = reply.send(Err(Error::NotOpen));
                     }
@@ -323,6 +344,8 @@ impl Driver {
             refusal: None,
             full: false,
             leave_by: None,
+            checks: Vec::new(),
+            check_by: None,
             ping_at: None,
             pong_by: None,
             ice_at: None,
@@ -358,6 +381,12 @@ impl Driver {
                 // We left, and the server's close did not come: left all the same.
                 _ = sleep_opt(s.leave_by) => return Next::Stop(left()),
                 _ = sleep_opt(s.welcome_by) => return drop_socket(s, "connect timed out").await,
+                _ = sleep_opt(s.check_by) => {
+                    let _ = s.tx.close(CLIENT_DROP, "no answer to a check").await;
+                    let cause = Close::new(CLIENT_DROP, "no answer to a check");
+                    // The failed checks answer `false` as the session's state is dropped.
+                    return Next::Retry(cause, After::RetryIn(Duration::ZERO));
+                }
                 _ = sleep_opt(s.ice_at) => {
                     s.ice_at = None;
                     let _ = s.tx.send(&ClientFrame::IceServers).await;
@@ -414,6 +443,16 @@ impl Driver {
                 s.leave_by = Some(Instant::now() + LEAVE_WAIT);
             }
             Some(Command::Reconnect) => return Some(drop_socket(s, "reconnect").await),
+            Some(Command::Check(reply)) => {
+                s.checks.push(reply);
+                if s.check_by.is_none() {
+                    // Before the welcome there is nothing to ping: the welcome is the answer.
+                    if s.welcomed {
+                        let _ = s.tx.send(&ClientFrame::Ping).await;
+                    }
+                    s.check_by = Some(Instant::now() + self.config.check_timeout);
+                }
+            }
             Some(Command::Send(data, reply)) => {
                 let sent = self.send_data(s, &data).await;
                 let _ = reply.send(sent);
@@ -461,6 +500,10 @@ impl Driver {
     async fn on_event(&mut self, s: &mut Session, event: Event) {
         // Any frame proves the socket works.
         s.pong_by = None;
+        s.check_by = None;
+        for check in s.checks.drain(..) {
+            let _ = check.send(true);
+        }
         let event = match event {
             Event::Message { from, data } => match self.open(s, from, data).await {
                 Some(event) => event,
@@ -647,6 +690,9 @@ struct Session {
     full: bool,
     /// After a `leave`: how long the server's close may take.
     leave_by: Option<Instant>,
+    /// The callers of [`Client::check`] waiting for an answer, and until when.
+    checks: Vec<oneshot::Sender<bool>>,
+    check_by: Option<Instant>,
     ping_at: Option<Instant>,
     pong_by: Option<Instant>,
     ice_at: Option<Instant>,

@@ -34,6 +34,7 @@ fn the_same_constants_and_defaults_as_duet_js() {
         ("pingIntervalMs", config.ping_interval),
         ("pongTimeoutMs", config.pong_timeout),
         ("connectTimeoutMs", config.connect_timeout),
+        ("checkTimeoutMs", config.check_timeout),
     ] {
         has(
             DUET_JS,

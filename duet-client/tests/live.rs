@@ -160,6 +160,9 @@ async fn a_welcome_then_the_first_ping_answered_then_a_verbatim_relay() {
         }
         other => panic!("{other:?}"),
     }
+    // A check: the runtime answers its ping at once.
+    assert!(b.check().await);
+    assert!(matches!(next(&mut b, LIMIT).await, Event::Pong));
     b.send(&serde_json::json!({"back": true})).await.unwrap();
     match next_frame(&mut a).await {
         Event::Message { data, .. } => assert_eq!(data.get(), r#"{"back":true}"#),

@@ -3,7 +3,7 @@
 //! an HTTP status), and the exact delays of the backoff. The frames it sends are the server's
 //! own types (`ServerFrame`), never retyped.
 
-use duet_client::protocol::{ServerFrame, Welcome, PING_TEXT};
+use duet_client::protocol::{ServerFrame, Welcome, PING_TEXT, PONG_TEXT};
 use duet_client::{Backoff, Client, Config, Event};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
@@ -90,6 +90,10 @@ impl Conn {
             .send(Message::Text(frame.to_text().into()))
             .await
             .unwrap();
+    }
+
+    async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
     }
 
     /// The next text or close the client sent.
@@ -412,4 +416,45 @@ async fn a_zero_connect_timeout_waits_as_long_as_it_takes() {
     let mut conn = server.next().await;
     conn.send(ServerFrame::Created(welcome("t", None))).await;
     assert_eq!(next(&mut client).await.kind(), "created");
+}
+
+#[tokio::test]
+async fn a_check_answered_is_true_and_one_unanswered_redials_at_once() {
+    let mut server = Scripted::start(None).await;
+    let mut config = config(&server);
+    config.ping_interval = Duration::from_secs(3600);
+    config.check_timeout = Duration::from_millis(100);
+    config.backoff.initial = Duration::from_secs(3600);
+    config.backoff.max = Duration::from_secs(3600);
+    let mut client = Client::connect(config);
+    let mut first = server.next().await;
+    first.send(ServerFrame::Created(welcome("t1", None))).await;
+    until(&mut client, "created").await;
+    assert_eq!(first.read().await, Message::Text(PING_TEXT.into()));
+    first.send_text(PONG_TEXT).await;
+    assert_eq!(next(&mut client).await.kind(), "pong");
+
+    // A check pings at once; the pong answers it.
+    let (ok, ()) = tokio::join!(client.check(), async {
+        assert_eq!(first.read().await, Message::Text(PING_TEXT.into()));
+        first.send_text(PONG_TEXT).await;
+    });
+    assert!(ok);
+    assert_eq!(next(&mut client).await.kind(), "pong");
+
+    // Unanswered: the socket is dropped (4001) and the next dials at once, not after the
+    // hour of backoff, resuming the slot.
+    assert!(!client.check().await);
+    match next(&mut client).await {
+        Event::Reconnecting { delay, cause, .. } => {
+            assert_eq!(delay, Duration::ZERO);
+            assert_eq!(
+                (cause.code, cause.reason.as_str()),
+                (4001, "no answer to a check")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let second = server.next().await;
+    assert!(second.offers_token("t1"), "{}", second.offer);
 }
