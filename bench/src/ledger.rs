@@ -9,6 +9,7 @@
 //! a loss of one is counted apart from the others.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// The `data` of every soak message.
@@ -24,11 +25,10 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The client frame that sends this probe.
-    pub fn frame(&self) -> String {
+    /// The probe as the `data` of a message.
+    pub fn data(&self) -> Box<RawValue> {
         // A probe is strings and a number: serializing it cannot fail.
-        let data = serde_json::to_string(self).unwrap_or_default();
-        format!(r#"{{"type":"message","data":{data}}}"#)
+        serde_json::value::to_raw_value(self).unwrap_or_else(|_| RawValue::NULL.to_owned())
     }
 }
 
@@ -296,27 +296,28 @@ mod tests {
     }
 
     fn data(room: &str, from: &str, seq: u64) -> String {
-        let frame = Probe {
+        Probe {
             room: room.into(),
             from: from.into(),
             seq,
             pad: "xx".into(),
         }
-        .frame();
-        crate::frame::data_of(&frame).to_owned()
+        .data()
+        .get()
+        .to_owned()
     }
 
     #[test]
     fn a_probe_frame_is_a_message_with_the_probe_as_data() {
-        let frame = Probe {
+        let data = Probe {
             room: ROOM.into(),
             from: A.into(),
             seq: 7,
             pad: String::new(),
         }
-        .frame();
+        .data();
         assert_eq!(
-            frame,
+            crate::payload::frame(&data),
             r#"{"type":"message","data":{"room":"b1-soak-3-0","from":"aaaaaaaaaaaaaaaa","seq":7}}"#
         );
     }

@@ -3,6 +3,7 @@
 //! stops `wrangler dev` together with its `workerd` children, and the next start finds the same
 //! `--persist-to` storage. The command's output is appended to `--server-log`.
 
+use crate::server::Server;
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
 use std::os::unix::process::CommandExt;
@@ -31,6 +32,68 @@ pub struct ServeArgs {
     /// Seconds a (re)start of the --serve command may take to answer `/healthz`.
     #[arg(long, default_value_t = 120.0)]
     pub start_timeout: f64,
+}
+
+/// The server a scenario measures: one it started itself (`--serve`), or the one already at
+/// `--url`.
+pub struct Served {
+    pub local: Option<LocalServer>,
+    /// How long the first start took.
+    pub first_start: Option<Duration>,
+    host: String,
+    port: u16,
+}
+
+impl Served {
+    /// Starts the `--serve` command if there is one (`chatty`: says so, as `{scenario}: …`).
+    pub async fn start(
+        base: &url::Url,
+        args: &ServeArgs,
+        scenario: &str,
+        chatty: bool,
+    ) -> Result<Served> {
+        let host = base.host_str().unwrap_or("127.0.0.1").to_owned();
+        let port = base.port_or_known_default().unwrap_or(80);
+        let mut local = args
+            .serve
+            .as_ref()
+            .map(|cmd| LocalServer::new(cmd, &args.server_log, &host, port));
+        let mut first_start = None;
+        if let Some(server) = local.as_mut() {
+            let took = server.start(args.start_limit()).await?;
+            if chatty {
+                eprintln!("{scenario}: server up in {:.1} s", took.as_secs_f64());
+            }
+            first_start = Some(took);
+        }
+        Ok(Served {
+            local,
+            first_start,
+            host,
+            port,
+        })
+    }
+
+    /// The processes to sample: the started server's, else `given` (the `--url` server's).
+    pub fn processes(&self, given: &Server) -> Server {
+        match self.local {
+            Some(_) => Server::locate(&[], Some(&self.host), Some(self.port)),
+            None => given.clone(),
+        }
+    }
+
+    /// Stops the started server, if any.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.local.as_mut() {
+            server.stop(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+impl ServeArgs {
+    pub fn start_limit(&self) -> Duration {
+        Duration::from_secs_f64(self.start_timeout)
+    }
 }
 
 pub struct LocalServer {

@@ -131,147 +131,149 @@ fn failures(outcome: &Value) -> u64 {
         .map_or(0, |f| f.values().filter_map(Value::as_u64).sum())
 }
 
-/// The scenario's name and its figures.
-fn samples(outcome: &Value) -> Option<(String, Vec<Sample>)> {
-    let mut out = Vec::new();
-    let mut push = |scenario: &str,
-                    figure: &'static str,
-                    floor: &'static str,
-                    value: Option<f64>,
-                    target: Option<Target>,
-                    tickets_target: Option<Target>| {
+/// The figures of one scenario in one report, each with its floor and targets.
+struct Figures {
+    scenario: String,
+    floor: &'static str,
+    out: Vec<Sample>,
+}
+
+impl Figures {
+    fn new(scenario: String, floor: &'static str) -> Figures {
+        Figures {
+            scenario,
+            floor,
+            out: Vec::new(),
+        }
+    }
+
+    /// A figure, if the report has it.
+    fn push(
+        &mut self,
+        figure: &'static str,
+        value: Option<f64>,
+        target: Option<Target>,
+        tickets_target: Option<Target>,
+    ) {
         if let Some(value) = value.filter(|v| v.is_finite()) {
-            out.push(Sample {
-                scenario: scenario.to_owned(),
+            self.out.push(Sample {
+                scenario: self.scenario.clone(),
                 figure,
-                floor,
+                floor: self.floor,
                 value,
                 target,
                 tickets_target,
             });
         }
-    };
-    let scenario = match outcome["scenario"].as_str()? {
-        "join" => {
-            let concurrency = outcome["concurrency"].as_u64()?;
-            let scenario = format!(
-                "join {}x2, {concurrency} in flight",
-                outcome["rooms"].as_u64()?
-            );
-            let ready = num(&outcome["rooms_ready"]).filter(|&n| n > 0.0);
-            let (rate_target, p50_target) = match concurrency {
-                1 => (None, Some(Target::AtMost(1.1))),
-                _ => (Some(Target::AtLeast(0.95)), None),
-            };
-            let (rate_tickets, p50_tickets) = match concurrency {
-                1 => (None, Some(Target::AtMost(TICKET_COST))),
-                _ => (Some(Target::AtLeast(1.0 / TICKET_COST)), None),
-            };
-            push(
-                &scenario,
-                "rooms/s",
-                DURABLE,
-                num(&outcome["rooms_per_s"]),
-                rate_target,
-                rate_tickets,
-            );
-            push(
-                &scenario,
-                "welcome p50 ms",
-                DURABLE,
-                num(&outcome["welcome"]["p50_ms"]),
-                p50_target,
-                p50_tickets,
-            );
-            push(
-                &scenario,
-                "runtime CPU ms/room",
-                DURABLE,
-                runtime_cpu_s(outcome).zip(ready).map(|(s, n)| s * 1e3 / n),
-                None,
-                None,
-            );
-            push(
-                &scenario,
-                "server CPU ms/room",
-                DURABLE,
-                server_cpu_s(outcome).zip(ready).map(|(s, n)| s * 1e3 / n),
-                None,
-                None,
-            );
-            scenario
-        }
-        "relay" if outcome["mode"] == "relay" => {
-            let rooms = outcome["rooms"].as_u64()?;
-            let scenario = format!("relay {rooms} rooms, {} B", outcome["size_bytes"].as_u64()?);
-            let loaded = rooms > 1;
-            let messages = num(&outcome["round_trips"])
-                .map(|n| 2.0 * n)
-                .filter(|&n| n > 0.0);
-            push(
-                &scenario,
-                "messages/s",
-                BARE,
-                num(&outcome["messages_per_s"]),
-                loaded.then_some(Target::AtLeast(0.95)),
-                None,
-            );
-            push(
-                &scenario,
-                "round trip p50 ms",
-                BARE,
-                num(&outcome["rtt"]["p50_ms"]),
-                loaded.then_some(Target::AtMost(1.0)),
-                None,
-            );
-            push(
-                &scenario,
-                "runtime CPU us/msg",
-                BARE,
-                runtime_cpu_s(outcome)
-                    .zip(messages)
-                    .map(|(s, n)| s * 1e6 / n),
-                None,
-                None,
-            );
-            push(
-                &scenario,
-                "server CPU us/msg",
-                BARE,
-                server_cpu_s(outcome)
-                    .zip(messages)
-                    .map(|(s, n)| s * 1e6 / n),
-                None,
-                None,
-            );
-            scenario
-        }
-        "idle" => {
-            let sockets = num(&outcome["sockets_open"]).filter(|&n| n > 0.0);
-            let scenario = format!(
-                "idle {} sockets, {} s",
-                2 * outcome["rooms"].as_u64()?,
-                num(&outcome["held_s"])?
-            );
-            let memory = &outcome["memory"];
-            push(
-                &scenario,
-                "KiB/socket, all",
-                BARE,
-                num(&memory["rss_per_socket_kib"]),
-                Some(Target::AtMost(1.1)),
-                None,
-            );
-            let runtime = runtime_rss_kib(&memory["held"])
-                .zip(runtime_rss_kib(&memory["before"]))
-                .zip(sockets)
-                .map(|((held, before), n)| (held - before) / n);
-            push(&scenario, "KiB/socket, runtime", BARE, runtime, None, None);
-            scenario
-        }
+    }
+}
+
+/// The scenario's name and its figures.
+fn samples(outcome: &Value) -> Option<(String, Vec<Sample>)> {
+    let figures = match outcome["scenario"].as_str()? {
+        "join" => join_figures(outcome)?,
+        "relay" if outcome["mode"] == "relay" => relay_figures(outcome)?,
+        "idle" => idle_figures(outcome)?,
         _ => return None,
     };
-    Some((scenario, out))
+    Some((figures.scenario, figures.out))
+}
+
+/// A join is compared with the durable floor: rate at many in flight, latency at one.
+fn join_figures(outcome: &Value) -> Option<Figures> {
+    let concurrency = outcome["concurrency"].as_u64()?;
+    let rooms = outcome["rooms"].as_u64()?;
+    let mut f = Figures::new(format!("join {rooms}x2, {concurrency} in flight"), DURABLE);
+    let ready = num(&outcome["rooms_ready"]).filter(|&n| n > 0.0);
+    let one = concurrency == 1;
+    let rate = num(&outcome["rooms_per_s"]);
+    let (rate_target, rate_tickets) = match one {
+        true => (None, None),
+        false => (
+            Some(Target::AtLeast(0.95)),
+            Some(Target::AtLeast(1.0 / TICKET_COST)),
+        ),
+    };
+    f.push("rooms/s", rate, rate_target, rate_tickets);
+    let (p50_target, p50_tickets) = match one {
+        true => (Some(Target::AtMost(1.1)), Some(Target::AtMost(TICKET_COST))),
+        false => (None, None),
+    };
+    let p50 = num(&outcome["welcome"]["p50_ms"]);
+    f.push("welcome p50 ms", p50, p50_target, p50_tickets);
+    let per_room = |s: Option<f64>| s.zip(ready).map(|(s, n)| s * 1e3 / n);
+    f.push(
+        "runtime CPU ms/room",
+        per_room(runtime_cpu_s(outcome)),
+        None,
+        None,
+    );
+    f.push(
+        "server CPU ms/room",
+        per_room(server_cpu_s(outcome)),
+        None,
+        None,
+    );
+    Some(f)
+}
+
+/// A relay is compared with the bare floor; targets only with more than one room.
+fn relay_figures(outcome: &Value) -> Option<Figures> {
+    let rooms = outcome["rooms"].as_u64()?;
+    let size = outcome["size_bytes"].as_u64()?;
+    let mut f = Figures::new(format!("relay {rooms} rooms, {size} B"), BARE);
+    let loaded = rooms > 1;
+    let messages = num(&outcome["round_trips"])
+        .map(|n| 2.0 * n)
+        .filter(|&n| n > 0.0);
+    let rate = num(&outcome["messages_per_s"]);
+    f.push(
+        "messages/s",
+        rate,
+        loaded.then_some(Target::AtLeast(0.95)),
+        None,
+    );
+    let p50 = num(&outcome["rtt"]["p50_ms"]);
+    f.push(
+        "round trip p50 ms",
+        p50,
+        loaded.then_some(Target::AtMost(1.0)),
+        None,
+    );
+    let per_message = |s: Option<f64>| s.zip(messages).map(|(s, n)| s * 1e6 / n);
+    f.push(
+        "runtime CPU us/msg",
+        per_message(runtime_cpu_s(outcome)),
+        None,
+        None,
+    );
+    f.push(
+        "server CPU us/msg",
+        per_message(server_cpu_s(outcome)),
+        None,
+        None,
+    );
+    Some(f)
+}
+
+/// Idle memory per socket is compared with the bare floor.
+fn idle_figures(outcome: &Value) -> Option<Figures> {
+    let sockets = num(&outcome["sockets_open"]).filter(|&n| n > 0.0);
+    let scenario = format!(
+        "idle {} sockets, {} s",
+        2 * outcome["rooms"].as_u64()?,
+        num(&outcome["held_s"])?
+    );
+    let mut f = Figures::new(scenario, BARE);
+    let memory = &outcome["memory"];
+    let all = num(&memory["rss_per_socket_kib"]);
+    f.push("KiB/socket, all", all, Some(Target::AtMost(1.1)), None);
+    let runtime = runtime_rss_kib(&memory["held"])
+        .zip(runtime_rss_kib(&memory["before"]))
+        .zip(sockets)
+        .map(|((held, before), n)| (held - before) / n);
+    f.push("KiB/socket, runtime", runtime, None, None);
+    Some(f)
 }
 
 fn median(values: &[f64]) -> Option<f64> {
@@ -285,13 +287,15 @@ fn median(values: &[f64]) -> Option<f64> {
     }
 }
 
+/// A figure's values across the reports, by label (in [`LABELS`] order).
+struct Acc {
+    sample: Sample,
+    runs: Vec<Vec<f64>>,
+}
+
 /// The rows for `reports` (each a parsed `duet-bench --json --label …` document), in the
 /// order their scenarios and figures first appear.
 pub fn ratios(reports: &[Value]) -> Ratios {
-    struct Acc {
-        sample: Sample,
-        runs: Vec<Vec<f64>>,
-    }
     let mut acc: Vec<Acc> = Vec::new();
     let mut failed: Vec<Failed> = Vec::new();
     for report in reports {
@@ -302,34 +306,11 @@ pub fn ratios(reports: &[Value]) -> Ratios {
             continue;
         };
         for outcome in report["results"].as_array().into_iter().flatten() {
-            let Some((scenario, samples)) = samples(outcome) else {
-                continue;
-            };
-            match failed
-                .iter_mut()
-                .find(|f| f.scenario == scenario && f.label == label)
-            {
-                Some(f) => f.failures += failures(outcome),
-                None => failed.push(Failed {
-                    scenario,
-                    label: label.to_owned(),
-                    failures: failures(outcome),
-                }),
-            }
-            for sample in samples {
-                let at = acc
-                    .iter()
-                    .position(|a| {
-                        a.sample.scenario == sample.scenario && a.sample.figure == sample.figure
-                    })
-                    .unwrap_or_else(|| {
-                        acc.push(Acc {
-                            sample: sample.clone(),
-                            runs: vec![Vec::new(); LABELS.len()],
-                        });
-                        acc.len() - 1
-                    });
-                acc[at].runs[slot].push(sample.value);
+            if let Some((scenario, samples)) = samples(outcome) {
+                add_failures(&mut failed, scenario, label, failures(outcome));
+                for sample in samples {
+                    add_sample(&mut acc, sample, slot);
+                }
             }
         }
     }
@@ -340,56 +321,76 @@ pub fn ratios(reports: &[Value]) -> Ratios {
             .position(|k| scenario.starts_with(k))
     };
     acc.sort_by_key(|a| kind(&a.sample.scenario));
-    let rows = acc
-        .into_iter()
-        .map(|a| {
-            let medians: Vec<Option<f64>> = a.runs.iter().map(|r| median(r)).collect();
-            let of = |label: &str| {
-                LABELS
-                    .iter()
-                    .position(|l| *l == label)
-                    .and_then(|i| medians[i])
-            };
-            let over = |top: &str, bottom: &str| {
-                of(top)
-                    .zip(of(bottom))
-                    .filter(|&(_, b)| b != 0.0)
-                    .map(|(t, b)| t / b)
-            };
-            let ratio = over(DUET, a.sample.floor);
-            let tickets_ratio = over(DUET_TICKETS, DUET);
-            let before_ratio = over(BEFORE, a.sample.floor);
-            let change = over(DUET, BEFORE);
-            let warn_ratio = over(DUET_WARN, a.sample.floor);
-            let met = |target: Option<Target>, ratio: Option<f64>| {
-                target.zip(ratio).map(|(t, r)| t.met(r))
-            };
-            Row {
-                scenario: a.sample.scenario,
-                figure: a.sample.figure,
-                runs: LABELS.iter().map(|l| l.to_string()).zip(a.runs).collect(),
-                medians: LABELS
-                    .iter()
-                    .map(|l| l.to_string())
-                    .zip(medians.iter().copied())
-                    .collect(),
-                floor: a.sample.floor,
-                ratio,
-                target: a.sample.target,
-                met: met(a.sample.target, ratio),
-                before_ratio,
-                change,
-                warn_ratio,
-                tickets_ratio,
-                tickets_target: a.sample.tickets_target,
-                tickets_met: met(a.sample.tickets_target, tickets_ratio),
-            }
-        })
-        .collect();
     Ratios {
         reports: reports.len(),
-        rows,
+        rows: acc.into_iter().map(row).collect(),
         failures: failed,
+    }
+}
+
+fn add_failures(failed: &mut Vec<Failed>, scenario: String, label: &str, n: u64) {
+    match failed
+        .iter_mut()
+        .find(|f| f.scenario == scenario && f.label == label)
+    {
+        Some(f) => f.failures += n,
+        None => failed.push(Failed {
+            scenario,
+            label: label.to_owned(),
+            failures: n,
+        }),
+    }
+}
+
+fn add_sample(acc: &mut Vec<Acc>, sample: Sample, slot: usize) {
+    let same = |a: &Acc| a.sample.scenario == sample.scenario && a.sample.figure == sample.figure;
+    let at = match acc.iter().position(same) {
+        Some(at) => at,
+        None => {
+            acc.push(Acc {
+                sample: sample.clone(),
+                runs: vec![Vec::new(); LABELS.len()],
+            });
+            acc.len() - 1
+        }
+    };
+    acc[at].runs[slot].push(sample.value);
+}
+
+/// A figure's medians by label and its ratios.
+fn row(a: Acc) -> Row {
+    let medians: Vec<Option<f64>> = a.runs.iter().map(|r| median(r)).collect();
+    let of = |label: &str| {
+        LABELS
+            .iter()
+            .position(|l| *l == label)
+            .and_then(|i| medians[i])
+    };
+    let over = |top: &str, bottom: &str| {
+        of(top)
+            .zip(of(bottom))
+            .filter(|&(_, b)| b != 0.0)
+            .map(|(t, b)| t / b)
+    };
+    let met = |target: Option<Target>, ratio: Option<f64>| target.zip(ratio).map(|(t, r)| t.met(r));
+    let ratio = over(DUET, a.sample.floor);
+    let tickets_ratio = over(DUET_TICKETS, DUET);
+    let labels = || LABELS.iter().map(|l| l.to_string());
+    Row {
+        scenario: a.sample.scenario,
+        figure: a.sample.figure,
+        runs: labels().zip(a.runs).collect(),
+        medians: labels().zip(medians.iter().copied()).collect(),
+        floor: a.sample.floor,
+        ratio,
+        target: a.sample.target,
+        met: met(a.sample.target, ratio),
+        before_ratio: over(BEFORE, a.sample.floor),
+        change: over(DUET, BEFORE),
+        warn_ratio: over(DUET_WARN, a.sample.floor),
+        tickets_ratio,
+        tickets_target: a.sample.tickets_target,
+        tickets_met: met(a.sample.tickets_target, tickets_ratio),
     }
 }
 
@@ -413,40 +414,53 @@ fn judged(ratio: Option<f64>, target: Option<Target>, met: Option<bool>) -> Stri
     }
 }
 
-/// The table: one line per figure, medians by label (the labels that have runs), then the
-/// ratios and their targets.
-pub fn table(ratios: &Ratios) -> String {
-    let shown: Vec<usize> = (0..LABELS.len())
-        .filter(|&i| ratios.rows.iter().any(|r| r.medians[i].1.is_some()))
-        .collect();
-    let before = shown.iter().any(|&i| LABELS[i] == BEFORE);
-    let warn = shown.iter().any(|&i| LABELS[i] == DUET_WARN);
-    let mut header: Vec<String> = vec!["scenario".into(), "figure".into()];
-    header.extend(shown.iter().map(|&i| LABELS[i].to_string()));
-    header.push("duet/floor".into());
-    if warn {
-        header.push("warn/floor".into());
+/// Which columns the table has: the labels with runs, and the optional ratios.
+struct Columns {
+    shown: Vec<usize>,
+    before: bool,
+    warn: bool,
+}
+
+impl Columns {
+    fn of(ratios: &Ratios) -> Columns {
+        let shown: Vec<usize> = (0..LABELS.len())
+            .filter(|&i| ratios.rows.iter().any(|r| r.medians[i].1.is_some()))
+            .collect();
+        Columns {
+            before: shown.iter().any(|&i| LABELS[i] == BEFORE),
+            warn: shown.iter().any(|&i| LABELS[i] == DUET_WARN),
+            shown,
+        }
     }
-    if before {
-        header.extend(["before/floor".into(), "duet/before".into()]);
+
+    fn header(&self) -> Vec<String> {
+        let mut header: Vec<String> = vec!["scenario".into(), "figure".into()];
+        header.extend(self.shown.iter().map(|&i| LABELS[i].to_string()));
+        header.push("duet/floor".into());
+        if self.warn {
+            header.push("warn/floor".into());
+        }
+        if self.before {
+            header.extend(["before/floor".into(), "duet/before".into()]);
+        }
+        header.push("tickets/duet".into());
+        header
     }
-    header.push("tickets/duet".into());
-    let mut lines = vec![header];
-    for row in &ratios.rows {
+
+    fn cells(&self, row: &Row) -> Vec<String> {
+        let met = |ratio: Option<f64>| row.target.zip(ratio).map(|(t, r)| t.met(r));
         let mut cells = vec![row.scenario.clone(), row.figure.into()];
-        cells.extend(shown.iter().map(|&i| value(row.medians[i].1)));
+        cells.extend(self.shown.iter().map(|&i| value(row.medians[i].1)));
         cells.push(format!(
             "{} {}",
             row.floor,
             judged(row.ratio, row.target, row.met)
         ));
-        if warn {
-            let warn_met = row.target.zip(row.warn_ratio).map(|(t, r)| t.met(r));
-            cells.push(judged(row.warn_ratio, row.target, warn_met));
+        if self.warn {
+            cells.push(judged(row.warn_ratio, row.target, met(row.warn_ratio)));
         }
-        if before {
-            let before_met = row.target.zip(row.before_ratio).map(|(t, r)| t.met(r));
-            cells.push(judged(row.before_ratio, row.target, before_met));
+        if self.before {
+            cells.push(judged(row.before_ratio, row.target, met(row.before_ratio)));
             cells.push(judged(row.change, None, None));
         }
         cells.push(judged(
@@ -454,10 +468,17 @@ pub fn table(ratios: &Ratios) -> String {
             row.tickets_target,
             row.tickets_met,
         ));
-        lines.push(cells);
+        cells
     }
-    let columns = lines[0].len();
-    let widths: Vec<usize> = (0..columns)
+}
+
+/// The table: one line per figure, medians by label (the labels that have runs), then the
+/// ratios and their targets.
+pub fn table(ratios: &Ratios) -> String {
+    let columns = Columns::of(ratios);
+    let mut lines = vec![columns.header()];
+    lines.extend(ratios.rows.iter().map(|row| columns.cells(row)));
+    let widths: Vec<usize> = (0..lines[0].len())
         .map(|c| {
             lines
                 .iter()
@@ -472,15 +493,16 @@ pub fn table(ratios: &Ratios) -> String {
         "duet-bench ratios: {} reports; medians of each label's runs",
         ratios.reports
     );
+    let medians = 2..2 + columns.shown.len();
     for line in &lines {
         let mut text = String::new();
         for (c, (cell, w)) in line.iter().zip(&widths).enumerate() {
             let pad = " ".repeat(w - cell.chars().count());
             // Names to the left, numbers to the right.
-            if c < 2 || c >= 2 + shown.len() {
-                let _ = write!(text, "{cell}{pad}  ");
-            } else {
+            if medians.contains(&c) {
                 let _ = write!(text, "{pad}{cell}  ");
+            } else {
+                let _ = write!(text, "{cell}{pad}  ");
             }
         }
         let _ = writeln!(out, "{}", text.trim_end());
@@ -491,16 +513,40 @@ pub fn table(ratios: &Ratios) -> String {
         .filter(|f| f.failures > 0)
         .map(|f| format!("{} {}: {}", f.label, f.scenario, f.failures))
         .collect();
-    let _ = writeln!(
-        out,
-        "failures: {}",
-        if failed.is_empty() {
-            "none".into()
-        } else {
-            failed.join(", ")
-        }
-    );
+    let failed = match failed.is_empty() {
+        true => "none".into(),
+        false => failed.join(", "),
+    };
+    let _ = writeln!(out, "failures: {failed}");
     out
+}
+
+/// The flags of `duet-bench ratios`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RatiosArgs {
+    /// The reports, one `duet-bench --json --label NAME ...` output per file.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// `duet-bench ratios`: reads the reports and prints the comparison.
+pub fn print(args: &RatiosArgs, json: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut reports = Vec::new();
+    for path in &args.files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a duet-bench --json report", path.display()))?;
+        reports.push(report);
+    }
+    let ratios = ratios(&reports);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ratios)?);
+    } else {
+        print!("{}", table(&ratios));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

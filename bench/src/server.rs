@@ -278,6 +278,37 @@ fn proc_sample(pid: u32, role: &'static str) -> Option<ProcSample> {
     })
 }
 
+/// CPU seconds each server process used between two samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcCpu {
+    pub pid: u32,
+    pub role: &'static str,
+    pub cpu_s: f64,
+}
+
+/// What each server process used from `before` to `after` (none without both samples).
+pub fn cpu_between(before: &Option<Sample>, after: &Option<Sample>) -> Vec<ProcCpu> {
+    let (Some(before), Some(after)) = (before, after) else {
+        return Vec::new();
+    };
+    after
+        .processes
+        .iter()
+        .map(|p| {
+            let was = before
+                .processes
+                .iter()
+                .find(|b| b.pid == p.pid)
+                .map_or(0.0, |b| b.cpu_s);
+            ProcCpu {
+                pid: p.pid,
+                role: p.role,
+                cpu_s: p.cpu_s - was,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,13 @@ impl Latency {
     }
 }
 
+/// A histogram is reported as its summary (`null` when empty).
+impl Serialize for Latency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.summary().serialize(s)
+    }
+}
+
 /// Events per second; zero for an empty interval.
 pub fn rate(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
@@ -116,6 +123,40 @@ impl Failure {
             Failure::Closed(Some(code)) => format!("closed {code}"),
             Failure::Closed(None) => "connection ended".to_owned(),
             Failure::Socket(what) => format!("socket error: {what}"),
+        }
+    }
+}
+
+/// An error's text, cut to keep failure labels few and short.
+fn short(text: &str) -> String {
+    text.chars().take(60).collect()
+}
+
+impl Failure {
+    /// What a connect (and its welcome) failed with: a network error is the connect's.
+    pub fn connect(e: duet_client::Error) -> Failure {
+        match e {
+            duet_client::Error::Io(kind) => Failure::Connect(format!("{kind:?}")),
+            other => Failure::from(other),
+        }
+    }
+}
+
+impl From<duet_client::Error> for Failure {
+    /// What a step on an open socket failed with.
+    fn from(e: duet_client::Error) -> Failure {
+        use duet_client::Error;
+        match e {
+            Error::Io(kind) => Failure::Socket(format!("{kind:?}")),
+            Error::Tls(tls) => Failure::Connect(short(&format!("tls: {tls}"))),
+            Error::Http { status, .. } => Failure::Http(status),
+            Error::Url(e) | Error::Handshake(e) => Failure::Handshake(short(&e)),
+            Error::Timeout(step) => Failure::Timeout(step),
+            // No close frame (1005) or none at all (1006): the connection ended.
+            Error::Closed(close) if matches!(close.code, 1005 | 1006) => Failure::Closed(None),
+            Error::Closed(close) => Failure::Closed(Some(close.code)),
+            Error::Unexpected(event) => Failure::Unexpected(event.kind()),
+            other => Failure::Socket(short(&other.to_string())),
         }
     }
 }

@@ -1,16 +1,12 @@
 //! Join tickets for servers that require them (`--ticket-secret`): HS256 JWTs as
-//! `docs/access.md` specifies, one per peer, offered as the `duet.ticket.` subprotocol the way
-//! `duet.js` sends them.
+//! `docs/access.md` specifies, one per peer, as an application's backend mints them (the
+//! client only offers them).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The subprotocol of protocol v1, offered beside every ticket.
-const V1: &str = "duet.v1";
-/// The prefix of the subprotocol that carries a ticket.
-const TICKET_PREFIX: &str = "duet.ticket.";
 /// `{"alg":"HS256","typ":"JWT"}`, the only header the server accepts.
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
@@ -30,11 +26,6 @@ pub fn mint(secret: &str, room: &str, sub: &str, exp_s: u64) -> String {
     format!("{signing_input}.{signature}")
 }
 
-/// The `Sec-WebSocket-Protocol` value that offers protocol v1 and `ticket`.
-pub fn subprotocols(ticket: &str) -> String {
-    format!("{V1}, {TICKET_PREFIX}{ticket}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,7 +37,7 @@ mod tests {
         // Valid for as long as the longest run's tickets (main.rs), within the server's default
         // lifetime cap.
         let now = 1_700_000_000;
-        let exp = now + 4 * crate::cli::MAX_DURATION_S as u64;
+        let exp = now + 4 * crate::args::MAX_DURATION_S as u64;
         let ticket = mint("s3cret", "r1", "a-r1", exp);
         assert_eq!(
             verify(&ticket, &secrets, "r1", now, DEFAULT_MAX_TTL_S),
@@ -65,10 +56,5 @@ mod tests {
             verify(&ticket, &other, "r1", now, DEFAULT_MAX_TTL_S),
             Err(TicketError::Invalid)
         );
-    }
-
-    #[test]
-    fn offered_as_the_client_library_does() {
-        assert_eq!(subprotocols("x.y.z"), "duet.v1, duet.ticket.x.y.z");
     }
 }

@@ -11,29 +11,30 @@
 //! the raised one `bench/run.sh` uses for `relay`: the measured rooms stay under it, and the
 //! flooder must be refused.
 
-use super::soak::secs;
-use super::Ctx;
-use crate::cli::{check_concurrency, check_rooms, check_size, seconds, ArgError};
-use crate::conn::{self, close_pair, expect_data, open_room_in_batch, send, Opened, Ws};
-use crate::event::Event;
-use crate::frame;
-use crate::local_server::{LocalServer, ServeArgs};
+use super::{join_all, Ctx, Scenario};
+use crate::args::{check_concurrency, check_rooms, check_size, fail, seconds, secs, ArgError};
+use crate::local_server::{ServeArgs, Served};
+use crate::payload;
+use crate::report::{quantiles, Outcome, Report, Row};
+use crate::room::{close, close_pair, Opened, Pair, RoomDial};
 use crate::server::{own_cpu_s, Server};
 use crate::stats::{Failure, Failures, Latency, Summary};
-use crate::verdict::{Criterion, Status};
-use crate::welcome;
+use crate::verdict::{any_failed, Criterion, Status};
 use anyhow::Result;
 use clap::Args;
-use duet::protocol::CloseCode;
-use futures_util::{SinkExt, StreamExt};
+use duet_client::protocol::{CloseCode, ErrorCode, ServerFrame};
+use duet_client::{Dial, Event, Socket};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::Message;
 
+/// Round trips in many rooms with and without one flooding client in the same run;
+/// PASS/FAIL on the ratio of the p50s.
 #[derive(Debug, Clone, Args)]
 pub struct FloodArgs {
     /// Rooms whose round trip is measured.
@@ -80,8 +81,8 @@ pub struct FloodArgs {
     pub serve: ServeArgs,
 }
 
-impl FloodArgs {
-    pub fn check(&self) -> Result<(), ArgError> {
+impl Scenario for FloodArgs {
+    fn check(&self) -> Result<(), ArgError> {
         check_rooms("rooms", self.rooms)?;
         check_concurrency(self.concurrency)?;
         seconds("every", self.every, 0.01)?;
@@ -89,19 +90,29 @@ impl FloodArgs {
         seconds("warmup", self.warmup, 0.0)?;
         seconds("settle", self.settle, 0.0)?;
         if self.settle >= self.phase {
-            return Err(ArgError("--settle must be shorter than --phase".into()));
+            return fail("--settle must be shorter than --phase");
         }
         seconds("reconnect-every", self.reconnect_every, 0.0)?;
         if self.rounds == 0 || self.rounds > 100 {
-            return Err(ArgError("--rounds must be 1 to 100".into()));
+            return fail("--rounds must be 1 to 100");
         }
         check_size(self.size)?;
         check_size(self.flood_size)?;
         if !(self.max_ratio.is_finite() && self.max_ratio >= 1.0) {
-            return Err(ArgError("--max-ratio must be at least 1".into()));
+            return fail("--max-ratio must be at least 1");
         }
         seconds("start-timeout", self.serve.start_timeout, 1.0)?;
         Ok(())
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<Vec<Outcome>>> {
+        async move {
+            let mut served = Served::start(&ctx.base, &self.serve, "flood", ctx.chatty).await?;
+            let report = measure(ctx, &served.processes(&ctx.server), self).await;
+            served.stop().await;
+            Ok(vec![Outcome::new(report)])
+        }
+        .boxed()
     }
 }
 
@@ -181,34 +192,6 @@ pub struct FloodReport {
     pub criteria: Vec<Criterion>,
 }
 
-pub async fn run(ctx: &Ctx, args: &FloodArgs, chatty: bool) -> Result<FloodReport> {
-    let host = ctx.base.host_str().unwrap_or("127.0.0.1").to_owned();
-    let port = ctx.base.port_or_known_default().unwrap_or(80);
-    let mut local = args
-        .serve
-        .serve
-        .as_ref()
-        .map(|cmd| LocalServer::new(cmd, &args.serve.server_log, &host, port));
-    if let Some(server) = local.as_mut() {
-        let took = server
-            .start(Duration::from_secs_f64(args.serve.start_timeout))
-            .await?;
-        if chatty {
-            eprintln!("flood: server up in {:.1} s", took.as_secs_f64());
-        }
-    }
-    let server = if local.is_some() {
-        Server::locate(&[], Some(&host), Some(port))
-    } else {
-        ctx.server.clone()
-    };
-    let report = measure(ctx, &server, args, chatty).await;
-    if let Some(server) = local.as_mut() {
-        server.stop(Duration::from_secs(5)).await;
-    }
-    Ok(report)
-}
-
 /// CPU seconds so far of the server's processes by role, and of this process.
 fn cpu_now(server: &Server) -> BTreeMap<String, f64> {
     let mut now = BTreeMap::new();
@@ -219,57 +202,73 @@ fn cpu_now(server: &Server) -> BTreeMap<String, f64> {
     now
 }
 
-async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs, chatty: bool) -> FloodReport {
-    let rounds = args.rounds as usize;
+/// Each round's round trips: `[quiet, flood]`.
+type Hists = Arc<Mutex<Vec<[Latency; 2]>>>;
+
+async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs) -> FloodReport {
     let every = Duration::from_secs_f64(args.every);
     let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
     // The phase whose round trips are being recorded: set once the phase has settled.
     let (measure_tx, measure_rx) = watch::channel(None::<Phase>);
-    let setup = Arc::new(Semaphore::new(args.concurrency as usize));
-    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<()>();
-    let hists: Arc<Mutex<Vec<[Latency; 2]>>> =
-        Arc::new(Mutex::new(vec![[Latency::new(), Latency::new()]; rounds]));
-    let rooms: Vec<_> = (0..args.rooms)
-        .map(|i| {
+    let rounds = args.rounds as usize;
+    let hists: Hists = Arc::new(Mutex::new(vec![[Latency::new(), Latency::new()]; rounds]));
+    let (limit, size, n) = (ctx.timeout, args.size, args.rooms);
+    let rooms = ctx
+        .open_rooms("flood-m", n, args.concurrency, |i, dial, opening| {
+            let offset = every.mul_f64(f64::from(i) / f64::from(n));
             let room = Measured {
-                url: ctx.room("flood-m", i),
-                timeout: ctx.timeout,
-                size: args.size,
+                limit,
+                size,
                 every,
-                offset: every.mul_f64(f64::from(i) / f64::from(args.rooms)),
+                offset,
             };
-            let setup = Arc::clone(&setup);
-            let opened_tx = opened_tx.clone();
-            let phase_rx = phase_rx.clone();
-            let measure_rx = measure_rx.clone();
+            let (phase_rx, measure_rx) = (phase_rx.clone(), measure_rx.clone());
             let hists = Arc::clone(&hists);
-            tokio::spawn(room.run(setup, opened_tx, phase_rx, measure_rx, hists))
+            async move {
+                match opening.open(&dial, &mut Opened::default()).await {
+                    Ok(pair) => room.run(pair, phase_rx, measure_rx, hists).await,
+                    Err(failure) => Some(failure),
+                }
+            }
         })
-        .collect();
-    drop(opened_tx);
-    while opened_rx.recv().await.is_some() {}
-
+        .await;
     let flooder = Flooder {
-        ctx_room: (0..args.rounds)
-            .map(|r| ctx.room("flood-f", r).a.url)
-            .collect(),
-        timeout: ctx.timeout,
+        rooms: (0..args.rounds).map(|r| ctx.room("flood-f", r)).collect(),
         size: args.flood_size,
         rate: args.flood_rate,
         reconnect_every: Duration::from_secs_f64(args.reconnect_every),
     };
     let flood_task = tokio::spawn(flooder.run(phase_rx.clone()));
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let cpu = phases(ctx, server, args, &phase_tx, &measure_tx).await;
+    let _ = phase_tx.send(Phase::Over);
+    let mut failures = Failures::default();
+    for failure in join_all(rooms, Some).await.into_iter().flatten() {
+        failures.add(&failure);
+    }
+    let mut flooder = flood_task.await.unwrap_or_default();
+    flooder.frames_per_s = flooder.frames_sent as f64 / (args.phase * f64::from(args.rounds));
+    let hists = hists.lock().map(|h| h.clone()).unwrap_or_default();
+    report(args, &hists, flooder, failures, cpu)
+}
 
+/// Runs the quiet and flood phases in turn; the CPU each half used.
+async fn phases(
+    ctx: &Ctx,
+    server: &Server,
+    args: &FloodArgs,
+    phase_tx: &watch::Sender<Phase>,
+    measure_tx: &watch::Sender<Option<Phase>>,
+) -> [HalfCpu; 2] {
     let phase = Duration::from_secs_f64(args.phase);
     let settle = Duration::from_secs_f64(args.settle);
-    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-    let mut quiet_cpu = HalfCpu::default();
-    let mut flood_cpu = HalfCpu::default();
+    let mut cpu = [HalfCpu::default(), HalfCpu::default()];
     for round in 0..args.rounds {
-        for next in [Phase::Quiet(round), Phase::Flood(round)] {
-            if chatty {
-                eprintln!("flood: {next:?}");
-            }
+        for (half, next) in [Phase::Quiet(round), Phase::Flood(round)]
+            .into_iter()
+            .enumerate()
+        {
+            ctx.note(format_args!("flood: {next:?}"));
             let _ = phase_tx.send(next);
             let measured_from = Instant::now() + settle;
             ctx.wait_with_bar(measured_from, "settle").await;
@@ -278,35 +277,25 @@ async fn measure(ctx: &Ctx, server: &Server, args: &FloodArgs, chatty: bool) -> 
             ctx.wait_with_bar(measured_from + phase - settle, "phase")
                 .await;
             let _ = measure_tx.send(None);
-            let half = if matches!(next, Phase::Quiet(_)) {
-                &mut quiet_cpu
-            } else {
-                &mut flood_cpu
-            };
             for (role, after) in cpu_now(server) {
-                half.add(&role, after - before.get(&role).copied().unwrap_or(0.0));
+                cpu[half].add(&role, after - before.get(&role).copied().unwrap_or(0.0));
             }
         }
     }
-    let _ = phase_tx.send(Phase::Over);
+    cpu
+}
 
-    let mut failures = Failures::default();
-    for room in rooms {
-        match room.await {
-            Ok(Some(failure)) => failures.add(&failure),
-            Ok(None) => {}
-            Err(e) => failures.add(&Failure::Socket(format!("task: {e}"))),
-        }
-    }
-    let mut flooder = flood_task.await.unwrap_or_default();
-    flooder.frames_per_s =
-        flooder.frames_sent as f64 / (phase.as_secs_f64() * f64::from(args.rounds));
-
-    let hists = hists.lock().map(|h| h.clone()).unwrap_or_default();
+fn report(
+    args: &FloodArgs,
+    hists: &[[Latency; 2]],
+    flooder: FloodStats,
+    failures: Failures,
+    [quiet_cpu, flood_cpu]: [HalfCpu; 2],
+) -> FloodReport {
     let mut quiet = Latency::new();
     let mut flooded = Latency::new();
     let mut round_ratios = Vec::new();
-    for [q, f] in &hists {
+    for [q, f] in hists {
         quiet.merge(q);
         flooded.merge(f);
         round_ratios.push(ratio(q.summary(), f.summary()));
@@ -395,8 +384,7 @@ pub fn criteria(
 }
 
 struct Measured {
-    url: crate::conn::RoomDial,
-    timeout: Duration,
+    limit: Duration,
     size: usize,
     every: Duration,
     offset: Duration,
@@ -408,24 +396,11 @@ impl Measured {
     /// histogram, timed from when it was due.
     async fn run(
         self,
-        setup: Arc<Semaphore>,
-        opened_tx: mpsc::UnboundedSender<()>,
+        mut pair: Pair,
         phase_rx: watch::Receiver<Phase>,
         measure_rx: watch::Receiver<Option<Phase>>,
-        hists: Arc<Mutex<Vec<[Latency; 2]>>>,
+        hists: Hists,
     ) -> Option<Failure> {
-        let opened = open_room_in_batch(
-            &self.url,
-            self.timeout,
-            &setup,
-            opened_tx,
-            &mut Opened::default(),
-        )
-        .await;
-        let mut pair = match opened {
-            Ok(pair) => pair,
-            Err(failure) => return Some(failure),
-        };
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + self.offset, self.every);
         // A round trip that is late because the one before stalled counts from when it was
@@ -439,22 +414,9 @@ impl Measured {
                 break None;
             }
             let phase = *measure_rx.borrow();
-            let text = frame::message(self.size, seq);
+            let data = payload::data(self.size, seq);
             seq += 1;
-            let trip = async {
-                send(&mut pair.a, text.as_str()).await?;
-                let back = expect_data(&mut pair.b, self.timeout, "relay", frame::echo).await?;
-                send(&mut pair.b, back).await?;
-                let same = expect_data(&mut pair.a, self.timeout, "relay back", |d| {
-                    d == frame::data_of(&text)
-                })
-                .await?;
-                if same {
-                    Ok(())
-                } else {
-                    Err(Failure::WrongData)
-                }
-            };
+            let trip = pair.round_trip(&data, self.limit);
             if let Err(failure) = trip.await {
                 break Some(failure);
             }
@@ -476,8 +438,8 @@ impl Measured {
 }
 
 struct Flooder {
-    ctx_room: Vec<String>,
-    timeout: Duration,
+    /// The flood room of each round: its flooder and its peer.
+    rooms: Vec<RoomDial>,
     size: usize,
     rate: u32,
     reconnect_every: Duration,
@@ -489,21 +451,15 @@ impl Flooder {
     async fn run(self, mut phase_rx: watch::Receiver<Phase>) -> FloodStats {
         let mut stats = FloodStats::default();
         let mut time_to_close = Latency::new();
-        loop {
-            let round = match phase_rx
-                .wait_for(|p| matches!(p, Phase::Flood(_) | Phase::Over))
-                .await
-            {
-                Ok(p) => match *p {
-                    Phase::Flood(r) => r,
-                    _ => break,
-                },
-                Err(_) => break,
-            };
-            let Some(url) = self.ctx_room.get(round as usize) else {
+        while let Ok(Phase::Flood(round)) = phase_rx
+            .wait_for(|p| matches!(p, Phase::Flood(_) | Phase::Over))
+            .await
+            .map(|p| *p)
+        {
+            let Some(room) = self.rooms.get(round as usize) else {
                 break;
             };
-            let (a, b, mut token) = match self.open(url).await {
+            let (a, b, token) = match self.open(room).await {
                 Ok(opened) => opened,
                 Err(failure) => {
                     stats.other_ends.add(&failure);
@@ -515,45 +471,14 @@ impl Flooder {
             // The peer only reads, so its socket never backs up.
             let (stop_tx, stop_rx) = watch::channel(false);
             let peer = tokio::spawn(drain(b, stop_rx));
-            let mut ws = Some(a);
-            let mut connected_at = Instant::now();
-            while *phase_rx.borrow() == Phase::Flood(round) {
-                let socket = match ws.take() {
-                    Some(socket) => socket,
-                    None => {
-                        let next = connected_at + self.reconnect_every;
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(next.into()) => {}
-                            _ = phase_rx.wait_for(|p| *p != Phase::Flood(round)) => break,
-                        }
-                        connected_at = Instant::now();
-                        match self.resume(url, &token).await {
-                            Ok((socket, next)) => {
-                                stats.resumes += 1;
-                                token = next;
-                                socket
-                            }
-                            Err(failure) => {
-                                stats.other_ends.add(&failure);
-                                continue;
-                            }
-                        }
-                    }
-                };
-                let started = Instant::now();
-                let end = self.flood(socket, &mut phase_rx, round, &mut stats).await;
-                match end {
-                    End::Closed4429 => {
-                        stats.closed_4429 += 1;
-                        time_to_close.record(started.elapsed());
-                    }
-                    End::PhaseOver(socket) => {
-                        conn::close(*socket).await;
-                        break;
-                    }
-                    End::Other(failure) => stats.other_ends.add(&failure),
-                }
-            }
+            let mut flooding = Flooding {
+                dial: room.a.clone(),
+                token,
+                phase: Phase::Flood(round),
+            };
+            flooding
+                .run(&self, a, &mut phase_rx, &mut stats, &mut time_to_close)
+                .await;
             let _ = stop_tx.send(true);
             stats.relayed += peer.await.unwrap_or(0);
         }
@@ -561,82 +486,124 @@ impl Flooder {
         stats
     }
 
-    async fn resume(&self, url: &str, token: &str) -> Result<(Ws, String), Failure> {
-        let (ws, w) = welcome::resume(url.to_owned(), token.to_owned(), true, self.timeout).await?;
-        if w.resumed {
-            Ok((ws, w.resume_token))
-        } else {
-            Err(Failure::Unexpected(Event::Welcome(w).kind()))
-        }
-    }
-
     /// The flood room: the flooder (first, `created`) and its peer (`joined`), with the
     /// flooder's resume token. The lifecycle frames that follow are read and ignored.
-    async fn open(&self, url: &str) -> Result<(Ws, Ws, String), Failure> {
-        let (a, wa) = welcome::welcome(url, self.timeout, "created").await?;
-        match welcome::welcome(url, self.timeout, "joined").await {
-            Ok((b, _)) => Ok((a, b, wa.resume_token)),
-            Err(failure) => {
-                conn::close(a).await;
-                Err(failure)
+    async fn open(&self, room: &RoomDial) -> Result<(Socket, Socket, String), Failure> {
+        let (a, welcomed) = Socket::join(&room.a).await.map_err(Failure::connect)?;
+        match Socket::join(&room.b).await {
+            Ok((b, _)) => Ok((a, b, welcomed.welcome.resume_token)),
+            Err(e) => {
+                close(a).await;
+                Err(Failure::connect(e))
+            }
+        }
+    }
+}
+
+/// One flood phase's flooder: floods, and resumes its slot after each close.
+struct Flooding {
+    dial: Dial,
+    token: String,
+    phase: Phase,
+}
+
+impl Flooding {
+    async fn run(
+        &mut self,
+        flooder: &Flooder,
+        first: Socket,
+        phase_rx: &mut watch::Receiver<Phase>,
+        stats: &mut FloodStats,
+        time_to_close: &mut Latency,
+    ) {
+        let mut socket = Some(first);
+        let mut connected_at = Instant::now();
+        while *phase_rx.borrow() == self.phase {
+            let ws = match socket.take() {
+                Some(ws) => ws,
+                None => {
+                    let next = connected_at + flooder.reconnect_every;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next.into()) => {}
+                        _ = phase_rx.wait_for(|p| *p != self.phase) => break,
+                    }
+                    connected_at = Instant::now();
+                    match self.resume().await {
+                        Ok(ws) => {
+                            stats.resumes += 1;
+                            ws
+                        }
+                        Err(failure) => {
+                            stats.other_ends.add(&failure);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let started = Instant::now();
+            match flooder.flood(ws, phase_rx, self.phase, stats).await {
+                End::Closed4429 => {
+                    stats.closed_4429 += 1;
+                    time_to_close.record(started.elapsed());
+                }
+                End::PhaseOver(ws) => {
+                    close(*ws).await;
+                    break;
+                }
+                End::Other(failure) => stats.other_ends.add(&failure),
             }
         }
     }
 
+    /// Takes the slot back with the last token; the welcome brings the next one.
+    async fn resume(&mut self) -> Result<Socket, Failure> {
+        let dial = self.dial.clone().resume(self.token.clone());
+        let (ws, welcomed) = Socket::join(&dial).await.map_err(Failure::connect)?;
+        if welcomed.resumed() {
+            self.token = welcomed.welcome.resume_token;
+            Ok(ws)
+        } else {
+            close(ws).await;
+            Err(Failure::Unexpected("joined (not resumed)".into()))
+        }
+    }
+}
+
+impl Flooder {
     /// Sends flood frames on `ws` until the server closes it or the phase ends, reading its
     /// answers meanwhile.
     async fn flood(
         &self,
-        ws: Ws,
+        ws: Socket,
         phase_rx: &mut watch::Receiver<Phase>,
-        round: u32,
+        phase: Phase,
         stats: &mut FloodStats,
     ) -> End {
-        let (mut sink, mut stream) = ws.split();
-        let text = frame::message(self.size, 0);
+        let (mut tx, mut rx) = ws.split();
+        let text = payload::frame(&payload::data(self.size, 0));
         let gap = (self.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(self.rate)));
         let mut next_at = Instant::now();
         let end = loop {
             let at = next_at;
-            let pace = async move {
-                if gap.is_some() {
-                    tokio::time::sleep_until(at.into()).await;
-                }
-            };
             tokio::select! {
                 biased;
                 changed = phase_rx.changed() => {
-                    if changed.is_err() || *phase_rx.borrow() != Phase::Flood(round) {
+                    if changed.is_err() || *phase_rx.borrow() != phase {
                         break None;
                     }
                 }
-                m = stream.next() => match m {
-                    Some(Ok(Message::Text(t))) => match Event::parse(&t) {
-                        Event::Error { code } if code == "rate-limited" => stats.refused += 1,
-                        _ => {}
-                    },
-                    Some(Ok(Message::Close(frame))) => {
-                        let code = frame.map(|f| u16::from(f.code));
-                        if code == Some(CloseCode::RateLimited.code()) {
-                            break Some(End::Closed4429);
-                        }
-                        break Some(End::Other(Failure::Closed(code)));
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break Some(End::Other(Failure::Closed(None))),
+                event = rx.recv() => if let Some(end) = answer(event, stats) {
+                    break Some(end);
                 },
                 sent = async {
-                    pace.await;
-                    sink.send(Message::Text(text.as_str().into())).await
+                    if gap.is_some() {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    tx.send_text(text.as_str()).await
                 } => {
                     if sent.is_err() {
-                        // The server closed it: read the close frame next.
-                        match stream.next().await {
-                            Some(Ok(Message::Close(Some(f)))) if u16::from(f.code) == CloseCode::RateLimited.code() => {
-                                break Some(End::Closed4429);
-                            }
-                            _ => break Some(End::Other(Failure::Closed(None))),
-                        }
+                        // The server closed it: its close frame is next.
+                        break Some(answer(rx.recv().await, stats).unwrap_or(End::Other(Failure::Closed(None))));
                     }
                     stats.frames_sent += 1;
                     if let Some(gap) = gap {
@@ -647,37 +614,105 @@ impl Flooder {
         };
         match end {
             Some(end) => end,
-            None => match sink.reunite(stream) {
+            None => match tx.reunite(rx) {
                 Ok(ws) => End::PhaseOver(Box::new(ws)),
-                Err(_) => End::Other(Failure::Socket("reunite".into())),
+                Err(e) => End::Other(e.into()),
             },
         }
     }
+}
+
+/// What the server's answer to the flood means: a refusal is counted, a close ends it.
+fn answer(event: Option<Event>, stats: &mut FloodStats) -> Option<End> {
+    match event? {
+        Event::Frame(ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            ..
+        }) => stats.refused += 1,
+        Event::SocketClosed(close) if close.code == CloseCode::RateLimited.code() => {
+            return Some(End::Closed4429)
+        }
+        Event::SocketClosed(close) => {
+            return Some(End::Other(duet_client::Error::Closed(close).into()))
+        }
+        _ => {}
+    }
+    None
 }
 
 enum End {
     Closed4429,
-    PhaseOver(Box<Ws>),
+    PhaseOver(Box<Socket>),
     Other(Failure),
 }
 
 /// Reads a socket until told to stop; returns the messages it got.
-async fn drain(mut ws: Ws, mut stop: watch::Receiver<bool>) -> u64 {
+async fn drain(mut ws: Socket, mut stop: watch::Receiver<bool>) -> u64 {
     let mut messages = 0;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    if matches!(Event::parse(&t), Event::Message { .. }) {
-                        messages += 1;
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => break,
+            event = ws.recv() => match event {
+                Some(Event::Message { .. }) => messages += 1,
+                Some(Event::SocketClosed(_)) | None => break,
+                Some(_) => {}
             },
         }
     }
-    conn::close(ws).await;
+    close(ws).await;
     messages
+}
+
+impl Report for FloodReport {
+    fn name(&self) -> &'static str {
+        "flood"
+    }
+
+    fn did_anything(&self) -> bool {
+        self.quiet.is_some() || self.flooded.is_some()
+    }
+
+    fn failed(&self) -> bool {
+        any_failed(&self.criteria)
+    }
+
+    fn row(&self) -> Row {
+        let [q50, q99, qmax] = quantiles(&self.quiet);
+        let row = Row::new(
+            "flood".into(),
+            self.rooms,
+            &self.flooded,
+            self.ratio.map_or("-".into(), |x| format!("×{x:.2} p50")),
+            "-".into(),
+            self.failures.total(),
+        );
+        let ratios = self
+            .round_ratios
+            .iter()
+            .map(|x| x.map_or("-".into(), |x| format!("×{x:.2}")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut details: Vec<String> = self.criteria.iter().map(Criterion::line).collect();
+        details.extend([
+            format!(
+                "latency is the round trip under flood; without: p50 {q50}, p99 {q99}, max {qmax}"
+            ),
+            format!(
+                "CPU without the flood: {}; with: {}",
+                self.quiet_cpu.describe(),
+                self.flood_cpu.describe()
+            ),
+            format!(
+                "{} rounds of {:.0} s quiet + {:.0} s flood (the first {:.0} s of each not \
+                 measured), a round trip every {:.0} ms per room, timed from when it was due; \
+                 ratio per round: {ratios}",
+                self.rounds,
+                self.phase_s,
+                self.phase_s,
+                self.settle_s,
+                self.every_s * 1000.0,
+            ),
+        ]);
+        row.details(details)
+    }
 }

@@ -1,20 +1,35 @@
-//! The scenarios. Each takes the run's [`Ctx`] and its own flags and returns a report; none
-//! panics on a server misbehaving, it counts a failure instead.
+//! The scenarios, one file each: its flags (`Args`), its run and its report. Each takes the
+//! run's [`Ctx`] and returns outcomes; none panics on a server misbehaving, it counts a
+//! failure instead. Adding a scenario is its file here plus one line in `main.rs`.
 
+pub mod all;
 pub mod flood;
 pub mod idle;
 pub mod join;
 pub mod relay;
 pub mod soak;
 
-use crate::cli::room_url;
-use crate::conn::{Dial, RoomDial};
-use crate::server::{Sample, Server};
+use crate::args::ArgError;
+use crate::report::Outcome;
+use crate::room::{open_room, Opened, Pair, RoomDial};
+use crate::server::Server;
+use crate::stats::Failure;
 use crate::ticket;
+use duet_client::Dial;
+use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
 use url::Url;
+
+/// A scenario's flags: checked before anything connects, then run.
+pub trait Scenario {
+    fn check(&self) -> Result<(), ArgError>;
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, anyhow::Result<Vec<Outcome>>>;
+}
 
 /// What every scenario of one run shares.
 pub struct Ctx {
@@ -22,6 +37,8 @@ pub struct Ctx {
     pub timeout: Duration,
     pub prefix: String,
     pub progress: bool,
+    /// Progress notes on stderr (not with `--json`).
+    pub chatty: bool,
     pub server: Server,
     /// With a join-ticket secret, every peer offers a ticket of its own.
     pub tickets: Option<Tickets>,
@@ -38,17 +55,29 @@ impl Ctx {
     /// tickets, each peer is an identity of its own (`a-{room}`, `b-{room}`).
     pub fn room(&self, tag: &str, index: u32) -> RoomDial {
         let name = format!("{}-{tag}-{index}", self.prefix);
-        let url = room_url(&self.base, &name);
-        let dial = |peer: &str| Dial {
-            url: url.clone(),
-            protocols: self.tickets.as_ref().map(|t| {
-                let sub = format!("{peer}-{name}");
-                ticket::subprotocols(&ticket::mint(&t.secret, &name, &sub, t.exp_s))
-            }),
+        // The name was checked with `--room-prefix`; a bad one would fail to connect.
+        let url = duet_client::room_url(self.base.as_str(), &name).unwrap_or_default();
+        let dial = |peer: &str| {
+            let dial = Dial::new(url.clone()).timeout(self.timeout);
+            match &self.tickets {
+                Some(t) => dial.ticket(ticket::mint(
+                    &t.secret,
+                    &name,
+                    &format!("{peer}-{name}"),
+                    t.exp_s,
+                )),
+                None => dial,
+            }
         };
         RoomDial {
             a: dial("a"),
             b: dial("b"),
+        }
+    }
+
+    pub fn note(&self, what: impl std::fmt::Display) {
+        if self.chatty {
+            eprintln!("{what}");
         }
     }
 
@@ -82,31 +111,112 @@ impl Ctx {
         }
         bar.finish_and_clear();
     }
+
+    /// Starts one task per room, made by `task` from the room's index, its dial and its
+    /// [`Opening`] (a place among `concurrency` rooms opening at once); returns once every
+    /// room has had its turn to open, while the tasks go on.
+    pub async fn open_rooms<T, Fut>(
+        &self,
+        tag: &str,
+        rooms: u32,
+        concurrency: u32,
+        task: impl Fn(u32, RoomDial, Opening) -> Fut,
+    ) -> Vec<JoinHandle<T>>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let setup = Arc::new(Semaphore::new(concurrency as usize));
+        let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<()>();
+        let handles = (0..rooms)
+            .map(|i| {
+                let opening = Opening {
+                    setup: Arc::clone(&setup),
+                    opened_tx: opened_tx.clone(),
+                };
+                tokio::spawn(task(i, self.room(tag, i), opening))
+            })
+            .collect();
+        drop(opened_tx);
+        let bar = self.bar(u64::from(rooms), "open rooms");
+        while opened_rx.recv().await.is_some() {
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        handles
+    }
 }
 
-/// CPU seconds each server process used between two samples.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProcCpu {
-    pub pid: u32,
-    pub role: &'static str,
-    pub cpu_s: f64,
+/// A room's turn to open among the rooms set up together.
+pub struct Opening {
+    setup: Arc<Semaphore>,
+    opened_tx: mpsc::UnboundedSender<()>,
 }
 
-pub fn cpu_between(before: &Sample, after: &Sample) -> Vec<ProcCpu> {
-    after
-        .processes
-        .iter()
-        .map(|p| {
-            let was = before
-                .processes
-                .iter()
-                .find(|b| b.pid == p.pid)
-                .map_or(0.0, |b| b.cpu_s);
-            ProcCpu {
-                pid: p.pid,
-                role: p.role,
-                cpu_s: p.cpu_s - was,
-            }
-        })
-        .collect()
+impl Opening {
+    /// Waits for a place, opens the room, then tells the scenario this room is done setting
+    /// up, whatever the outcome, so it knows when every room has had its turn.
+    pub async fn open(self, dial: &RoomDial, opened: &mut Opened) -> Result<Pair, Failure> {
+        let result = {
+            let _permit = self.setup.acquire().await;
+            open_room(dial, opened).await
+        };
+        let _ = self.opened_tx.send(());
+        result
+    }
+}
+
+/// The results of the room tasks; a task that panicked gives `failed(its error)`.
+pub async fn join_all<T>(handles: Vec<JoinHandle<T>>, failed: impl Fn(Failure) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(match handle.await {
+            Ok(t) => t,
+            Err(e) => failed(Failure::Socket(format!("task: {e}"))),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duet::ticket::{verify, DEFAULT_MAX_TTL_S};
+
+    fn ctx(tickets: Option<Tickets>) -> Ctx {
+        Ctx {
+            base: Url::parse("ws://127.0.0.1:8787").unwrap(),
+            timeout: Duration::from_secs(3),
+            prefix: "b1".into(),
+            progress: false,
+            chatty: false,
+            server: Server::default(),
+            tickets,
+        }
+    }
+
+    #[test]
+    fn each_peer_of_a_room_dials_with_a_ticket_of_its_own() {
+        let plain = ctx(None).room("join", 7);
+        assert_eq!(plain.a.url, "ws://127.0.0.1:8787/ws/b1-join-7");
+        assert_eq!(
+            (plain.a.ticket.as_ref(), plain.a.timeout),
+            (None, Duration::from_secs(3))
+        );
+        let now = 1_700_000_000;
+        let tickets = Tickets {
+            secret: "s3cret".into(),
+            exp_s: now + 60,
+        };
+        let room = ctx(Some(tickets)).room("join", 7);
+        let secrets = ["s3cret".to_owned()];
+        for (dial, sub) in [(&room.a, "a-b1-join-7"), (&room.b, "b-b1-join-7")] {
+            let ticket = dial.ticket.as_deref().unwrap();
+            let identity = verify(ticket, &secrets, "b1-join-7", now, DEFAULT_MAX_TTL_S).unwrap();
+            assert_eq!(identity.sub, sub);
+            assert!(dial
+                .subprotocols()
+                .ends_with(&format!("duet.ticket.{ticket}")));
+        }
+    }
 }

@@ -12,43 +12,32 @@
 
 mod call;
 
-use super::Ctx;
-use crate::cli::{check_rooms, seconds, ArgError, MAX_MESSAGE_BYTES};
+use call::{Clock, Drops, Live, Plan, Resumes, SlotRun};
+
+use super::{Ctx, Scenario};
+use crate::args::{
+    check_concurrency, check_rooms, fail, seconds, secs, ArgError, MAX_MESSAGE_BYTES,
+};
 use crate::incident::{describe, server_log_fault, Incident, Kind, Tally, Window};
 use crate::ledger::Deliveries;
-use crate::local_server::{LocalServer, ServeArgs};
+use crate::local_server::{LocalServer, ServeArgs, Served};
+use crate::report::{Outcome, Report, Row};
 use crate::server::{self, Server, PROXY, RUNTIME, WRANGLER};
-use crate::stats::{Latency, Summary};
-use crate::verdict::{memory_criterion, Criterion, Point};
+use crate::stats::Summary;
+use crate::verdict::{any_failed, memory_criterion, Criterion, Point};
 use anyhow::{Context, Result};
 use clap::Args;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
-use url::Url;
 
-/// Seconds, written `90`, `90s`, `1.5m` or `2h`.
-pub fn secs(text: &str) -> Result<f64, String> {
-    let t = text.trim();
-    let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let scale = match unit {
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    Ok(value * scale)
-}
-
+/// Calls with churn, deliberate drops and resumes (with --serve and --restart-every, server
+/// restarts) for minutes; every relayed message is checked. PASS/FAIL per criterion.
 #[derive(Debug, Clone, Args)]
 pub struct SoakArgs {
     /// Calls at once, each a room of two peers (churn replaces each ended call by a new one).
@@ -117,10 +106,10 @@ pub struct SoakArgs {
 /// sequence number.
 const MIN_SIZE: usize = 160;
 
-impl SoakArgs {
-    pub fn check(&self) -> Result<(), ArgError> {
+impl Scenario for SoakArgs {
+    fn check(&self) -> Result<(), ArgError> {
         check_rooms("rooms", self.rooms)?;
-        crate::cli::check_concurrency(self.concurrency)?;
+        check_concurrency(self.concurrency)?;
         seconds("duration", self.duration, 1.0)?;
         seconds("call-min", self.call_min, 1.0)?;
         seconds("call-max", self.call_max, self.call_min)?;
@@ -133,173 +122,42 @@ impl SoakArgs {
         let grace_s = self.grace_ms as f64 / 1000.0;
         seconds("resume-delay-max", self.resume_delay_max, 0.1)?;
         if self.resume_delay_max >= grace_s / 2.0 {
-            return Err(ArgError(format!(
+            return fail(format!(
                 "--resume-delay-max must stay below half the grace ({grace_s} s): a resume \
                  must be back within it"
-            )));
+            ));
         }
         seconds("restart-settle", self.restart_settle, 0.0)?;
         seconds("memory-from", self.memory_from, 0.0)?;
         seconds("sample-every", self.sample_every, 0.5)?;
         if !(0.0..=1.0).contains(&self.quiet_share) {
-            return Err(ArgError("--quiet-share must be 0 to 1".into()));
+            return fail("--quiet-share must be 0 to 1");
         }
         if !(MIN_SIZE..=MAX_MESSAGE_BYTES).contains(&self.size) {
-            return Err(ArgError(format!(
+            return fail(format!(
                 "--size must be {MIN_SIZE} to {MAX_MESSAGE_BYTES} bytes"
-            )));
+            ));
         }
         seconds("start-timeout", self.serve.start_timeout, 1.0)?;
+        self.check_restarts()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<Vec<Outcome>>> {
+        async move { Ok(vec![Outcome::new(run(ctx, self).await?)]) }.boxed()
+    }
+}
+
+impl SoakArgs {
+    fn check_restarts(&self) -> Result<(), ArgError> {
         if let Some(every) = self.restart_every {
             seconds("restart-every", every, 10.0)?;
             if self.serve.serve.is_none() {
-                return Err(ArgError(
-                    "--restart-every needs --serve: duet-bench restarts only a server it started"
-                        .into(),
-                ));
+                return fail(
+                    "--restart-every needs --serve: duet-bench restarts only a server it started",
+                );
             }
         }
         Ok(())
-    }
-}
-
-/// Milliseconds and microseconds since the run started: one time base for every task.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock(Instant);
-
-impl Clock {
-    pub fn ms(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.0).as_millis()).unwrap_or(u64::MAX)
-    }
-
-    pub fn us(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.0).as_micros()).unwrap_or(u64::MAX)
-    }
-
-    pub fn s(&self, t: Instant) -> f64 {
-        t.saturating_duration_since(self.0).as_secs_f64()
-    }
-}
-
-/// Counters the progress line reads while the calls run.
-#[derive(Default)]
-pub struct Live {
-    pub calls: AtomicU64,
-    pub delivered: AtomicU64,
-    pub resumes: AtomicU64,
-}
-
-/// What every call task reads.
-pub struct Plan {
-    pub base: Url,
-    pub prefix: String,
-    pub seed: u64,
-    pub clock: Clock,
-    pub stop_at: Instant,
-    pub timeout: Duration,
-    pub call_min: Duration,
-    pub call_max: Duration,
-    pub message_every: Duration,
-    pub quiet_share: f64,
-    pub size: usize,
-    pub ping_every: Duration,
-    pub pong_timeout: Duration,
-    pub drop_every: Option<Duration>,
-    pub resume_delay_max: Duration,
-    pub grace: Duration,
-    /// How long a reconnect keeps trying before the call is given up.
-    pub give_up: Duration,
-    pub open_permits: Semaphore,
-    /// When the server last came up (the start of the run without --serve).
-    pub server_up: watch::Receiver<Instant>,
-    pub live: Live,
-}
-
-impl Plan {
-    pub fn room_url(&self, room: &str) -> String {
-        crate::cli::room_url(&self.base, room)
-    }
-}
-
-/// Resumes and what they got.
-#[derive(Debug, Default)]
-pub struct Resumes {
-    pub total: u64,
-    pub kept: u64,
-    pub within_grace: u64,
-    pub lost_within_grace: u64,
-    pub beyond_grace: u64,
-    pub took: Latency,
-}
-
-impl Resumes {
-    pub fn record(&mut self, kept: bool, took: Duration, grace: Duration) {
-        self.total += 1;
-        self.kept += u64::from(kept);
-        if took < grace {
-            self.within_grace += 1;
-            self.lost_within_grace += u64::from(!kept);
-        } else {
-            self.beyond_grace += 1;
-        }
-        self.took.record(took);
-    }
-
-    fn merge(&mut self, o: &Resumes) {
-        self.total += o.total;
-        self.kept += o.kept;
-        self.within_grace += o.within_grace;
-        self.lost_within_grace += o.lost_within_grace;
-        self.beyond_grace += o.beyond_grace;
-        self.took.merge(&o.took);
-    }
-}
-
-/// Deliberate drops by kind.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Drops {
-    /// TCP closed with no close frame.
-    pub abort: u64,
-    /// Close frame 1001.
-    pub close: u64,
-    /// A second socket resumed while the first was open (closed 4000 by the server).
-    pub replace: u64,
-}
-
-/// What one call slot saw over the run.
-#[derive(Debug, Default)]
-pub struct SlotRun {
-    pub calls_started: u64,
-    pub calls_completed: u64,
-    pub calls_broken: u64,
-    pub joins: u64,
-    pub resumes: Resumes,
-    pub drops: Drops,
-    pub deliveries: Deliveries,
-    /// Send → arrival of each relayed message.
-    pub latency: Latency,
-    pub pings: u64,
-    pub pongs: u64,
-    pub pong_wait: Latency,
-    pub incidents: Vec<Incident>,
-}
-
-impl SlotRun {
-    fn merge(&mut self, o: SlotRun) {
-        self.calls_started += o.calls_started;
-        self.calls_completed += o.calls_completed;
-        self.calls_broken += o.calls_broken;
-        self.joins += o.joins;
-        self.resumes.merge(&o.resumes);
-        self.drops.abort += o.drops.abort;
-        self.drops.close += o.drops.close;
-        self.drops.replace += o.drops.replace;
-        self.deliveries.merge(&o.deliveries);
-        self.latency.merge(&o.latency);
-        self.pings += o.pings;
-        self.pongs += o.pongs;
-        self.pong_wait.merge(&o.pong_wait);
-        self.incidents.extend(o.incidents);
     }
 }
 
@@ -389,17 +247,6 @@ pub struct Restart {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ResumeFigures {
-    pub total: u64,
-    pub kept_id: u64,
-    pub within_grace: u64,
-    pub lost_id_within_grace: u64,
-    pub beyond_grace: u64,
-    /// Drop (or the server's return after a restart) → the resumed welcome.
-    pub took: Option<Summary>,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {
     pub rooms: u32,
     pub duration_s: f64,
@@ -412,7 +259,7 @@ pub struct SoakReport {
     pub calls_completed: u64,
     pub calls_broken: u64,
     pub joins: u64,
-    pub resumes: ResumeFigures,
+    pub resumes: Resumes,
     pub drops: Drops,
     pub messages: Deliveries,
     /// Send → arrival of a relayed message (one way).
@@ -431,145 +278,215 @@ pub struct SoakReport {
     pub client_cpu_s: f64,
 }
 
-pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport> {
-    let host = ctx.base.host_str().unwrap_or("127.0.0.1").to_owned();
-    let port = ctx.base.port_or_known_default().unwrap_or(80);
-    let start_limit = Duration::from_secs_f64(args.serve.start_timeout);
-    let mut local = args
-        .serve
-        .serve
-        .as_ref()
-        .map(|cmd| LocalServer::new(cmd, &args.serve.server_log, &host, port));
-    let mut first_start_s = None;
-    if let Some(server) = local.as_mut() {
-        let took = server.start(start_limit).await?;
-        first_start_s = Some(took.as_secs_f64());
-        if chatty {
-            eprintln!("soak: server up in {:.1} s", took.as_secs_f64());
+/// The server's memory samples, taken by a task of their own and at restarts, of whichever
+/// server instance is up.
+struct Sampling {
+    server: Mutex<Server>,
+    samples: Mutex<Vec<MemSample>>,
+    clock: Clock,
+}
+
+impl Sampling {
+    fn take(&self, mark: Option<&'static str>) -> Option<MemSample> {
+        let server = self.server.lock().ok()?;
+        mem_sample(&server, self.clock, mark)
+    }
+
+    fn keep(&self, sample: Option<MemSample>) {
+        if let (Some(sample), Ok(mut all)) = (sample, self.samples.lock()) {
+            all.push(sample);
         }
     }
-    let locate = || Server::locate(&[], Some(&host), Some(port));
-    let sampled = Arc::new(Mutex::new(if local.is_some() {
-        locate()
-    } else {
-        ctx.server.clone()
-    }));
 
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    let start = Instant::now();
-    let clock = Clock(start);
-    let stop_at = start + Duration::from_secs_f64(args.duration);
-    let (up_tx, up_rx) = watch::channel(start);
-    let drop_every = (args.drop_every > 0.0).then(|| Duration::from_secs_f64(args.drop_every));
-    let plan = Arc::new(Plan {
-        base: ctx.base.clone(),
-        prefix: ctx.prefix.clone(),
-        seed,
-        clock,
-        stop_at,
-        timeout: ctx.timeout,
-        call_min: Duration::from_secs_f64(args.call_min),
-        call_max: Duration::from_secs_f64(args.call_max),
-        message_every: Duration::from_secs_f64(args.message_every),
-        quiet_share: args.quiet_share,
-        size: args.size,
-        ping_every: Duration::from_secs_f64(args.ping_every),
-        pong_timeout: Duration::from_secs_f64(args.pong_timeout),
-        drop_every,
-        resume_delay_max: Duration::from_secs_f64(args.resume_delay_max),
-        grace: Duration::from_millis(args.grace_ms),
-        give_up: start_limit + Duration::from_millis(args.grace_ms),
-        open_permits: Semaphore::new(args.concurrency as usize),
-        server_up: up_rx,
-        live: Live::default(),
-    });
-    if chatty {
-        eprintln!(
-            "soak: {} calls for {:.0} s, seed {seed}, restarts {}",
-            args.rooms,
-            args.duration,
-            args.restart_every
-                .map_or("none".into(), |s| format!("every {s:.0} s"))
-        );
+    fn set_server(&self, server: Server) {
+        if let Ok(mut s) = self.server.lock() {
+            *s = server;
+        }
     }
+
+    fn all(&self) -> Vec<MemSample> {
+        self.samples.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakReport> {
+    let mut served = Served::start(&ctx.base, &args.serve, "soak", ctx.chatty).await?;
+    let seed = args.seed.unwrap_or_else(clock_seed);
+    let (up_tx, up_rx) = watch::channel(Instant::now());
+    let plan = Arc::new(plan(ctx, args, seed, up_rx));
+    let sampling = Arc::new(Sampling {
+        server: Mutex::new(served.processes(&ctx.server)),
+        samples: Mutex::default(),
+        clock: plan.clock,
+    });
+    ctx.note(format_args!(
+        "soak: {} calls for {:.0} s, seed {seed}, restarts {}",
+        args.rooms,
+        args.duration,
+        args.restart_every
+            .map_or("none".into(), |s| format!("every {s:.0} s"))
+    ));
     let cpu_before = server::own_cpu_s();
-    let samples: Arc<Mutex<Vec<MemSample>>> = Arc::default();
-    let sampler = {
-        let sampled = Arc::clone(&sampled);
-        let samples = Arc::clone(&samples);
-        let every = Duration::from_secs_f64(args.sample_every);
-        let live = Arc::clone(&plan);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            let mut last_note = Instant::now();
-            loop {
-                tick.tick().await;
-                if Instant::now() >= stop_at {
-                    break;
-                }
-                let sample = sampled
-                    .lock()
-                    .ok()
-                    .and_then(|s| mem_sample(&s, clock, None));
-                if chatty && last_note.elapsed() >= Duration::from_secs(30) {
-                    last_note = Instant::now();
-                    eprintln!(
-                        "soak {:>4.0} s: {} calls, {} messages delivered, {} resumes, workerd {}",
-                        clock.s(Instant::now()),
-                        live.live.calls.load(Ordering::Relaxed),
-                        live.live.delivered.load(Ordering::Relaxed),
-                        live.live.resumes.load(Ordering::Relaxed),
-                        sample.as_ref().map_or("n/a".into(), |s| format!(
-                            "{:.0} MiB, load {:.2}",
-                            s.workerd_kib as f64 / 1024.0,
-                            s.load1.unwrap_or(0.0)
-                        )),
-                    );
-                }
-                if let (Some(sample), Ok(mut all)) = (sample, samples.lock()) {
-                    all.push(sample);
-                }
-            }
-        })
-    };
+    let every = Duration::from_secs_f64(args.sample_every);
+    let sampler = tokio::spawn(sample(
+        Arc::clone(&sampling),
+        Arc::clone(&plan),
+        every,
+        ctx.chatty,
+    ));
     let slots: Vec<_> = (0..args.rooms)
         .map(|i| tokio::spawn(call::run_slot(Arc::clone(&plan), i)))
         .collect();
+    let mut total = SlotRun::default();
+    let restarts = match (args.restart_every, served.local.as_mut()) {
+        (Some(every), Some(local)) => {
+            let restarter = Restarter {
+                every: Duration::from_secs_f64(every),
+                start_limit: args.serve.start_limit(),
+                up_tx,
+            };
+            let incidents = &mut total.incidents;
+            restarter.run(local, &plan, &sampling, incidents, ctx).await
+        }
+        _ => Vec::new(),
+    };
+    tokio::time::sleep_until(plan.stop_at.into()).await;
+    sampling.keep(sampling.take(Some("end")));
+    let _ = sampler.await;
+    ctx.note("soak: ending every call");
+    for slot in slots {
+        let run = slot.await.unwrap_or_else(|e| SlotRun {
+            incidents: vec![Incident::at(
+                Kind::Unexpected(format!("call task failed: {e}")),
+                plan.clock.ms(Instant::now()),
+                false,
+            )],
+            ..SlotRun::default()
+        });
+        total.merge(run);
+    }
+    let ran = Ran {
+        seed,
+        elapsed_s: plan.clock.s(Instant::now()),
+        client_cpu_s: server::own_cpu_s() - cpu_before,
+        first_start_s: served.first_start.map(|d| d.as_secs_f64()),
+        restarts,
+        memory: sampling.all(),
+    };
+    served.stop().await;
+    if let Some(local) = &served.local {
+        scan_log(local, plan.clock, &mut total.incidents)?;
+    }
+    Ok(report(args, total, ran))
+}
 
-    let mut restarts = Vec::new();
-    let mut total_incidents = Vec::new();
-    if let (Some(every), Some(server)) = (args.restart_every, local.as_mut()) {
-        let every = Duration::from_secs_f64(every);
-        let mut k = 1;
-        loop {
-            let at = start + every * k;
-            if at >= stop_at {
+/// What every call of the run reads, from the flags.
+fn plan(ctx: &Ctx, args: &SoakArgs, seed: u64, server_up: watch::Receiver<Instant>) -> Plan {
+    let start = *server_up.borrow();
+    let secs = Duration::from_secs_f64;
+    Plan {
+        base: ctx.base.clone(),
+        prefix: ctx.prefix.clone(),
+        seed,
+        clock: Clock(start),
+        stop_at: start + secs(args.duration),
+        timeout: ctx.timeout,
+        call_min: secs(args.call_min),
+        call_max: secs(args.call_max),
+        message_every: secs(args.message_every),
+        quiet_share: args.quiet_share,
+        size: args.size,
+        ping_every: secs(args.ping_every),
+        pong_timeout: secs(args.pong_timeout),
+        drop_every: (args.drop_every > 0.0).then(|| secs(args.drop_every)),
+        resume_delay_max: secs(args.resume_delay_max),
+        grace: Duration::from_millis(args.grace_ms),
+        give_up: args.serve.start_limit() + Duration::from_millis(args.grace_ms),
+        open_permits: Semaphore::new(args.concurrency as usize),
+        server_up,
+        live: Live::default(),
+    }
+}
+
+/// The processes of the server `--serve` started, found again after a restart.
+fn served_processes(ctx: &Ctx) -> Server {
+    Server::locate(&[], ctx.base.host_str(), ctx.base.port_or_known_default())
+}
+
+/// A seed from the clock, for a run without `--seed` (the report prints it).
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
+/// Samples the server's memory every `every` until the run stops starting calls; a progress
+/// line every 30 s.
+async fn sample(sampling: Arc<Sampling>, plan: Arc<Plan>, every: Duration, chatty: bool) {
+    let mut tick = tokio::time::interval(every);
+    let mut last_note = Instant::now();
+    loop {
+        tick.tick().await;
+        if Instant::now() >= plan.stop_at {
+            break;
+        }
+        let sample = sampling.take(None);
+        if chatty && last_note.elapsed() >= Duration::from_secs(30) {
+            last_note = Instant::now();
+            let live = &plan.live;
+            eprintln!(
+                "soak {:>4.0} s: {} calls, {} messages delivered, {} resumes, workerd {}",
+                plan.clock.s(Instant::now()),
+                live.calls.load(Ordering::Relaxed),
+                live.delivered.load(Ordering::Relaxed),
+                live.resumes.load(Ordering::Relaxed),
+                sample.as_ref().map_or("n/a".into(), |s| format!(
+                    "{:.0} MiB, load {:.2}",
+                    s.workerd_kib as f64 / 1024.0,
+                    s.load1.unwrap_or(0.0)
+                )),
+            );
+        }
+        sampling.keep(sample);
+    }
+}
+
+/// Kills the `--serve` server and starts it again, every `every` until the run's end.
+struct Restarter {
+    every: Duration,
+    start_limit: Duration,
+    /// When the server last came up, for the calls' grace.
+    up_tx: watch::Sender<Instant>,
+}
+
+impl Restarter {
+    async fn run(
+        &self,
+        server: &mut LocalServer,
+        plan: &Plan,
+        sampling: &Sampling,
+        incidents: &mut Vec<Incident>,
+        ctx: &Ctx,
+    ) -> Vec<Restart> {
+        let clock = plan.clock;
+        let mut restarts = Vec::new();
+        for k in 1.. {
+            let at = clock.0 + self.every * k;
+            if at >= plan.stop_at {
                 break;
             }
             tokio::time::sleep_until(at.into()).await;
-            if let Ok(mut s) = sampled.lock() {
-                if let (Some(sample), Ok(mut all)) =
-                    (mem_sample(&s, clock, Some("restart")), samples.lock())
-                {
-                    all.push(sample);
-                }
-                *s = Server::default();
-            }
+            sampling.keep(sampling.take(Some("restart")));
+            sampling.set_server(Server::default());
             let killed = Instant::now();
             server.kill();
-            if let Err(e) = server.start(start_limit).await {
+            if let Err(e) = server.start(self.start_limit).await {
                 // No more restarts; the calls find no server and give up, and the report
                 // says why.
                 let why = format!("{e:#}");
-                if chatty {
-                    eprintln!("soak: {why}");
-                }
-                total_incidents.push(Incident::at(
+                ctx.note(format_args!("soak: {why}"));
+                incidents.push(Incident::at(
                     Kind::RestartFailed(why),
                     clock.ms(Instant::now()),
                     false,
@@ -577,171 +494,87 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs, chatty: bool) -> Result<SoakReport>
                 break;
             }
             let up = Instant::now();
-            let _ = up_tx.send(up);
-            if let Ok(mut s) = sampled.lock() {
-                *s = locate();
-            }
-            if chatty {
-                eprintln!(
-                    "soak {:>4.0} s: restarted, down {:.1} s",
-                    clock.s(up),
-                    (up - killed).as_secs_f64()
-                );
-            }
+            let _ = self.up_tx.send(up);
+            sampling.set_server(served_processes(ctx));
+            let down_s = (up - killed).as_secs_f64();
+            ctx.note(format_args!(
+                "soak {:>4.0} s: restarted, down {down_s:.1} s",
+                clock.s(up)
+            ));
             restarts.push(Restart {
                 killed_at_s: clock.s(killed),
                 up_at_s: clock.s(up),
-                down_s: (up - killed).as_secs_f64(),
+                down_s,
             });
-            k += 1;
         }
+        restarts
     }
-    tokio::time::sleep_until(stop_at.into()).await;
-    if let Ok(s) = sampled.lock() {
-        if let (Some(sample), Ok(mut all)) = (mem_sample(&s, clock, Some("end")), samples.lock()) {
-            all.push(sample);
-        }
-    }
-    let _ = sampler.await;
-    if chatty {
-        eprintln!("soak: ending every call");
-    }
-    let mut total = SlotRun {
-        incidents: total_incidents,
-        ..SlotRun::default()
-    };
-    for slot in slots {
-        match slot.await {
-            Ok(run) => total.merge(run),
-            Err(e) => total.incidents.push(Incident::at(
-                Kind::Unexpected(format!("call task failed: {e}")),
-                clock.ms(Instant::now()),
-                false,
-            )),
-        }
-    }
-    let elapsed_s = clock.s(Instant::now());
-    let client_cpu_s = server::own_cpu_s() - cpu_before;
-    if let Some(server) = local.as_mut() {
-        server.stop(Duration::from_secs(5)).await;
-        let log = std::fs::read_to_string(server.log())
-            .with_context(|| format!("reading {}", server.log().display()))?;
-        let end_ms = clock.ms(Instant::now());
-        for fault in log.lines().filter_map(server_log_fault) {
-            total
-                .incidents
-                .push(Incident::at(Kind::ServerLog(fault), end_ms, false));
-        }
-    }
+}
 
+/// The server's log, read for internal errors and panics once it stopped.
+fn scan_log(server: &LocalServer, clock: Clock, incidents: &mut Vec<Incident>) -> Result<()> {
+    let log = std::fs::read_to_string(server.log())
+        .with_context(|| format!("reading {}", server.log().display()))?;
+    let end_ms = clock.ms(Instant::now());
+    for fault in log.lines().filter_map(server_log_fault) {
+        incidents.push(Incident::at(Kind::ServerLog(fault), end_ms, false));
+    }
+    Ok(())
+}
+
+/// What the run itself measured, besides what the calls saw.
+struct Ran {
+    seed: u64,
+    elapsed_s: f64,
+    client_cpu_s: f64,
+    first_start_s: Option<f64>,
+    restarts: Vec<Restart>,
+    memory: Vec<MemSample>,
+}
+
+fn report(args: &SoakArgs, total: SlotRun, ran: Ran) -> SoakReport {
     let settle_ms = (args.restart_settle * 1000.0) as u64;
-    let windows: Vec<Window> = restarts
+    let windows: Vec<Window> = ran
+        .restarts
         .iter()
         .map(|r| Window {
             from_ms: (r.killed_at_s * 1000.0) as u64,
             to_ms: (r.up_at_s * 1000.0) as u64 + settle_ms,
         })
         .collect();
-    let errors = Tally::of(&total.incidents, &windows);
-    let memory = samples.lock().map(|m| m.clone()).unwrap_or_default();
-    let resumes = ResumeFigures {
-        total: total.resumes.total,
-        kept_id: total.resumes.kept,
-        within_grace: total.resumes.within_grace,
-        lost_id_within_grace: total.resumes.lost_within_grace,
-        beyond_grace: total.resumes.beyond_grace,
-        took: total.resumes.took.summary(),
-    };
     let mut report = SoakReport {
         rooms: args.rooms,
         duration_s: args.duration,
-        seed,
+        seed: ran.seed,
         restart_every_s: args.restart_every,
         drop_every_s: args.drop_every,
         grace_ms: args.grace_ms,
-        elapsed_s,
+        elapsed_s: ran.elapsed_s,
         calls_started: total.calls_started,
         calls_completed: total.calls_completed,
         calls_broken: total.calls_broken,
         joins: total.joins,
-        resumes,
+        resumes: total.resumes,
         drops: total.drops,
         messages: total.deliveries.clone(),
         message_latency: total.latency.summary(),
         pings: total.pings,
         pongs: total.pongs,
         pong_wait: total.pong_wait.summary(),
-        first_start_s,
-        restarts,
+        first_start_s: ran.first_start_s,
+        restarts: ran.restarts,
+        errors: Tally::of(&total.incidents, &windows),
         restart_windows: windows,
-        memory,
-        errors,
+        memory: ran.memory,
         criteria: Vec::new(),
-        client_cpu_s,
+        client_cpu_s: ran.client_cpu_s,
     };
     report.criteria = criteria(&report, args.memory_from);
-    Ok(report)
+    report
 }
 
 /// The five criteria, judged on the report's figures.
 pub fn criteria(r: &SoakReport, memory_from_s: f64) -> Vec<Criterion> {
-    let ms = |s: &Option<Summary>, f: fn(&Summary) -> f64| {
-        s.as_ref().map_or("-".into(), |s| format!("{:.1} ms", f(s)))
-    };
-    let res = &r.resumes;
-    let resume = Criterion::new(
-        "every resume within the grace keeps its client id",
-        res.lost_id_within_grace == 0,
-        format!(
-            "{} of {} resumes within the grace ({} ms) kept their id; took p50 {}, p99 {}, \
-             max {}; {} beyond the grace",
-            res.within_grace - res.lost_id_within_grace,
-            res.within_grace,
-            r.grace_ms,
-            ms(&res.took, |s| s.p50_ms),
-            ms(&res.took, |s| s.p99_ms),
-            ms(&res.took, |s| s.max_ms),
-            res.beyond_grace
-        ),
-    );
-    let m = &r.messages;
-    let delivery = Criterion::new(
-        "no message delivered to another room or twice",
-        m.misdelivered() == 0,
-        format!(
-            "{} sent, {} delivered; cross-room {}, duplicates {}, echoed {}, wrong sender {}, \
-             never sent {}, malformed {}; reordered {}; lost {} while a socket was down, {} \
-             otherwise",
-            m.sent,
-            m.delivered,
-            m.cross_room,
-            m.duplicate,
-            m.echoed,
-            m.wrong_sender,
-            m.never_sent,
-            m.malformed,
-            m.reordered,
-            m.lost_disrupted,
-            m.lost_undisrupted
-        ),
-    );
-    let label = Kind::PongTimeout.label();
-    let late = |counts: &BTreeMap<String, u64>| counts.get(&label).copied().unwrap_or(0);
-    let pong = Criterion::new(
-        "no pong later than its timeout except across a restart",
-        late(&r.errors.unexplained) == 0,
-        format!(
-            "{} pings, {} pongs; wait p50 {}, p99 {}, max {}; timeouts: {} outside restarts, {} \
-             across",
-            r.pings,
-            r.pongs,
-            ms(&r.pong_wait, |s| s.p50_ms),
-            ms(&r.pong_wait, |s| s.p99_ms),
-            ms(&r.pong_wait, |s| s.max_ms),
-            late(&r.errors.unexplained),
-            late(&r.errors.explained_by_restart)
-        ),
-    );
     let points: Vec<Point> = r
         .memory
         .iter()
@@ -766,104 +599,215 @@ pub fn criteria(r: &SoakReport, memory_from_s: f64) -> Vec<Criterion> {
             r.errors.explained_by_drop.values().sum::<u64>(),
         ),
     );
-    vec![resume, delivery, pong, memory, errors]
+    vec![
+        resume_criterion(r),
+        delivery_criterion(&r.messages),
+        pong_criterion(r),
+        memory,
+        errors,
+    ]
 }
 
-/// The detail lines of the table.
-pub fn details(r: &SoakReport) -> Vec<String> {
-    let mut lines: Vec<String> = r.criteria.iter().map(Criterion::line).collect();
-    let cpu = server_cpu(&r.memory)
-        .iter()
-        .map(|(role, s)| {
+/// p50, p99 and max of a summary, `-` without one.
+fn ms3(s: &Option<Summary>) -> [String; 3] {
+    let ms = |f: fn(&Summary) -> f64| s.as_ref().map_or("-".into(), |s| format!("{:.1} ms", f(s)));
+    [ms(|s| s.p50_ms), ms(|s| s.p99_ms), ms(|s| s.max_ms)]
+}
+
+fn resume_criterion(r: &SoakReport) -> Criterion {
+    let res = &r.resumes;
+    let [p50, p99, max] = ms3(&res.took.summary());
+    Criterion::new(
+        "every resume within the grace keeps its client id",
+        res.lost_within_grace == 0,
+        format!(
+            "{} of {} resumes within the grace ({} ms) kept their id; took p50 {p50}, p99 {p99}, \
+             max {max}; {} beyond the grace",
+            res.within_grace - res.lost_within_grace,
+            res.within_grace,
+            r.grace_ms,
+            res.beyond_grace
+        ),
+    )
+}
+
+fn delivery_criterion(m: &Deliveries) -> Criterion {
+    Criterion::new(
+        "no message delivered to another room or twice",
+        m.misdelivered() == 0,
+        format!(
+            "{} sent, {} delivered; cross-room {}, duplicates {}, echoed {}, wrong sender {}, \
+             never sent {}, malformed {}; reordered {}; lost {} while a socket was down, {} \
+             otherwise",
+            m.sent,
+            m.delivered,
+            m.cross_room,
+            m.duplicate,
+            m.echoed,
+            m.wrong_sender,
+            m.never_sent,
+            m.malformed,
+            m.reordered,
+            m.lost_disrupted,
+            m.lost_undisrupted
+        ),
+    )
+}
+
+fn pong_criterion(r: &SoakReport) -> Criterion {
+    let label = Kind::PongTimeout.label();
+    let late = |counts: &BTreeMap<String, u64>| counts.get(&label).copied().unwrap_or(0);
+    let [p50, p99, max] = ms3(&r.pong_wait);
+    Criterion::new(
+        "no pong later than its timeout except across a restart",
+        late(&r.errors.unexplained) == 0,
+        format!(
+            "{} pings, {} pongs; wait p50 {p50}, p99 {p99}, max {max}; timeouts: {} outside \
+             restarts, {} across",
+            r.pings,
+            r.pongs,
+            late(&r.errors.unexplained),
+            late(&r.errors.explained_by_restart)
+        ),
+    )
+}
+
+impl Report for SoakReport {
+    fn name(&self) -> &'static str {
+        "soak"
+    }
+
+    fn did_anything(&self) -> bool {
+        self.calls_started > 0
+    }
+
+    fn failed(&self) -> bool {
+        any_failed(&self.criteria)
+    }
+
+    fn row(&self) -> Row {
+        let growth = self
+            .criteria
+            .iter()
+            .find(|c| c.name.starts_with("server memory"))
+            .map_or("-".into(), |c| c.status.word().to_lowercase());
+        let row = Row::new(
+            format!("soak {:.0} s", self.duration_s),
+            self.rooms,
+            &self.message_latency,
+            format!("{} msg", self.messages.delivered),
+            growth,
+            self.errors.unexplained_total(),
+        );
+        let mut details: Vec<String> = self.criteria.iter().map(Criterion::line).collect();
+        details.extend(self.call_lines());
+        details.extend(self.server_lines());
+        row.details(details)
+    }
+}
+
+impl SoakReport {
+    /// What the calls did: started, dropped, messages.
+    fn call_lines(&self) -> Vec<String> {
+        let mut lines = vec![
             format!(
-                "{role} {s:.0} s ({:.0}% of a core)",
-                s * 100.0 / r.elapsed_s.max(1.0)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    lines.push(format!(
-        "{} calls at once for {:.0} s (ran {:.0} s), seed {}: {} calls started, {} completed, {} \
-         broken; {} joins",
-        r.rooms,
-        r.duration_s,
-        r.elapsed_s,
-        r.seed,
-        r.calls_started,
-        r.calls_completed,
-        r.calls_broken,
-        r.joins
-    ));
-    lines.push(format!(
-        "drops (one per {:.0} s per room): {} aborted, {} closed 1001, {} replaced; {} resumes",
-        r.drop_every_s, r.drops.abort, r.drops.close, r.drops.replace, r.resumes.total
-    ));
-    if let Some(l) = &r.message_latency {
-        lines.push(format!(
-            "message send → arrival: p50 {:.2} ms, p99 {:.1} ms, max {:.0} ms",
-            l.p50_ms, l.p99_ms, l.max_ms
-        ));
-    }
-    match (&r.first_start_s, r.restarts.is_empty()) {
-        (Some(first), true) => lines.push(format!("server started in {first:.1} s, no restarts")),
-        (Some(first), false) => lines.push(format!(
-            "server started in {first:.1} s; restarts (kill → /healthz): {}",
-            r.restarts
-                .iter()
-                .map(|x| format!("{:.0} s ({:.1} s down)", x.killed_at_s, x.down_s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        (None, _) => lines.push("server not started by duet-bench".into()),
-    }
-    let mib = |kib: u64| kib as f64 / 1024.0;
-    let mut minute = -1i64;
-    let mut memory = Vec::new();
-    for s in &r.memory {
-        let m = (s.t_s / 60.0).floor() as i64;
-        if s.mark.is_some() || m != minute {
-            minute = m;
-            memory.push(format!(
-                "{:.0} s {:.0}{}",
-                s.t_s,
-                mib(s.workerd_kib),
-                s.mark.map_or(String::new(), |m| format!(" ({m})"))
+                "{} calls at once for {:.0} s (ran {:.0} s), seed {}: {} calls started, {} \
+                 completed, {} broken; {} joins",
+                self.rooms,
+                self.duration_s,
+                self.elapsed_s,
+                self.seed,
+                self.calls_started,
+                self.calls_completed,
+                self.calls_broken,
+                self.joins
+            ),
+            format!(
+                "drops (one per {:.0} s per room): {} aborted, {} closed 1001, {} replaced; {} \
+                 resumes",
+                self.drop_every_s,
+                self.drops.abort,
+                self.drops.close,
+                self.drops.replace,
+                self.resumes.total
+            ),
+        ];
+        if let Some(l) = &self.message_latency {
+            lines.push(format!(
+                "message send → arrival: p50 {:.2} ms, p99 {:.1} ms, max {:.0} ms",
+                l.p50_ms, l.p99_ms, l.max_ms
             ));
         }
+        lines
     }
-    if !memory.is_empty() {
-        lines.push(format!("workerd RSS, MiB: {}", memory.join(", ")));
+
+    /// What the server did: restarts, memory by minute, explained errors, CPU.
+    fn server_lines(&self) -> Vec<String> {
+        let mut lines = vec![match (&self.first_start_s, self.restarts.is_empty()) {
+            (Some(first), true) => format!("server started in {first:.1} s, no restarts"),
+            (Some(first), false) => format!(
+                "server started in {first:.1} s; restarts (kill → /healthz): {}",
+                self.restarts
+                    .iter()
+                    .map(|x| format!("{:.0} s ({:.1} s down)", x.killed_at_s, x.down_s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (None, _) => "server not started by duet-bench".into(),
+        }];
+        let memory = self.memory_by_minute();
+        if !memory.is_empty() {
+            lines.push(format!("workerd RSS, MiB: {}", memory.join(", ")));
+        }
+        let cpu = server_cpu(&self.memory)
+            .iter()
+            .map(|(role, s)| {
+                let share = s * 100.0 / self.elapsed_s.max(1.0);
+                format!("{role} {s:.0} s ({share:.0}% of a core)")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.extend([
+            format!(
+                "explained by restarts: {}",
+                describe(&self.errors.explained_by_restart)
+            ),
+            format!(
+                "explained by drops: {}",
+                describe(&self.errors.explained_by_drop)
+            ),
+            format!(
+                "CPU between samples: {cpu}; client {:.0} s (the whole run)",
+                self.client_cpu_s
+            ),
+        ]);
+        lines
     }
-    lines.push(format!(
-        "explained by restarts: {}",
-        describe(&r.errors.explained_by_restart)
-    ));
-    lines.push(format!(
-        "explained by drops: {}",
-        describe(&r.errors.explained_by_drop)
-    ));
-    lines.push(format!(
-        "CPU between samples: {cpu}; client {:.0} s (the whole run)",
-        r.client_cpu_s
-    ));
-    lines
+
+    /// The first sample of each minute and every marked one, in MiB.
+    fn memory_by_minute(&self) -> Vec<String> {
+        let mut minute = -1i64;
+        let mut memory = Vec::new();
+        for s in &self.memory {
+            let m = (s.t_s / 60.0).floor() as i64;
+            if s.mark.is_some() || m != minute {
+                minute = m;
+                let mark = s.mark.map_or(String::new(), |m| format!(" ({m})"));
+                memory.push(format!(
+                    "{:.0} s {:.0}{mark}",
+                    s.t_s,
+                    s.workerd_kib as f64 / 1024.0
+                ));
+            }
+        }
+        memory
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::verdict::Status;
-
-    #[test]
-    fn seconds_with_units() {
-        assert_eq!(secs("120"), Ok(120.0));
-        assert_eq!(secs("120s"), Ok(120.0));
-        assert_eq!(secs("1.5m"), Ok(90.0));
-        assert_eq!(secs("2h"), Ok(7200.0));
-        assert!(secs("2d").is_err());
-        assert!(secs("s").is_err());
-        assert!(secs("").is_err());
-    }
 
     fn report(incidents: &[Incident], windows: Vec<Window>) -> SoakReport {
         let memory = [(0.0, 100_000), (120.0, 200_000), (600.0, 210_000)]
@@ -894,13 +838,11 @@ mod tests {
             calls_completed: 4,
             calls_broken: 0,
             joins: 8,
-            resumes: ResumeFigures {
+            resumes: Resumes {
                 total: 3,
-                kept_id: 3,
+                kept: 3,
                 within_grace: 3,
-                lost_id_within_grace: 0,
-                beyond_grace: 0,
-                took: None,
+                ..Resumes::default()
             },
             drops: Drops::default(),
             messages: Deliveries {
@@ -956,7 +898,7 @@ mod tests {
     fn each_fault_fails_its_criterion() {
         use Status::{Fail, Pass};
         let mut r = report(&[], vec![]);
-        r.resumes.lost_id_within_grace = 1;
+        r.resumes.lost_within_grace = 1;
         assert_eq!(statuses(&r)[0], Fail);
 
         let mut r = report(&[], vec![]);
@@ -985,6 +927,32 @@ mod tests {
             vec![],
         );
         assert_eq!(statuses(&r), [Pass, Pass, Pass, Pass, Fail]);
+    }
+
+    #[test]
+    fn resumes_keep_their_json_keys() {
+        let mut r = report(&[], vec![]);
+        r.resumes.took.record(Duration::from_millis(5));
+        let json = serde_json::to_value(Outcome::new(r)).unwrap();
+        let keys: Vec<&str> = json["resumes"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "beyond_grace",
+                "kept_id",
+                "lost_id_within_grace",
+                "took",
+                "total",
+                "within_grace"
+            ]
+        );
+        assert_eq!(json["resumes"]["took"]["count"], 1);
+        assert_eq!(json["scenario"], "soak");
     }
 
     #[test]

@@ -6,23 +6,167 @@
 //! sockets are up, what each should receive next, and what is in flight, and checks every
 //! frame against that. Anything off is an [`Incident`], explained later or not.
 
-use super::{Plan, SlotRun};
-use crate::conn::{self, Ws};
-use crate::event::{Event, Welcome};
 use crate::incident::{Incident, Kind};
-use crate::ledger::{check, Delivery, Direction, Probe, Receiver};
+use crate::ledger::{check, Deliveries, Delivery, Direction, Probe, Receiver};
+use crate::payload;
 use crate::rng::Rng;
-use crate::stats::Failure;
-use crate::welcome::{self, welcome};
-use duet::protocol::CloseCode;
+use crate::room::close;
+use crate::stats::{Failure, Latency};
+use duet_client::protocol::{ClientFrame, CloseCode, LeaveReason, ServerFrame};
+use duet_client::{Close, Dial, Event, Socket, Welcomed};
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use std::sync::atomic::Ordering;
+use futures_util::FutureExt;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio::sync::{watch, Semaphore};
+use url::Url;
+
+/// Milliseconds and microseconds since the run started: one time base for every task.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(pub Instant);
+
+impl Clock {
+    pub fn ms(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.0).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn us(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.0).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    pub fn s(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.0).as_secs_f64()
+    }
+}
+
+/// Counters the progress line reads while the calls run.
+#[derive(Default)]
+pub struct Live {
+    pub calls: AtomicU64,
+    pub delivered: AtomicU64,
+    pub resumes: AtomicU64,
+}
+
+/// What every call task reads.
+pub struct Plan {
+    pub base: Url,
+    pub prefix: String,
+    pub seed: u64,
+    pub clock: Clock,
+    pub stop_at: Instant,
+    pub timeout: Duration,
+    pub call_min: Duration,
+    pub call_max: Duration,
+    pub message_every: Duration,
+    pub quiet_share: f64,
+    pub size: usize,
+    pub ping_every: Duration,
+    pub pong_timeout: Duration,
+    pub drop_every: Option<Duration>,
+    pub resume_delay_max: Duration,
+    pub grace: Duration,
+    /// How long a reconnect keeps trying before the call is given up.
+    pub give_up: Duration,
+    pub open_permits: Semaphore,
+    /// When the server last came up (the start of the run without --serve).
+    pub server_up: watch::Receiver<Instant>,
+    pub live: Live,
+}
+
+impl Plan {
+    /// The room's socket URL (names are checked with `--room-prefix`; a bad one fails to
+    /// connect).
+    pub fn room_url(&self, room: &str) -> String {
+        duet_client::room_url(self.base.as_str(), room).unwrap_or_default()
+    }
+}
+
+/// Resumes and what they got.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Resumes {
+    pub total: u64,
+    #[serde(rename = "kept_id")]
+    pub kept: u64,
+    pub within_grace: u64,
+    #[serde(rename = "lost_id_within_grace")]
+    pub lost_within_grace: u64,
+    pub beyond_grace: u64,
+    /// Drop (or the server's return after a restart) → the resumed welcome.
+    pub took: Latency,
+}
+
+impl Resumes {
+    pub fn record(&mut self, kept: bool, took: Duration, grace: Duration) {
+        self.total += 1;
+        self.kept += u64::from(kept);
+        if took < grace {
+            self.within_grace += 1;
+            self.lost_within_grace += u64::from(!kept);
+        } else {
+            self.beyond_grace += 1;
+        }
+        self.took.record(took);
+    }
+
+    fn merge(&mut self, o: &Resumes) {
+        self.total += o.total;
+        self.kept += o.kept;
+        self.within_grace += o.within_grace;
+        self.lost_within_grace += o.lost_within_grace;
+        self.beyond_grace += o.beyond_grace;
+        self.took.merge(&o.took);
+    }
+}
+
+/// Deliberate drops by kind.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Drops {
+    /// TCP closed with no close frame.
+    pub abort: u64,
+    /// Close frame 1001.
+    pub close: u64,
+    /// A second socket resumed while the first was open (closed 4000 by the server).
+    pub replace: u64,
+}
+
+/// What one call slot saw over the run.
+#[derive(Debug, Default)]
+pub struct SlotRun {
+    pub calls_started: u64,
+    pub calls_completed: u64,
+    pub calls_broken: u64,
+    pub joins: u64,
+    pub resumes: Resumes,
+    pub drops: Drops,
+    pub deliveries: Deliveries,
+    /// Send → arrival of each relayed message.
+    pub latency: Latency,
+    pub pings: u64,
+    pub pongs: u64,
+    pub pong_wait: Latency,
+    pub incidents: Vec<Incident>,
+}
+
+impl SlotRun {
+    pub fn merge(&mut self, o: SlotRun) {
+        self.calls_started += o.calls_started;
+        self.calls_completed += o.calls_completed;
+        self.calls_broken += o.calls_broken;
+        self.joins += o.joins;
+        self.resumes.merge(&o.resumes);
+        self.drops.abort += o.drops.abort;
+        self.drops.close += o.drops.close;
+        self.drops.replace += o.drops.replace;
+        self.deliveries.merge(&o.deliveries);
+        self.latency.merge(&o.latency);
+        self.pings += o.pings;
+        self.pongs += o.pongs;
+        self.pong_wait.merge(&o.pong_wait);
+        self.incidents.extend(o.incidents);
+    }
+}
 
 /// First wait before reconnecting a socket that was lost (not dropped on purpose), and the
 /// most any wait between attempts grows to.
@@ -46,7 +190,7 @@ enum DropKind {
 
 /// Sockets are boxed: a socket is large, and links and steps move often.
 enum Link {
-    Up(Box<Ws>),
+    Up(Box<Socket>),
     /// Waiting to reconnect at `retry_at`. `deliberate`: the scenario dropped the socket
     /// (abort or close 1001), so the server's grace runs from `since` (see [`grace_start`]).
     Down {
@@ -59,7 +203,7 @@ enum Link {
         since: Instant,
         deliberate: bool,
         attempt: u32,
-        welcome: BoxFuture<'static, Result<(Box<Ws>, Welcome), Failure>>,
+        welcome: BoxFuture<'static, Result<(Box<Socket>, Welcomed), Failure>>,
     },
     /// Left, or given up.
     Gone,
@@ -70,7 +214,7 @@ struct Peer {
     token: String,
     link: Link,
     /// A replaced socket, until the server closes it with 4000 or the deadline passes.
-    retired: Option<(Box<Ws>, Instant)>,
+    retired: Option<(Box<Socket>, Instant)>,
     ping_at: Instant,
     /// When the ping now waiting for its pong was sent.
     ping_out: Option<Instant>,
@@ -84,10 +228,10 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(welcome: Welcome, ws: Ws, now: Instant) -> Peer {
+    fn new(welcomed: Welcomed, ws: Socket, now: Instant) -> Peer {
         Peer {
-            id: welcome.client_id,
-            token: welcome.resume_token,
+            id: welcomed.welcome.client_id,
+            token: welcomed.welcome.resume_token,
             link: Link::Up(Box::new(ws)),
             retired: None,
             // The bundled client pings as soon as it is welcomed.
@@ -128,14 +272,14 @@ enum Phase {
 /// What woke the call's loop.
 enum Step {
     Link(usize, LinkEvent),
-    Retired(usize, Option<Result<Message, WsError>>),
+    Retired(usize, Option<Event>),
     Tick,
 }
 
 /// What happened on a peer's link: a frame on its socket, or its reconnect finished.
 enum LinkEvent {
-    Frame(Option<Result<Message, WsError>>),
-    Connected(Result<(Box<Ws>, Welcome), Failure>),
+    Event(Option<Event>),
+    Connected(Result<(Box<Socket>, Welcomed), Failure>),
 }
 
 /// Runs calls one after another until the run's end; returns what they saw.
@@ -188,108 +332,138 @@ fn resume(
     token: &str,
     by_subprotocol: bool,
     limit: Duration,
-) -> BoxFuture<'static, Result<(Box<Ws>, Welcome), Failure>> {
-    welcome::resume(url.to_owned(), token.to_owned(), by_subprotocol, limit)
-        .map(|r| r.map(|(ws, w)| (Box::new(ws), w)))
-        .boxed()
+) -> BoxFuture<'static, Result<(Box<Socket>, Welcomed), Failure>> {
+    let dial = resume_dial(url, token, by_subprotocol, limit);
+    async move {
+        let (socket, welcomed) = Socket::join(&dial).await.map_err(Failure::connect)?;
+        Ok((Box::new(socket), welcomed))
+    }
+    .boxed()
+}
+
+fn resume_dial(url: &str, token: &str, by_subprotocol: bool, limit: Duration) -> Dial {
+    let mut dial = Dial::new(url).timeout(limit).resume(token);
+    dial.resume_in_query = !by_subprotocol;
+    dial
 }
 
 /// Opens a room: `created` for the first peer, `joined` for the second, `peer-joined` and
 /// `ready` for the first, `ready` for the second, all exactly.
 async fn open(plan: &Plan, room: &str, run: &mut SlotRun) -> Result<(Peer, Peer), ()> {
-    let url = plan.room_url(room);
-    let limit = plan.timeout;
+    let dial = Dial::new(plan.room_url(room)).timeout(plan.timeout);
     let fail = |run: &mut SlotRun, kind: Kind| {
         run.incidents
             .push(Incident::at(kind, plan.clock.ms(Instant::now()), false));
     };
-    let (mut a, wa) = match welcome(url.as_str(), limit, "created").await {
+    let (mut a, wa) = match Socket::join(&dial).await {
         Ok(ok) => ok,
-        Err(failure) => {
-            fail(run, kind_of(&failure));
+        Err(e) => {
+            fail(run, kind_of(&Failure::connect(e)));
             return Err(());
         }
     };
-    if !wa.created || wa.room != room || !wa.peers.is_empty() {
+    if !wa.created || wa.welcome.room != room || !wa.welcome.peers.is_empty() {
         fail(
             run,
-            Kind::Unexpected(format!("{} for a new room", event_kind(&wa))),
+            Kind::Unexpected(format!("{} for a new room", welcome_label(&wa))),
         );
-        conn::close(a).await;
+        close(a).await;
         return Err(());
     }
     run.joins += 1;
-    let (mut b, wb) = match welcome(url.as_str(), limit, "joined").await {
+    let (mut b, wb) = match Socket::join(&dial).await {
         Ok(ok) => ok,
-        Err(failure) => {
-            fail(run, kind_of(&failure));
-            conn::close(a).await;
+        Err(e) => {
+            fail(run, kind_of(&Failure::connect(e)));
+            close(a).await;
             return Err(());
         }
     };
     run.joins += 1;
-    if wb.created || wb.resumed || wb.peers != [wa.client_id.clone()] {
+    if wb.created || wb.resumed() || wb.welcome.peers != [wa.welcome.client_id.clone()] {
         fail(
             run,
-            Kind::Unexpected(format!("{} as second peer", event_kind(&wb))),
+            Kind::Unexpected(format!("{} as second peer", welcome_label(&wb))),
         );
-        conn::close_pair(conn::Pair { a, b }).await;
+        tokio::join!(close(a), close(b));
         return Err(());
     }
-    let lifecycle = async {
-        let joined = expect_event(&mut a, limit, "peer-joined").await?;
-        if joined
-            != (Event::PeerJoined {
-                client_id: wb.client_id.clone(),
-                resumed: false,
-            })
-        {
-            return Err(Failure::Unexpected(joined.kind()));
-        }
-        for ws in [&mut a, &mut b] {
-            let ready = expect_event(ws, limit, "ready").await?;
-            if ready
-                != (Event::Ready {
-                    initiator: wa.client_id.clone(),
-                })
-            {
-                return Err(Failure::Unexpected(ready.kind()));
-            }
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(failure) = lifecycle {
+    let ids = (wa.welcome.client_id.as_str(), wb.welcome.client_id.as_str());
+    if let Err(failure) = lifecycle(&mut a, &mut b, ids, plan.timeout).await {
         fail(run, kind_of(&failure));
-        conn::close_pair(conn::Pair { a, b }).await;
+        tokio::join!(close(a), close(b));
         return Err(());
     }
     let now = Instant::now();
     Ok((Peer::new(wa, a, now), Peer::new(wb, b, now)))
 }
 
-fn event_kind(w: &Welcome) -> String {
-    Event::Welcome(w.clone()).kind()
+/// `peer-joined` (not resumed) of `b` for `a`, then `ready` with `a` as the initiator for both.
+async fn lifecycle(
+    a: &mut Socket,
+    b: &mut Socket,
+    (a_id, b_id): (&str, &str),
+    limit: Duration,
+) -> Result<(), Failure> {
+    match a.recv_within(limit, "peer-joined").await? {
+        Event::Frame(ServerFrame::PeerJoined {
+            client_id,
+            resumed: false,
+            ..
+        }) if client_id == b_id => {}
+        other => return Err(Failure::Unexpected(label(&other))),
+    }
+    for ws in [a, b] {
+        match ws.recv_within(limit, "ready").await? {
+            Event::Frame(ServerFrame::Ready { initiator, .. }) if initiator == a_id => {}
+            other => return Err(Failure::Unexpected(label(&other))),
+        }
+    }
+    Ok(())
 }
 
-async fn expect_event(ws: &mut Ws, limit: Duration, step: &'static str) -> Result<Event, Failure> {
-    let text = conn::next_text(ws, limit, step).await?;
-    Ok(Event::parse(&text))
+/// A welcome's name in incidents: `created`, `joined` or `joined (resumed)`.
+fn welcome_label(w: &Welcomed) -> &'static str {
+    match (w.created, w.resumed()) {
+        (true, _) => "created",
+        (false, true) => "joined (resumed)",
+        (false, false) => "joined",
+    }
+}
+
+/// An event's name in incidents, with whether a `peer-joined` resumed and why a peer left.
+fn label(event: &Event) -> String {
+    match event {
+        Event::Frame(ServerFrame::Created(_)) => "created".into(),
+        Event::Frame(ServerFrame::Joined(w)) if w.resumed == Some(true) => {
+            "joined (resumed)".into()
+        }
+        Event::Frame(ServerFrame::PeerJoined { resumed: true, .. }) => {
+            "peer-joined (resumed)".into()
+        }
+        Event::Frame(ServerFrame::PeerLeft { reason, .. }) => {
+            format!("peer-left ({})", reason.as_str())
+        }
+        other => other.kind(),
+    }
+}
+
+/// A close's code as a failure counts it: none for a connection that ended without one.
+fn close_code(close: &Close) -> Option<u16> {
+    (!matches!(close.code, 1005 | 1006)).then_some(close.code)
 }
 
 async fn on_link(link: &mut Link) -> LinkEvent {
     match link {
-        Link::Up(ws) => LinkEvent::Frame(ws.next().await),
+        Link::Up(ws) => LinkEvent::Event(ws.recv().await),
         Link::Connecting { welcome, .. } => LinkEvent::Connected(welcome.await),
         _ => std::future::pending().await,
     }
 }
 
-async fn next_retired(
-    retired: &mut Option<(Box<Ws>, Instant)>,
-) -> Option<Result<Message, WsError>> {
+async fn next_retired(retired: &mut Option<(Box<Socket>, Instant)>) -> Option<Event> {
     match retired {
-        Some((ws, _)) => ws.next().await,
+        Some((ws, _)) => ws.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -408,7 +582,7 @@ impl<'a> Call<'a> {
                 }
             };
             match step {
-                Step::Link(i, LinkEvent::Frame(m)) => self.on_frame(i, m).await,
+                Step::Link(i, LinkEvent::Event(e)) => self.on_socket(i, e).await,
                 Step::Link(i, LinkEvent::Connected(r)) => self.on_connected(i, r),
                 Step::Retired(i, m) => self.on_retired(i, m),
                 Step::Tick => {}
@@ -464,82 +638,101 @@ impl<'a> Call<'a> {
         let Link::Up(ws) = &mut self.peers[i].link else {
             return false;
         };
-        match ws.send(Message::Text(text.into())).await {
+        match ws.send_text(text).await {
             Ok(()) => true,
             Err(e) => {
-                self.lost(i, Kind::ConnectionLost(format!("send: {}", short(&e))));
+                let how = format!("send: {e}").chars().take(66).collect();
+                self.lost(i, Kind::ConnectionLost(how));
                 false
             }
         }
     }
 
-    /// Everything that is due now.
+    /// Does what is due now.
     async fn on_time(&mut self) {
         let now = Instant::now();
-        let p = self.plan;
         if self.own_drop_until.is_some_and(|t| t > now + DROP_SETTLE) && self.whole() {
             self.own_drop_until = Some(now + DROP_SETTLE);
         }
         for i in 0..2 {
-            // Keep-alive, until the peer leaves.
-            if self.peers[i].up() && !self.leaving(i) {
-                let ping_out = self.peers[i].ping_out;
-                match ping_out {
-                    Some(sent) if now >= sent + p.pong_timeout => {
-                        let own = self.own_drop(sent);
-                        self.run.incidents.push(Incident {
-                            kind: Kind::PongTimeout,
-                            from_ms: p.clock.ms(sent),
-                            to_ms: p.clock.ms(now),
-                            own_drop: own,
-                        });
-                        // As the bundled client does: give up on the socket and resume.
-                        self.go_down(i, now);
-                    }
-                    None if now >= self.peers[i].ping_at && self.send(i, conn_ping()).await => {
-                        self.peers[i].ping_out = Some(now);
-                        self.run.pings += 1;
-                    }
-                    _ => {}
+            self.peer_due(i, now).await;
+        }
+        if self.phase == Phase::Steady {
+            self.steady_due(now).await;
+        }
+        if let Phase::Draining { until } = self.phase {
+            self.drain_due(now, until).await;
+        }
+        self.leaving_due(now);
+    }
+
+    /// Peer `i`'s keep-alive, reconnect and waits.
+    async fn peer_due(&mut self, i: usize, now: Instant) {
+        let p = self.plan;
+        // Keep-alive, until the peer leaves.
+        if self.peers[i].up() && !self.leaving(i) {
+            let ping_out = self.peers[i].ping_out;
+            match ping_out {
+                Some(sent) if now >= sent + p.pong_timeout => {
+                    let own = self.own_drop(sent);
+                    self.run.incidents.push(Incident {
+                        kind: Kind::PongTimeout,
+                        from_ms: p.clock.ms(sent),
+                        to_ms: p.clock.ms(now),
+                        own_drop: own,
+                    });
+                    // As the bundled client does: give up on the socket and resume.
+                    self.go_down(i, now);
                 }
-            }
-            // Reconnect, one socket of the room at a time: the one that comes back second
-            // finds the first up, so exactly the first gets `peer-joined`.
-            let j = 1 - i;
-            if let Link::Down {
-                since,
-                deliberate,
-                retry_at,
-                attempt,
-            } = self.peers[i].link
-            {
-                if now >= retry_at && !self.peers[j].connecting() {
-                    let by_subprotocol = self.rng.pick() == 0;
-                    let welcome =
-                        resume(&self.url, &self.peers[i].token, by_subprotocol, p.timeout);
-                    self.peers[i].link = Link::Connecting {
-                        since,
-                        deliberate,
-                        attempt,
-                        welcome,
-                    };
+                None if now >= self.peers[i].ping_at
+                    && self.send(i, ClientFrame::Ping.to_text()).await =>
+                {
+                    self.peers[i].ping_out = Some(now);
+                    self.run.pings += 1;
                 }
-            }
-            if let Some((_, until)) = &self.peers[i].retired {
-                if now >= *until {
-                    self.peers[i].retired = None;
-                    self.incident(Kind::Timeout("close 4000 of the replaced socket"));
-                }
-            }
-            if let Some(since) = self.peers[i].expect_joined {
-                if now >= since + p.timeout {
-                    self.peers[i].expect_joined = None;
-                    self.incident(Kind::Timeout("peer-joined"));
-                }
+                _ => {}
             }
         }
+        // Reconnect, one socket of the room at a time: the one that comes back second
+        // finds the first up, so exactly the first gets `peer-joined`.
+        let j = 1 - i;
+        if let Link::Down {
+            since,
+            deliberate,
+            retry_at,
+            attempt,
+        } = self.peers[i].link
+        {
+            if now >= retry_at && !self.peers[j].connecting() {
+                let by_subprotocol = self.rng.pick() == 0;
+                let welcome = resume(&self.url, &self.peers[i].token, by_subprotocol, p.timeout);
+                self.peers[i].link = Link::Connecting {
+                    since,
+                    deliberate,
+                    attempt,
+                    welcome,
+                };
+            }
+        }
+        if let Some((_, until)) = &self.peers[i].retired {
+            if now >= *until {
+                self.peers[i].retired = None;
+                self.incident(Kind::Timeout("close 4000 of the replaced socket"));
+            }
+        }
+        if let Some(since) = self.peers[i].expect_joined {
+            if now >= since + p.timeout {
+                self.peers[i].expect_joined = None;
+                self.incident(Kind::Timeout("peer-joined"));
+            }
+        }
+    }
+
+    /// Messages, drops and the call's end, while the call is steady.
+    async fn steady_due(&mut self, now: Instant) {
+        let p = self.plan;
         // Messages, only while the room is whole: a message to an away peer is refused.
-        if self.phase == Phase::Steady && !self.quiet {
+        if !self.quiet {
             for i in 0..2 {
                 if self.whole() && now >= self.peers[i].message_at {
                     self.send_probe(i).await;
@@ -547,39 +740,41 @@ impl<'a> Call<'a> {
                 }
             }
         }
-        if self.phase == Phase::Steady {
-            if let Some(drop_at) = self.drop_at {
-                if now >= drop_at {
-                    match (self.whole(), p.drop_every) {
-                        (true, Some(mean)) => {
-                            self.drop_one().await;
-                            self.drop_at = Some(now + self.rng.exp(mean));
-                        }
-                        // Not now: a drop needs a whole room to resume into.
-                        _ => self.drop_at = Some(now + Duration::from_secs(1)),
+        if let Some(drop_at) = self.drop_at {
+            if now >= drop_at {
+                match (self.whole(), p.drop_every) {
+                    (true, Some(mean)) => {
+                        self.drop_one().await;
+                        self.drop_at = Some(now + self.rng.exp(mean));
                     }
+                    // Not now: a drop needs a whole room to resume into.
+                    _ => self.drop_at = Some(now + Duration::from_secs(1)),
                 }
             }
-            if now >= self.end_at {
-                self.phase = Phase::Draining {
-                    until: now + 2 * p.timeout + p.resume_delay_max,
-                };
-            }
         }
-        if let Phase::Draining { until } = self.phase {
-            if !self.checked && self.whole() {
-                // A quiet call checks once, each way, that the room still relays.
-                self.send_probe(0).await;
-                self.send_probe(1).await;
-                self.checked = true;
-            }
-            let drained = self.whole()
-                && self.checked
-                && self.dirs.iter().all(|d| d.undisrupted_in_flight() == 0);
-            if drained || now >= until {
-                self.leave().await;
-            }
+        if now >= self.end_at {
+            self.phase = Phase::Draining {
+                until: now + 2 * p.timeout + p.resume_delay_max,
+            };
         }
+    }
+
+    async fn drain_due(&mut self, now: Instant, until: Instant) {
+        if !self.checked && self.whole() {
+            // A quiet call checks once, each way, that the room still relays.
+            self.send_probe(0).await;
+            self.send_probe(1).await;
+            self.checked = true;
+        }
+        let drained = self.whole()
+            && self.checked
+            && self.dirs.iter().all(|d| d.undisrupted_in_flight() == 0);
+        if drained || now >= until {
+            self.leave().await;
+        }
+    }
+
+    fn leaving_due(&mut self, now: Instant) {
         if let Phase::Leaving {
             until,
             closed,
@@ -610,14 +805,14 @@ impl<'a> Call<'a> {
             seq,
             pad: String::new(),
         };
-        let mut text = probe.frame();
+        let mut text = payload::frame(&probe.data());
         // `,"pad":""` is 9 bytes.
         if text.len() + 9 < self.plan.size {
             let probe = Probe {
                 pad: "x".repeat(self.plan.size - text.len() - 9),
                 ..probe
             };
-            text = probe.frame();
+            text = payload::frame(&probe.data());
         }
         // Counted as sent even if the socket fails under it: it is in flight either way.
         self.run.deliveries.sent += 1;
@@ -649,7 +844,7 @@ impl<'a> Call<'a> {
             retry_at: now + delay,
             attempt: 0,
         };
-        let Link::Up(mut ws) = std::mem::replace(&mut self.peers[i].link, down) else {
+        let Link::Up(ws) = std::mem::replace(&mut self.peers[i].link, down) else {
             return;
         };
         match kind {
@@ -659,12 +854,9 @@ impl<'a> Call<'a> {
             }
             DropKind::Close => {
                 self.run.drops.close += 1;
-                let frame = CloseFrame {
-                    code: WsCloseCode::Away,
-                    reason: Utf8Bytes::from_static(""),
-                };
-                let _ = ws.close(Some(frame)).await;
-                drop(ws);
+                // The close frame, and no wait for the answer: the socket is dropped.
+                let (mut tx, _rx) = ws.split();
+                let _ = tx.close(1001, "").await;
             }
             DropKind::Replace => {
                 self.run.drops.replace += 1;
@@ -710,44 +902,31 @@ impl<'a> Call<'a> {
         self.go_down(i, Instant::now());
     }
 
-    async fn on_frame(&mut self, i: usize, m: Option<Result<Message, WsError>>) {
-        let leaving = match self.phase {
-            Phase::Leaving { leaver, .. } => Some(leaver),
-            _ => None,
+    /// What peer `i`'s socket said: an event, or its end.
+    async fn on_socket(&mut self, i: usize, event: Option<Event>) {
+        let leaving = matches!(self.phase, Phase::Leaving { leaver, .. } if leaver == i);
+        let close = match event {
+            Some(Event::SocketClosed(close)) => close,
+            Some(event) => return self.on_event(i, event).await,
+            None => Close::lost("connection ended"),
         };
-        match m {
-            Some(Ok(Message::Text(text))) => self.on_event(i, Event::parse(&text)).await,
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Ok(Message::Binary(_))) => self.incident(Kind::Unexpected("binary".into())),
-            Some(Ok(Message::Close(frame))) => {
-                let code = frame.map(|f| u16::from(f.code));
-                if leaving == Some(i) {
-                    if code != Some(CloseCode::Left.code()) {
-                        self.incident(Kind::Unexpected(format!("close {code:?} after leave")));
-                    }
-                    self.left(i);
-                } else {
-                    let how = Failure::Closed(code).label();
-                    self.lost(i, Kind::ConnectionLost(how));
-                }
+        let code = close_code(&close);
+        match (leaving, code) {
+            (true, None) => {
+                let how = format!("{} after leave", Failure::Closed(None).label());
+                self.incident(Kind::ConnectionLost(how));
+                self.left(i);
             }
-            Some(Err(e)) => {
-                let how = format!("socket error: {}", short(&e));
-                if leaving == Some(i) {
-                    self.incident(Kind::ConnectionLost(format!("{how} after leave")));
-                    self.left(i);
-                } else {
-                    self.lost(i, Kind::ConnectionLost(how));
+            (true, Some(code)) => {
+                if code != CloseCode::Left.code() {
+                    self.incident(Kind::Unexpected(format!(
+                        "close {:?} after leave",
+                        Some(code)
+                    )));
                 }
+                self.left(i);
             }
-            None => {
-                if leaving == Some(i) {
-                    self.incident(Kind::ConnectionLost("ended after leave, no close".into()));
-                    self.left(i);
-                } else {
-                    self.lost(i, Kind::ConnectionLost("connection ended".into()));
-                }
-            }
+            (false, code) => self.lost(i, Kind::ConnectionLost(Failure::Closed(code).label())),
         }
     }
 
@@ -773,8 +952,8 @@ impl<'a> Call<'a> {
                 }
                 None => self.incident(Kind::Unexpected("pong without a ping".into())),
             },
-            Event::Message { from, data } => self.on_message(i, &from, &data),
-            Event::PeerAway { client_id } => {
+            Event::Message { from, data } => self.on_message(i, &from, data.get()),
+            Event::Frame(ServerFrame::PeerAway { client_id, .. }) => {
                 let expected = client_id == self.peers[j].id
                     && (!self.peers[j].up() || self.peers[i].expect_joined.is_some());
                 if expected {
@@ -784,21 +963,29 @@ impl<'a> Call<'a> {
                     self.incident(Kind::Unexpected("peer-away".into()));
                 }
             }
-            Event::PeerJoined { client_id, resumed } => {
+            Event::Frame(ServerFrame::PeerJoined {
+                client_id, resumed, ..
+            }) => {
                 let back = client_id == self.peers[j].id && resumed;
                 if back && self.peers[i].expect_joined.is_some() {
                     self.peers[i].expect_joined = None;
                 } else if back && self.peers[j].connecting() {
                     self.peers[i].joined_early = true;
                 } else {
-                    let what = Event::PeerJoined { client_id, resumed }.kind();
-                    self.incident(Kind::Unexpected(what));
+                    let what = if resumed {
+                        "peer-joined (resumed)"
+                    } else {
+                        "peer-joined"
+                    };
+                    self.incident(Kind::Unexpected(what.into()));
                 }
             }
-            Event::PeerLeft { client_id, reason } => {
+            Event::Frame(ServerFrame::PeerLeft {
+                client_id, reason, ..
+            }) => {
                 let expected = match self.phase {
                     Phase::Leaving { leaver, .. } => {
-                        leaver == j && client_id == self.peers[j].id && reason == "leave"
+                        leaver == j && client_id == self.peers[j].id && reason == LeaveReason::Leave
                     }
                     _ => false,
                 };
@@ -807,13 +994,14 @@ impl<'a> Call<'a> {
                         *told = true;
                     }
                 } else {
+                    let reason = reason.as_str();
                     self.incident(Kind::Unexpected(format!("peer-left ({reason})")));
                 }
             }
-            Event::Error { code } => {
-                self.incident(Kind::Refused(code));
+            Event::Frame(ServerFrame::Error { code, .. }) => {
+                self.incident(Kind::Refused(code.as_str().into()));
             }
-            other => self.incident(Kind::Unexpected(other.kind())),
+            other => self.incident(Kind::Unexpected(label(&other))),
         }
     }
 
@@ -849,51 +1037,45 @@ impl<'a> Call<'a> {
 
     /// A frame on peer `i`'s replaced socket: messages relayed before the switch still
     /// count; then the server's 4000 close.
-    fn on_retired(&mut self, i: usize, m: Option<Result<Message, WsError>>) {
-        match m {
-            Some(Ok(Message::Text(text))) => match Event::parse(&text) {
-                Event::Message { from, data } => self.on_message(i, &from, &data),
-                // The answer to a ping sent before the switch.
-                Event::Pong => {}
-                other => self.incident(Kind::Unexpected(format!(
-                    "{} on the replaced socket",
-                    other.kind()
-                ))),
-            },
-            Some(Ok(Message::Close(frame))) => {
-                let code = frame.map(|f| u16::from(f.code));
+    fn on_retired(&mut self, i: usize, event: Option<Event>) {
+        match event {
+            Some(Event::Message { from, data }) => self.on_message(i, &from, data.get()),
+            // The answer to a ping sent before the switch.
+            Some(Event::Pong) => {}
+            Some(Event::SocketClosed(close)) if close_code(&close).is_some() => {
                 self.peers[i].retired = None;
-                if code != Some(CloseCode::Replaced.code()) {
+                if close.code != CloseCode::Replaced.code() {
+                    let code = close_code(&close);
                     self.incident(Kind::Unexpected(format!(
                         "close {code:?} of the replaced socket"
                     )));
                 }
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
+            Some(Event::SocketClosed(_)) | None => {
                 self.peers[i].retired = None;
                 self.incident(Kind::Unexpected(
                     "replaced socket ended without a close".into(),
                 ));
             }
+            Some(other) => self.incident(Kind::Unexpected(format!(
+                "{} on the replaced socket",
+                label(&other)
+            ))),
         }
     }
 
     /// A reconnect of peer `i` finished: it must have resumed its own slot.
-    fn on_connected(&mut self, i: usize, result: Result<(Box<Ws>, Welcome), Failure>) {
+    fn on_connected(&mut self, i: usize, result: Result<(Box<Socket>, Welcomed), Failure>) {
         let now = Instant::now();
         let Link::Connecting {
-            since,
-            deliberate,
-            attempt,
-            ..
+            since, deliberate, ..
         } = self.peers[i].link
         else {
             return;
         };
         let from = grace_start(since, deliberate, *self.plan.server_up.borrow());
         let took = now.saturating_duration_since(from);
-        let (ws, welcome) = match result {
+        let (ws, welcomed) = match result {
             Ok(ok) => ok,
             Err(failure) => {
                 if let Failure::Unexpected(_) = failure {
@@ -903,25 +1085,14 @@ impl<'a> Call<'a> {
                     self.incident(Kind::ResumeLostId);
                 }
                 self.incident(kind_of(&failure));
-                if now.duration_since(since) > self.plan.give_up {
-                    self.peers[i].link = Link::Gone;
-                    self.incident(Kind::ResumeGaveUp);
-                    self.broken = true;
-                    self.phase = Phase::Done;
-                    return;
-                }
-                let backoff = (RETRY_FIRST * 2u32.saturating_pow(attempt)).min(RETRY_MAX);
-                let wait = self.rng.between(backoff / 2, backoff);
-                self.peers[i].link = Link::Down {
-                    since,
-                    deliberate,
-                    retry_at: now + wait,
-                    attempt: attempt + 1,
-                };
+                self.retry_later(i, now);
                 return;
             }
         };
-        let kept = !welcome.created && welcome.resumed && welcome.client_id == self.peers[i].id;
+        let kept = !welcomed.created
+            && welcomed.resumed()
+            && welcomed.welcome.client_id == self.peers[i].id;
+        let welcome = welcomed.welcome;
         self.run.resumes.record(kept, took, self.plan.grace);
         self.plan.live.resumes.fetch_add(1, Ordering::Relaxed);
         if !kept {
@@ -964,6 +1135,35 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Peer `i`'s reconnect failed: try again after a backoff, or give the call up once the
+    /// server had time to come back and the grace passed.
+    fn retry_later(&mut self, i: usize, now: Instant) {
+        let Link::Connecting {
+            since,
+            deliberate,
+            attempt,
+            ..
+        } = self.peers[i].link
+        else {
+            return;
+        };
+        if now.duration_since(since) > self.plan.give_up {
+            self.peers[i].link = Link::Gone;
+            self.incident(Kind::ResumeGaveUp);
+            self.broken = true;
+            self.phase = Phase::Done;
+            return;
+        }
+        let backoff = (RETRY_FIRST * 2u32.saturating_pow(attempt)).min(RETRY_MAX);
+        let wait = self.rng.between(backoff / 2, backoff);
+        self.peers[i].link = Link::Down {
+            since,
+            deliberate,
+            retry_at: now + wait,
+            attempt: attempt + 1,
+        };
+    }
+
     /// Ends the call: the leaver sends `leave` (or closes with 1000, which is the same), the
     /// other must be told `peer-left` (`leave`).
     async fn leave(&mut self) {
@@ -978,13 +1178,9 @@ impl<'a> Call<'a> {
         }
         let by_frame = self.rng.pick() == 0;
         if by_frame {
-            self.send(leaver, r#"{"type":"leave"}"#.to_owned()).await;
-        } else if let Link::Up(ws) = &mut self.peers[leaver].link {
-            let frame = CloseFrame {
-                code: WsCloseCode::Normal,
-                reason: Utf8Bytes::from_static(""),
-            };
-            let _ = ws.close(Some(frame)).await;
+            self.send(leaver, ClientFrame::Leave.to_text()).await;
+        } else {
+            self.close_leaving(leaver).await;
         }
         self.phase = Phase::Leaving {
             leaver,
@@ -992,6 +1188,18 @@ impl<'a> Call<'a> {
             closed: false,
             told: false,
         };
+    }
+
+    /// Closes peer `i`'s socket with 1000 (a leave) and goes on reading it for the server's
+    /// answer and what was relayed before.
+    async fn close_leaving(&mut self, i: usize) {
+        if let Link::Up(ws) = std::mem::replace(&mut self.peers[i].link, Link::Gone) {
+            let (mut tx, rx) = ws.split();
+            let _ = tx.close(1000, "").await;
+            if let Ok(ws) = tx.reunite(rx) {
+                self.peers[i].link = Link::Up(Box::new(ws));
+            }
+        }
     }
 
     /// Closes what is still open and counts what never arrived.
@@ -1003,7 +1211,7 @@ impl<'a> Call<'a> {
             }
             peer.retired = None;
         }
-        futures_util::future::join_all(open.into_iter().map(conn::close)).await;
+        futures_util::future::join_all(open.into_iter().map(close)).await;
         let now_ms = self.now_ms();
         for i in 0..2 {
             let (losses, times) = self.dirs[i].settle();
@@ -1027,14 +1235,6 @@ impl<'a> Call<'a> {
         }
         self.plan.live.calls.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-fn conn_ping() -> String {
-    crate::frame::PING.to_owned()
-}
-
-fn short(e: &WsError) -> String {
-    e.to_string().chars().take(60).collect()
 }
 
 /// The room's other peer, as the call saw it when a resume's welcome came.
@@ -1072,8 +1272,51 @@ fn peers_as_expected(listed: &[String], other: &OtherPeer, grace: Duration) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::{grace_start, peers_as_expected, OtherPeer};
+    use super::{grace_start, label, peers_as_expected, resume_dial, OtherPeer};
+    use duet_client::Event;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn resumes_offer_the_token_as_a_subprotocol_or_in_the_query() {
+        let limit = Duration::from_secs(1);
+        let sub = resume_dial("ws://127.0.0.1:1/ws/r", "ab12", true, limit);
+        assert_eq!(sub.subprotocols(), "duet.v1, duet.resume.ab12");
+        let query = resume_dial("ws://127.0.0.1:1/ws/r", "ab12", false, limit);
+        assert_eq!(query.subprotocols(), "duet.v1");
+        assert!(query.resume_in_query);
+        assert_eq!(query.resume.as_deref(), Some("ab12"));
+    }
+
+    #[test]
+    fn incidents_name_events_with_what_the_soak_checks() {
+        let cases = [
+            (
+                r#"{"type":"joined","version":1,"room":"r","clientId":"b","resumeToken":"u","iceServers":[],"iceServersExpireAt":null,"maxPeers":2,"maxMessageBytes":65536,"peers":["a"],"resumed":true}"#,
+                "joined (resumed)",
+            ),
+            (
+                r#"{"type":"peer-joined","room":"r","clientId":"b","resumed":true}"#,
+                "peer-joined (resumed)",
+            ),
+            (
+                r#"{"type":"peer-joined","room":"r","clientId":"b","resumed":false}"#,
+                "peer-joined",
+            ),
+            (
+                r#"{"type":"peer-left","room":"r","clientId":"a","reason":"timeout"}"#,
+                "peer-left (timeout)",
+            ),
+            (
+                r#"{"type":"error","code":"no-peer","message":"…"}"#,
+                "error:no-peer",
+            ),
+            (r#"{"type":"full","room":"r","maxPeers":2}"#, "full"),
+            (r#"{"type":"future"}"#, "future"),
+        ];
+        for (text, name) in cases {
+            assert_eq!(label(&Event::decode(text)), name, "{text}");
+        }
+    }
 
     #[test]
     fn a_deliberate_drop_keeps_its_grace_across_a_restart() {
