@@ -4,6 +4,7 @@
 //! allows only the Worker's own origin, and an unusable `JOIN_SECRET` or `ROOM_JURISDICTION`
 //! refuses every socket ([`Config::unusable`]).
 
+use crate::admin::AdminAccess;
 use crate::effect::LogLevel;
 use crate::placement::parse_jurisdiction;
 use crate::ticket::{parse_secrets, Secrets, DEFAULT_MAX_TTL_S};
@@ -65,6 +66,8 @@ pub struct Config {
     pub webhook: Option<WebhookSettings>,
     /// `LOG_LEVEL`: which log lines are written.
     pub log_level: LogLevel,
+    /// `ADMIN_SECRET`: whether the operator's API exists, and its bearer secrets.
+    pub admin: AdminAccess,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             unusable: Vec::new(),
             webhook: None,
             log_level: LogLevel::Info,
+            admin: AdminAccess::Off,
         }
     }
 }
@@ -134,6 +138,15 @@ impl Config {
             get("WEBHOOK_SECRET").as_deref(),
         );
         vars.check("WEBHOOK_URL", webhook.map(|w| config.webhook = w));
+        vars.read("ADMIN_SECRET", |v| {
+            config.admin = AdminAccess::parse(&v);
+            match config.admin {
+                AdminAccess::Unusable => {
+                    Err("it is set but holds no value (only commas or spaces)".to_owned())
+                }
+                _ => Ok(()),
+            }
+        });
         vars.read("LOG_LEVEL", |v| {
             LogLevel::parse(&v).map(|l| config.log_level = l)
         });

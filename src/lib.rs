@@ -8,7 +8,7 @@
 //!   - [`registry`]: the room's open sockets, their attachments and rate buckets.
 //!   - [`frame`]: what one client frame does on the hot path (relay, pong, error, fresh ICE
 //!     servers), from the registry alone.
-//!   - [`slots`]: what the object stores for a room ([`slots::RoomState`]).
+//!   - [`room_state`]: what the object stores for a room ([`room_state::RoomState`]).
 //!   - [`room`]: joins, resumes, leaves, drops and the alarm, as transitions of that state.
 //!   - [`effect`]: what the core asks the shell to do (send, close, log, attach, store).
 //!   - [`route`]: which HTTP request goes where, the handshake check, the HTTP errors, and
@@ -46,7 +46,7 @@
 //! ## What is stored where
 //! One Durable Object per room name. Its object is evicted whenever its sockets hibernate and
 //! restarted on every deploy, so nothing lives only in memory:
-//! - storage key `room`: the [`slots::RoomState`] (slots, token hashes, who was told `ready`,
+//! - storage key `room`: the [`room_state::RoomState`] (slots, token hashes, who was told `ready`,
 //!   and with webhooks the call's session and the outbox of undelivered events), written on
 //!   lifecycle changes and webhook deliveries only, never when relaying;
 //! - each socket's tag: its socket id; its attachment ([`registry::SocketInfo`]): socket id,
@@ -58,6 +58,8 @@
 //! A room holds two sockets because a call is two people: the server only pairs them and
 //! relays their SDP and ICE; media flows peer to peer.
 
+pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod effect;
 pub mod frame;
@@ -68,8 +70,8 @@ pub mod rate;
 pub mod registry;
 pub mod report;
 pub mod room;
+pub mod room_state;
 pub mod route;
-pub mod slots;
 pub mod ticket;
 pub mod token;
 pub mod turn;

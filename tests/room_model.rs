@@ -21,7 +21,7 @@ use duet::protocol::{LeaveReason, ServerFrame};
 use duet::rate::{Admission, RateLimiter};
 use duet::registry::{Activity, Live, SocketInfo};
 use duet::room::{on_event, on_join, Accept, Arrival, Ctx, RoomEvent};
-use duet::slots::{Presence, RoomState, SWEEP_INTERVAL_MS};
+use duet::room_state::{Presence, RoomState, SWEEP_INTERVAL_MS};
 use duet::ticket::Identity;
 use duet::token;
 use duet::webhook::{self, Outcome, WebhookSettings};
@@ -107,6 +107,8 @@ enum Obs {
     },
     Full,
     Error,
+    Ended,
+    Kicked,
     Close(u16),
 }
 
@@ -162,6 +164,8 @@ fn observe(frame: &ServerFrame) -> Obs {
             Obs::Full
         }
         ServerFrame::Error { .. } => Obs::Error,
+        ServerFrame::Ended { .. } => Obs::Ended,
+        ServerFrame::Kicked { .. } => Obs::Kicked,
         // Answered on the hot path (`frame::on_frame`), never by the room.
         ServerFrame::IceServers { .. } => panic!("the room sent {frame:?}"),
     }
