@@ -6,7 +6,7 @@
 use crate::route::{is_room_name, HttpError};
 use crate::ticket::{parse_secrets, Secrets};
 use crate::token;
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// Longest `reason`, in Unicode scalar values.
 pub const MAX_REASON_CHARS: usize = 200;
@@ -37,8 +37,7 @@ impl AdminAccess {
 }
 
 /// What an admin request asks of a room, with its arguments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminVerb {
     /// `GET /admin/rooms/{room}`.
     Inspect,
@@ -48,8 +47,7 @@ pub enum AdminVerb {
     Kick(Kick),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kick {
     pub target: KickTarget,
     pub reason: String,
@@ -58,8 +56,7 @@ pub struct Kick {
 }
 
 /// Whom a kick names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KickTarget {
     ClientId(String),
     /// A ticket identity's `sub`.
@@ -126,73 +123,62 @@ fn authorized(secrets: &[String], authorization: Option<&str>) -> bool {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EndBody {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct KickBody {
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    ban_seconds: Option<u32>,
-}
-
 /// The verb of kind `kind` with the arguments of `body`, or `invalid-request`: not a JSON
-/// object, an unknown field, a reason over [`MAX_REASON_CHARS`], a ban over
-/// [`MAX_BAN_SECONDS`], a kick naming neither or both targets. `end` may have no body.
+/// object, an unknown field or one of the wrong type, a reason over [`MAX_REASON_CHARS`], a
+/// ban over [`MAX_BAN_SECONDS`], a kick naming neither or both targets. `end` may have no
+/// body. Read through `serde_json::Value`, which the module has anyway (see `admission`).
 pub fn parse_verb(kind: VerbKind, body: &str) -> Result<AdminVerb, HttpError> {
+    let invalid = HttpError::InvalidRequest;
     let body = body.trim();
-    let invalid = |_| HttpError::InvalidRequest;
-    // A derived struct would also read a JSON array; a body is an object.
-    if body.len() > MAX_BODY_BYTES || !(body.starts_with('{') || body.is_empty()) {
-        return Err(HttpError::InvalidRequest);
+    if kind == VerbKind::Inspect {
+        return Ok(AdminVerb::Inspect);
     }
-    match kind {
-        VerbKind::Inspect => Ok(AdminVerb::Inspect),
-        VerbKind::End if body.is_empty() => Ok(AdminVerb::End {
-            reason: String::new(),
-        }),
-        VerbKind::End => {
-            let end: EndBody = serde_json::from_str(body).map_err(invalid)?;
-            Ok(AdminVerb::End {
-                reason: reason(end.reason)?,
-            })
-        }
-        VerbKind::Kick => {
-            let kick: KickBody = serde_json::from_str(body).map_err(invalid)?;
-            let target = match (kick.client_id, kick.sub) {
-                (Some(id), None) => KickTarget::ClientId(id),
-                (None, Some(sub)) => KickTarget::Sub(sub),
-                _ => return Err(HttpError::InvalidRequest),
-            };
-            let ban_seconds = kick.ban_seconds.unwrap_or(0);
-            if ban_seconds > MAX_BAN_SECONDS {
-                return Err(HttpError::InvalidRequest);
-            }
-            Ok(AdminVerb::Kick(Kick {
-                target,
-                reason: reason(kick.reason)?,
-                ban_seconds,
-            }))
-        }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(invalid);
     }
-}
-
-fn reason(reason: Option<String>) -> Result<String, HttpError> {
-    let reason = reason.unwrap_or_default();
-    match reason.chars().count() <= MAX_REASON_CHARS {
-        true => Ok(reason),
-        false => Err(HttpError::InvalidRequest),
+    let fields = match (kind, body) {
+        (VerbKind::End, "") => Map::new(),
+        _ => match serde_json::from_str(body) {
+            Ok(Value::Object(fields)) => fields,
+            _ => return Err(invalid),
+        },
+    };
+    let allowed: &[&str] = match kind {
+        VerbKind::Kick => &["clientId", "sub", "reason", "banSeconds"],
+        _ => &["reason"],
+    };
+    if fields.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(invalid);
     }
+    let text = |name: &str| match fields.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid),
+    };
+    let reason = text("reason")?.unwrap_or_default();
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(invalid);
+    }
+    if kind == VerbKind::End {
+        return Ok(AdminVerb::End { reason });
+    }
+    let target = match (text("clientId")?, text("sub")?) {
+        (Some(id), None) => KickTarget::ClientId(id),
+        (None, Some(sub)) => KickTarget::Sub(sub),
+        _ => return Err(invalid),
+    };
+    let ban_seconds = match fields.get("banSeconds") {
+        None => 0,
+        Some(n) => n
+            .as_u64()
+            .filter(|&n| n <= u64::from(MAX_BAN_SECONDS))
+            .ok_or(invalid)?,
+    };
+    Ok(AdminVerb::Kick(Kick {
+        target,
+        reason,
+        ban_seconds: ban_seconds as u32,
+    }))
 }
 
 #[cfg(test)]
@@ -292,6 +278,8 @@ mod tests {
             r#"{"sub":"u","banSeconds":-1}"#,
             r#"{"sub":"u","banSeconds":1.5}"#,
             r#"{"sub":"u","banSeconds":"60"}"#,
+            r#"{"sub":"u","banSeconds":null}"#,
+            r#"{"sub":"u","reason":null}"#,
             r#"{"sub":"u","extra":1}"#,
             r#"{"sub":1}"#,
             r#"{"sub":"u""#,

@@ -971,7 +971,10 @@ mod tests {
         for path in ["/admin", "/admin/", "/admin/rooms/r/kick"] {
             assert_eq!(route(req("PUT", path), &any), Ok(Route::Admin), "{path}");
         }
-        assert_eq!(route(req("GET", "/administrator"), &any), Ok(Route::AppPage));
+        assert_eq!(
+            route(req("GET", "/administrator"), &any),
+            Ok(Route::AppPage)
+        );
         assert_eq!(route(req("GET", "/my-room"), &any), Ok(Route::AppPage));
         assert_eq!(route(req("GET", "/"), &any), Ok(Route::Asset));
         assert_eq!(route(req("GET", "/index.html"), &any), Ok(Route::Asset));
