@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { SignJWT } from "jose";
-import { OPENAPI, OPENAPI_PATH } from "./helpers/admin.mjs";
+import { OPENAPI, OPENAPI_PATH, assertDocumented } from "./helpers/admin.mjs";
 import { ROOT, closeFrame, connect, expectFrame, nextFrame, startServer, terminateAll } from "./helpers/miniflare.mjs";
 
 const JOIN_SECRET = "a-long-enough-secret-for-hs256-0123456789";
@@ -66,6 +66,9 @@ describe("docs/admin.md's examples", () => {
     assert.deepEqual(room.peers.map((p) => p.identity.sub), ["ann", "ben"]);
     assert.deepEqual(kicked, { kicked: true });
     assert.deepEqual(ended, { ended: 1 });
+    assertDocumented("GET", `/admin/rooms/${ROOM}`, 200, room);
+    assertDocumented("POST", `/admin/rooms/${ROOM}/kick`, 200, kicked);
+    assertDocumented("POST", `/admin/rooms/${ROOM}/end`, 200, ended);
     await expectFrame(ann.ws, { type: "kicked", room: ROOM, reason: "Abusive language" });
     assert.deepEqual(await closeFrame(ann.ws), { code: 4403, reason: "kicked" });
     await expectFrame(ben.ws, { type: "peer-left", room: ROOM, clientId: ann.id, reason: "kicked" });

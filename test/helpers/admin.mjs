@@ -46,10 +46,15 @@ export async function admin(server, method, path, { secret, body, raw, ip } = {}
   const text = await response.text();
   const answer = { status: response.status, body: JSON.parse(text), headers: response.headers };
   assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
-  const schema = responseSchema(path, method, response.status) ?? { $ref: "#/components/schemas/Error" };
-  const validate = ajv.compile({ $ref: `openapi.json${schema.$ref}` });
-  assert.ok(validate(answer.body), `${method} ${path} ${response.status} ${text}: ${ajv.errorsText(validate.errors)}`);
+  assertDocumented(method, path, response.status, answer.body);
   return answer;
+}
+
+/** Asserts that `body` is what docs/admin-openapi.json says `method path` answers with `status`. */
+export function assertDocumented(method, path, status, body) {
+  const schema = responseSchema(path, method, status) ?? { $ref: "#/components/schemas/Error" };
+  const validate = ajv.compile({ $ref: `openapi.json${schema.$ref}` });
+  assert.ok(validate(body), `${method} ${path} ${status} ${JSON.stringify(body)}: ${ajv.errorsText(validate.errors)}`);
 }
 
 /** Asserts an error answer: its status and code, and a message for people. */
