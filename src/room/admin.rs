@@ -86,10 +86,11 @@ impl RoomState {
     }
 
     /// Ends the call: `ended` and close 4410 on every socket, every slot freed (`peer.left`
-    /// with reason `ended` each, then `room.ended` with reason `ended`). Bans stay.
+    /// with reason `ended` each, then `room.ended` with reason `ended`). Bans stay. Sockets
+    /// lost without a close (a restart) are caught up on first, as a join would.
     pub(super) fn end(&mut self, ctx: Ctx, reason: &str) -> (AdminReply, Vec<Effect>) {
+        let mut out = self.reconcile(ctx);
         let count = self.slots.len();
-        let mut out = Vec::new();
         for slot in &mut self.slots {
             if slot.presence == Presence::Connected {
                 let frame = ServerFrame::Ended {
@@ -97,9 +98,9 @@ impl RoomState {
                     reason: reason.to_owned(),
                 };
                 out.extend(removal(&slot.conn, frame, CloseCode::Ended));
-                // Nobody is left to be told: no `peer-left` goes out below.
-                slot.presence = Presence::Away { deadline: ctx.now };
             }
+            // Nobody is left to be told: no `peer-left` goes out below.
+            slot.presence = Presence::Away { deadline: ctx.now };
         }
         while !self.slots.is_empty() {
             out.extend(self.release(ctx, 0, LeaveReason::Ended));
@@ -111,17 +112,31 @@ impl RoomState {
 
     /// Removes the peer `kick` names: `kicked` and close 4403 on its socket, its slot and
     /// tokens gone at once (`peer-left` with reason `kicked` to the other), and with a ban,
-    /// its identity refused until the ban ends.
+    /// its identity refused until the ban ends. A peer the room does not hold is `not-found`
+    /// and changes nothing.
     pub(super) fn kick(&mut self, ctx: Ctx, kick: &Kick) -> (AdminReply, Vec<Effect>) {
-        let index = self.slots.iter().position(|s| match &kick.target {
-            KickTarget::ClientId(id) => s.client_id == *id,
-            KickTarget::Sub(sub) => s.identity.as_ref().is_some_and(|i| i.sub == *sub),
-        });
-        let Some(index) = index else {
+        let find = |room: &RoomState| {
+            room.slots.iter().position(|s| match &kick.target {
+                KickTarget::ClientId(id) => s.client_id == *id,
+                KickTarget::Sub(sub) => s.identity.as_ref().is_some_and(|i| i.sub == *sub),
+            })
+        };
+        let Some(index) = find(self) else {
             return (AdminReply::Refused(HttpError::NoSuchPeer), Vec::new());
         };
+        let sub = self.slots[index].identity.as_ref().map(|i| i.sub.clone());
+        if let (Some(sub), true) = (sub, kick.ban_seconds > 0) {
+            self.ban(
+                sub,
+                ctx.now.saturating_add(u64::from(kick.ban_seconds) * 1000),
+            );
+        }
+        // Without a grace, catching up may free the peer's slot already (as `closed`).
+        let mut out = self.reconcile(ctx);
+        let Some(index) = find(self) else {
+            return (AdminReply::Kicked, out);
+        };
         let slot = &self.slots[index];
-        let mut out = Vec::new();
         if slot.presence == Presence::Connected {
             let frame = ServerFrame::Kicked {
                 room: self.name.clone(),
@@ -129,17 +144,16 @@ impl RoomState {
             };
             out.extend(removal(&slot.conn, frame, CloseCode::Kicked));
         }
-        let sub = slot.identity.as_ref().map(|i| i.sub.clone());
-        if let (Some(sub), true) = (sub, kick.ban_seconds > 0) {
-            let until = ctx.now.saturating_add(u64::from(kick.ban_seconds) * 1000);
-            // A kick never shortens a ban.
-            match self.bans.iter_mut().find(|b| b.sub == sub) {
-                Some(ban) => ban.until = ban.until.max(until),
-                None => self.bans.push(Ban { sub, until }),
-            }
-        }
         out.extend(self.release(ctx, index, LeaveReason::Kicked));
         (AdminReply::Kicked, out)
+    }
+
+    /// Bans `sub` until `until`; a ban is never shortened.
+    fn ban(&mut self, sub: String, until: u64) {
+        match self.bans.iter_mut().find(|b| b.sub == sub) {
+            Some(ban) => ban.until = ban.until.max(until),
+            None => self.bans.push(Ban { sub, until }),
+        }
     }
 }
 
