@@ -632,6 +632,10 @@ mod tests {
             route(good, &Access::open(&origins)),
             Ok(Route::Socket { identity: None, .. })
         ));
+    }
+
+    #[test]
+    fn refusal_statuses_and_codes() {
         for (err, status, code) in [
             (HttpError::TicketRequired, 401, "ticket-required"),
             (HttpError::InvalidTicket, 401, "invalid-ticket"),
@@ -640,6 +644,10 @@ mod tests {
             (HttpError::TicketWrongRoom, 403, "ticket-wrong-room"),
             (HttpError::TooManyJoins, 429, "too-many-joins"),
             (HttpError::ConfigError, 503, "config-error"),
+            (HttpError::Unauthorized, 401, "unauthorized"),
+            (HttpError::InvalidRequest, 400, "invalid-request"),
+            (HttpError::NoSuchPeer, 404, "not-found"),
+            (HttpError::Banned, 403, "banned"),
         ] {
             assert_eq!((err.status(), err.code()), (status, code));
         }
@@ -680,6 +688,50 @@ mod tests {
         assert_eq!(body["error"]["code"], "config-error");
     }
 
+    /// Each refusal a client may read, with its close code and its frame.
+    const IN_BAND: [(HttpError, u16, &str); 8] = [
+        (
+            HttpError::TicketRequired,
+            4401,
+            r#"{"type":"error","code":"ticket-required","message":"this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)"}"#,
+        ),
+        (
+            HttpError::InvalidTicket,
+            4401,
+            r#"{"type":"error","code":"invalid-ticket","message":"the join ticket is not an HS256 JWT signed for this service"}"#,
+        ),
+        (
+            HttpError::TicketTooLong,
+            4401,
+            r#"{"type":"error","code":"invalid-ticket","message":"the join ticket's exp is further ahead than this service allows (MAX_TICKET_TTL_SECONDS)"}"#,
+        ),
+        (
+            HttpError::TicketExpired,
+            4401,
+            r#"{"type":"error","code":"ticket-expired","message":"the join ticket has expired or is not valid yet"}"#,
+        ),
+        (
+            HttpError::TicketWrongRoom,
+            4403,
+            r#"{"type":"error","code":"ticket-wrong-room","message":"the join ticket is for another room"}"#,
+        ),
+        (
+            HttpError::TooManyJoins,
+            4429,
+            r#"{"type":"error","code":"too-many-joins","message":"too many joins from this client; retry later","retryAfter":60}"#,
+        ),
+        (
+            HttpError::ConfigError,
+            4503,
+            r#"{"type":"error","code":"config-error","message":"this service's configuration is unusable, so it refuses every socket; its operator has the details"}"#,
+        ),
+        (
+            HttpError::Banned,
+            4403,
+            r#"{"type":"error","code":"banned","message":"you are banned from this room for now"}"#,
+        ),
+    ];
+
     #[test]
     fn access_refusals_go_in_band_to_a_v1_client_that_may_open_sockets() {
         let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
@@ -688,43 +740,7 @@ mod tests {
             origin: Some("https://friend.example"),
             ..req("GET", "/ws/a")
         };
-        for (err, close, frame) in [
-            (
-                HttpError::TicketRequired,
-                4401,
-                r#"{"type":"error","code":"ticket-required","message":"this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)"}"#,
-            ),
-            (
-                HttpError::InvalidTicket,
-                4401,
-                r#"{"type":"error","code":"invalid-ticket","message":"the join ticket is not an HS256 JWT signed for this service"}"#,
-            ),
-            (
-                HttpError::TicketTooLong,
-                4401,
-                r#"{"type":"error","code":"invalid-ticket","message":"the join ticket's exp is further ahead than this service allows (MAX_TICKET_TTL_SECONDS)"}"#,
-            ),
-            (
-                HttpError::TicketExpired,
-                4401,
-                r#"{"type":"error","code":"ticket-expired","message":"the join ticket has expired or is not valid yet"}"#,
-            ),
-            (
-                HttpError::TicketWrongRoom,
-                4403,
-                r#"{"type":"error","code":"ticket-wrong-room","message":"the join ticket is for another room"}"#,
-            ),
-            (
-                HttpError::TooManyJoins,
-                4429,
-                r#"{"type":"error","code":"too-many-joins","message":"too many joins from this client; retry later","retryAfter":60}"#,
-            ),
-            (
-                HttpError::ConfigError,
-                4503,
-                r#"{"type":"error","code":"config-error","message":"this service's configuration is unusable, so it refuses every socket; its operator has the details"}"#,
-            ),
-        ] {
+        for (err, close, frame) in IN_BAND {
             for parts in [req("GET", "/ws/a"), friend] {
                 match refusal(err, parts, &access, true) {
                     Refusal::InBand {
@@ -741,8 +757,16 @@ mod tests {
                     other => panic!("{err:?}: {other:?}"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn other_clients_and_other_refusals_get_the_http_answer() {
+        let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let access = Access::open(&origins);
+        for (err, _, _) in IN_BAND {
             // Without duet.v1, from a foreign origin, or without a handshake a socket can be
-            // made for: today's HTTP answer.
+            // made for: the HTTP answer.
             assert_eq!(
                 refusal(err, req("GET", "/ws/a"), &access, false),
                 Refusal::Http(err)
@@ -751,22 +775,21 @@ mod tests {
                 origin: Some("https://evil.example"),
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, foreign, &access, true), Refusal::Http(err));
             let no_upgrade = RequestParts {
                 upgrade: None,
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, no_upgrade, &access, true), Refusal::Http(err));
             let bad_key = RequestParts {
                 ws_key: Some("short"),
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, bad_key, &access, true), Refusal::Http(err));
             let old_version = RequestParts {
                 ws_version: Some("8"),
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, old_version, &access, true), Refusal::Http(err));
+            for parts in [foreign, no_upgrade, bad_key, old_version] {
+                assert_eq!(refusal(err, parts, &access, true), Refusal::Http(err));
+            }
         }
         for err in [
             HttpError::InvalidRoom,
@@ -775,6 +798,9 @@ mod tests {
             HttpError::UpgradeRequired,
             HttpError::BadUpgrade,
             HttpError::NotFound,
+            HttpError::Unauthorized,
+            HttpError::InvalidRequest,
+            HttpError::NoSuchPeer,
         ] {
             assert_eq!(err.close_code(), None, "{err:?}");
             assert_eq!(
