@@ -405,6 +405,30 @@ mod tests {
     }
 
     #[test]
+    fn admin_secret_turns_the_api_on_and_an_unusable_one_fails_closed() {
+        let (c, w) = parse(&[]);
+        assert!(matches!(c.admin, AdminAccess::Off) && w.is_empty());
+        let (c, w) = parse(&[("ADMIN_SECRET", " new , old ,")]);
+        match &c.admin {
+            AdminAccess::On(secrets) => assert_eq!(secrets.0, ["new", "old"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(w.is_empty() && !format!("{c:?}").contains("old"));
+        for bad in [",", " , ", ""] {
+            let (c, w) = parse(&[("ADMIN_SECRET", bad)]);
+            assert!(matches!(c.admin, AdminAccess::Unusable), "{bad:?}");
+            assert_eq!(w.len(), 1);
+            assert_eq!(
+                w[0].to_string(),
+                "invalid ADMIN_SECRET: it is set but holds no value (only commas or spaces); \
+                 every admin request is refused (503 config-error) until it is fixed"
+            );
+            // Sockets are not refused for it.
+            assert!(!c.refuses_sockets());
+        }
+    }
+
+    #[test]
     fn invalid_values_fall_back_with_a_warning() {
         let (c, w) = parse(&[
             ("ICE_SERVERS", r#"{"urls":"stun:x"}"#),
