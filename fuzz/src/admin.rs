@@ -34,15 +34,23 @@ fn reference<'a>(
     let Some(value) = secrets else {
         return Err(HttpError::NotFound);
     };
-    let values: Vec<&str> = value.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
+    let values: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
     if values.is_empty() {
         return Err(HttpError::ConfigError);
     }
-    let given = authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+    let given = authorization
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::trim);
     if !given.is_some_and(|g| values.contains(&g)) {
         return Err(HttpError::Unauthorized);
     }
-    let rest = path.strip_prefix("/admin/rooms/").ok_or(HttpError::NotFound)?;
+    let rest = path
+        .strip_prefix("/admin/rooms/")
+        .ok_or(HttpError::NotFound)?;
     let parts: Vec<&str> = rest.splitn(2, '/').collect();
     let (room, kind, method_wanted) = match parts.as_slice() {
         [room] => (*room, VerbKind::Inspect, "GET"),
@@ -69,7 +77,10 @@ fn allowed(kind: VerbKind, body: &str, verb: &AdminVerb) {
     let fields = match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(fields)) => fields,
         _ => {
-            assert!(body.is_empty() && kind == VerbKind::End, "accepted {body:?}");
+            assert!(
+                body.is_empty() && kind == VerbKind::End,
+                "accepted {body:?}"
+            );
             return;
         }
     };
@@ -82,7 +93,10 @@ fn allowed(kind: VerbKind, body: &str, verb: &AdminVerb) {
         AdminVerb::Inspect => return,
         AdminVerb::End { reason } => reason,
         AdminVerb::Kick(kick) => {
-            let targets = ["clientId", "sub"].iter().filter(|k| fields.contains_key(**k)).count();
+            let targets = ["clientId", "sub"]
+                .iter()
+                .filter(|k| fields.contains_key(**k))
+                .count();
             assert_eq!(targets, 1, "{body}");
             assert!(kick.ban_seconds <= MAX_BAN_SECONDS);
             &kick.reason
@@ -101,7 +115,8 @@ fn body_of(verb: &AdminVerb) -> String {
                 KickTarget::ClientId(id) => ("clientId", id),
                 KickTarget::Sub(sub) => ("sub", sub),
             };
-            json!({ name: value, "reason": kick.reason, "banSeconds": kick.ban_seconds }).to_string()
+            json!({ name: value, "reason": kick.reason, "banSeconds": kick.ban_seconds })
+                .to_string()
         }
     }
 }
@@ -118,7 +133,11 @@ pub fn check(data: &[u8]) {
         return;
     }
     let got = route_admin(&access, method, path, head[2].as_deref());
-    assert_eq!(got, reference(secret, method, path, head[2].as_deref()), "{method} {path}");
+    assert_eq!(
+        got,
+        reference(secret, method, path, head[2].as_deref()),
+        "{method} {path}"
+    );
     for kind in [VerbKind::Inspect, VerbKind::End, VerbKind::Kick] {
         match parse_verb(kind, body) {
             Err(err) => assert_eq!(err, HttpError::InvalidRequest),
