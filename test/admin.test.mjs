@@ -5,11 +5,14 @@
 // secrets count against. Every answer is checked against docs/admin-openapi.json (helpers/admin).
 
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createServer } from "node:http";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { SignJWT } from "jose";
 import { admin, assertRefused } from "./helpers/admin.mjs";
 import {
+  ROOT,
   closeFrame,
   closed,
   connect,
@@ -360,6 +363,42 @@ describe("refused admin secrets count against the join limit", () => {
     assert.deepStrictEqual([join.status, join.body.error.code], [429, "too-many-joins"]);
     // Another address still gets 401.
     assertRefused(await admin(server, "GET", path, { secret: "guess", ip: "203.0.113.10" }), 401, "unauthorized");
+  });
+});
+
+const python = spawnSync("python3", ["-c", "import sqlite3"]).status === 0;
+
+/** What local workerd keeps of each room object on disk: `{keys, alarm}` each (storage.test.mjs). */
+function stored(dir) {
+  const out = spawnSync("python3", [join(ROOT, "test/helpers/do-storage.py"), join(dir, "duet-Room")], { encoding: "utf8" });
+  assert.equal(out.status, 0, out.stderr);
+  return Object.values(JSON.parse(out.stdout)).map(({ kv, alarm }) => ({ keys: Object.keys(kv), alarm }));
+}
+
+describe("a look at an unused room stores nothing", { skip: !python && "python3 with sqlite3 is not installed" }, () => {
+  const storage = tempDir("duet-admin-look-");
+  let server;
+  before(async () => {
+    server = await startServer({ vars: { ADMIN_SECRET: ADMIN }, persistDir: storage.path });
+  });
+  after(async () => {
+    await server?.dispose();
+    storage.remove();
+  });
+
+  test("GET and an end of nobody leave no key and no alarm behind", async () => {
+    const room = roomName("look");
+    assert.equal((await admin(server, "GET", `/admin/rooms/${room}`, { secret: ADMIN })).status, 200);
+    assert.deepStrictEqual((await admin(server, "POST", `/admin/rooms/${room}/end`, { secret: ADMIN })).body, { ended: 0 });
+    assert.equal((await admin(server, "POST", `/admin/rooms/${room}/kick`, { secret: ADMIN, body: { sub: "x" } })).status, 404);
+    for (const object of stored(storage.path)) assert.deepStrictEqual(object, { keys: [], alarm: null });
+    // The reader sees a room that is stored: a join stores one.
+    const ws = await connect(server.ws(`/ws/${room}`));
+    assert.equal((await nextFrame(ws)).type, "created");
+    const end = Date.now() + 5000;
+    while (!stored(storage.path).some((o) => o.keys.includes("room")) && Date.now() < end) await sleep(50); // polls the files; writes land asynchronously
+    assert.ok(stored(storage.path).some((o) => o.keys.includes("room") && o.alarm !== null));
+    terminateAll(ws);
   });
 });
 
