@@ -36,10 +36,10 @@ WASM_BUILD_ENV := RUSTUP_TOOLCHAIN=$(WASM_TOOLCHAIN) CARGO_UNSTABLE_BUILD_STD=st
 endif
 
 NPM_STAMP := node_modules/.package-lock.json
-# Gzipped size budget of the release wasm: the size measured after issue 22's frame budget,
-# reports, fail-closed settings and issue 24's in-band refusals (154,320; bench/BASELINE.md,
-# "Closing the holes") plus 2%.
-WASM_GZIP_BUDGET := 157406
+# Gzipped size budget of the release wasm: the size measured after issue 25's typed admission
+# and admin API (162,583: the verbs, their validation, the room view and bans in the stored
+# room; 154,320 before, bench/BASELINE.md "Closing the holes") plus 2%.
+WASM_GZIP_BUDGET := 165835
 
 .PHONY: help setup tools build dev test test-rust test-node lint size-check bench bench-floor fuzz soak flood deploy dry-run clean
 

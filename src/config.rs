@@ -4,6 +4,7 @@
 //! allows only the Worker's own origin, and an unusable `JOIN_SECRET` or `ROOM_JURISDICTION`
 //! refuses every socket ([`Config::unusable`]).
 
+use crate::admin::AdminAccess;
 use crate::effect::LogLevel;
 use crate::placement::parse_jurisdiction;
 use crate::ticket::{parse_secrets, Secrets, DEFAULT_MAX_TTL_S};
@@ -65,6 +66,8 @@ pub struct Config {
     pub webhook: Option<WebhookSettings>,
     /// `LOG_LEVEL`: which log lines are written.
     pub log_level: LogLevel,
+    /// `ADMIN_SECRET`: whether the operator's API exists, and its bearer secrets.
+    pub admin: AdminAccess,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             unusable: Vec::new(),
             webhook: None,
             log_level: LogLevel::Info,
+            admin: AdminAccess::Off,
         }
     }
 }
@@ -134,6 +138,15 @@ impl Config {
             get("WEBHOOK_SECRET").as_deref(),
         );
         vars.check("WEBHOOK_URL", webhook.map(|w| config.webhook = w));
+        vars.read("ADMIN_SECRET", |v| {
+            config.admin = AdminAccess::parse(&v);
+            match config.admin {
+                AdminAccess::Unusable => {
+                    Err("it is set but holds no value (only commas or spaces)".to_owned())
+                }
+                _ => Ok(()),
+            }
+        });
         vars.read("LOG_LEVEL", |v| {
             LogLevel::parse(&v).map(|l| config.log_level = l)
         });
@@ -389,6 +402,30 @@ mod tests {
             !format!("{c:?}").contains("new"),
             "secrets stay out of Debug"
         );
+    }
+
+    #[test]
+    fn admin_secret_turns_the_api_on_and_an_unusable_one_fails_closed() {
+        let (c, w) = parse(&[]);
+        assert!(matches!(c.admin, AdminAccess::Off) && w.is_empty());
+        let (c, w) = parse(&[("ADMIN_SECRET", " new , old ,")]);
+        match &c.admin {
+            AdminAccess::On(secrets) => assert_eq!(secrets.0, ["new", "old"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(w.is_empty() && !format!("{c:?}").contains("old"));
+        for bad in [",", " , ", ""] {
+            let (c, w) = parse(&[("ADMIN_SECRET", bad)]);
+            assert!(matches!(c.admin, AdminAccess::Unusable), "{bad:?}");
+            assert_eq!(w.len(), 1);
+            assert_eq!(
+                w[0].to_string(),
+                "invalid ADMIN_SECRET: it is set but holds no value (only commas or spaces); \
+                 every admin request is refused (503 config-error) until it is fixed"
+            );
+            // Sockets are not refused for it.
+            assert!(!c.refuses_sockets());
+        }
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! What the core asks the Durable Object to do. Every decision about a socket, a log line or
 //! storage comes out of the core as an [`Effect`]; performing effects, in order, is the only
-//! way the shell touches a socket or the room's storage.
+//! way the shell touches a socket or the room's storage. The hot path (`crate::frame`)
+//! returns [`SocketEffect`]s, which cannot name storage: relaying never writes.
 
 use crate::protocol::{CloseCode, ServerFrame};
 use crate::registry::SocketInfo;
-use crate::slots::RoomState;
+use crate::room_state::RoomState;
 use serde::Serialize;
 
 /// One thing for the Durable Object to do. Storage effects come before the frames that
@@ -33,16 +34,92 @@ pub enum Effect {
     Rearm { at: u64 },
 }
 
-/// A lifecycle event for the logs: never message contents, never tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An effect on the sockets and the logs only: what the relay path may ask for.
+#[derive(Debug, Clone)]
+pub enum SocketEffect {
+    /// Send `frame` on socket `conn`.
+    Send { conn: String, frame: ServerFrame },
+    /// Send text written without serde (a relayed message, a pong) on socket `conn`.
+    SendText { conn: String, text: String },
+    /// Close socket `conn` with `code` and its reason; it leaves the registry.
+    Close { conn: String, code: CloseCode },
+    /// Write one line to the logs.
+    Log(LogEvent),
+    /// Replace socket `conn`'s attachment.
+    Attach { conn: String, info: SocketInfo },
+}
+
+/// A write of the room's storage.
+#[derive(Debug, Clone)]
+pub enum StorageEffect {
+    Save {
+        room: Box<RoomState>,
+        alarm_at: Option<u64>,
+    },
+    Clear,
+    Rearm {
+        at: u64,
+    },
+}
+
+impl Effect {
+    /// The effect as one on sockets, or as a storage write.
+    pub fn split(self) -> Result<SocketEffect, StorageEffect> {
+        match self {
+            Effect::Send { conn, frame } => Ok(SocketEffect::Send { conn, frame }),
+            Effect::SendText { conn, text } => Ok(SocketEffect::SendText { conn, text }),
+            Effect::Close { conn, code } => Ok(SocketEffect::Close { conn, code }),
+            Effect::Log(event) => Ok(SocketEffect::Log(event)),
+            Effect::Attach { conn, info } => Ok(SocketEffect::Attach { conn, info }),
+            Effect::Save { room, alarm_at } => Err(StorageEffect::Save {
+                room: Box::new(room),
+                alarm_at,
+            }),
+            Effect::Clear => Err(StorageEffect::Clear),
+            Effect::Rearm { at } => Err(StorageEffect::Rearm { at }),
+        }
+    }
+}
+
+impl From<SocketEffect> for Effect {
+    fn from(effect: SocketEffect) -> Self {
+        match effect {
+            SocketEffect::Send { conn, frame } => Effect::Send { conn, frame },
+            SocketEffect::SendText { conn, text } => Effect::SendText { conn, text },
+            SocketEffect::Close { conn, code } => Effect::Close { conn, code },
+            SocketEffect::Log(event) => Effect::Log(event),
+            SocketEffect::Attach { conn, info } => Effect::Attach { conn, info },
+        }
+    }
+}
+
+/// A log line of the core or the shell: never message contents, never tokens, secrets or
+/// addresses. Every line the Worker and its objects write is one of these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
     pub event: &'static str,
+    /// Empty for a line about no room (a configuration problem, an internal error).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub room: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// What went wrong, for an operator (`config-error`, `internal-error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `placement`: the location hint given for the room's object, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location_hint: Option<&'static str>,
+    /// `placement`: the jurisdiction of the room's object, if one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<&'static str>,
+    /// `turn-error`: the kind of failure and the HTTP status, if there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// `LOG_LEVEL`: which lines the Worker and its objects write. Errors (`config-error`,
@@ -93,8 +170,16 @@ impl LogEvent {
         LogEvent {
             event,
             room: room.to_owned(),
-            client_id: None,
-            reason: None,
+            ..LogEvent::default()
+        }
+    }
+
+    /// A problem about no room in particular, with its `message`.
+    pub fn problem(event: &'static str, message: String) -> Self {
+        LogEvent {
+            event,
+            message: Some(message),
+            ..LogEvent::default()
         }
     }
 
@@ -134,6 +219,28 @@ mod tests {
             assert!(LogLevel::Info.writes(line) && LogLevel::Warn.writes(line));
         }
         assert!(LogLevel::Info.writes_info() && !LogLevel::Warn.writes_info());
+    }
+
+    #[test]
+    fn lines_carry_only_their_fields() {
+        let text = |e: &LogEvent| serde_json::to_string(e).unwrap();
+        assert_eq!(
+            text(&LogEvent::room("join", "r")),
+            r#"{"event":"join","room":"r"}"#
+        );
+        assert_eq!(
+            text(&LogEvent::problem("internal-error", "x".into())),
+            r#"{"event":"internal-error","message":"x"}"#
+        );
+        let placement = LogEvent {
+            location_hint: Some("weur"),
+            jurisdiction: Some("eu"),
+            ..LogEvent::room("placement", "r")
+        };
+        assert_eq!(
+            text(&placement),
+            r#"{"event":"placement","room":"r","locationHint":"weur","jurisdiction":"eu"}"#
+        );
     }
 
     #[test]

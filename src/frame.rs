@@ -4,7 +4,7 @@
 //! only the shell can fetch, and is then answered by [`IceRequest::reply`].
 
 use crate::config::Config;
-use crate::effect::Effect;
+use crate::effect::SocketEffect;
 use crate::intake::{intake, Incoming, Intake};
 use crate::protocol::{relay_text, ClientFrame, CloseCode, ErrorCode, ServerFrame, PONG_TEXT};
 use crate::registry::{Entry, Registry};
@@ -16,9 +16,9 @@ use serde_json::value::RawValue;
 #[derive(Debug)]
 pub enum Step {
     /// Perform these; the stored room is not involved.
-    Done(Vec<Effect>),
+    Done(Vec<SocketEffect>),
     /// Perform these, then apply the event to the stored room.
-    Room(Vec<Effect>, RoomEvent),
+    Room(Vec<SocketEffect>, RoomEvent),
     /// Fetch Cloudflare's TURN servers where configured, then perform the request's reply.
     Ice(IceRequest),
 }
@@ -34,7 +34,7 @@ pub struct IceRequest {
 impl IceRequest {
     /// The `ice-servers` frame with credentials minted at `now` for the same client id, as a
     /// welcome at `now` would carry them.
-    pub fn reply(&self, config: &Config, cloudflare: &CloudflareIce, now: u64) -> Effect {
+    pub fn reply(&self, config: &Config, cloudflare: &CloudflareIce, now: u64) -> SocketEffect {
         let ice = turn::ice_servers(
             &config.ice_servers,
             &config.turn,
@@ -42,7 +42,7 @@ impl IceRequest {
             &self.client_id,
             now,
         );
-        Effect::Send {
+        SocketEffect::Send {
             conn: self.conn.clone(),
             frame: ServerFrame::IceServers {
                 ice_servers: ice.servers,
@@ -77,7 +77,7 @@ pub fn on_frame<S>(
         }
         Intake::Accept(ClientFrame::Ping) => {
             entry.info.last_ping = Some(now);
-            let pong = Effect::SendText {
+            let pong = SocketEffect::SendText {
                 conn: entry.info.conn.clone(),
                 text: PONG_TEXT.to_owned(),
             };
@@ -108,7 +108,7 @@ pub fn on_frame<S>(
 /// A refused frame: its `error`. A refusal by the rate limit is kept in the attachment, so a
 /// wake does not hand a flooder a full bucket.
 fn refused<S>(entry: &mut Entry<S>, code: ErrorCode) -> Step {
-    let error = Effect::Send {
+    let error = SocketEffect::Send {
         conn: entry.info.conn.clone(),
         frame: code.to_frame(),
     };
@@ -124,11 +124,11 @@ fn refused_and_closed<S>(entry: &Entry<S>, error: ErrorCode, close: CloseCode) -
     let conn = entry.info.conn.clone();
     Step::Room(
         vec![
-            Effect::Send {
+            SocketEffect::Send {
                 conn: conn.clone(),
                 frame: error.to_frame(),
             },
-            Effect::Close {
+            SocketEffect::Close {
                 conn: conn.clone(),
                 code: close,
             },
@@ -141,9 +141,9 @@ fn refused_and_closed<S>(entry: &Entry<S>, error: ErrorCode, close: CloseCode) -
 }
 
 /// Writes the socket's attachment with its bucket as it is now.
-fn attach<S>(entry: &mut Entry<S>) -> Effect {
+fn attach<S>(entry: &mut Entry<S>) -> SocketEffect {
     entry.info.bucket = Some(entry.limiter.clone());
-    Effect::Attach {
+    SocketEffect::Attach {
         conn: entry.info.conn.clone(),
         info: entry.info.clone(),
     }
@@ -151,7 +151,7 @@ fn attach<S>(entry: &mut Entry<S>) -> Effect {
 
 /// `data` to every other open socket of the room, or `no-peer` back to the sender. The relay
 /// text is written once and moved into the last (almost always the only) send.
-fn relay<S>(registry: &Registry<S>, index: usize, data: &RawValue) -> Vec<Effect> {
+fn relay<S>(registry: &Registry<S>, index: usize, data: &RawValue) -> Vec<SocketEffect> {
     let entries = registry.entries();
     let Some(me) = entries.get(index) else {
         return Vec::new();
@@ -163,7 +163,7 @@ fn relay<S>(registry: &Registry<S>, index: usize, data: &RawValue) -> Vec<Effect
         .map(|(_, e)| &e.info.conn)
         .peekable();
     if others.peek().is_none() {
-        return vec![Effect::Send {
+        return vec![SocketEffect::Send {
             conn: me.info.conn.clone(),
             frame: ErrorCode::NoPeer.to_frame(),
         }];
@@ -175,7 +175,7 @@ fn relay<S>(registry: &Registry<S>, index: usize, data: &RawValue) -> Vec<Effect
             Some(_) => text.clone(),
             None => std::mem::take(&mut text),
         };
-        out.push(Effect::SendText {
+        out.push(SocketEffect::SendText {
             conn: conn.clone(),
             text,
         });
@@ -212,10 +212,12 @@ mod tests {
         effects
             .iter()
             .map(|e| match e {
-                Effect::Send { conn, frame } => format!("{conn} {}", frame.to_text()),
-                Effect::SendText { conn, text } => format!("{conn} {text}"),
-                Effect::Close { conn, code } => format!("{conn} close {}", code.code()),
-                Effect::Attach { conn, info } => format!("{conn} attach {:?}", info.last_ping),
+                SocketEffect::Send { conn, frame } => format!("{conn} {}", frame.to_text()),
+                SocketEffect::SendText { conn, text } => format!("{conn} {text}"),
+                SocketEffect::Close { conn, code } => format!("{conn} close {}", code.code()),
+                SocketEffect::Attach { conn, info } => {
+                    format!("{conn} attach {:?}", info.last_ping)
+                }
                 other => format!("{other:?}"),
             })
             .collect()
@@ -356,7 +358,7 @@ mod tests {
 
     fn reply_text(request: &IceRequest, config: &Config, cf: &CloudflareIce, now: u64) -> String {
         match request.reply(config, cf, now) {
-            Effect::Send { conn, frame } => format!("{conn} {}", frame.to_text()),
+            SocketEffect::Send { conn, frame } => format!("{conn} {}", frame.to_text()),
             other => format!("{other:?}"),
         }
     }

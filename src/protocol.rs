@@ -119,6 +119,10 @@ pub enum LeaveReason {
     Timeout,
     /// The peer stopped pinging and a newcomer needed its slot.
     Stale,
+    /// The operator ended the call (`POST /admin/rooms/{room}/end`).
+    Ended,
+    /// The operator removed the peer (`POST /admin/rooms/{room}/kick`).
+    Kicked,
 }
 
 impl LeaveReason {
@@ -128,6 +132,8 @@ impl LeaveReason {
             LeaveReason::Closed => "closed",
             LeaveReason::Timeout => "timeout",
             LeaveReason::Stale => "stale",
+            LeaveReason::Ended => "ended",
+            LeaveReason::Kicked => "kicked",
         }
     }
 }
@@ -204,6 +210,10 @@ pub enum ServerFrame {
         client_id: String,
         reason: LeaveReason,
     },
+    /// The operator ended the call; a 4410 close follows.
+    Ended { room: String, reason: String },
+    /// The operator removed you from the room; a 4403 close follows.
+    Kicked { room: String, reason: String },
     /// The room has no slot for you; a 4409 close follows.
     #[serde(rename_all = "camelCase")]
     Full { room: String, max_peers: u8 },
@@ -256,10 +266,12 @@ pub enum ServerFrameType {
     Message,
     Pong,
     IceServers,
+    Ended,
+    Kicked,
 }
 
 impl ServerFrameType {
-    pub const ALL: [ServerFrameType; 11] = [
+    pub const ALL: [ServerFrameType; 13] = [
         ServerFrameType::Created,
         ServerFrameType::Joined,
         ServerFrameType::PeerJoined,
@@ -271,6 +283,8 @@ impl ServerFrameType {
         ServerFrameType::Message,
         ServerFrameType::Pong,
         ServerFrameType::IceServers,
+        ServerFrameType::Ended,
+        ServerFrameType::Kicked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -286,6 +300,8 @@ impl ServerFrameType {
             ServerFrameType::Message => "message",
             ServerFrameType::Pong => "pong",
             ServerFrameType::IceServers => "ice-servers",
+            ServerFrameType::Ended => "ended",
+            ServerFrameType::Kicked => "kicked",
         }
     }
 
@@ -441,11 +457,19 @@ pub enum CloseCode {
     /// An upgrade refused in-band because the service's configuration is unusable
     /// (`config-error`): a server-side problem that only its operator can fix.
     Misconfigured,
+    /// The operator ended the call (after `ended`).
+    Ended,
+    /// The operator removed this peer (after `kicked`). The same code as `Forbidden` and
+    /// `Banned`: "not you, not here"; the reason tells them apart.
+    Kicked,
+    /// A join or resume refused in-band while its identity is banned from the room (after an
+    /// `error` frame with code `banned`).
+    Banned,
 }
 
 impl CloseCode {
     /// Every code, for the wire-constant checks of other languages.
-    pub const ALL: [CloseCode; 9] = [
+    pub const ALL: [CloseCode; 12] = [
         CloseCode::Left,
         CloseCode::Replaced,
         CloseCode::Stale,
@@ -455,6 +479,9 @@ impl CloseCode {
         CloseCode::Forbidden,
         CloseCode::TooManyJoins,
         CloseCode::Misconfigured,
+        CloseCode::Ended,
+        CloseCode::Kicked,
+        CloseCode::Banned,
     ];
 
     pub fn code(self) -> u16 {
@@ -470,6 +497,8 @@ impl CloseCode {
             // and the `error` frame before it tell them apart.
             CloseCode::TooManyJoins => 4429,
             CloseCode::Misconfigured => 4503,
+            CloseCode::Ended => 4410,
+            CloseCode::Kicked | CloseCode::Banned => 4403,
         }
     }
 
@@ -484,6 +513,9 @@ impl CloseCode {
             CloseCode::Forbidden => "forbidden",
             CloseCode::TooManyJoins => "too many joins",
             CloseCode::Misconfigured => "misconfigured",
+            CloseCode::Ended => "ended",
+            CloseCode::Kicked => "kicked",
+            CloseCode::Banned => "banned",
         }
     }
 }

@@ -4,7 +4,6 @@
 use crate::config::{AllowedOrigins, Config};
 use crate::protocol::CloseCode;
 use crate::ticket::{self, Identity, TicketError};
-use crate::token::{from_hex, to_hex};
 use serde::Serialize;
 
 /// Longest room name accepted; names are used as Durable Object names and in URLs.
@@ -23,6 +22,8 @@ pub enum Route {
     },
     /// `/{room}`: serve the app page, which joins that room.
     AppPage,
+    /// `/admin` or under `/admin/`: the operator's API (`crate::admin`).
+    Admin,
     /// Anything else: the static assets decide.
     Asset,
 }
@@ -101,25 +102,8 @@ pub fn join_limit_keys(ip: &str, identity: Option<&Identity>) -> Vec<String> {
 /// costs its IP one, so guessing tickets or secrets is as slow as joining (no `sub:` key, as
 /// a refused ticket vouches for nobody). Over the limit, the answer is `too-many-joins`.
 pub fn refusal_limit_key(err: HttpError, ip: &str) -> Option<String> {
-    err.is_ticket_refusal().then(|| format!("ip:{ip}"))
-}
-
-/// The header in which the Worker hands a ticket's identity to the room's object.
-pub const IDENTITY_HEADER: &str = "X-Duet-Identity";
-
-/// An identity as the header carries it: hex of its JSON (header values are Latin-1, names
-/// need not be; hex needs no decoder beyond the one tokens have).
-pub fn encode_identity(identity: &Identity) -> String {
-    to_hex(
-        serde_json::to_string(identity)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-}
-
-pub fn decode_identity(header: &str) -> Option<Identity> {
-    let json = String::from_utf8(from_hex(header.trim())?).ok()?;
-    serde_json::from_str(&json).ok()
+    let guess = err.is_ticket_refusal() || err == HttpError::Unauthorized;
+    guess.then(|| format!("ip:{ip}"))
 }
 
 /// The subprotocol that names protocol v1; the 101 answer selects it when offered.
@@ -171,6 +155,14 @@ pub enum HttpError {
     NotFound,
     /// A setting that restricts access is unusable (logged as `config-error`).
     ConfigError,
+    /// An admin request without a valid `Authorization: Bearer` secret.
+    Unauthorized,
+    /// An admin request whose body or arguments are invalid.
+    InvalidRequest,
+    /// An admin request naming a peer the room does not hold.
+    NoSuchPeer,
+    /// A join or resume of an identity banned from the room, refused in-band by the room.
+    Banned,
 }
 
 impl From<TicketError> for HttpError {
@@ -186,7 +178,7 @@ impl From<TicketError> for HttpError {
 
 impl HttpError {
     /// Every refusal, for the wire-constant checks of other languages.
-    pub const ALL: [HttpError; 13] = [
+    pub const ALL: [HttpError; 17] = [
         HttpError::InvalidRoom,
         HttpError::MethodNotAllowed,
         HttpError::ForbiddenOrigin,
@@ -200,18 +192,23 @@ impl HttpError {
         HttpError::TooManyJoins,
         HttpError::NotFound,
         HttpError::ConfigError,
+        HttpError::Unauthorized,
+        HttpError::InvalidRequest,
+        HttpError::NoSuchPeer,
+        HttpError::Banned,
     ];
 
     pub fn status(self) -> u16 {
         match self {
-            HttpError::InvalidRoom | HttpError::BadUpgrade => 400,
-            HttpError::TicketRequired
+            HttpError::InvalidRoom | HttpError::BadUpgrade | HttpError::InvalidRequest => 400,
+            HttpError::Unauthorized
+            | HttpError::TicketRequired
             | HttpError::InvalidTicket
             | HttpError::TicketTooLong
             | HttpError::TicketExpired => 401,
-            HttpError::ForbiddenOrigin | HttpError::TicketWrongRoom => 403,
+            HttpError::ForbiddenOrigin | HttpError::TicketWrongRoom | HttpError::Banned => 403,
             HttpError::TooManyJoins => 429,
-            HttpError::NotFound => 404,
+            HttpError::NotFound | HttpError::NoSuchPeer => 404,
             HttpError::MethodNotAllowed => 405,
             HttpError::UpgradeRequired => 426,
             HttpError::ConfigError => 503,
@@ -242,8 +239,11 @@ impl HttpError {
             HttpError::TooManyJoins => "too-many-joins",
             HttpError::UpgradeRequired => "upgrade-required",
             HttpError::BadUpgrade => "bad-upgrade",
-            HttpError::NotFound => "not-found",
+            HttpError::NotFound | HttpError::NoSuchPeer => "not-found",
             HttpError::ConfigError => "config-error",
+            HttpError::Unauthorized => "unauthorized",
+            HttpError::InvalidRequest => "invalid-request",
+            HttpError::Banned => "banned",
         }
     }
 
@@ -268,6 +268,12 @@ impl HttpError {
             HttpError::ConfigError => {
                 "this service's configuration is unusable, so it refuses every socket; its operator has the details"
             }
+            HttpError::Unauthorized => "this needs Authorization: Bearer <ADMIN_SECRET>",
+            HttpError::InvalidRequest => {
+                "the body must be a JSON object of the documented fields: reason of at most 200 characters; for a kick exactly one of clientId and sub, banSeconds a whole number from 0 to 86400"
+            }
+            HttpError::NoSuchPeer => "this room holds no such peer",
+            HttpError::Banned => "you are banned from this room for now",
         }
     }
 
@@ -284,7 +290,11 @@ impl HttpError {
             HttpError::TicketWrongRoom => Some(CloseCode::Forbidden),
             HttpError::TooManyJoins => Some(CloseCode::TooManyJoins),
             HttpError::ConfigError => Some(CloseCode::Misconfigured),
-            HttpError::InvalidRoom
+            HttpError::Banned => Some(CloseCode::Banned),
+            HttpError::Unauthorized
+            | HttpError::InvalidRequest
+            | HttpError::NoSuchPeer
+            | HttpError::InvalidRoom
             | HttpError::MethodNotAllowed
             | HttpError::ForbiddenOrigin
             | HttpError::UpgradeRequired
@@ -497,6 +507,9 @@ pub fn route(req: RequestParts<'_>, access: &Access) -> Result<Route, HttpError>
             _ => Err(HttpError::MethodNotAllowed),
         };
     }
+    if crate::admin::is_admin_path(req.path) {
+        return Ok(Route::Admin);
+    }
     if req.path == "/api" || req.path.starts_with("/api/") {
         return Err(HttpError::NotFound);
     }
@@ -621,6 +634,10 @@ mod tests {
             route(good, &Access::open(&origins)),
             Ok(Route::Socket { identity: None, .. })
         ));
+    }
+
+    #[test]
+    fn refusal_statuses_and_codes() {
         for (err, status, code) in [
             (HttpError::TicketRequired, 401, "ticket-required"),
             (HttpError::InvalidTicket, 401, "invalid-ticket"),
@@ -629,6 +646,10 @@ mod tests {
             (HttpError::TicketWrongRoom, 403, "ticket-wrong-room"),
             (HttpError::TooManyJoins, 429, "too-many-joins"),
             (HttpError::ConfigError, 503, "config-error"),
+            (HttpError::Unauthorized, 401, "unauthorized"),
+            (HttpError::InvalidRequest, 400, "invalid-request"),
+            (HttpError::NoSuchPeer, 404, "not-found"),
+            (HttpError::Banned, 403, "banned"),
         ] {
             assert_eq!((err.status(), err.code()), (status, code));
         }
@@ -669,6 +690,50 @@ mod tests {
         assert_eq!(body["error"]["code"], "config-error");
     }
 
+    /// Each refusal a client may read, with its close code and its frame.
+    const IN_BAND: [(HttpError, u16, &str); 8] = [
+        (
+            HttpError::TicketRequired,
+            4401,
+            r#"{"type":"error","code":"ticket-required","message":"this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)"}"#,
+        ),
+        (
+            HttpError::InvalidTicket,
+            4401,
+            r#"{"type":"error","code":"invalid-ticket","message":"the join ticket is not an HS256 JWT signed for this service"}"#,
+        ),
+        (
+            HttpError::TicketTooLong,
+            4401,
+            r#"{"type":"error","code":"invalid-ticket","message":"the join ticket's exp is further ahead than this service allows (MAX_TICKET_TTL_SECONDS)"}"#,
+        ),
+        (
+            HttpError::TicketExpired,
+            4401,
+            r#"{"type":"error","code":"ticket-expired","message":"the join ticket has expired or is not valid yet"}"#,
+        ),
+        (
+            HttpError::TicketWrongRoom,
+            4403,
+            r#"{"type":"error","code":"ticket-wrong-room","message":"the join ticket is for another room"}"#,
+        ),
+        (
+            HttpError::TooManyJoins,
+            4429,
+            r#"{"type":"error","code":"too-many-joins","message":"too many joins from this client; retry later","retryAfter":60}"#,
+        ),
+        (
+            HttpError::ConfigError,
+            4503,
+            r#"{"type":"error","code":"config-error","message":"this service's configuration is unusable, so it refuses every socket; its operator has the details"}"#,
+        ),
+        (
+            HttpError::Banned,
+            4403,
+            r#"{"type":"error","code":"banned","message":"you are banned from this room for now"}"#,
+        ),
+    ];
+
     #[test]
     fn access_refusals_go_in_band_to_a_v1_client_that_may_open_sockets() {
         let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
@@ -677,43 +742,7 @@ mod tests {
             origin: Some("https://friend.example"),
             ..req("GET", "/ws/a")
         };
-        for (err, close, frame) in [
-            (
-                HttpError::TicketRequired,
-                4401,
-                r#"{"type":"error","code":"ticket-required","message":"this room needs a join ticket (subprotocol duet.ticket.<jwt> or ?ticket=)"}"#,
-            ),
-            (
-                HttpError::InvalidTicket,
-                4401,
-                r#"{"type":"error","code":"invalid-ticket","message":"the join ticket is not an HS256 JWT signed for this service"}"#,
-            ),
-            (
-                HttpError::TicketTooLong,
-                4401,
-                r#"{"type":"error","code":"invalid-ticket","message":"the join ticket's exp is further ahead than this service allows (MAX_TICKET_TTL_SECONDS)"}"#,
-            ),
-            (
-                HttpError::TicketExpired,
-                4401,
-                r#"{"type":"error","code":"ticket-expired","message":"the join ticket has expired or is not valid yet"}"#,
-            ),
-            (
-                HttpError::TicketWrongRoom,
-                4403,
-                r#"{"type":"error","code":"ticket-wrong-room","message":"the join ticket is for another room"}"#,
-            ),
-            (
-                HttpError::TooManyJoins,
-                4429,
-                r#"{"type":"error","code":"too-many-joins","message":"too many joins from this client; retry later","retryAfter":60}"#,
-            ),
-            (
-                HttpError::ConfigError,
-                4503,
-                r#"{"type":"error","code":"config-error","message":"this service's configuration is unusable, so it refuses every socket; its operator has the details"}"#,
-            ),
-        ] {
+        for (err, close, frame) in IN_BAND {
             for parts in [req("GET", "/ws/a"), friend] {
                 match refusal(err, parts, &access, true) {
                     Refusal::InBand {
@@ -730,8 +759,16 @@ mod tests {
                     other => panic!("{err:?}: {other:?}"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn other_clients_and_other_refusals_get_the_http_answer() {
+        let origins = AllowedOrigins::List(vec!["https://friend.example".into()]);
+        let access = Access::open(&origins);
+        for (err, _, _) in IN_BAND {
             // Without duet.v1, from a foreign origin, or without a handshake a socket can be
-            // made for: today's HTTP answer.
+            // made for: the HTTP answer.
             assert_eq!(
                 refusal(err, req("GET", "/ws/a"), &access, false),
                 Refusal::Http(err)
@@ -740,22 +777,21 @@ mod tests {
                 origin: Some("https://evil.example"),
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, foreign, &access, true), Refusal::Http(err));
             let no_upgrade = RequestParts {
                 upgrade: None,
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, no_upgrade, &access, true), Refusal::Http(err));
             let bad_key = RequestParts {
                 ws_key: Some("short"),
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, bad_key, &access, true), Refusal::Http(err));
             let old_version = RequestParts {
                 ws_version: Some("8"),
                 ..req("GET", "/ws/a")
             };
-            assert_eq!(refusal(err, old_version, &access, true), Refusal::Http(err));
+            for parts in [foreign, no_upgrade, bad_key, old_version] {
+                assert_eq!(refusal(err, parts, &access, true), Refusal::Http(err));
+            }
         }
         for err in [
             HttpError::InvalidRoom,
@@ -764,6 +800,9 @@ mod tests {
             HttpError::UpgradeRequired,
             HttpError::BadUpgrade,
             HttpError::NotFound,
+            HttpError::Unauthorized,
+            HttpError::InvalidRequest,
+            HttpError::NoSuchPeer,
         ] {
             assert_eq!(err.close_code(), None, "{err:?}");
             assert_eq!(
@@ -774,8 +813,9 @@ mod tests {
     }
 
     #[test]
-    fn ticket_refusals_cost_the_address_a_join() {
+    fn ticket_and_admin_secret_refusals_cost_the_address_a_join() {
         for err in [
+            HttpError::Unauthorized,
             HttpError::TicketRequired,
             HttpError::InvalidTicket,
             HttpError::TicketTooLong,
@@ -796,24 +836,18 @@ mod tests {
             HttpError::TooManyJoins,
             HttpError::NotFound,
             HttpError::ConfigError,
+            HttpError::InvalidRequest,
+            HttpError::NoSuchPeer,
+            HttpError::Banned,
         ] {
             assert_eq!(refusal_limit_key(err, "1.2.3.4"), None, "{err:?}");
         }
     }
 
     #[test]
-    fn identities_cross_to_the_object_intact() {
+    fn join_limit_keys_name_the_address_and_the_identity() {
         let identity: Identity =
             serde_json::from_str(r#"{"sub":"zoë","name":"Zoë ✓","meta":{"a":[1]}}"#).unwrap();
-        assert_eq!(
-            encode_identity(&identity),
-            to_hex(serde_json::to_string(&identity).unwrap().as_bytes())
-        );
-        let header = encode_identity(&identity);
-        assert!(header.is_ascii());
-        assert_eq!(decode_identity(&header), Some(identity.clone()));
-        assert_eq!(decode_identity("not hex!"), None);
-        assert_eq!(decode_identity("abc"), None);
         assert_eq!(
             join_limit_keys("1.2.3.4", Some(&identity)),
             ["ip:1.2.3.4", "sub:zoë"]
@@ -962,6 +996,13 @@ mod tests {
             Err(HttpError::NotFound)
         );
         assert_eq!(route(req("GET", "/api"), &any), Err(HttpError::NotFound));
+        for path in ["/admin", "/admin/", "/admin/rooms/r/kick"] {
+            assert_eq!(route(req("PUT", path), &any), Ok(Route::Admin), "{path}");
+        }
+        assert_eq!(
+            route(req("GET", "/administrator"), &any),
+            Ok(Route::AppPage)
+        );
         assert_eq!(route(req("GET", "/my-room"), &any), Ok(Route::AppPage));
         assert_eq!(route(req("GET", "/"), &any), Ok(Route::Asset));
         assert_eq!(route(req("GET", "/index.html"), &any), Ok(Route::Asset));

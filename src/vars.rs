@@ -19,6 +19,9 @@ impl fmt::Display for ConfigWarning {
             Some(Closed::EverySocket) => {
                 "every socket is refused (503 config-error) until it is fixed"
             }
+            Some(Closed::EveryAdminRequest) => {
+                "every admin request is refused (503 config-error) until it is fixed"
+            }
         };
         write!(f, "invalid {}: {}; {instead}", self.name, self.problem)
     }
@@ -34,6 +37,9 @@ pub enum Closed {
     /// `JOIN_SECRET` without a usable key, `ROOM_JURISDICTION` not a jurisdiction: no socket
     /// is served at all.
     EverySocket,
+    /// `ADMIN_SECRET` without a usable value: the admin API answers nothing but
+    /// `config-error`.
+    EveryAdminRequest,
 }
 
 /// How the setting `name` fails closed, if it restricts access; `None` for every other
@@ -42,6 +48,7 @@ pub fn fails_closed(name: &str) -> Option<Closed> {
     match name {
         "ALLOWED_ORIGINS" => Some(Closed::OwnOriginOnly),
         "JOIN_SECRET" | "ROOM_JURISDICTION" => Some(Closed::EverySocket),
+        "ADMIN_SECRET" => Some(Closed::EveryAdminRequest),
         _ => None,
     }
 }

@@ -125,6 +125,8 @@ pub enum Hook {
         started_at: u64,
         ended_at: u64,
         call_ms: u64,
+        /// `ended` when an operator ended the call; absent when the room simply emptied.
+        reason: Option<&'static str>,
     },
     /// `call.connected` or `call.failed`, as a client reported it.
     CallReported {
@@ -192,7 +194,9 @@ impl Hook {
                 started_at,
                 ended_at,
                 call_ms,
+                reason,
             } => {
+                body.reason = *reason;
                 body.started_at = Some(*started_at);
                 body.ended_at = Some(*ended_at);
                 body.call_ms = Some(*call_ms);
@@ -374,6 +378,7 @@ mod tests {
             started_at: 1,
             ended_at: 9,
             call_ms: 4,
+            reason: None,
         };
         let body: Value = serde_json::from_str(&ended.body("s-2", "r", 9)).unwrap();
         assert_eq!(
@@ -381,6 +386,14 @@ mod tests {
             json!({"id": "s-2", "type": "room.ended", "room": "r", "at": 9,
                    "startedAt": 1, "endedAt": 9, "callMs": 4})
         );
+        let by_operator = Hook::RoomEnded {
+            started_at: 1,
+            ended_at: 9,
+            call_ms: 4,
+            reason: Some("ended"),
+        };
+        let body: Value = serde_json::from_str(&by_operator.body("s-3", "r", 9)).unwrap();
+        assert_eq!(body["reason"], "ended");
     }
 
     #[test]

@@ -66,6 +66,11 @@ fn close_corpus() {
 }
 
 #[test]
+fn admin_corpus() {
+    replay("admin");
+}
+
+#[test]
 fn route_corpus() {
     replay("route");
 }

@@ -9,19 +9,26 @@
 //! compared with a small reference model of the lifecycle rules of docs/protocol.md, and the
 //! invariants of issue 14 are checked on what the driver saw, independently of the model.
 //!
+//! The operator's verbs (`on_admin`: end, kick by client id or by identity, with and without a
+//! ban) are steps too: the model says who is told what, which slots go, which identities are
+//! banned and until when, and the invariants hold through them (a banned identity never holds a
+//! slot; storage outlives an empty room exactly while a ban or an event waits).
+//!
 //! With webhooks on, the model also says which lifecycle events each step enqueues; the driver
 //! delivers the outbox from the alarm as the shell does, to a receiver that goes up and down,
 //! and at the end every event must have been delivered once, in the model's order.
 //!
 //! `DUET_MODEL_CASES=100000 cargo test --release --test room_model` runs a longer search.
 
+use duet::admin::{AdminVerb, Kick, KickTarget};
 use duet::config::Config;
 use duet::effect::Effect;
 use duet::protocol::{LeaveReason, ServerFrame};
 use duet::rate::{Admission, RateLimiter};
 use duet::registry::{Activity, Live, SocketInfo};
-use duet::room::{on_event, on_join, Accept, Arrival, Ctx, RoomEvent};
-use duet::slots::{Presence, RoomState, SWEEP_INTERVAL_MS};
+use duet::room::{on_admin, on_event, on_join, Accept, AdminReply, Arrival, Ctx, RoomEvent};
+use duet::room_state::{Presence, RoomState, SWEEP_INTERVAL_MS};
+use duet::route::HttpError;
 use duet::ticket::Identity;
 use duet::token;
 use duet::webhook::{self, Outcome, WebhookSettings};
@@ -36,6 +43,8 @@ const STALE: u64 = 60_000;
 const BURST: u32 = 3;
 /// The clock starts here (ms since the epoch), far from 0 so no subtraction saturates.
 const START: u64 = 1_700_000_000_000;
+/// How long a ban of the model lasts.
+const BAN_MS: u64 = 60_000;
 
 fn config(grace: u64) -> Config {
     Config {
@@ -69,6 +78,9 @@ fn describe(body: &Value) -> String {
             body["peers"][0].as_str().unwrap_or("?"),
             body["peers"][1].as_str().unwrap_or("?")
         ),
+        Some("room.ended") if body.get("reason").is_some() => {
+            format!("room.ended {}", field("reason"))
+        }
         Some(other) => other.to_owned(),
         None => panic!("event without a type: {body}"),
     }
@@ -107,6 +119,10 @@ enum Obs {
     },
     Full,
     Error,
+    Ended,
+    Kicked,
+    /// The in-band refusal of a banned identity.
+    Banned,
     Close(u16),
 }
 
@@ -162,6 +178,8 @@ fn observe(frame: &ServerFrame) -> Obs {
             Obs::Full
         }
         ServerFrame::Error { .. } => Obs::Error,
+        ServerFrame::Ended { .. } => Obs::Ended,
+        ServerFrame::Kicked { .. } => Obs::Kicked,
         // Answered on the hot path (`frame::on_frame`), never by the room.
         ServerFrame::IceServers { .. } => panic!("the room sent {frame:?}"),
     }
@@ -239,6 +257,8 @@ struct Model {
     in_session: bool,
     /// The buckets of clients who left while somebody stayed, oldest first.
     kept: Vec<(String, RateLimiter)>,
+    /// Banned identities and when their bans end.
+    bans: BTreeMap<String, u64>,
 }
 
 impl Model {
@@ -258,7 +278,7 @@ impl Model {
         let gone = self.slots.remove(index);
         let live = env.open.get(&gone.conn).map(|s| s.bucket.clone());
         let mut bucket = live.or(gone.bucket.clone());
-        if reason != "stale" {
+        if !matches!(reason, "stale" | "ended" | "kicked") {
             if let Some(bucket) = &mut bucket {
                 bucket.spend(1, env.now, env.burst, env.rate);
             }
@@ -363,6 +383,11 @@ impl Model {
     ) -> Option<(String, RateLimiter)> {
         self.catch_up(env);
         let sub = a.identity.as_ref().map(|i| i.sub.clone());
+        if sub.as_ref().is_some_and(|s| self.banned(s, env.now)) {
+            say(&mut self.out, &a.conn, Obs::Banned);
+            say(&mut self.out, &a.conn, Obs::Close(4403));
+            return None;
+        }
         let opens = |s: &MSlot, t: &str| s.token == t || s.previous.as_deref() == Some(t);
         let by_token =
             offered.and_then(|t| self.slots.iter().position(|s| opens(s, t) && s.sub == sub));
@@ -540,6 +565,68 @@ impl Model {
         }
     }
 
+    fn banned(&self, sub: &str, now: u64) -> bool {
+        self.bans.get(sub).is_some_and(|&until| now < until)
+    }
+
+    /// The bans in force at `now`.
+    fn live_bans(&self, now: u64) -> BTreeMap<String, u64> {
+        let live = self.bans.iter().filter(|(_, &until)| now < until);
+        live.map(|(s, u)| (s.clone(), *u)).collect()
+    }
+
+    /// The operator ends the call: lost sockets are caught up on, every connected socket is
+    /// told and closed, every slot freed with nobody left to tell, then the call ends.
+    /// Returns how many peers there were.
+    fn end(&mut self, env: &Env) -> usize {
+        self.catch_up(env);
+        let count = self.slots.len();
+        for slot in &mut self.slots {
+            if slot.away.is_none() {
+                say(&mut self.out, &slot.conn, Obs::Ended);
+                say(&mut self.out, &slot.conn, Obs::Close(4410));
+            }
+            slot.away = Some(env.now);
+        }
+        while !self.slots.is_empty() {
+            self.release(env, 0, "ended");
+        }
+        if self.in_session {
+            self.hooks.push("room.ended ended".into());
+            self.in_session = false;
+        }
+        count
+    }
+
+    /// The operator kicks the peer `target` names (a client id, or a `sub`), banning its
+    /// identity with `ban`. Returns whether the room held it.
+    fn kick(&mut self, env: &Env, target: &KickTarget, ban: bool) -> bool {
+        let find = |slots: &[MSlot]| {
+            slots.iter().position(|s| match target {
+                KickTarget::ClientId(id) => s.id == *id,
+                KickTarget::Sub(sub) => s.sub.as_deref() == Some(sub.as_str()),
+            })
+        };
+        let Some(index) = find(&self.slots) else {
+            return false;
+        };
+        if let (Some(sub), true) = (self.slots[index].sub.clone(), ban) {
+            let until = self.bans.entry(sub).or_default();
+            *until = (*until).max(env.now + BAN_MS);
+        }
+        self.catch_up(env);
+        let Some(index) = find(&self.slots) else {
+            return true;
+        };
+        if self.slots[index].away.is_none() {
+            let conn = self.slots[index].conn.clone();
+            say(&mut self.out, &conn, Obs::Kicked);
+            say(&mut self.out, &conn, Obs::Close(4403));
+        }
+        self.release(env, index, "kicked");
+        true
+    }
+
     fn alarm(&mut self, env: &Env) {
         self.catch_up(env);
         while let Some(i) = self
@@ -609,6 +696,15 @@ enum Op {
     Receiver {
         up: bool,
     },
+    /// The operator ends the call.
+    End,
+    /// The operator kicks the n-th client id seen (or, `by_sub`, identity `u{pick % 3}`),
+    /// banning it for [`BAN_MS`] with `ban`.
+    Kick {
+        pick: usize,
+        by_sub: bool,
+        ban: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -640,6 +736,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Evict),
         1 => Just(Op::Restart),
         1 => any::<bool>().prop_map(|up| Op::Receiver { up }),
+        1 => Just(Op::End),
+        2 => (0usize..4, any::<bool>(), any::<bool>())
+            .prop_map(|(pick, by_sub, ban)| Op::Kick { pick, by_sub, ban }),
     ]
 }
 
@@ -759,8 +858,8 @@ impl Sim {
                     assert_eq!(i, 0, "storage effect not first");
                     storage += 1;
                     assert!(
-                        !room.slots.is_empty() || !room.outbox.is_empty(),
-                        "an empty room with nothing to deliver is saved"
+                        !room.slots.is_empty() || !room.outbox.is_empty() || !room.bans.is_empty(),
+                        "an empty room with nothing to deliver and no ban is saved"
                     );
                     let json = serde_json::to_string(&room).unwrap();
                     let back: RoomState = serde_json::from_str(&json).unwrap();
@@ -774,6 +873,7 @@ impl Sim {
                             Presence::Connected => self.now + SWEEP_INTERVAL_MS,
                         })
                         .chain(room.outbox.first().map(|p| p.next_at))
+                        .chain(room.bans.iter().map(|b| b.until))
                         .min();
                     assert_eq!(next, expected, "next alarm is not the next deadline");
                     let alarm = match alarm_at {
@@ -829,7 +929,17 @@ impl Sim {
                     say(&mut self.step, &conn, observe(&frame));
                 }
                 Effect::SendText { conn, text } => {
-                    panic!("the room core sent text {text:?} to {conn}")
+                    assert_eq!(
+                        text,
+                        HttpError::Banned.frame(),
+                        "the room core sent text to {conn}"
+                    );
+                    assert_eq!(
+                        extra,
+                        Some(conn.as_str()),
+                        "a ban refused a socket in the room"
+                    );
+                    say(&mut self.step, &conn, Obs::Banned);
                 }
                 Effect::Close { conn, code } => {
                     assert!(
@@ -1028,8 +1138,8 @@ impl Sim {
                 assert_eq!(token, a.new_token);
                 self.tokens.get_mut(&id).unwrap().push(token);
             }
-            // Full, or refused by its budget (`rate-limited`).
-            Some(Obs::Full | Obs::Error) => {}
+            // Full, refused by its budget (`rate-limited`), or banned.
+            Some(Obs::Full | Obs::Error | Obs::Banned) => {}
             other => panic!("first frame on {} is {other:?}", a.conn),
         }
     }
@@ -1162,7 +1272,50 @@ impl Sim {
                 self.open.clear();
                 self.unanswered.clear();
             }
+            Op::End => {
+                let env = env_of!(self);
+                let count = self.model.end(&env);
+                let reply = self.admin(&AdminVerb::End {
+                    reason: "over".into(),
+                });
+                assert_eq!(reply, AdminReply::Ended(count), "end");
+            }
+            Op::Kick { pick, by_sub, ban } => {
+                let target = match (*by_sub, self.clients.is_empty()) {
+                    (true, _) => KickTarget::Sub(format!("u{}", pick % 3)),
+                    (false, true) => KickTarget::ClientId("nobody".into()),
+                    (false, false) => {
+                        KickTarget::ClientId(self.clients[pick % self.clients.len()].clone())
+                    }
+                };
+                let env = env_of!(self);
+                let found = self.model.kick(&env, &target, *ban);
+                let reply = self.admin(&AdminVerb::Kick(Kick {
+                    target,
+                    reason: String::new(),
+                    ban_seconds: if *ban { (BAN_MS / 1000) as u32 } else { 0 },
+                }));
+                let expected = match found {
+                    true => AdminReply::Kicked,
+                    false => AdminReply::Refused(HttpError::NoSuchPeer),
+                };
+                assert_eq!(reply, expected, "kick");
+            }
         }
+    }
+
+    /// An operator's verb, performed as the shell does; a refusal changes nothing.
+    fn admin(&mut self, verb: &AdminVerb) -> AdminReply {
+        let activity = self.activity();
+        let (reply, effects) = on_admin(self.load(), ROOM, verb, self.ctx(&activity));
+        if let AdminReply::Refused(_) = reply {
+            assert!(
+                effects.is_empty(),
+                "a refused verb has effects: {effects:?}"
+            );
+        }
+        self.perform(effects, None);
+        reply
     }
 
     /// Compares the step with the model and checks the invariants.
@@ -1184,11 +1337,24 @@ impl Sim {
             self.model.in_session = false;
         }
         let pending = self.check_events(what, stored.as_ref());
+        let bans = self.model.live_bans(self.now);
         assert_eq!(
             stored.is_none(),
-            self.model.slots.is_empty() && pending == 0,
-            "{what}: storage vs model (pending events: {pending})"
+            self.model.slots.is_empty() && pending == 0 && bans.is_empty(),
+            "{what}: storage vs model (pending events: {pending}, bans: {bans:?})"
         );
+        let stored_bans: BTreeMap<String, u64> = stored
+            .iter()
+            .flat_map(|r| r.bans.iter().map(|b| (b.sub.clone(), b.until)))
+            .collect();
+        assert_eq!(stored_bans, bans, "{what}: bans differ from the model");
+        for s in &slots {
+            let sub = s.identity.as_ref().map(|i| i.sub.as_str());
+            assert!(
+                sub.is_none_or(|sub| !bans.contains_key(sub)),
+                "{what}: banned identity {sub:?} holds a slot"
+            );
+        }
         assert!(slots.len() <= 2, "more than two slots");
         let ids: BTreeSet<&str> = slots.iter().map(|s| s.client_id.as_str()).collect();
         assert_eq!(ids.len(), slots.len(), "client ids not unique");
@@ -1250,7 +1416,8 @@ impl Sim {
         for (conn, list) in &got {
             let all = self.frames.entry(conn.clone()).or_default();
             all.extend(list.iter().cloned());
-            let refused = all[..] == [Obs::Error, Obs::Close(4429)];
+            let refused = all[..] == [Obs::Error, Obs::Close(4429)]
+                || all[..] == [Obs::Banned, Obs::Close(4403)];
             assert!(
                 all[0].is_welcome() || refused,
                 "first frame on {conn}: {:?}",

@@ -22,7 +22,7 @@
 
 use super::json::{self, Members};
 use duet::config::{Config, MAX_MESSAGE_BYTES_CEILING};
-use duet::effect::Effect;
+use duet::effect::SocketEffect;
 use duet::frame::{on_frame, Step};
 use duet::intake::Incoming;
 use duet::protocol::{CloseCode, ErrorCode, ServerFrame, PONG_TEXT};
@@ -131,15 +131,15 @@ fn observed<'s>(
     setup: &Setup,
 ) -> Outcome<'s> {
     let me = &registry.entries()[0];
-    let error_to_me = |effect: &Effect| match effect {
-        Effect::Send {
+    let error_to_me = |effect: &SocketEffect| match effect {
+        SocketEffect::Send {
             conn,
             frame: ServerFrame::Error { code, .. },
         } if conn == CONNS[0] => Some(*code),
         _ => None,
     };
-    let my_attachment = |effect: &Effect| match effect {
-        Effect::Attach { conn, info } if conn == CONNS[0] => {
+    let my_attachment = |effect: &SocketEffect| match effect {
+        SocketEffect::Attach { conn, info } if conn == CONNS[0] => {
             assert_eq!(info, &me.info, "the attachment is the registry's");
             assert_eq!(
                 info.bucket.as_ref(),
@@ -156,7 +156,7 @@ fn observed<'s>(
                 assert!(my_attachment(attach), "{effects:?}");
                 Outcome::RateLimited
             }
-            [Effect::SendText { conn, text }, attach] if conn == CONNS[0] => {
+            [SocketEffect::SendText { conn, text }, attach] if conn == CONNS[0] => {
                 assert_eq!(text, PONG_TEXT);
                 assert!(my_attachment(attach), "{effects:?}");
                 assert_eq!(me.info.last_ping, Some(now), "a ping is remembered");
@@ -170,11 +170,11 @@ fn observed<'s>(
                 Some(ErrorCode::BadReport) => Outcome::Report,
                 _ => panic!("{effects:?}"),
             },
-            [Effect::SendText { text, .. }, ..] => {
+            [SocketEffect::SendText { text, .. }, ..] => {
                 let conns: Vec<&str> = effects
                     .iter()
                     .map(|e| match e {
-                        Effect::SendText { conn, text: t } if t == text => conn.as_str(),
+                        SocketEffect::SendText { conn, text: t } if t == text => conn.as_str(),
                         other => panic!("a relay sends one text only: {other:?}"),
                     })
                     .collect();
@@ -193,7 +193,7 @@ fn observed<'s>(
             ([], RoomEvent::Leave { conn }) if conn == CONNS[0] => Outcome::Leave,
             ([], RoomEvent::Report { conn, .. }) if conn == CONNS[0] => Outcome::Report,
             (
-                [error, Effect::Close {
+                [error, SocketEffect::Close {
                     conn,
                     code: CloseCode::RateLimited,
                 }],

@@ -10,6 +10,7 @@
 //! fields are lines, and a client frame sequence is separated by ASCII RS (0x1e). The format of
 //! each target is in its module's doc comment and in docs/testing.md.
 
+pub mod admin;
 pub mod close;
 pub mod cloudflare;
 pub mod config;
@@ -22,13 +23,14 @@ pub mod ticket;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 6] = [
+pub const TARGETS: [Target; 7] = [
     ("frames", frames::check),
     ("close", close::check),
     ("route", route::check),
     ("config", config::check),
     ("cloudflare", cloudflare::check),
     ("ticket", ticket::check),
+    ("admin", admin::check),
 ];
 
 /// The input's lines, `None` past its end; a line of exactly `~` is `None` too (an absent

@@ -117,6 +117,8 @@ fn reference(
         ("/healthz", "GET" | "HEAD") => Ok(Route::Health),
         ("/healthz", _) => Err(HttpError::MethodNotAllowed),
         _ if path == "/api" || path.starts_with("/api/") => Err(HttpError::NotFound),
+        // The admin API, decided by `admin::route_admin` (its own target, `admin`).
+        _ if path == "/admin" || path.starts_with("/admin/") => Ok(Route::Admin),
         _ if room_name(&path[1..]) => Ok(Route::AppPage),
         _ => Ok(Route::Asset),
     }

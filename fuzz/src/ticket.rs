@@ -1,5 +1,5 @@
 //! Join tickets: `ticket::verify` and `ticket::base64url`, and the identity they yield on its
-//! way to the room (`route::encode_identity` / `decode_identity`).
+//! way to the room (inside the `admission::Admission` the Worker hands the room).
 //!
 //! Input, read twice:
 //! - as a ticket, as sent (which the fuzzer cannot sign, so it must be refused);
@@ -17,14 +17,14 @@
 //!   without S, nor with its signature changed; at `exp` + 30 s it is still valid, a second
 //!   later it has expired; with a cap of exactly `exp` - now - 30 s it is valid, with a second
 //!   less it is too long;
-//! - its identity crosses to the room (JSON, the identity header) unchanged, but for the last
+//! - its identity crosses to the room (JSON, the admission header) unchanged, but for the last
 //!   binary digit of a number that is not whole;
 //! - base64url decodes exactly what RFC 4648's decoder (the `base64` crate) decodes.
 
 use super::json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use duet::route::{decode_identity, encode_identity};
+use duet::admission::{Admission, Door, Join};
 use duet::ticket::{
     base64url, verify, Identity, TicketError, LEEWAY_S, MAX_META_BYTES, MAX_NAME_CHARS,
     MAX_SUB_CHARS, MAX_TICKET_BYTES,
@@ -203,9 +203,20 @@ fn check_ticket(ticket: &str) {
         assert!(json::is_json(&json));
         let again: Identity = serde_json::from_str(&json).expect("identity JSON parses");
         assert!(crosses(&identity, &again), "{identity:?} became {again:?}");
-        let header = encode_identity(&identity);
+        let join = Join {
+            identity: Some(identity.clone()),
+            ..Join::default()
+        };
+        let header = Admission::new(room, Door::Join(join)).encode();
         assert!(header.is_ascii());
-        let decoded = decode_identity(&header).expect("the identity header decodes");
+        let admission = Admission::decode(&header).expect("the admission header decodes");
+        let Door::Join(Join {
+            identity: Some(decoded),
+            ..
+        }) = admission.door
+        else {
+            panic!("{admission:?} lost its identity");
+        };
         assert!(
             crosses(&identity, &decoded),
             "{identity:?} became {decoded:?}"

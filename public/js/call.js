@@ -21,6 +21,8 @@
  * - `screen`: `detail = {sharing}`, we started or stopped sharing our screen.
  * - `e2e-confirmed`: `detail = {peer}`, with a `key`: the other side's link has the same key
  *   (`duet.js`); a `key-mismatch` `e2e-error` says the opposite;
+ * - the statuses `call-ended` and `removed`: the service's operator ended the call or removed us
+ *   from it (`docs/admin.md`); `operatorReason` holds the reason they gave (maybe empty);
  * - `refused`: `detail = {code, message, retryAfter?}`, the server refused to let us join
  *   (`duet.js`); `problem` then says why and what the person can do, and the status follows:
  *   `error` for a final refusal, a retry after `too-many-joins`.
@@ -143,6 +145,8 @@ export class Call extends EventTarget {
    * @type {import("./duet.js").RefusedDetail | null}
    */
   refusal = null;
+  /** The reason the operator gave for ending the call or removing us ("" if none). @type {string | null} */
+  operatorReason = null;
 
   #options;
   /** @type {import("./status.js").CallFacts["phase"]} */
@@ -200,6 +204,8 @@ export class Call extends EventTarget {
       this.#phase = "full";
       this.#update();
     });
+    signaling.addEventListener("ended", (e) => this.#onOperator("call-ended", e.detail.reason));
+    signaling.addEventListener("kicked", (e) => this.#onOperator("removed", e.detail.reason));
     signaling.addEventListener("error", (e) => {
       const { code, message } = e.detail;
       // `no-peer`: the peer is away, and what we sent is lost; recovery happens on its return.
@@ -504,9 +510,20 @@ export class Call extends EventTarget {
     this.negotiator?.resendPendingOffer();
   }
 
+  /**
+   * The operator ended the call or removed us: over for good (duet.js does not reconnect).
+   * @param {"call-ended" | "removed"} phase @param {unknown} reason
+   */
+  #onOperator(phase, reason) {
+    this.operatorReason = typeof reason === "string" ? reason : "";
+    this.#phase = phase;
+    this.#closePc();
+    this.#update();
+  }
+
   /** @param {{code: number, reason: string}} detail */
   #onSignalingClosed({ code, reason }) {
-    if (this.#phase === "ended" || this.#phase === "full") return;
+    if (["ended", "full", "call-ended", "removed"].includes(this.#phase)) return;
     if (this.refusal) {
       this.#phase = "error"; // `problem` holds the refusal's advice
     } else if (code === CloseCode.REPLACED) {
@@ -824,6 +841,8 @@ export function refusalAdvice({ code, retryAfter }) {
       return "The invitation in this link is for another call. Ask whoever invited you for the link to this call.";
     case RefusalCode.TOO_MANY_JOINS:
       return `Too many attempts to join from your network. Trying again in ${retryAfter ?? "a few"} seconds…`;
+    case RefusalCode.BANNED:
+      return "You were removed from this call and cannot join it again for now.";
     case RefusalCode.CONFIG_ERROR:
       return "The call service is not set up correctly and cannot take calls right now. Try again later; if it goes on, tell whoever runs this site.";
     default:

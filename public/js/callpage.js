@@ -4,8 +4,8 @@
  * on a room's page, so the start page stays light. No call logic here. Anything that came from
  * the peer (chat, photos, their name) is shown with `textContent` or as a blob URL, never as HTML.
  *
- * A call that is over (hung up, room full, refused, replaced by another tab, a key that cannot be
- * used, or any error) looks over: camera and microphone are released, the call controls and the
+ * A call that is over (hung up, room full, refused, replaced by another tab, ended by the
+ * operator, removed by the operator, a key that cannot be used, or any error) looks over: camera and microphone are released, the call controls and the
  * link are gone, and one next action is offered. Closing or leaving the page leaves the room, so
  * the other person learns at once; a drop is shown as a drop.
  *
@@ -20,7 +20,7 @@ import { newRoomName } from "./rooms.js";
 import { cryptoAvailable, isSecret, newSecret, secretFromFragment } from "./e2e.js";
 
 /** Statuses after which the call is over for this page ("refused": a refusal the server explained). */
-const FINISHED = new Set(["ended", "full", "replaced", "error", "refused"]);
+const FINISHED = new Set(["ended", "full", "replaced", "error", "refused", "call-ended", "removed"]);
 /** Statuses in which the link is worth sending: nobody is with us. */
 const ALONE = new Set(["starting", "waiting", "peer-left"]);
 /** Chat beside the video (and always open) from this width on; below, a panel. */
@@ -120,6 +120,10 @@ function statusText(call, wasConnected) {
       return "You left the call.";
     case "replaced":
       return "This call continued in another tab.";
+    case "call-ended":
+      return call.operatorReason ? `The call was ended: ${call.operatorReason}` : "The call was ended.";
+    case "removed":
+      return call.operatorReason ? `You were removed from this call: ${call.operatorReason}` : "You were removed from this call.";
     default:
       return call.problem ? `Something went wrong. ${call.problem}` : "Something went wrong.";
   }

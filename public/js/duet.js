@@ -6,13 +6,14 @@
  * `docs/protocol.md`) and keeps the connection alive:
  *
  * - one event per server frame type (`created`, `joined`, `peer-joined`, `ready`, `message`,
- *   `peer-away`, `peer-left`, `full`, `error`, `pong`, `ice-servers`), each a `CustomEvent`
- *   whose `detail` is the frame as received;
+ *   `peer-away`, `peer-left`, `full`, `error`, `pong`, `ice-servers`, `ended`, `kicked`), each a
+ *   `CustomEvent` whose `detail` is the frame as received;
  * - keep-alive: the exact text `{"type":"ping"}` at once on every welcome (so no slot of ours is
  *   ever unconfirmed) and every 20 s after, which the server's runtime answers without waking
  *   the room; a missing answer counts as a dropped connection;
- * - reconnect with exponential backoff and jitter after any drop except `leave()`, `full` and
- *   the close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
+ * - reconnect with exponential backoff and jitter after any drop except `leave()`, `full`,
+ *   `ended` and `kicked` (an operator ended the call or removed us: `docs/admin.md`) and the
+ *   close codes 4000 (replaced), 4408 (stale) and 4429 (rate limited). It resumes the slot
  *   with the resume token, which it keeps in `sessionStorage` per room, so a page reload resumes
  *   too. Emits `reconnecting` and `reconnected`, and `close` when it has stopped for good;
  * - refusals it can read: a join the server refuses in-band (`docs/protocol.md`, "In-band
@@ -83,7 +84,7 @@ export const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Server frame types; each is emitted as an event of the same name. */
 export const FRAME_TYPES = Object.freeze(
-  /** @type {const} */ (["created", "joined", "peer-joined", "ready", "message", "peer-away", "peer-left", "full", "error", "pong", "ice-servers"]),
+  /** @type {const} */ (["created", "joined", "peer-joined", "ready", "message", "peer-away", "peer-left", "full", "error", "pong", "ice-servers", "ended", "kicked"]),
 );
 
 /** Close codes of protocol v1. */
@@ -106,6 +107,12 @@ export const CloseCode = Object.freeze({
   TOO_MANY_JOINS: 4429,
   /** A join refused in-band because the server's configuration is unusable (`config-error`). */
   MISCONFIGURED: 4503,
+  /** The operator ended the call (after `ended`). */
+  ENDED: 4410,
+  /** The operator removed us from the room (after `kicked`); the same code as `FORBIDDEN`. */
+  KICKED: 4403,
+  /** A join refused in-band: our identity is banned from the room for now (after `refused`). */
+  BANNED: 4403,
   /** Used by this client when it drops a socket itself (no pong, `reconnect()`). */
   CLIENT_DROP: 4001,
 });
@@ -121,6 +128,9 @@ export const CloseReason = Object.freeze({
   FORBIDDEN: "forbidden",
   TOO_MANY_JOINS: "too many joins",
   MISCONFIGURED: "misconfigured",
+  ENDED: "ended",
+  KICKED: "kicked",
+  BANNED: "banned",
   CLIENT_DROP: "reconnect",
 });
 
@@ -157,6 +167,8 @@ export const RefusalCode = Object.freeze({
   TOO_MANY_JOINS: "too-many-joins",
   /** The server's configuration is unusable; only its operator can fix it. Final. */
   CONFIG_ERROR: "config-error",
+  /** An operator banned our identity from this room for now (`docs/admin.md`). Final. */
+  BANNED: "banned",
 });
 
 const REFUSAL_CODES = new Set(Object.values(RefusalCode));
@@ -170,6 +182,7 @@ const FINAL_CLOSE_CODES = new Set([
   CloseCode.TICKET_REFUSED,
   CloseCode.FORBIDDEN,
   CloseCode.MISCONFIGURED,
+  CloseCode.ENDED,
 ]);
 
 /** The subprotocol of protocol v1, offered on every socket; the server selects it. */
@@ -322,7 +335,19 @@ const OPEN = 1;
 
 /**
  * `peer-left`: the other peer's slot was released.
- * @typedef {{type: "peer-left", room: string, clientId: string, reason: "leave" | "closed" | "timeout" | "stale"}} PeerLeftFrame
+ * @typedef {{type: "peer-left", room: string, clientId: string, reason: "leave" | "closed" | "timeout" | "stale" | "ended" | "kicked"}} PeerLeftFrame
+ */
+
+/**
+ * `ended`: an operator ended the call (`docs/admin.md`); the 4410 close follows, and the client
+ * does not reconnect.
+ * @typedef {{type: "ended", room: string, reason: string}} EndedFrame
+ */
+
+/**
+ * `kicked`: an operator removed you from the room; the 4403 close follows, and the client does
+ * not reconnect. A ban may keep your identity out for a while (`refused` with `banned`).
+ * @typedef {{type: "kicked", room: string, reason: string}} KickedFrame
  */
 
 /**
@@ -354,7 +379,8 @@ const OPEN = 1;
 
 /**
  * @typedef {CreatedFrame | JoinedFrame | PeerJoinedFrame | ReadyFrame | MessageFrame | PeerAwayFrame
- *   | PeerLeftFrame | FullFrame | ErrorFrame | RefusalFrame | PongFrame | IceServersFrame} ServerFrame
+ *   | PeerLeftFrame | FullFrame | ErrorFrame | RefusalFrame | PongFrame | IceServersFrame | EndedFrame
+ *   | KickedFrame} ServerFrame
  */
 
 /**
@@ -437,6 +463,8 @@ const OPEN = 1;
  *   error: CustomEvent<ErrorFrame>,
  *   pong: CustomEvent<PongFrame>,
  *   "ice-servers": CustomEvent<IceServersFrame>,
+ *   ended: CustomEvent<EndedFrame>,
+ *   kicked: CustomEvent<KickedFrame>,
  *   frame: CustomEvent<ServerFrame | {type: string, [field: string]: unknown}>,
  *   reconnecting: CustomEvent<ReconnectingDetail>,
  *   reconnected: CustomEvent<ReconnectedDetail>,
@@ -602,6 +630,8 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
   /** Whether `e2e-confirmed` was emitted for the current pairing. */
   #confirmEmitted = false;
   #full = false;
+  /** An operator ended the call or removed us: our slot is gone, and so is its token. */
+  #removed = false;
   /** The room's AES-GCM key with a `key` option, else null. @type {Promise<CryptoKey> | null} */
   #key = null;
   /** Encrypted sends, chained so frames leave in the order of `send()`. */
@@ -1108,6 +1138,10 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
       case "full":
         this.#full = true;
         break;
+      case "ended":
+      case "kicked":
+        this.#removed = true;
+        break;
       case "ice-servers":
         this.#setIceServers(frame.iceServers, frame.expiresAt);
         break;
@@ -1186,7 +1220,7 @@ export class DuetConnection extends /** @type {new () => TypedEventTarget<DuetEv
     this.#refusal = null;
     if (refusal) {
       this.#afterRefusal(refusal, code, reason);
-    } else if (this.#full || code === CloseCode.ROOM_FULL || code === CloseCode.STALE) {
+    } else if (this.#full || this.#removed || code === CloseCode.ROOM_FULL || code === CloseCode.STALE) {
       this.#forget();
       this.#finish(code, reason);
     } else if (FINAL_CLOSE_CODES.has(code)) {

@@ -7,12 +7,15 @@
 
 /**
  * @typedef {"starting" | "waiting" | "connecting" | "connected" | "interrupted" | "video-stopped" |
- *   "reconnecting" | "peer-reconnecting" | "peer-left" | "full" | "ended" | "replaced" | "error"} Status
+ *   "reconnecting" | "peer-reconnecting" | "peer-left" | "full" | "ended" | "replaced" | "error" |
+ *   "call-ended" | "removed"} Status
  */
 
 /**
  * @typedef {object} CallFacts
- * @property {"starting" | "in-room" | "full" | "ended" | "replaced" | "error"} phase
+ * @property {"starting" | "in-room" | "full" | "ended" | "replaced" | "error" | "call-ended" | "removed"} phase
+ *   ("ended": we hung up; "call-ended": the operator ended the call; "removed": the operator
+ *   removed us, docs/admin.md)
  * @property {"connecting" | "open" | "reconnecting" | "closed"} signaling
  * @property {"none" | "present" | "away" | "left"} peer
  * @property {RTCPeerConnectionState | null} media the peer connection's state, if there is one

@@ -20,7 +20,7 @@
 
 use super::{Ctx, RoomState};
 use crate::rate::RateLimiter;
-use crate::slots::KeptBucket;
+use crate::room_state::KeptBucket;
 use crate::ticket::Identity;
 use crate::token::{hash, to_hex};
 use hmac::{Hmac, Mac};

@@ -84,6 +84,17 @@ impl RoomState {
                 .into_iter()
                 .collect();
         }
+        self.count_call(ctx);
+        if self.slots.is_empty() {
+            self.end_session(ctx, None);
+        }
+        let dropped = self.trim_outbox();
+        (0..dropped).map(|_| self.dropped("outbox-full")).collect()
+    }
+
+    /// Adds the stretch during which both slots were connected to the call's duration, once
+    /// it ends.
+    pub(super) fn count_call(&mut self, ctx: Ctx) {
         let both =
             self.slots.len() == 2 && self.slots.iter().all(|s| s.presence == Presence::Connected);
         if let Some(session) = &mut self.session {
@@ -96,27 +107,29 @@ impl RoomState {
                 _ => {}
             }
         }
-        if self.slots.is_empty() {
-            if let Some(session) = self.session.clone() {
-                // Whoever left last ended it.
-                let by = self.outbox.last().map(|p| p.by.clone()).unwrap_or_default();
-                let ended = Hook::RoomEnded {
-                    started_at: session.started_at,
-                    ended_at: ctx.now,
-                    call_ms: session.call_ms,
-                };
-                self.emit(ctx, ended, by);
-                if !session.joined_by_another {
-                    let prefix = format!("{}-", session.id);
-                    for pending in &mut self.outbox {
-                        pending.lone |= pending.id.starts_with(&prefix);
-                    }
-                }
-                self.session = None;
+    }
+
+    /// The session's `room.ended` now, with `reason` (`None`: the room simply emptied).
+    pub(super) fn end_session(&mut self, ctx: Ctx, reason: Option<&'static str>) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        // Whoever left last ended it.
+        let by = self.outbox.last().map(|p| p.by.clone()).unwrap_or_default();
+        let ended = Hook::RoomEnded {
+            started_at: session.started_at,
+            ended_at: ctx.now,
+            call_ms: session.call_ms,
+            reason,
+        };
+        self.emit(ctx, ended, by);
+        if !session.joined_by_another {
+            let prefix = format!("{}-", session.id);
+            for pending in &mut self.outbox {
+                pending.lone |= pending.id.starts_with(&prefix);
             }
         }
-        let dropped = self.trim_outbox();
-        (0..dropped).map(|_| self.dropped("outbox-full")).collect()
+        self.session = None;
     }
 
     /// The outcome of delivering `id`. Only the head is ever in flight; an outcome for any

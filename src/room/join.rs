@@ -10,6 +10,7 @@ use crate::protocol::{
 };
 use crate::rate::RateLimiter;
 use crate::registry::SocketInfo;
+use crate::route::HttpError;
 use crate::turn;
 use crate::webhook::Hook;
 
@@ -23,6 +24,10 @@ enum Resumed {
 impl RoomState {
     pub(super) fn join(&mut self, ctx: Ctx, arrival: Arrival) -> (Accept, Vec<Effect>) {
         let mut out = self.reconcile(ctx);
+        let sub = arrival.identity.as_ref().map(|i| i.sub.as_str());
+        if sub.is_some_and(|sub| self.is_banned(sub, ctx.now)) {
+            return self.banned(arrival, out);
+        }
         if let Some(index) = self.held_by(&arrival) {
             return self.resume(ctx, index, arrival, out);
         }
@@ -71,6 +76,9 @@ impl RoomState {
     ) -> (Accept, Vec<Effect>) {
         let client_id = arrival.new_client_id.clone();
         let starts = self.slots.is_empty();
+        if starts {
+            self.started_at.get_or_insert(ctx.now);
+        }
         let resumed = (!starts).then_some(false);
         self.slots.push(Slot {
             client_id: client_id.clone(),
@@ -83,6 +91,7 @@ impl RoomState {
             key,
             untold: false,
             reports: 0,
+            since: ctx.now,
         });
         // A room emptied earlier in this same decision (a restart caught up on with no
         // grace) never ended: its call goes on.
@@ -129,6 +138,7 @@ impl RoomState {
         slot.previous_token_hash = arrival.resume_hash.clone().filter(|hash| opens(slot, hash));
         slot.token_hash = arrival.new_token_hash.clone();
         slot.presence = Presence::Connected;
+        slot.since = ctx.now;
         let client_id = slot.client_id.clone();
         if live.is_some() {
             out.push(Effect::Close {
@@ -154,6 +164,21 @@ impl RoomState {
         out.push(Effect::Close {
             conn: arrival.conn,
             code: CloseCode::RateLimited,
+        });
+        (Accept::Refuse, out)
+    }
+
+    /// The arrival's identity is banned: `error` `banned` and close 4403, before any slot or
+    /// budget is looked at, so neither a fresh ticket nor a resume token gets past it.
+    fn banned(&self, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
+        out.push(Effect::Log(LogEvent::room("banned", &self.name)));
+        out.push(Effect::SendText {
+            conn: arrival.conn.clone(),
+            text: HttpError::Banned.frame(),
+        });
+        out.push(Effect::Close {
+            conn: arrival.conn,
+            code: CloseCode::Banned,
         });
         (Accept::Refuse, out)
     }
@@ -328,6 +353,7 @@ impl RoomState {
             .chain([self.log("ready", &first.client_id, None)])
             .collect();
         self.ready_pair = Some(pair.clone());
+        self.call_started_at.get_or_insert(ctx.now);
         let by = self.causer(by);
         self.emit(
             ctx,

@@ -22,6 +22,7 @@ impl RoomState {
         for slot in &mut self.slots {
             if gone.contains(&slot.client_id) {
                 slot.presence = Presence::Away { deadline };
+                slot.since = ctx.now;
             }
         }
         let mut out = Vec::new();
@@ -87,6 +88,7 @@ impl RoomState {
         slot.presence = Presence::Away {
             deadline: ctx.now.saturating_add(ctx.config.resume_grace_ms),
         };
+        slot.since = ctx.now;
         if let Some(mut bucket) = bucket {
             // The client's own drop: told only if its budget pays for it and its return.
             let grace = ctx.config.resume_grace_ms > 0;

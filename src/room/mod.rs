@@ -8,24 +8,29 @@
 //! - `hooks`: the webhook events of those transitions, the call's duration, and what a
 //!   delivery changes in the outbox.
 
+mod admin;
 mod budget;
 mod hooks;
 mod join;
 mod lifecycle;
 mod reported;
 
+pub use admin::{AdminReply, PeerView, RoomView};
+
+use crate::admin::AdminVerb;
 use crate::config::Config;
 use crate::effect::{Effect, LogEvent};
 use crate::protocol::{LeaveReason, ServerFrame};
 use crate::rate::RateLimiter;
 use crate::registry::{Activity, SocketInfo};
 use crate::report::Report;
-pub use crate::slots::{Presence, RoomState, Slot};
+pub use crate::room_state::{Presence, RoomState, Slot};
+use crate::route::HttpError;
 use crate::ticket::Identity;
 use crate::turn::CloudflareIce;
 use crate::webhook::{Hook, Outcome};
 
-pub use crate::slots::SWEEP_INTERVAL_MS;
+pub use crate::room_state::SWEEP_INTERVAL_MS;
 
 /// What a decision may look at besides the stored state.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +105,7 @@ pub fn on_join(stored: Option<RoomState>, name: &str, arrival: Arrival, ctx: Ctx
     let mut room = stored.clone().unwrap_or_else(|| RoomState::new(name));
     let (accept, mut effects) = room.join(ctx, arrival);
     effects.extend(room.account(ctx));
+    room.tidy(ctx.now);
     Joining {
         accept,
         effects: persist(stored.as_ref(), room, ctx.now, false, effects),
@@ -120,8 +126,40 @@ pub fn on_event(stored: Option<RoomState>, event: RoomEvent, ctx: Ctx) -> Vec<Ef
         RoomEvent::Report { conn, report } => room.reported(ctx, conn, *report),
     };
     effects.extend(room.account(ctx));
+    room.tidy(ctx.now);
     let fired = event == RoomEvent::Alarm;
     persist(stored.as_ref(), room, ctx.now, fired, effects)
+}
+
+/// An operator's `verb` on room `name`. A look changes nothing, and a verb on a room that
+/// stores nothing stores nothing.
+pub fn on_admin(
+    stored: Option<RoomState>,
+    name: &str,
+    verb: &AdminVerb,
+    ctx: Ctx,
+) -> (AdminReply, Vec<Effect>) {
+    let Some(mut room) = stored.clone() else {
+        return match verb {
+            AdminVerb::Inspect => (AdminReply::Room(RoomState::new(name).view(ctx.now)), vec![]),
+            AdminVerb::End { .. } => (AdminReply::Ended(0), vec![]),
+            AdminVerb::Kick(_) => (AdminReply::Refused(HttpError::NoSuchPeer), vec![]),
+        };
+    };
+    let (reply, mut effects) = match verb {
+        AdminVerb::Inspect => return (AdminReply::Room(room.view(ctx.now)), vec![]),
+        AdminVerb::End { reason } => room.end(ctx, reason),
+        AdminVerb::Kick(kick) => room.kick(ctx, kick),
+    };
+    if let AdminReply::Refused(_) = reply {
+        return (reply, effects);
+    }
+    effects.extend(room.account(ctx));
+    room.tidy(ctx.now);
+    (
+        reply,
+        persist(stored.as_ref(), room, ctx.now, false, effects),
+    )
 }
 
 /// Puts the storage effect for `before` → `after` ahead of `effects`. With `fired` (the alarm
@@ -161,12 +199,21 @@ fn persist(
 }
 
 impl RoomState {
+    /// After every decision: forgets ended bans, and the times of a call once the room is
+    /// empty.
+    fn tidy(&mut self, now: u64) {
+        self.drop_ended_bans(now);
+        if self.slots.is_empty() {
+            self.started_at = None;
+            self.call_started_at = None;
+        }
+    }
+
     fn log(&self, event: &'static str, client_id: &str, reason: Option<&'static str>) -> Effect {
         Effect::Log(LogEvent {
-            event,
-            room: self.name.clone(),
             client_id: Some(client_id.to_owned()),
             reason,
+            ..LogEvent::room(event, &self.name)
         })
     }
 
@@ -193,7 +240,11 @@ impl RoomState {
         self.ready_pair = None;
         let live = ctx.activity.get(&slot.conn).map(|l| l.bucket.clone());
         let mut bucket = live.or_else(|| slot.bucket.clone());
-        if reason != LeaveReason::Stale {
+        // Neither a stale eviction nor an operator's removal is the client's doing.
+        if !matches!(
+            reason,
+            LeaveReason::Stale | LeaveReason::Ended | LeaveReason::Kicked
+        ) {
             if let Some(bucket) = &mut bucket {
                 let (burst, rate) = (ctx.config.rate_limit_burst, ctx.config.rate_limit_per_sec);
                 bucket.spend(1, ctx.now, burst, rate);
@@ -221,7 +272,7 @@ impl RoomState {
 }
 
 /// Compares token hashes without leaking how many leading characters matched.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

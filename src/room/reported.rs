@@ -28,10 +28,9 @@ impl RoomState {
             Outcome::Failed => "call-failed",
         };
         let log = Effect::Log(LogEvent {
-            event,
-            room: self.name.clone(),
             client_id: Some(client_id.clone()),
             reason: Some(report.outcome.summary()),
+            ..LogEvent::room(event, &self.name)
         });
         self.emit(ctx, Hook::CallReported { client_id, report }, by);
         vec![log]

@@ -876,5 +876,6 @@ fn a_resume_token_opens_only_a_slot_of_the_same_identity() {
     assert!(wire(&effects)[0].1.contains(r#""clientId":"c1""#));
 }
 
+mod admin;
 mod budget;
 mod hooks;

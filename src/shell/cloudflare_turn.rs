@@ -1,7 +1,8 @@
 //! Fetches Cloudflare TURN credentials, at most once per half credential lifetime per isolate,
 //! with a timeout. A failure is logged and the join goes on with the configured STUN list.
 
-use super::platform::{now_ms, post_request};
+use super::platform::{self, now_ms, post_request};
+use crate::effect::LogEvent;
 use crate::turn::{
     parse_cloudflare, Cached, CloudflareIce, CloudflareTurn, TurnError, CLOUDFLARE_TIMEOUT_MS,
 };
@@ -10,7 +11,7 @@ use serde_json::Value;
 use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Duration;
-use worker::{console_error, AbortController, Delay, Fetch};
+use worker::{AbortController, Delay, Fetch};
 
 thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
@@ -31,10 +32,12 @@ pub async fn ice_servers(turn: &CloudflareTurn) -> CloudflareIce {
                 TurnError::Status(code) => Some(code),
                 _ => None,
             };
-            console_error!(
-                "{}",
-                serde_json::json!({"event": "turn-error", "kind": err.kind(), "status": status})
-            );
+            platform::log_error(&LogEvent {
+                event: "turn-error",
+                kind: Some(err.kind()),
+                status,
+                ..LogEvent::default()
+            });
             Cached::failed(now)
         }
     };

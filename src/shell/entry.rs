@@ -1,20 +1,21 @@
-//! The Worker's `fetch`: routes by [`crate::route::route`], forwards sockets to the room's
-//! Durable Object (returning its 101 untouched), refuses as [`crate::route::refusal`] decides
-//! (an HTTP error, or in-band on a socket of its own), and serves the app from the assets
-//! binding.
+//! The Worker's `fetch`: routes by [`crate::route::route`], decides everything about a socket
+//! or an admin request once and hands the room's Durable Object a typed
+//! [`crate::admission::Admission`] (returning its 101 or its answer untouched), refuses as
+//! [`crate::route::refusal`] decides (an HTTP error, or in-band on a socket of its own), and
+//! serves the app from the assets binding.
 
-use super::platform;
+use super::platform::{self, json_response};
+use crate::admin::{parse_verb, route_admin, VerbKind};
+use crate::admission::{Admission, Door, Join, ADMISSION_HEADER};
 use crate::config::Config;
+use crate::effect::LogEvent;
 use crate::placement::location_hint;
 use crate::route::{
-    encode_identity, join_limit_keys, refusal, refusal_limit_key, route, Access, HttpError,
-    Offered, Refusal, RequestParts, Route, UrlParts, IDENTITY_HEADER, JOIN_LIMITER, SUBPROTOCOL,
+    join_limit_keys, refusal, refusal_limit_key, route, Access, HttpError, Offered, Refusal,
+    RequestParts, Route, UrlParts, JOIN_LIMITER, SUBPROTOCOL,
 };
-use crate::ticket::Identity;
-use worker::{
-    console_error, console_log, event, Context, Env, Headers, Request, Response, Result,
-    WebSocketPair,
-};
+use crate::token;
+use worker::{event, Context, Env, Request, Result, WebSocketPair};
 
 #[event(start)]
 fn start() {
@@ -30,10 +31,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
         Ok(response) => Ok(response),
         Err(err) => {
             // Details go to the log only; the client gets a fixed message.
-            console_error!(
-                "{}",
-                serde_json::json!({"event": "internal-error", "message": err.to_string()})
-            );
+            platform::log_error(&LogEvent::problem("internal-error", err.to_string()));
             json_response(
                 500,
                 r#"{"error":{"code":"internal","message":"internal error"}}"#,
@@ -42,76 +40,135 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     }
 }
 
+/// The headers routing reads, read once.
+struct Heads {
+    origin: Option<String>,
+    upgrade: Option<String>,
+    ws_key: Option<String>,
+    ws_version: Option<String>,
+    protocols: Option<String>,
+    ip: String,
+}
+
+impl Heads {
+    fn read(headers: &web_sys::Headers) -> Result<Heads> {
+        Ok(Heads {
+            origin: headers.get("Origin")?,
+            upgrade: headers.get("Upgrade")?,
+            ws_key: headers.get("Sec-WebSocket-Key")?,
+            ws_version: headers.get("Sec-WebSocket-Version")?,
+            protocols: headers.get("Sec-WebSocket-Protocol")?,
+            // The client's address, as the join limit keys it.
+            ip: headers.get("CF-Connecting-IP")?.unwrap_or_default(),
+        })
+    }
+}
+
 async fn handle(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
     let config = platform::config(env);
     let url_text = req.url();
     let url = UrlParts::split(&url_text).ok_or("request URL without a scheme")?;
-    let headers = req.headers();
-    let origin = headers.get("Origin")?;
-    let upgrade = headers.get("Upgrade")?;
-    let ws_key = headers.get("Sec-WebSocket-Key")?;
-    let ws_version = headers.get("Sec-WebSocket-Version")?;
-    let protocols = headers.get("Sec-WebSocket-Protocol")?;
-    let offered = Offered::parse(protocols.as_deref());
+    let heads = Heads::read(&req.headers())?;
+    let offered = Offered::parse(heads.protocols.as_deref());
     let method = req.method();
     let parts = RequestParts {
         method: &method,
         path: url.path,
-        origin: origin.as_deref(),
+        origin: heads.origin.as_deref(),
         own_origin: url.origin,
-        upgrade: upgrade.as_deref(),
-        ws_key: ws_key.as_deref(),
-        ws_version: ws_version.as_deref(),
+        upgrade: heads.upgrade.as_deref(),
+        ws_key: heads.ws_key.as_deref(),
+        ws_version: heads.ws_version.as_deref(),
         ticket: offered.ticket.or_else(|| url.param("ticket")),
     };
     let access = Access::of(&config, platform::now_ms() / 1000);
     // How a refusal of this request is delivered: in-band to a client that can read it.
     let answer = |err| deliver(refusal(err, parts, &access, offered.v1));
     match route(parts, &access) {
-        Err(err) => answer(limit_refusal(env, &headers, err).await?),
+        Err(err) => answer(limit_refusal(env, &heads.ip, err).await?),
         Ok(Route::Health) => json_response(
             200,
-            &serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}).to_string(),
+            concat!(
+                r#"{"status":"ok","version":""#,
+                env!("CARGO_PKG_VERSION"),
+                r#""}"#
+            ),
         ),
         Ok(Route::Socket { room, identity }) => {
-            let ip = client_ip(&headers)?;
-            if let Err(err) = check_join_limits(env, &join_limit_keys(&ip, identity.as_ref())).await
+            if let Err(err) = spend_join(env, &join_limit_keys(&heads.ip, identity.as_ref())).await
             {
                 return answer(err);
             }
-            to_room(&req, env, &config, &room, identity.as_ref()).await
+            let join = Join {
+                v1: offered.v1,
+                resume_hash: token::resume_hash(offered.resume.or_else(|| url.param("resume"))),
+                identity,
+                address: Some(heads.ip).filter(|ip| !ip.is_empty()),
+            };
+            to_room(&req, env, &config, &room, Door::Join(join)).await
         }
-        Ok(Route::AppPage) => {
-            // A plain GET built by the runtime: `Fetcher::fetch` would convert a workers-rs
-            // `RequestInit`, which brings serde-wasm-bindgen into the module for its `cf` field.
-            let index = web_sys::Request::new_with_str(&format!("{}/", url.origin))?;
-            let assets = env.assets("ASSETS")?;
-            assets
-                .fetch_request(Request::from(index))
-                .await
-                .map(Into::into)
-        }
-        Ok(Route::Asset) => {
-            let assets = env.assets("ASSETS")?;
-            assets
-                .fetch_request(Request::from(req))
-                .await
-                .map(Into::into)
-        }
+        Ok(Route::Admin) => admin(req, env, &config, url.path, &heads.ip).await,
+        Ok(Route::AppPage) => assets(env, Some(url.origin), req).await,
+        Ok(Route::Asset) => assets(env, None, req).await,
     }
 }
 
-/// The client's address, as the join limit keys it.
-fn client_ip(headers: &web_sys::Headers) -> Result<String> {
-    Ok(headers.get("CF-Connecting-IP")?.unwrap_or_default())
+/// The app page (`origin`'s `/`), or the asset `req` asks for.
+async fn assets(
+    env: &Env,
+    app_page_of: Option<&str>,
+    req: web_sys::Request,
+) -> Result<web_sys::Response> {
+    let assets = env.assets("ASSETS")?;
+    let req = match app_page_of {
+        // A plain GET built by the runtime: `Fetcher::fetch` would convert a workers-rs
+        // `RequestInit`, which brings serde-wasm-bindgen into the module for its `cf` field.
+        Some(origin) => web_sys::Request::new_with_str(&format!("{origin}/"))?,
+        None => req,
+    };
+    assets
+        .fetch_request(Request::from(req))
+        .await
+        .map(Into::into)
 }
 
-/// The refusal a refused request gets. A ticket refusal costs the address a join first, so
-/// guessing tickets is limited like joining: once the address has none left, the answer is
-/// `too-many-joins`. Only refusals wait for the limiter here, never a join.
-async fn limit_refusal(env: &Env, headers: &web_sys::Headers, err: HttpError) -> Result<HttpError> {
-    if let Some(key) = refusal_limit_key(err, &client_ip(headers)?) {
-        if let Err(over) = check_join_limit(env, &key).await {
+/// An admin request: who asks, which verb, its body, all checked here; then the verb goes to
+/// the room's object, which answers.
+async fn admin(
+    req: web_sys::Request,
+    env: &Env,
+    config: &Config,
+    path: &str,
+    ip: &str,
+) -> Result<web_sys::Response> {
+    let authorization = req.headers().get("Authorization")?;
+    let checked = route_admin(&config.admin, &req.method(), path, authorization.as_deref());
+    let (room, kind) = match checked {
+        Ok(checked) => checked,
+        Err(err) => return error_response(limit_refusal(env, ip, err).await?),
+    };
+    let body = match kind {
+        VerbKind::Inspect => String::new(),
+        _ => body_text(&req).await?,
+    };
+    match parse_verb(kind, &body) {
+        Ok(verb) => to_room(&req, env, config, room, Door::Admin(verb)).await,
+        Err(err) => error_response(err),
+    }
+}
+
+/// The request's body as text (`parse_verb` refuses one over `MAX_BODY_BYTES`).
+async fn body_text(req: &web_sys::Request) -> Result<String> {
+    let text = js_sys::futures::JsFuture::from(req.text()?).await?;
+    Ok(text.as_string().unwrap_or_default())
+}
+
+/// The refusal a refused request gets. A ticket or admin secret refusal costs the address a
+/// join first, so guessing is limited like joining: once the address has none left, the
+/// answer is `too-many-joins`. Only refusals wait for the limiter here, never a join.
+async fn limit_refusal(env: &Env, ip: &str, err: HttpError) -> Result<HttpError> {
+    if let Some(key) = refusal_limit_key(err, ip) {
+        if let Err(over) = spend_join_key(env, &key).await {
             return Ok(over);
         }
     }
@@ -135,14 +192,14 @@ fn deliver(refusal: Refusal) -> Result<web_sys::Response> {
     }
 }
 
-/// Forwards an admitted socket to its room's Durable Object, placed near the client (and in
-/// the jurisdiction, if one is set), with the identity its ticket vouched for.
+/// Hands `door` to room `room`'s Durable Object, placed near the client (and in the
+/// jurisdiction, if one is set), and returns its answer.
 async fn to_room(
     req: &web_sys::Request,
     env: &Env,
     config: &Config,
     room: &str,
-    identity: Option<&Identity>,
+    door: Door,
 ) -> Result<web_sys::Response> {
     let cf = platform::cf(req);
     let field = |key| cf.as_ref().and_then(|cf| platform::cf_field(cf, key));
@@ -153,94 +210,64 @@ async fn to_room(
             .and_then(|cf| platform::cf_number(cf, "longitude")),
     );
     if config.log_level.writes_info() {
-        console_log!(
-            "{}",
-            serde_json::json!({
-                "event": "placement",
-                "room": room,
-                "locationHint": hint,
-                "jurisdiction": config.room_jurisdiction,
-            })
-        );
+        platform::log(&LogEvent {
+            location_hint: hint,
+            jurisdiction: config.room_jurisdiction,
+            ..LogEvent::room("placement", room)
+        });
     }
     let mut rooms = env.durable_object("ROOMS")?;
     if let Some(jurisdiction) = config.room_jurisdiction {
         rooms = platform::in_jurisdiction(&rooms, jurisdiction)?;
     }
-    match identity {
-        None => platform::room_fetch(&rooms, room, hint, req).await,
-        Some(identity) => {
-            let forwarded = with_identity(req, identity)?;
-            platform::room_fetch(&rooms, room, hint, &forwarded).await
-        }
-    }
+    let upgrade = matches!(door, Door::Join(_));
+    let admission = Admission::new(room, door).encode();
+    let forwarded = platform::admission_request(&admission, ADMISSION_HEADER, upgrade)?;
+    platform::room_fetch(&rooms, room, hint, &forwarded).await
 }
 
 /// The one place an [`HttpError`] becomes a response.
 fn error_response(err: HttpError) -> Result<web_sys::Response> {
-    let mut response = json(err.status(), &err.body())?;
+    let response = json_response(err.status(), &err.body())?;
     if let Some(s) = err.retry_after_s() {
-        response.headers_mut().set("Retry-After", &s.to_string())?;
+        response.headers().set("Retry-After", &s.to_string())?;
     }
-    Ok(response.into())
+    Ok(response)
 }
 
-/// Refuses a join over the `JOIN_LIMITER` binding's limit for `key`. Without the binding
-/// there is no limit, which is logged once.
-async fn check_join_limit(env: &Env, key: &str) -> std::result::Result<(), HttpError> {
+/// Spends one join of `key`'s allowance at the `JOIN_LIMITER` binding, or refuses the request
+/// over it. Without the binding there is no limit, which is logged once.
+async fn spend_join_key(env: &Env, key: &str) -> std::result::Result<(), HttpError> {
     match platform::within_limit(env, JOIN_LIMITER, key).await {
         Some(true) => Ok(()),
         Some(false) => Err(HttpError::TooManyJoins),
         None => {
             if !LIMITER_WARNED.replace(true) {
-                console_error!(
-                    r#"{{"event":"config-error","message":"no JOIN_LIMITER rate limiting binding: joins are not limited"}}"#
-                );
+                platform::log_error(&LogEvent::problem(
+                    "config-error",
+                    "no JOIN_LIMITER rate limiting binding: joins are not limited".to_owned(),
+                ));
             }
             Ok(())
         }
     }
 }
 
-/// Checks every key of a join (over any limit, the join is refused). With a ticket, the IP's
-/// and the identity's limits are asked at once: the join waits for one round trip to the
-/// limiter, not two.
-async fn check_join_limits(env: &Env, keys: &[String]) -> std::result::Result<(), HttpError> {
+/// Spends a join of every key of a join (over any limit, the join is refused). With a ticket,
+/// the IP's and the identity's limits are asked at once: the join waits for one round trip to
+/// the limiter, not two.
+async fn spend_join(env: &Env, keys: &[String]) -> std::result::Result<(), HttpError> {
     if let [ip, sub] = keys {
         let (ip, sub) =
-            futures_util::future::join(check_join_limit(env, ip), check_join_limit(env, sub)).await;
+            futures_util::future::join(spend_join_key(env, ip), spend_join_key(env, sub)).await;
         return ip.and(sub);
     }
     for key in keys {
-        check_join_limit(env, key).await?;
+        spend_join_key(env, key).await?;
     }
     Ok(())
 }
 
 thread_local! {
     static LIMITER_WARNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// The socket request for the room's object, carrying the identity the ticket vouched for in
-/// a header of its own; whatever the client sent under that name is replaced. Built with the
-/// runtime's own `Request`: workers-rs' `RequestInit` would bring its `cf` serializer along.
-fn with_identity(req: &web_sys::Request, identity: &Identity) -> Result<web_sys::Request> {
-    let headers = web_sys::Headers::new_with_headers(req.headers().as_ref())?;
-    headers.set(IDENTITY_HEADER, &encode_identity(identity))?;
-    let init = web_sys::RequestInit::new();
-    init.set_headers(headers.as_ref());
-    Ok(web_sys::Request::new_with_request_and_init(req, &init)?)
-}
-
-fn json_response(status: u16, body: &str) -> Result<web_sys::Response> {
-    json(status, body).map(Into::into)
-}
-
-fn json(status: u16, body: &str) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json; charset=utf-8")?;
-    headers.set("Cache-Control", "no-store")?;
-    Ok(Response::ok(body)?
-        .with_status(status)
-        .with_headers(headers))
 }

@@ -116,10 +116,7 @@ pub fn config(env: &Env) -> Rc<Config> {
         cell.get_or_init(|| {
             let (config, warnings) = Config::from_vars(|name| var(env, name));
             for warning in warnings {
-                console_error!(
-                    "{}",
-                    serde_json::json!({"event": "config-error", "message": warning.to_string()})
-                );
+                log_error(&LogEvent::problem("config-error", warning.to_string()));
             }
             Rc::new(config)
         })
@@ -132,6 +129,48 @@ pub fn log(event: &LogEvent) {
     if let Ok(line) = serde_json::to_string(event) {
         console_log!("{line}");
     }
+}
+
+/// One JSON line about a problem, written whatever `LOG_LEVEL` says.
+pub fn log_error(event: &LogEvent) {
+    if let Ok(line) = serde_json::to_string(event) {
+        console_error!("{line}");
+    }
+}
+
+/// A JSON answer that no cache keeps.
+pub fn json_response(status: u16, body: &str) -> worker::Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", "application/json; charset=utf-8")?;
+    headers.set("Cache-Control", "no-store")?;
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(headers.as_ref());
+    Ok(web_sys::Response::new_with_opt_str_and_init(
+        Some(body),
+        &init,
+    )?)
+}
+
+/// The request that carries an admission (in header `header`) to a room's object: nothing of
+/// the client's request but, for a socket, `Upgrade`, without which the runtime would not
+/// pass the object's 101 on.
+pub fn admission_request(
+    admission: &str,
+    header: &str,
+    upgrade: bool,
+) -> worker::Result<web_sys::Request> {
+    let headers = web_sys::Headers::new()?;
+    headers.set(header, admission)?;
+    if upgrade {
+        headers.set("Upgrade", "websocket")?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.set_headers(headers.as_ref());
+    Ok(web_sys::Request::new_with_str_and_init(
+        "https://room.duet.internal/",
+        &init,
+    )?)
 }
 
 #[wasm_bindgen]

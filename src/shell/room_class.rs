@@ -2,7 +2,7 @@
 //! through workers-rs' `#[durable_object]`, which makes every handler async. Per relayed
 //! frame, that glue's future, promise and microtask cost more than the relay itself
 //! (bench/BASELINE.md, "Close to the floor"). Here the socket handlers run to completion
-//! synchronously and return only the storage writes still unconfirmed (see `store`), or
+//! synchronously and return only the storage writes still unconfirmed (see `storage`), or
 //! nothing; `fetch` and `alarm`, which may wait for the network, stay async, and so does an
 //! `ice-servers` frame when Cloudflare's TURN servers must be fetched for it.
 

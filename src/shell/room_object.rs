@@ -3,28 +3,27 @@
 //! touches a socket or storage. It keeps nothing in memory that the room needs after an
 //! eviction: slots are in storage, each socket's identity is in its tag and attachment, and
 //! deadlines are in the alarm. The registry of open sockets is a cache of the runtime's own
-//! list, rebuilt once after a wake, and the stored room is cached by [`Store`].
+//! list, rebuilt once after a wake, and the stored room is cached by [`RoomStorage`].
 //!
 //! Socket events run to completion without waiting: storage is read and written
-//! synchronously, and the alarm calls are left to the output gate (see `store`). The runtime
+//! synchronously, and the alarm calls are left to the output gate (see `storage`). The runtime
 //! calls these handlers through `room_class`.
 
 use super::cloudflare_turn;
-use super::platform::{self, now_ms, random_hex};
-use super::store::Store;
-use super::stored;
+use super::codec;
+use super::platform::{self, json_response, now_ms, random_hex};
+use super::storage::RoomStorage;
 use super::webhook as shell_webhook;
+use crate::admin::AdminVerb;
+use crate::admission::{Admission, Door, Join, ADMISSION_HEADER};
 use crate::config::Config;
-use crate::effect::{Effect, LogEvent};
+use crate::effect::{Effect, LogEvent, SocketEffect, StorageEffect};
 use crate::frame::{on_frame, IceRequest, Step};
 use crate::intake::Incoming;
 use crate::protocol::{close_reply, PING_TEXT, PONG_TEXT};
 use crate::registry::{Activity, Registry};
 use crate::room::{self, Accept, Arrival, Ctx, RoomEvent};
-use crate::route::{
-    decode_identity, is_room_name, socket_path_room, Offered, UrlParts, IDENTITY_HEADER,
-    SUBPROTOCOL,
-};
+use crate::route::SUBPROTOCOL;
 use crate::token;
 use crate::turn::CloudflareIce;
 use crate::webhook::{self, Outcome};
@@ -32,13 +31,12 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, worker_sys::WebSocketRequestResponsePair, Env, Response, Result, State,
-    WebSocket, WebSocketPair,
+    worker_sys::WebSocketRequestResponsePair, Env, Result, State, WebSocket, WebSocketPair,
 };
 
 pub struct Room {
     state: State,
-    store: Store,
+    storage: RoomStorage,
     config: Rc<Config>,
     /// Whether this instance has logged its first event (a wake from hibernation shows as one).
     started: Cell<bool>,
@@ -62,10 +60,10 @@ impl Room {
     pub fn new(state: State, env: Env) -> Self {
         match WebSocketRequestResponsePair::new(PING_TEXT, PONG_TEXT) {
             Ok(pair) => state.set_websocket_auto_response(&pair),
-            Err(_) => console_error!(r#"{{"event":"auto-response-unavailable"}}"#),
+            Err(_) => platform::log_error(&LogEvent::room("auto-response-unavailable", "")),
         }
         Room {
-            store: Store::new(state.storage()),
+            storage: RoomStorage::new(state.storage()),
             state,
             config: platform::config(&env),
             started: Cell::new(false),
@@ -74,26 +72,22 @@ impl Room {
         }
     }
 
+    /// The one way in besides the socket handlers: the [`Admission`] the Worker made. The
+    /// request carries nothing else the object reads.
     pub async fn fetch(&self, req: web_sys::Request) -> Result<web_sys::Response> {
-        let url_text = req.url();
-        let Some(url) = UrlParts::split(&url_text) else {
-            return Ok(Response::error("invalid URL", 400)?.into());
+        let header = req.headers().get(ADMISSION_HEADER)?;
+        let Some(admission) = header.as_deref().and_then(Admission::decode) else {
+            return Err("a request without an admission of this version".into());
         };
-        let Some(name) = socket_path_room(url.path).filter(|n| is_room_name(n)) else {
-            return Ok(Response::error("invalid room", 400)?.into());
-        };
-        let headers = req.headers();
-        let protocols = headers.get("Sec-WebSocket-Protocol")?;
-        let offered = Offered::parse(protocols.as_deref());
-        // Only the Worker reaches the object, and with tickets it always sets this header.
-        let identity = match self.config.join_secrets.0.is_empty() {
-            true => None,
-            false => headers
-                .get(IDENTITY_HEADER)?
-                .as_deref()
-                .and_then(decode_identity),
-        };
-        self.note_start(name);
+        self.note_start(&admission.room);
+        match admission.door {
+            Door::Join(join) => self.join(&admission.room, join).await,
+            Door::Admin(verb) => self.admin(&admission.room, &verb).await,
+        }
+    }
+
+    /// An admitted socket asks for a slot in room `name`.
+    async fn join(&self, name: &str, join: Join) -> Result<web_sys::Response> {
         // Any outbound call happens before the room is loaded: from the load on nothing is
         // awaited, so no other event can interleave with this join.
         let cloudflare_ice = self.cloudflare_ice().await;
@@ -103,13 +97,13 @@ impl Room {
             new_client_id: random_hex(token::ID_BYTES)?,
             new_token_hash: token::hash(&new_token),
             new_token,
-            resume_hash: token::resume_hash(offered.resume.or_else(|| url.param("resume"))),
+            resume_hash: join.resume_hash,
             cloudflare_ice,
-            identity,
-            address: headers.get("CF-Connecting-IP")?,
+            identity: join.identity,
+            address: join.address,
         };
         let conn = arrival.conn.clone();
-        let stored = self.store.load()?;
+        let stored = self.storage.load()?;
         let now = now_ms();
         let activity = self.activity();
         let joining = room::on_join(stored, name, arrival, self.ctx(now, &activity));
@@ -118,7 +112,7 @@ impl Room {
             Accept::Hibernate(info) => {
                 self.state
                     .accept_websocket_with_tags(&pair.server, &[info.conn.as_str()]);
-                stored::attach(&pair.server, &info)?;
+                codec::attach(&pair.server, &info)?;
                 self.registry().insert(pair.server.clone(), info, now);
                 self.perform(joining.effects, None)?;
             }
@@ -129,9 +123,19 @@ impl Room {
                 self.perform(joining.effects, Some((&conn, &pair.server)))?;
             }
         }
-        let response = platform::socket_response(&pair.client, offered.v1.then_some(SUBPROTOCOL))?;
+        let response = platform::socket_response(&pair.client, join.v1.then_some(SUBPROTOCOL))?;
         self.settle().await?;
         Ok(response)
+    }
+
+    /// An operator's verb, checked by the Worker; the answer is the core's.
+    async fn admin(&self, name: &str, verb: &AdminVerb) -> Result<web_sys::Response> {
+        let stored = self.storage.load()?;
+        let activity = self.activity();
+        let (reply, effects) = room::on_admin(stored, name, verb, self.ctx(now_ms(), &activity));
+        self.perform(effects, None)?;
+        self.settle().await?;
+        json_response(reply.status(), &reply.body())
     }
 
     /// A frame from `ws`: text, or anything else (binary, whose bytes are never needed).
@@ -167,7 +171,9 @@ impl Room {
                 Ok(None)
             }
             Step::Room(effects, event) => {
-                self.perform(effects, None)?;
+                for effect in effects {
+                    self.perform_now(effect, None)?;
+                }
                 self.room_event(event)?;
                 Ok(None)
             }
@@ -208,13 +214,13 @@ impl Room {
     /// The storage writes of the event so far that are not confirmed yet, for a synchronous
     /// handler to return to the runtime.
     pub fn unconfirmed(&self) -> JsValue {
-        self.store.take_pending()
+        self.storage.take_pending()
     }
 
     /// Waits for this event's writes, for a handler that is async anyway; what it sent is
     /// held by the output gate until then regardless.
     async fn settle(&self) -> Result<()> {
-        let pending = self.store.take_pending();
+        let pending = self.storage.take_pending();
         if !pending.is_undefined() {
             js_sys::futures::JsFuture::from(js_sys::Promise::from(pending)).await?;
         }
@@ -236,7 +242,7 @@ impl Room {
             sockets.get_or_insert_with(|| {
                 let open = self.state.get_websockets().into_iter().filter(is_open);
                 let sockets = open.filter_map(|ws| {
-                    let info = stored::attachment(&ws).ok()??;
+                    let info = codec::attachment(&ws).ok()??;
                     Some((ws, info))
                 });
                 Registry::new(sockets, self.config.rate_limit_burst, now_ms())
@@ -266,7 +272,7 @@ impl Room {
     }
 
     fn socket_gone(&self, ws: &WebSocket, code: u16) -> Result<()> {
-        let Some(info) = stored::attachment(ws)? else {
+        let Some(info) = codec::attachment(ws)? else {
             return Ok(());
         };
         self.note_start(&info.room);
@@ -280,7 +286,7 @@ impl Room {
 
     /// Applies `event` to the stored room and performs what the core decides.
     fn room_event(&self, event: RoomEvent) -> Result<()> {
-        let stored = self.store.load()?;
+        let stored = self.storage.load()?;
         if let Some(room) = &stored {
             self.note_start(&room.name);
         }
@@ -302,7 +308,7 @@ impl Room {
         }
         let result = async {
             for _ in 0..webhook::MAX_OUTBOX {
-                let stored = self.store.load()?;
+                let stored = self.storage.load()?;
                 let head = stored.and_then(|room| webhook::due(&room.outbox, now_ms()).cloned());
                 let Some(event) = head else { break };
                 let outcome = shell_webhook::post(settings, &event).await;
@@ -326,22 +332,25 @@ impl Room {
     /// arrival) that effects may name.
     fn perform(&self, effects: Vec<Effect>, extra: Option<(&str, &WebSocket)>) -> Result<()> {
         for effect in effects {
-            match effect {
-                Effect::Save { room, alarm_at } => self.store.save(room, alarm_at)?,
-                Effect::Clear => self.store.clear()?,
-                Effect::Rearm { at } => self.store.rearm(at)?,
-                other => self.perform_now(other, extra)?,
+            match effect.split() {
+                Ok(effect) => self.perform_now(effect, extra)?,
+                Err(StorageEffect::Save { room, alarm_at }) => {
+                    self.storage.save(*room, alarm_at)?
+                }
+                Err(StorageEffect::Clear) => self.storage.clear()?,
+                Err(StorageEffect::Rearm { at }) => self.storage.rearm(at)?,
             }
         }
         Ok(())
     }
 
-    /// Performs an effect that needs no storage: the whole of the relay path.
-    fn perform_now(&self, effect: Effect, extra: Option<(&str, &WebSocket)>) -> Result<()> {
+    /// Performs an effect on the sockets or the logs: the whole of the relay path, whose
+    /// effects cannot name storage.
+    fn perform_now(&self, effect: SocketEffect, extra: Option<(&str, &WebSocket)>) -> Result<()> {
         match effect {
-            Effect::Send { conn, frame } => self.send(&conn, &frame.to_text(), extra),
-            Effect::SendText { conn, text } => self.send(&conn, &text, extra),
-            Effect::Close { conn, code } => {
+            SocketEffect::Send { conn, frame } => self.send(&conn, &frame.to_text(), extra),
+            SocketEffect::SendText { conn, text } => self.send(&conn, &text, extra),
+            SocketEffect::Close { conn, code } => {
                 let entry = self.registry().remove(&conn);
                 let extra = extra.filter(|(c, _)| *c == conn).map(|(_, ws)| ws);
                 if let Some(ws) = entry.as_ref().map(|e| &e.socket).or(extra) {
@@ -349,15 +358,15 @@ impl Room {
                     let _ = ws.close(Some(code.code()), Some(code.reason()));
                 }
             }
-            Effect::Log(event) if self.config.log_level.writes(&event) => platform::log(&event),
-            Effect::Log(_) => {}
-            Effect::Attach { conn, info } => {
+            SocketEffect::Log(event) if self.config.log_level.writes(&event) => {
+                platform::log(&event)
+            }
+            SocketEffect::Log(_) => {}
+            SocketEffect::Attach { conn, info } => {
                 if let Some(ws) = self.registry().socket(&conn) {
-                    stored::attach(ws, &info)?;
+                    codec::attach(ws, &info)?;
                 }
             }
-            // Storage effects are `perform`'s; the relay path never returns one.
-            Effect::Save { .. } | Effect::Clear | Effect::Rearm { .. } => {}
         }
         Ok(())
     }

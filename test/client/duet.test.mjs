@@ -431,6 +431,7 @@ describe("refusals in-band", () => {
     [RefusalCode.TICKET_EXPIRED]: "the join ticket has expired or is not valid yet",
     [RefusalCode.TICKET_WRONG_ROOM]: "the join ticket is for another room",
     [RefusalCode.CONFIG_ERROR]: "this service's configuration is unusable, so it refuses every socket; its operator has the details",
+    [RefusalCode.BANNED]: "you are banned from this room for now",
   };
   /** The close of each refusal, by the name of its close code. */
   const CLOSES = {
@@ -440,6 +441,7 @@ describe("refusals in-band", () => {
     [RefusalCode.TICKET_WRONG_ROOM]: "FORBIDDEN",
     [RefusalCode.CONFIG_ERROR]: "MISCONFIGURED",
     [RefusalCode.TOO_MANY_JOINS]: "TOO_MANY_JOINS",
+    [RefusalCode.BANNED]: "BANNED",
   };
 
   /** A connection whose first socket has opened, recording its events. */
@@ -472,7 +474,7 @@ describe("refusals in-band", () => {
   const settle = () => new Promise((resolve) => setImmediate(resolve));
 
   test("a final refusal: `refused` with the code and message, then `close`, and no reconnect", () => {
-    for (const code of [RefusalCode.TICKET_REQUIRED, RefusalCode.INVALID_TICKET, RefusalCode.TICKET_WRONG_ROOM, RefusalCode.CONFIG_ERROR]) {
+    for (const code of [RefusalCode.TICKET_REQUIRED, RefusalCode.INVALID_TICKET, RefusalCode.TICKET_WRONG_ROOM, RefusalCode.CONFIG_ERROR, RefusalCode.BANNED]) {
       const { connection, events, socket } = opened();
       const count = ScriptedSocket.opened.length;
       refuse(socket, code);
@@ -589,6 +591,44 @@ describe("refusals in-band", () => {
       assert.equal(connection.state, "closed");
     }
   });
+});
+
+describe("ended and removed by the operator", () => {
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_700_000_000_000 }));
+  afterEach(() => mock.timers.reset());
+
+  for (const [type, name] of [
+    ["ended", "ENDED"],
+    ["kicked", "KICKED"],
+  ]) {
+    test(`${type}: the typed event, then close, no reconnect, and the spent resume token is forgotten`, () => {
+      /** @type {Map<string, string>} */
+      const stored = new Map();
+      const storage = {
+        getItem: (/** @type {string} */ k) => stored.get(k) ?? null,
+        setItem: (/** @type {string} */ k, /** @type {string} */ v) => void stored.set(k, v),
+        removeItem: (/** @type {string} */ k) => void stored.delete(k),
+      };
+      const { connection, socket } = welcomed(welcome(), { storage });
+      assert.ok([...stored.values()].some((v) => v.includes("t".repeat(64))), "the token was kept");
+      /** @type {{type: string, detail: any}[]} */
+      const events = [];
+      for (const t of ["ended", "kicked", "close", "reconnecting"]) {
+        connection.addEventListener(/** @type {any} */ (t), (/** @type {CustomEvent} */ e) => events.push({ type: t, detail: e.detail }));
+      }
+      const count = ScriptedSocket.opened.length;
+      socket.receive({ type, room: "r", reason: "time is up" });
+      socket.serverClose(CloseCode[name], CloseReason[name]);
+      assert.deepEqual(events, [
+        { type, detail: { type, room: "r", reason: "time is up" } },
+        { type: "close", detail: { code: CloseCode[name], reason: CloseReason[name] } },
+      ]);
+      assert.equal(connection.state, "closed");
+      mock.timers.tick(3_600_000);
+      assert.equal(ScriptedSocket.opened.length, count, "no socket after it");
+      assert.ok(![...stored.values()].some((v) => v.includes("t".repeat(64))), "the token is forgotten");
+    });
+  }
 });
 
 describe("the key confirmation's clock", () => {

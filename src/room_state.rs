@@ -99,6 +99,10 @@ pub struct Slot {
     /// [`crate::report::MAX_REPORTS_PER_SLOT`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reports: u8,
+    /// Since when the slot has its presence (ms since the epoch): when it was taken or
+    /// resumed, or when its socket went away.
+    #[serde(default)]
+    pub since: u64,
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -112,6 +116,15 @@ pub struct KeptBucket {
     /// The slot's [`Slot::key`].
     pub key: String,
     pub bucket: RateLimiter,
+}
+
+/// An identity refused from the room until `until` (ms since the epoch), by an operator's
+/// kick (`crate::admin`). Kept while the room is otherwise empty, until it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// The ticket identity's `sub`.
+    pub sub: String,
+    pub until: u64,
 }
 
 /// What the object stores for one room (storage key `room`). Slots are kept in arrival
@@ -143,6 +156,15 @@ pub struct RoomState {
     /// nothing due and re-arms, which is cheaper than a `setAlarm` on every change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_at: Option<u64>,
+    /// When the first slot of the empty room was taken (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    /// When the room's two peers were first told `ready` since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_started_at: Option<u64>,
+    /// Identities an operator banned, until their bans end; they outlive the call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bans: Vec<Ban>,
 }
 
 impl RoomState {
@@ -157,8 +179,8 @@ impl RoomState {
         self.slots.is_empty()
     }
 
-    /// When the alarm should next fire, if at all: the first resume deadline, the sweep, or
-    /// the next webhook delivery.
+    /// When the alarm should next fire, if at all: the first resume deadline, the sweep, the
+    /// next webhook delivery, or the end of the first ban.
     pub fn next_alarm(&self, now: u64) -> Option<u64> {
         self.slots
             .iter()
@@ -167,7 +189,18 @@ impl RoomState {
                 Presence::Connected => now.saturating_add(SWEEP_INTERVAL_MS),
             })
             .chain(self.outbox.first().map(|p| p.next_at))
+            .chain(self.bans.iter().map(|b| b.until))
             .min()
+    }
+
+    /// Whether `sub` is banned at `now`.
+    pub fn is_banned(&self, sub: &str, now: u64) -> bool {
+        self.bans.iter().any(|b| b.sub == sub && now < b.until)
+    }
+
+    /// Forgets the bans that have ended.
+    pub fn drop_ended_bans(&mut self, now: u64) {
+        self.bans.retain(|b| now < b.until);
     }
 }
 

@@ -10,10 +10,10 @@
 //!
 //! The room as last read or written is kept in memory: this object is its only writer, so the
 //! copy is exact for as long as the instance lives; after an eviction it is read again. How it
-//! is encoded is `stored`'s.
+//! is encoded is `codec`'s.
 
-use super::stored::{decode, encode};
-use crate::slots::RoomState;
+use super::codec::{decode, encode};
+use crate::room_state::RoomState;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -45,7 +45,7 @@ extern "C" {
     fn put(this: &SyncKv, key: &str, value: &JsValue) -> std::result::Result<(), JsValue>;
 }
 
-pub struct Store {
+pub struct RoomStorage {
     storage: StorageExt,
     kv: SyncKv,
     /// The stored room: `None` until read, `Some(None)` when nothing is stored.
@@ -54,12 +54,12 @@ pub struct Store {
     pending: RefCell<Vec<js_sys::Promise>>,
 }
 
-impl Store {
-    pub fn new(storage: worker::Storage) -> Store {
+impl RoomStorage {
+    pub fn new(storage: worker::Storage) -> RoomStorage {
         let raw: &JsValue = storage.as_raw().as_ref();
         let storage: StorageExt = raw.clone().unchecked_into();
         let kv = storage.kv();
-        Store {
+        RoomStorage {
             storage,
             kv,
             room: RefCell::new(None),
