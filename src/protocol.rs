@@ -324,6 +324,8 @@ impl ServerFrame {
             ServerFrame::Full { .. } => ServerFrameType::Full,
             ServerFrame::Error { .. } => ServerFrameType::Error,
             ServerFrame::IceServers { .. } => ServerFrameType::IceServers,
+            ServerFrame::Ended { .. } => ServerFrameType::Ended,
+            ServerFrame::Kicked { .. } => ServerFrameType::Kicked,
         }
     }
 

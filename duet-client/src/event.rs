@@ -320,6 +320,9 @@ mod tests {
             CloseCode::TicketRefused,
             CloseCode::Forbidden,
             CloseCode::Misconfigured,
+            CloseCode::Ended,
+            CloseCode::Kicked,
+            CloseCode::Banned,
         ] {
             assert!(is_final(c), "{c:?}");
         }

@@ -59,7 +59,11 @@ pub fn after(ending: Ending<'_>) -> After {
     }
     match ending.close.known {
         _ if ending.full => After::StopAndForget,
-        Some(CloseCode::RoomFull | CloseCode::Stale) => After::StopAndForget,
+        // Ended and kicked spend every token of the slot on the server: keeping one only earns
+        // a refusal later.
+        Some(CloseCode::RoomFull | CloseCode::Stale | CloseCode::Ended | CloseCode::Kicked) => {
+            After::StopAndForget
+        }
         _ if ending.close.is_final() => After::Stop,
         _ => After::Backoff,
     }
@@ -186,6 +190,9 @@ mod tests {
             (CloseCode::TicketRefused, After::Stop),
             (CloseCode::Forbidden, After::Stop),
             (CloseCode::Misconfigured, After::Stop),
+            (CloseCode::Ended, After::StopAndForget),
+            (CloseCode::Kicked, After::StopAndForget),
+            (CloseCode::Banned, After::Stop),
             // Without its refusal frame, a 4429 "too many joins" is waited out.
             (CloseCode::TooManyJoins, After::Backoff),
         ];
