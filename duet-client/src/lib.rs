@@ -6,3 +6,5 @@
 //! The wire types are the server's own (`duet::protocol`); nothing here redefines a frame.
 
 pub use duet::protocol;
+
+pub mod e2e;

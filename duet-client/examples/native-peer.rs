@@ -1,0 +1,3 @@
+fn main() {
+    let _ = str0m::Rtc::builder();
+}
