@@ -1,3 +1,0 @@
-fn main() {
-    let _ = str0m::Rtc::builder();
-}
