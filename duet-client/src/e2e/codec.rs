@@ -184,3 +184,6 @@ impl Codec for PlainCodec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
