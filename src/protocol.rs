@@ -86,6 +86,27 @@ impl<'a> ClientFrame<'a> {
     }
 }
 
+impl ClientFrame<'_> {
+    /// The frame as a client sends it; [`ClientFrame::parse`] reads it back. A ping is
+    /// [`PING_TEXT`], the spelling the runtime answers without waking the object.
+    pub fn to_text(&self) -> String {
+        match self {
+            ClientFrame::Message(data) => {
+                let data = data.get();
+                let mut text = String::with_capacity(data.len() + 26);
+                text.push_str(r#"{"type":"message","data":"#);
+                text.push_str(data);
+                text.push('}');
+                text
+            }
+            ClientFrame::Leave => r#"{"type":"leave"}"#.to_owned(),
+            ClientFrame::Ping => PING_TEXT.to_owned(),
+            ClientFrame::IceServers => r#"{"type":"ice-servers"}"#.to_owned(),
+            ClientFrame::Report(report) => report.to_text(),
+        }
+    }
+}
+
 /// Why a slot was released, as told to the remaining peer in `peer-left`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -111,14 +132,23 @@ impl LeaveReason {
     }
 }
 
+/// Reads a list of ICE servers as a client receives it. Through `serde_json::Value`: an
+/// internally tagged enum buffers its fields, and a buffered field cannot become a `RawValue`
+/// directly. Only clients read these frames, so the server's hot path never comes here.
+fn raw_json<'de, D: Deserializer<'de>>(d: D) -> Result<Box<RawValue>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    serde_json::value::to_raw_value(&value).map_err(serde::de::Error::custom)
+}
+
 /// The first frame on every admitted socket: `created` or `joined`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Welcome {
     pub version: u8,
     pub room: String,
     pub client_id: String,
     pub resume_token: String,
+    #[serde(deserialize_with = "raw_json")]
     pub ice_servers: Box<RawValue>,
     /// When the earliest credential in `ice_servers` expires (ms since the epoch); `None`
     /// (`null`) when none does.
@@ -138,8 +168,10 @@ pub struct Welcome {
     pub peer_identities: Option<BTreeMap<String, Identity>>,
 }
 
-/// A frame sent by the server. Field names are camelCase on the wire.
-#[derive(Debug, Clone, Serialize)]
+/// A frame sent by the server. Field names are camelCase on the wire. Clients read it with
+/// `serde_json::from_str`; the relayed `message` ([`Relayed`]), the `pong` ([`PONG_TEXT`]) and
+/// the in-band refusal ([`RefusalFrame`]) are written elsewhere and read with their own types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ServerFrame {
     /// You opened an empty room (`resumed` is absent).
@@ -180,10 +212,33 @@ pub enum ServerFrame {
     /// The answer to the client frame `ice-servers`: the list with credentials minted now.
     #[serde(rename_all = "camelCase")]
     IceServers {
+        #[serde(deserialize_with = "raw_json")]
         ice_servers: Box<RawValue>,
         /// As `iceServersExpireAt` in the welcome.
         expires_at: Option<u64>,
     },
+}
+
+/// The relayed `message` frame ([`relay_text`] writes it) as a client reads it: `data` is the
+/// sender's JSON text, byte for byte.
+#[derive(Debug, Deserialize)]
+pub struct Relayed<'a> {
+    #[serde(borrow)]
+    pub from: Cow<'a, str>,
+    #[serde(borrow)]
+    pub data: &'a RawValue,
+}
+
+/// The one frame of an upgrade refused in-band (`route::HttpError::frame` writes it; see
+/// `docs/protocol.md`, "In-band refusals"): an `error` whose `code` is the HTTP answer's, and
+/// `retryAfter` (seconds) with `too-many-joins`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalFrame {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub retry_after: Option<u64>,
 }
 
 /// The `type` of every frame the server sends: the [`ServerFrame`]s, the relayed `message`
@@ -269,7 +324,7 @@ pub fn relay_text(from: &str, data: &RawValue) -> String {
 }
 
 /// Why a client frame was refused. Each becomes an `error` frame; the socket stays open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorCode {
     BadMessage,
@@ -624,5 +679,125 @@ mod tests {
             static_only.to_text(),
             r#"{"type":"ice-servers","iceServers":[],"expiresAt":null}"#
         );
+    }
+
+    #[test]
+    fn client_frames_read_back_as_written() {
+        use crate::report::{Outcome, Path, Report, Transport};
+        let data = raw(r#"{"sdp" : "v=0", "n":[1, 2]}"#);
+        let frames = [
+            ClientFrame::Message(&data),
+            ClientFrame::Leave,
+            ClientFrame::Ping,
+            ClientFrame::IceServers,
+            ClientFrame::Report(Report {
+                outcome: Outcome::Connected {
+                    path: Path::Relay,
+                    transport: Transport::Tls,
+                },
+                connect_ms: 1834,
+                ice_restarts: 2,
+            }),
+            ClientFrame::Report(Report {
+                outcome: Outcome::Failed,
+                connect_ms: 30_000,
+                ice_restarts: 0,
+            }),
+        ];
+        for frame in frames {
+            let text = frame.to_text();
+            assert_eq!(ClientFrame::parse(&text).as_ref(), Ok(&frame), "{text}");
+        }
+        assert_eq!(ClientFrame::Ping.to_text(), PING_TEXT);
+        assert_eq!(
+            ClientFrame::Message(&data).to_text(),
+            r#"{"type":"message","data":{"sdp" : "v=0", "n":[1, 2]}}"#
+        );
+    }
+
+    #[test]
+    fn server_frames_read_back_as_written() {
+        let identity = Identity {
+            sub: "u1".into(),
+            name: Some("Ann".into()),
+            meta: Some(serde_json::json!({"k": [1]})),
+        };
+        let welcome = Welcome {
+            version: VERSION,
+            room: "r".into(),
+            client_id: "a".into(),
+            resume_token: "t".into(),
+            ice_servers: raw(r#"[{"urls":"stun:x"}]"#),
+            ice_servers_expire_at: Some(5),
+            max_peers: MAX_PEERS,
+            max_message_bytes: 65_536,
+            peers: vec!["b".into()],
+            resumed: Some(true),
+            identity: Some(identity.clone()),
+            peer_identities: Some(BTreeMap::from([("b".to_owned(), identity.clone())])),
+        };
+        let frames = [
+            ServerFrame::Created(Welcome {
+                resumed: None,
+                identity: None,
+                peer_identities: None,
+                ..welcome.clone()
+            }),
+            ServerFrame::Joined(welcome),
+            ServerFrame::PeerJoined {
+                room: "r".into(),
+                client_id: "b".into(),
+                resumed: false,
+                identity: Some(identity),
+            },
+            ServerFrame::Ready {
+                room: "r".into(),
+                initiator: "a".into(),
+                peers: ["a".into(), "b".into()],
+            },
+            ServerFrame::PeerAway {
+                room: "r".into(),
+                client_id: "b".into(),
+            },
+            ServerFrame::PeerLeft {
+                room: "r".into(),
+                client_id: "b".into(),
+                reason: LeaveReason::Stale,
+            },
+            ServerFrame::Full {
+                room: "r".into(),
+                max_peers: 2,
+            },
+            ErrorCode::TooLarge.to_frame(),
+            ServerFrame::IceServers {
+                ice_servers: raw(r#"[{"urls":["turn:t"],"username":"1:a","credential":"c"}]"#),
+                expires_at: Some(1_000),
+            },
+        ];
+        for frame in frames {
+            let text = frame.to_text();
+            let read: ServerFrame = serde_json::from_str(&text).unwrap();
+            // As JSON values: a list of ICE servers read back has its keys in sorted order.
+            let value = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
+            assert_eq!(value(&read.to_text()), value(&text), "{text}");
+        }
+        // Unknown fields are ignored, as every client must.
+        let ready: ServerFrame = serde_json::from_str(
+            r#"{"type":"ready","room":"r","initiator":"a","peers":["a","b"],"new":1}"#,
+        )
+        .unwrap();
+        assert!(matches!(ready, ServerFrame::Ready { .. }));
+    }
+
+    #[test]
+    fn relayed_messages_read_back_verbatim() {
+        for data in [r#"{"a" : [1,2 , "é\u00e9"]}"#, "null", "1.50"] {
+            let text = relay_text("c1", &raw(data));
+            let read: Relayed = serde_json::from_str(&text).unwrap();
+            assert_eq!((read.from.as_ref(), read.data.get()), ("c1", data));
+        }
+        let text = relay_text("a\"b", &raw("1"));
+        let read: Relayed = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.from, "a\"b");
     }
 }

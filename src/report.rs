@@ -87,6 +87,26 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The `report` frame as a client sends it; [`Report::parse`] reads it back.
+    pub fn to_text(&self) -> String {
+        let mut text = String::from(r#"{"type":"report","outcome":"#);
+        match self.outcome {
+            Outcome::Connected { path, transport } => text.push_str(&format!(
+                r#""connected","path":"{}","transport":"{}""#,
+                path.as_str(),
+                transport.as_str()
+            )),
+            Outcome::Failed => text.push_str(r#""failed""#),
+        }
+        text.push_str(&format!(
+            r#","connectMs":{},"iceRestarts":{}}}"#,
+            self.connect_ms, self.ice_restarts
+        ));
+        text
+    }
+}
+
 fn parse_path(path: &str) -> Result<Path, ErrorCode> {
     match path {
         "direct" => Ok(Path::Direct),

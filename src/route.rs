@@ -124,8 +124,10 @@ pub fn decode_identity(header: &str) -> Option<Identity> {
 
 /// The subprotocol that names protocol v1; the 101 answer selects it when offered.
 pub const SUBPROTOCOL: &str = "duet.v1";
-const TICKET_PREFIX: &str = "duet.ticket.";
-const RESUME_PREFIX: &str = "duet.resume.";
+/// The subprotocol that carries a join ticket: this prefix and the ticket.
+pub const TICKET_PREFIX: &str = "duet.ticket.";
+/// The subprotocol that carries a resume token: this prefix and the token.
+pub const RESUME_PREFIX: &str = "duet.resume.";
 
 /// What a client offered in `Sec-WebSocket-Protocol`: browsers cannot set headers on a
 /// WebSocket, so tickets and resume tokens travel as subprotocols, out of URLs and logs.

@@ -23,7 +23,10 @@
 //! assert!(bob.receive("alice-id", &data).is_err());
 //! ```
 
+pub mod codec;
 pub mod sas;
+
+pub use codec::{EnvelopeCodec, PlainCodec};
 
 use std::collections::HashSet;
 use std::fmt;

@@ -41,7 +41,12 @@ pub struct EnvelopeCodec {
 impl EnvelopeCodec {
     /// The codec for `room` with the secret of a `#k=` link.
     pub fn new(secret: &str, room: &str) -> Result<EnvelopeCodec, BadSecret> {
-        Ok(EnvelopeCodec { e2e: E2e::new(secret, room)?, confirmed: None, confirm_reported: false, deadline: None })
+        Ok(EnvelopeCodec {
+            e2e: E2e::new(secret, room)?,
+            confirmed: None,
+            confirm_reported: false,
+            deadline: None,
+        })
     }
 
     /// Whether the other side holds our key: `Some(true)` once its hello opened, `Some(false)`
@@ -55,7 +60,11 @@ impl EnvelopeCodec {
         if !ctx.open || ctx.client_id.is_empty() {
             return;
         }
-        let sealed = self.e2e.seal_hello(ctx.client_id, peer).ok().and_then(|hello| to_raw_value(&hello).ok());
+        let sealed = self
+            .e2e
+            .seal_hello(ctx.client_id, peer)
+            .ok()
+            .and_then(|hello| to_raw_value(&hello).ok());
         out.send.extend(sealed);
     }
 
@@ -69,13 +78,21 @@ impl EnvelopeCodec {
                     // Back in a pairing whose hellos may have been lost with the socket.
                     let peer = welcome.peers.iter().find(|id| **id != welcome.client_id);
                     if let Some(peer) = peer {
-                        let ctx = Context { client_id: &welcome.client_id, open: true, ..*ctx };
+                        let ctx = Context {
+                            client_id: &welcome.client_id,
+                            open: true,
+                            ..*ctx
+                        };
                         self.hello(&ctx, peer, out);
                     }
                 }
             }
             // The peer is back: it may have missed our hello, or be a reloaded page.
-            ServerFrame::PeerJoined { client_id, resumed: true, .. } => self.hello(ctx, client_id, out),
+            ServerFrame::PeerJoined {
+                client_id,
+                resumed: true,
+                ..
+            } => self.hello(ctx, client_id, out),
             ServerFrame::PeerAway { .. } => self.deadline = None,
             ServerFrame::PeerLeft { .. } => {
                 self.deadline = None;
@@ -105,16 +122,29 @@ impl EnvelopeCodec {
 }
 
 fn e2e_error(error: E2eError, from: Option<&str>) -> Event {
-    Event::E2eError { reason: error.reason().to_owned(), from: from.map(str::to_owned), message: error.to_string() }
+    Event::E2eError {
+        reason: error.reason().to_owned(),
+        from: from.map(str::to_owned),
+        message: error.to_string(),
+    }
 }
 
 impl Codec for EnvelopeCodec {
     fn seal(&mut self, ctx: &Context<'_>, data: &RawValue) -> Result<Box<RawValue>, String> {
-        let envelope = self.e2e.seal_json(ctx.client_id, data.get()).map_err(|e| e.to_string())?;
+        let envelope = self
+            .e2e
+            .seal_json(ctx.client_id, data.get())
+            .map_err(|e| e.to_string())?;
         to_raw_value(&envelope).map_err(|e| e.to_string())
     }
 
-    fn open(&mut self, _ctx: &Context<'_>, from: &str, data: &RawValue, out: &mut Output) -> Option<Box<RawValue>> {
+    fn open(
+        &mut self,
+        _ctx: &Context<'_>,
+        from: &str,
+        data: &RawValue,
+        out: &mut Output,
+    ) -> Option<Box<RawValue>> {
         let value: Value = match serde_json::from_str(data.get()) {
             Ok(value) => value,
             Err(_) => {
@@ -124,13 +154,19 @@ impl Codec for EnvelopeCodec {
         };
         match self.e2e.receive(from, &value) {
             Ok(Received::Message(value)) => to_raw_value(&value).ok(),
-            Ok(Received::Hello { confirmed: false, .. }) => None, // an earlier pairing's
-            Ok(Received::Hello { confirmed: true, .. }) => {
+            Ok(Received::Hello {
+                confirmed: false, ..
+            }) => None, // an earlier pairing's
+            Ok(Received::Hello {
+                confirmed: true, ..
+            }) => {
                 self.deadline = None;
                 self.confirmed = Some(true);
                 if !self.confirm_reported {
                     self.confirm_reported = true;
-                    out.events.push(Event::E2eConfirmed { peer: from.to_owned() });
+                    out.events.push(Event::E2eConfirmed {
+                        peer: from.to_owned(),
+                    });
                 }
                 None
             }
@@ -145,7 +181,9 @@ impl Codec for EnvelopeCodec {
         match event {
             Event::Frame(frame) => self.on_frame(ctx, frame, out),
             // A drop stops the clock: a hello may be lost with a socket; the return's decide.
-            Event::SocketClosed(_) | Event::Reconnecting { .. } | Event::Closed(_) => self.deadline = None,
+            Event::SocketClosed(_) | Event::Reconnecting { .. } | Event::Closed(_) => {
+                self.deadline = None
+            }
             _ => {}
         }
     }
@@ -173,7 +211,13 @@ impl Codec for PlainCodec {
         Ok(data.to_owned())
     }
 
-    fn open(&mut self, _ctx: &Context<'_>, from: &str, data: &RawValue, out: &mut Output) -> Option<Box<RawValue>> {
+    fn open(
+        &mut self,
+        _ctx: &Context<'_>,
+        from: &str,
+        data: &RawValue,
+        out: &mut Output,
+    ) -> Option<Box<RawValue>> {
         let value: Value = serde_json::from_str(data.get()).unwrap_or(Value::Null);
         match check_plain(&value) {
             Ok(()) => Some(data.to_owned()),

@@ -1,0 +1,382 @@
+//! One WebSocket to a room, nothing more: dial (with a ticket and a resume token), read
+//! [`Event`]s, send client frames, close. No task, no timer, no reconnect: a load generator
+//! holds thousands of these, and [`crate::Client`] builds its reconnecting connection on one.
+
+use crate::event::{Close, Event, ABNORMAL};
+use crate::Error;
+use duet::protocol::{ClientFrame, ServerFrame, Welcome};
+use duet::route::{is_room_name, RESUME_PREFIX, SUBPROTOCOL, TICKET_PREFIX};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::value::RawValue;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long [`Socket::close`] waits for the server to answer a close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Where and how to open one socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    /// The room's socket URL, `ws://…/ws/{room}` or `wss://…/ws/{room}` ([`room_url`]).
+    pub url: String,
+    /// A join ticket, offered as the subprotocol `duet.ticket.{ticket}`.
+    pub ticket: Option<String>,
+    /// A resume token, offered as the subprotocol `duet.resume.{token}`, or in the query
+    /// (`?resume=`) with `resume_in_query`.
+    pub resume: Option<String>,
+    pub resume_in_query: bool,
+    /// The limit on the TCP connect, the TLS handshake and the upgrade together.
+    pub timeout: Duration,
+}
+
+impl Dial {
+    /// A dial of `url` without ticket or token, with a 10 s limit.
+    pub fn new(url: impl Into<String>) -> Dial {
+        Dial {
+            url: url.into(),
+            ticket: None,
+            resume: None,
+            resume_in_query: false,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn ticket(mut self, ticket: impl Into<String>) -> Dial {
+        self.ticket = Some(ticket.into());
+        self
+    }
+
+    pub fn resume(mut self, token: impl Into<String>) -> Dial {
+        self.resume = Some(token.into());
+        self
+    }
+
+    pub fn timeout(mut self, limit: Duration) -> Dial {
+        self.timeout = limit;
+        self
+    }
+
+    /// The `Sec-WebSocket-Protocol` offer: `duet.v1` always (the server then refuses in-band,
+    /// and selects it on success), and the ticket and the token.
+    pub fn subprotocols(&self) -> String {
+        let mut offer = SUBPROTOCOL.to_owned();
+        if let Some(ticket) = &self.ticket {
+            offer.push_str(&format!(", {TICKET_PREFIX}{ticket}"));
+        }
+        match &self.resume {
+            Some(token) if !self.resume_in_query => {
+                offer.push_str(&format!(", {RESUME_PREFIX}{token}"))
+            }
+            _ => {}
+        }
+        offer
+    }
+
+    fn request(&self) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, Error> {
+        let url = match &self.resume {
+            Some(token) if self.resume_in_query => format!("{}?resume={token}", self.url),
+            _ => self.url.clone(),
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::Url(e.to_string()))?;
+        let offer = HeaderValue::from_str(&self.subprotocols())
+            .map_err(|_| Error::Url("a ticket or token that cannot be a header".into()))?;
+        request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, offer);
+        Ok(request)
+    }
+}
+
+/// The socket URL of `room` on the server at `base` (`https://…`, `http://…`, `wss://…` or
+/// `ws://…`, with or without a trailing slash): `wss://host/ws/{room}`.
+pub fn room_url(base: &str, room: &str) -> Result<String, Error> {
+    if !is_room_name(room) {
+        return Err(Error::Url(format!(
+            "room names are 1-64 characters of A-Z, a-z, 0-9, _ and -, not {room:?}"
+        )));
+    }
+    let base = base.trim_end_matches('/');
+    let rest = [
+        ("https://", "wss://"),
+        ("http://", "ws://"),
+        ("wss://", "wss://"),
+        ("ws://", "ws://"),
+    ]
+    .into_iter()
+    .find_map(|(from, to)| base.strip_prefix(from).map(|rest| format!("{to}{rest}")));
+    match rest {
+        Some(url) => Ok(format!("{url}/ws/{room}")),
+        None => Err(Error::Url(format!(
+            "{base:?} is not an http(s):// or ws(s):// URL"
+        ))),
+    }
+}
+
+/// A welcome frame and which one it was.
+#[derive(Debug, Clone)]
+pub struct Welcomed {
+    /// `created` (an empty room) rather than `joined`.
+    pub created: bool,
+    pub welcome: Welcome,
+}
+
+impl Welcomed {
+    /// Whether this welcome took a held slot back (`joined` with `resumed:true`).
+    pub fn resumed(&self) -> bool {
+        self.welcome.resumed == Some(true)
+    }
+}
+
+/// One open socket. [`Socket::split`] gives a sending and a receiving half that two tasks can
+/// hold; [`SocketSender::reunite`] makes a socket of them again.
+pub struct Socket {
+    tx: SocketSender,
+    rx: SocketReceiver,
+}
+
+/// The sending half of a [`Socket`].
+pub struct SocketSender {
+    sink: SplitSink<Ws, Message>,
+}
+
+/// The receiving half of a [`Socket`].
+pub struct SocketReceiver {
+    stream: SplitStream<Ws>,
+    ended: bool,
+}
+
+impl Socket {
+    /// Opens a socket as `dial` says, within its timeout. Nagle is off: signaling frames are
+    /// small and must not wait for ACKs. An upgrade the server refuses in-band succeeds here;
+    /// its [`Event::Refused`] is the first event.
+    pub async fn connect(dial: &Dial) -> Result<Socket, Error> {
+        let request = dial.request()?;
+        if dial.url.starts_with("wss:") {
+            ensure_crypto_provider();
+        }
+        let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+        let ws = match timeout(dial.timeout, connect).await {
+            Err(_) => return Err(Error::Timeout("connect")),
+            Ok(Err(e)) => return Err(connect_error(e)),
+            Ok(Ok((ws, _response))) => ws,
+        };
+        let (sink, stream) = ws.split();
+        Ok(Socket {
+            tx: SocketSender { sink },
+            rx: SocketReceiver {
+                stream,
+                ended: false,
+            },
+        })
+    }
+
+    /// Connects and reads the welcome (`created` or `joined`), which must be the first frame:
+    /// anything else (a refusal, `full`) is [`Error::Unexpected`].
+    pub async fn join(dial: &Dial) -> Result<(Socket, Welcomed), Error> {
+        let mut socket = Socket::connect(dial).await?;
+        let welcomed = socket.welcome(dial.timeout).await?;
+        Ok((socket, welcomed))
+    }
+
+    /// Waits up to `limit` for the next event, which must be a welcome.
+    pub async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
+        self.rx.welcome(limit).await
+    }
+
+    /// The next event; after [`Event::SocketClosed`], `None`.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event within `limit`, or [`Error::Timeout`] with `step` as its label; after
+    /// the socket closed, [`Error::Closed`].
+    pub async fn recv_within(
+        &mut self,
+        limit: Duration,
+        step: &'static str,
+    ) -> Result<Event, Error> {
+        self.rx.recv_within(limit, step).await
+    }
+
+    /// Sends a client frame.
+    pub async fn send(&mut self, frame: &ClientFrame<'_>) -> Result<(), Error> {
+        self.tx.send(frame).await
+    }
+
+    /// Relays `data` (JSON text) to the other peer.
+    pub async fn send_data(&mut self, data: &RawValue) -> Result<(), Error> {
+        self.tx.send_data(data).await
+    }
+
+    /// Sends a text frame as it is: for frames spelled on purpose (a ping the room's object
+    /// answers, a malformed frame in a test), or built once and sent many times.
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.tx.send_text(text).await
+    }
+
+    /// The keep-alive the runtime answers without waking the room ([`Event::Pong`]).
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        self.tx.send(&ClientFrame::Ping).await
+    }
+
+    /// Closes with `code` and `reason` and waits briefly for the server's answer. 1000
+    /// releases the slot at once; any other code leaves it away, resumable for the grace.
+    pub async fn close(self, code: u16, reason: &str) {
+        let Socket { mut tx, mut rx } = self;
+        if tx.close(code, reason).await.is_err() {
+            return;
+        }
+        let _ = timeout(CLOSE_WAIT, async { while rx.recv().await.is_some() {} }).await;
+    }
+
+    pub fn split(self) -> (SocketSender, SocketReceiver) {
+        (self.tx, self.rx)
+    }
+}
+
+impl SocketSender {
+    pub async fn send(&mut self, frame: &ClientFrame<'_>) -> Result<(), Error> {
+        self.send_text(frame.to_text()).await
+    }
+
+    pub async fn send_data(&mut self, data: &RawValue) -> Result<(), Error> {
+        self.send(&ClientFrame::Message(data)).await
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.sink
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(socket_error)
+    }
+
+    /// Sends a close frame (the answer is read by the receiving half).
+    pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
+        let frame = CloseFrame {
+            code: WsCloseCode::from(code),
+            reason: reason.to_owned().into(),
+        };
+        self.sink
+            .send(Message::Close(Some(frame)))
+            .await
+            .map_err(socket_error)
+    }
+
+    /// The socket again, from both its halves.
+    pub fn reunite(self, rx: SocketReceiver) -> Result<Socket, Error> {
+        let ended = rx.ended;
+        match self.sink.reunite(rx.stream) {
+            Ok(ws) => {
+                let (sink, stream) = ws.split();
+                Ok(Socket {
+                    tx: SocketSender { sink },
+                    rx: SocketReceiver { stream, ended },
+                })
+            }
+            Err(_) => Err(Error::Socket("the halves are of different sockets".into())),
+        }
+    }
+}
+
+impl SocketReceiver {
+    /// The next event; after [`Event::SocketClosed`], `None`. WebSocket-level pings and pongs
+    /// are answered by the library and not reported.
+    pub async fn recv(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let closed = match self.stream.next().await {
+                Some(Ok(Message::Text(text))) => return Some(Event::decode(&text)),
+                Some(Ok(Message::Binary(_))) => return Some(Event::Unknown("(binary)".into())),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    Close::new(u16::from(frame.code), frame.reason.as_str())
+                }
+                Some(Ok(Message::Close(None))) => Close::new(1005, ""),
+                Some(Err(e)) => Close::lost(socket_error(e).to_string()),
+                None => Close::lost("connection ended"),
+            };
+            self.ended = true;
+            return Some(Event::SocketClosed(closed));
+        }
+    }
+
+    pub async fn recv_within(
+        &mut self,
+        limit: Duration,
+        step: &'static str,
+    ) -> Result<Event, Error> {
+        match timeout(limit, self.recv()).await {
+            Err(_) => Err(Error::Timeout(step)),
+            Ok(Some(Event::SocketClosed(close))) => Err(Error::Closed(close)),
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => Err(Error::Closed(Close::lost("already closed"))),
+        }
+    }
+
+    pub async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
+        match self.recv_within(limit, "welcome").await? {
+            Event::Frame(ServerFrame::Created(welcome)) => Ok(Welcomed {
+                created: true,
+                welcome,
+            }),
+            Event::Frame(ServerFrame::Joined(welcome)) => Ok(Welcomed {
+                created: false,
+                welcome,
+            }),
+            other => Err(Error::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Whether the socket has closed (its [`Event::SocketClosed`] was returned).
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+}
+
+/// wss:// needs a rustls crypto provider; install ring's unless the program chose one.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may have installed one meanwhile, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+fn connect_error(e: WsError) -> Error {
+    match e {
+        WsError::Io(io) => Error::Io(io.kind()),
+        WsError::Http(response) => Error::Http {
+            status: response.status().as_u16(),
+            body: response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
+        },
+        WsError::Tls(tls) => Error::Tls(tls.to_string()),
+        WsError::Url(url) => Error::Url(url.to_string()),
+        other => Error::Handshake(other.to_string()),
+    }
+}
+
+fn socket_error(e: WsError) -> Error {
+    match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            Error::Closed(Close::new(ABNORMAL, "closed"))
+        }
+        WsError::Io(io) => Error::Io(io.kind()),
+        other => Error::Socket(other.to_string()),
+    }
+}
