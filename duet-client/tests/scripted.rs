@@ -1,0 +1,306 @@
+//! The client against a scripted server on a loopback port: what the real Worker will not do
+//! on demand (lose a welcome with its socket, stop answering pings, never welcome, refuse with
+//! an HTTP status), and the exact delays of the backoff. The frames it sends are the server's
+//! own types (`ServerFrame`), never retyped.
+
+use duet_client::protocol::{ServerFrame, Welcome, PING_TEXT};
+use duet_client::{Backoff, Client, Config, Event};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::value::RawValue;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// One accepted socket and the subprotocols its upgrade offered.
+struct Conn {
+    offer: String,
+    ws: WebSocketStream<TcpStream>,
+}
+
+/// A server that accepts every upgrade (selecting `duet.v1`), or answers `refuse` to each.
+struct Scripted {
+    base: String,
+    conns: mpsc::UnboundedReceiver<Conn>,
+}
+
+impl Scripted {
+    async fn start(refuse: Option<StatusCode>) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, conns) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut offer = String::new();
+                    // tungstenite's callback type: its error is the HTTP answer, large or not.
+                    #[allow(clippy::result_large_err)]
+                    let callback =
+                        |req: &Request, mut res: Response| -> Result<Response, ErrorResponse> {
+                            offer = req
+                                .headers()
+                                .get("sec-websocket-protocol")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned();
+                            if let Some(status) = refuse {
+                                let mut refusal =
+                                    ErrorResponse::new(Some(r#"{"error":{"code":"nope"}}"#.into()));
+                                *refusal.status_mut() = status;
+                                return Err(refusal);
+                            }
+                            res.headers_mut().insert(
+                                "sec-websocket-protocol",
+                                HeaderValue::from_static("duet.v1"),
+                            );
+                            Ok(res)
+                        };
+                    if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await {
+                        let _ = tx.send(Conn { offer, ws });
+                    }
+                });
+            }
+        });
+        Scripted { base, conns }
+    }
+
+    async fn next(&mut self) -> Conn {
+        tokio::time::timeout(LIMIT, self.conns.recv())
+            .await
+            .expect("no connection in time")
+            .expect("the server stopped")
+    }
+}
+
+impl Conn {
+    async fn send(&mut self, frame: ServerFrame) {
+        self.ws
+            .send(Message::Text(frame.to_text().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next text or close the client sent.
+    async fn read(&mut self) -> Message {
+        loop {
+            match tokio::time::timeout(LIMIT, self.ws.next())
+                .await
+                .expect("nothing in time")
+            {
+                Some(Ok(m @ (Message::Text(_) | Message::Close(_)))) => return m,
+                Some(Ok(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    fn offers_token(&self, token: &str) -> bool {
+        self.offer
+            .split(',')
+            .any(|p| p.trim() == format!("duet.resume.{token}"))
+    }
+}
+
+fn welcome(token: &str, resumed: Option<bool>) -> Welcome {
+    Welcome {
+        version: 1,
+        room: "r".into(),
+        client_id: "0123456789abcdef".into(),
+        resume_token: token.into(),
+        ice_servers: RawValue::from_string("[]".into()).unwrap(),
+        ice_servers_expire_at: None,
+        max_peers: 2,
+        max_message_bytes: 65_536,
+        peers: vec![],
+        resumed,
+        identity: None,
+        peer_identities: None,
+    }
+}
+
+fn config(server: &Scripted) -> Config {
+    let mut config = Config::new(&server.base, "r").unwrap();
+    config.backoff = Backoff {
+        initial: Duration::from_millis(1),
+        max: Duration::from_millis(2),
+        factor: 2.0,
+    };
+    config
+}
+
+async fn next(client: &mut Client) -> Event {
+    tokio::time::timeout(LIMIT, client.next_event())
+        .await
+        .expect("no event in time")
+        .expect("the client stopped")
+}
+
+async fn until(client: &mut Client, kind: &str) -> Event {
+    loop {
+        let event = next(client).await;
+        if event.kind() == kind {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_welcome_lost_with_its_socket_leaves_the_token_as_it_was() {
+    let mut server = Scripted::start(None).await;
+    let mut config = config(&server);
+    config.resume_token = Some("t0".into());
+    let mut client = Client::connect(config);
+
+    let mut first = server.next().await;
+    assert!(first.offers_token("t0"), "{}", first.offer);
+    assert!(first.offer.starts_with("duet.v1"), "{}", first.offer);
+    first
+        .send(ServerFrame::Joined(welcome("t1", Some(true))))
+        .await;
+    until(&mut client, "joined").await;
+    drop(first);
+
+    // The next socket is lost before its welcome…
+    let second = server.next().await;
+    assert!(second.offers_token("t1"), "{}", second.offer);
+    drop(second);
+    // …so the one after still offers t1, the newest token a welcome brought.
+    let mut third = server.next().await;
+    assert!(third.offers_token("t1"), "{}", third.offer);
+    third
+        .send(ServerFrame::Joined(welcome("t2", Some(true))))
+        .await;
+    until(&mut client, "reconnected").await;
+    drop(third);
+    let fourth = server.next().await;
+    assert!(fourth.offers_token("t2"), "{}", fourth.offer);
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_answering_pings_is_replaced() {
+    let mut server = Scripted::start(None).await;
+    let mut config = config(&server);
+    config.ping_interval = Duration::from_secs(3600);
+    config.pong_timeout = Duration::from_millis(100);
+    let mut client = Client::connect(config);
+    let mut first = server.next().await;
+    first.send(ServerFrame::Created(welcome("t1", None))).await;
+    // The first ping leaves at once, spelled as the runtime answers it; no pong comes.
+    assert_eq!(first.read().await, Message::Text(PING_TEXT.into()));
+    match first.read().await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4001),
+        other => panic!("{other:?}"),
+    }
+    match until(&mut client, "reconnecting").await {
+        Event::Reconnecting { cause, .. } => {
+            assert_eq!(
+                (cause.code, cause.reason.as_str()),
+                (4001, "no answer to a ping")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let second = server.next().await;
+    assert!(second.offers_token("t1"));
+}
+
+#[tokio::test]
+async fn a_socket_that_never_welcomes_is_abandoned() {
+    let mut server = Scripted::start(None).await;
+    let mut config = config(&server);
+    config.connect_timeout = Duration::from_millis(100);
+    let mut client = Client::connect(config);
+    let _silent = server.next().await;
+    match next(&mut client).await {
+        Event::Reconnecting { cause, .. } => {
+            assert_eq!(
+                (cause.code, cause.reason.as_str()),
+                (4001, "connect timed out")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    server.next().await;
+}
+
+#[tokio::test]
+async fn delays_follow_the_backoff_until_the_attempts_run_out() {
+    let mut server = Scripted::start(None).await;
+    let mut config = config(&server);
+    config.backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(80),
+        factor: 2.0,
+    };
+    config.max_reconnect_attempts = 4;
+    let mut client = Client::connect(config);
+    let mut delays = Vec::new();
+    loop {
+        // Each socket is dropped at once, before any welcome.
+        drop(server.next().await);
+        match next(&mut client).await {
+            Event::Reconnecting { attempt, delay, .. } => {
+                assert_eq!(attempt as usize, delays.len() + 1);
+                delays.push(delay);
+            }
+            Event::Closed(close) => {
+                assert_eq!(close.code, 1006);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(delays.len(), 4);
+    for (n, delay) in delays.iter().enumerate() {
+        let ceiling = Duration::from_millis((20u64 << n).min(80));
+        assert!(
+            *delay >= ceiling / 2 && *delay <= ceiling,
+            "attempt {n}: {delay:?}"
+        );
+    }
+    assert!(client.next_event().await.is_none());
+}
+
+#[tokio::test]
+async fn nothing_is_queued_while_reconnecting_and_reconnect_cuts_the_wait() {
+    let mut server = Scripted::start(None).await;
+    let mut config = config(&server);
+    config.backoff.initial = Duration::from_secs(3600);
+    config.backoff.max = Duration::from_secs(3600);
+    let mut client = Client::connect(config);
+    drop(server.next().await);
+    assert_eq!(next(&mut client).await.kind(), "reconnecting");
+    let refused = client.send(&1).await.unwrap_err();
+    assert!(matches!(refused, duet_client::Error::NotOpen), "{refused}");
+    // An hour's wait, cut short.
+    client.reconnect();
+    let mut second = server.next().await;
+    second.send(ServerFrame::Created(welcome("t", None))).await;
+    until(&mut client, "created").await;
+    client.send(&serde_json::json!({"a": 1})).await.unwrap();
+    assert_eq!(second.read().await, Message::Text(PING_TEXT.into()));
+    assert_eq!(
+        second.read().await,
+        Message::Text(r#"{"type":"message","data":{"a":1}}"#.into())
+    );
+}
+
+#[tokio::test]
+async fn an_http_refusal_is_final() {
+    let server = Scripted::start(Some(StatusCode::FORBIDDEN)).await;
+    let mut client = Client::connect(config(&server));
+    match next(&mut client).await {
+        Event::Closed(close) => {
+            assert_eq!(close.code, 1006);
+            assert!(close.reason.starts_with("HTTP 403"), "{}", close.reason);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(client.next_event().await.is_none());
+}
