@@ -113,7 +113,9 @@ impl fmt::Display for E2eError {
             Self::Undecryptable => "the envelope does not decrypt with this key for this sender",
             Self::Replayed => "the envelope was already received once (a replay)",
             Self::Reflected => "the envelope claims to come from this connection itself",
-            Self::KeyMismatch => "the other side's link has a different key, or none",
+            Self::KeyMismatch => {
+                "the other side's link has a different key, or none: its key confirmation did not open with this key, or did not come"
+            }
         })
     }
 }
