@@ -1,7 +1,8 @@
 // The native peer (duet-client/examples/native-peer, Rust with str0m) against the app in
 // Chromium, through one `wrangler dev`: in both join orders, with and without an end-to-end key,
 // the page reaches "connected", the native peer counts frames of the page's video, chat goes
-// both ways over the data channel, and with a key both confirm it and show the same safety code.
+// both ways over the data channel, and with a key both confirm it and show the same safety code;
+// with different keys both report key-mismatch.
 // The example is built once (`make test` builds it before the Node suites; run alone, this file
 // builds it if it is missing). Every wait is on a condition (a page state or a line the example
 // prints), never a fixed sleep.
@@ -136,11 +137,27 @@ describe("the native peer calls the app", () => {
         assert.equal(printed[1], shown, "the same safety code on both sides");
       }
       assert.ok(!native.lines.some((line) => /^e2e error/.test(line)), native.lines.join("\n"));
+      assert.deepEqual(page.problems, []);
     } finally {
       await native?.stop();
       if (page) await closePage(page);
     }
   }
+
+  test("a link with another key: both sides report key-mismatch, and no call starts", async () => {
+    const room = roomName("native");
+    const page = await openPage(browser, `${server.origin}/${room}#k=${randomBytes(32).toString("base64url")}`);
+    const native = runNativePeer(["--url", server.origin, "--room", room, "--key", randomBytes(32).toString("base64url")]);
+    try {
+      await until(page, () => window.duetDebug.keyConfirmed === false && window.duetDebug.e2eErrors.includes("key-mismatch"));
+      await native.waitFor(/^e2e error: key-mismatch /);
+      assert.ok(!native.lines.includes("connected") && !native.lines.some((line) => line.startsWith("key confirmed")), native.lines.join("\n"));
+      assert.notEqual(await page.evaluate(() => window.duetDebug.pc?.connectionState ?? null), "connected");
+    } finally {
+      await native.stop();
+      await closePage(page);
+    }
+  });
 
   test("answers the page's call (the page is first in), plain", () => call({ pageFirst: true, key: false }));
   test("starts the call (it is first in), plain", () => call({ pageFirst: false, key: false }));
