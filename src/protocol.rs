@@ -296,6 +296,21 @@ impl ServerFrameType {
 }
 
 impl ServerFrame {
+    /// The frame's `type`.
+    pub fn frame_type(&self) -> ServerFrameType {
+        match self {
+            ServerFrame::Created(_) => ServerFrameType::Created,
+            ServerFrame::Joined(_) => ServerFrameType::Joined,
+            ServerFrame::PeerJoined { .. } => ServerFrameType::PeerJoined,
+            ServerFrame::Ready { .. } => ServerFrameType::Ready,
+            ServerFrame::PeerAway { .. } => ServerFrameType::PeerAway,
+            ServerFrame::PeerLeft { .. } => ServerFrameType::PeerLeft,
+            ServerFrame::Full { .. } => ServerFrameType::Full,
+            ServerFrame::Error { .. } => ServerFrameType::Error,
+            ServerFrame::IceServers { .. } => ServerFrameType::IceServers,
+        }
+    }
+
     pub fn to_text(&self) -> String {
         // Serializing these types cannot fail: every map key is a string and RawValue is valid JSON.
         serde_json::to_string(self).unwrap_or_default()
@@ -777,6 +792,11 @@ mod tests {
         for frame in frames {
             let text = frame.to_text();
             let read: ServerFrame = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                text.split('"').nth(3),
+                Some(read.frame_type().as_str()),
+                "{text}"
+            );
             // As JSON values: a list of ICE servers read back has its keys in sorted order.
             let value = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
             assert_eq!(value(&read.to_text()), value(&text), "{text}");

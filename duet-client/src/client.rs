@@ -33,8 +33,10 @@ pub struct Config {
     /// After a ping, how long to wait for any frame before the socket counts as dead and is
     /// replaced; zero disables.
     pub pong_timeout: Duration,
-    /// A socket that has not brought its welcome within this is abandoned for the next
-    /// attempt.
+    /// How long [`Client::check`] waits for an answer before it replaces the socket.
+    pub check_timeout: Duration,
+    /// A socket that has not brought its welcome within this (a ticket provider that has not
+    /// answered, too) is abandoned for the next attempt; zero waits as long as it takes.
     pub connect_timeout: Duration,
     pub backoff: Backoff,
     /// Give up after this many failed attempts in a row (then [`Event::Closed`]).
@@ -58,6 +60,7 @@ impl Config {
             resume_token: None,
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(10),
+            check_timeout: Duration::from_millis(1500),
             connect_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             max_reconnect_attempts: u32::MAX,
@@ -98,6 +101,7 @@ enum Command {
     Frame(String, oneshot::Sender<Result<(), Error>>),
     Leave,
     Reconnect,
+    Check(oneshot::Sender<bool>),
 }
 
 /// A connection to one room that stays up. Dropping it drops the socket without leaving (the
@@ -156,7 +160,8 @@ impl Client {
 
     /// Relays `data` to the other peer (sealed by the codec if there is one). Nothing is
     /// queued: with no socket open this is [`Error::NotOpen`]; after
-    /// [`Event::Reconnected`], send again what matters.
+    /// [`Event::Reconnected`], send again what matters. A frame over the server's
+    /// `maxMessageBytes` (from the welcome) is [`Error::TooLarge`], and is not sent.
     pub async fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), Error> {
         let raw = serde_json::value::to_raw_value(data).map_err(|e| Error::Data(e.to_string()))?;
         self.send_raw(raw).await
@@ -192,6 +197,18 @@ impl Client {
         let _ = self.command(Command::Reconnect);
     }
 
+    /// Checks at once that the socket still works, after a network change say: sends the
+    /// keep-alive and waits [`Config::check_timeout`] for any frame. Without one, the socket
+    /// is dropped and a new one dials at once, without backoff, resuming the slot; while
+    /// reconnecting, the next attempt starts now. Whether the socket answered.
+    pub async fn check(&self) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.command(Command::Check(reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
     async fn frame(&self, text: String) -> Result<(), Error> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::Frame(text, reply))?;
@@ -208,6 +225,9 @@ impl Drop for Client {
         self.task.abort();
     }
 }
+
+/// How long, after a `leave`, the server's close may take before the client stops anyway.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// What one socket's life ended in.
 enum Next {
@@ -266,8 +286,17 @@ impl Driver {
             tokio::select! {
                 _ = sleep_until(until) => return None,
                 command = self.commands.recv() => match command {
-                    None | Some(Command::Leave) => return Some(left()),
+                    None => return Some(left()),
+                    Some(Command::Leave) => {
+                        self.status.send_modify(|st| st.slot.token = None);
+                        return Some(left());
+                    }
                     Some(Command::Reconnect) => return None,
+                    // Nothing to check: dial now.
+                    Some(Command::Check(reply)) => {
+                        let _ = reply.send(false);
+                        return None;
+                    }
                     Some(Command::Send(_, reply) | Command::Frame(_, reply)) => {
                         let _ = reply.send(Err(Error::NotOpen));
                     }
@@ -278,12 +307,15 @@ impl Driver {
 
     /// Opens the next socket, with a fresh ticket and the current token.
     async fn dial(&mut self) -> Result<Socket, Next> {
-        let ticket = self
-            .config
-            .ticket
-            .get()
-            .await
-            .map_err(|e| Next::Retry(Close::lost(format!("no ticket: {e}")), After::Backoff))?;
+        // A provider that hangs is a failed attempt, like a connect that hangs.
+        let limit = Some(self.config.connect_timeout).filter(|t| !t.is_zero());
+        let ticket = match limit {
+            Some(limit) => tokio::time::timeout(limit, self.config.ticket.get())
+                .await
+                .unwrap_or_else(|_| Err("the ticket provider timed out".into())),
+            None => self.config.ticket.get().await,
+        }
+        .map_err(|e| Next::Retry(Close::lost(format!("no ticket: {e}")), After::Backoff))?;
         let dial = Dial {
             url: self.config.url.clone(),
             ticket,
@@ -311,6 +343,9 @@ impl Driver {
             welcomed: false,
             refusal: None,
             full: false,
+            leave_by: None,
+            checks: Vec::new(),
+            check_by: None,
             ping_at: None,
             pong_by: None,
             ice_at: None,
@@ -343,7 +378,15 @@ impl Driver {
                 }
                 _ = sleep_opt(s.ping_at) => self.ping(s).await,
                 _ = sleep_opt(s.pong_by) => return drop_socket(s, "no answer to a ping").await,
+                // We left, and the server's close did not come: left all the same.
+                _ = sleep_opt(s.leave_by) => return Next::Stop(left()),
                 _ = sleep_opt(s.welcome_by) => return drop_socket(s, "connect timed out").await,
+                _ = sleep_opt(s.check_by) => {
+                    let _ = s.tx.close(CLIENT_DROP, "no answer to a check").await;
+                    let cause = Close::new(CLIENT_DROP, "no answer to a check");
+                    // The failed checks answer `false` as the session's state is dropped.
+                    return Next::Retry(cause, After::RetryIn(Duration::ZERO));
+                }
                 _ = sleep_opt(s.ice_at) => {
                     s.ice_at = None;
                     let _ = s.tx.send(&ClientFrame::IceServers).await;
@@ -362,6 +405,10 @@ impl Driver {
 
     /// The socket ended: what next, by [`policy::after`].
     fn ended(&mut self, s: &Session, close: Close) -> Next {
+        // After our `leave` (the token is forgotten already), whatever the close.
+        if s.leave_by.is_some() {
+            return Next::Stop(close);
+        }
         let after = policy::after(Ending {
             close: &close,
             refusal: s.refusal.as_ref(),
@@ -391,8 +438,21 @@ impl Driver {
                 if !s.welcomed || s.tx.send(&ClientFrame::Leave).await.is_err() {
                     return Some(Next::Stop(left()));
                 }
+                // Nothing more to keep alive; the server's close (1000) ends the session.
+                (s.ping_at, s.pong_by, s.ice_at) = (None, None, None);
+                s.leave_by = Some(Instant::now() + LEAVE_WAIT);
             }
             Some(Command::Reconnect) => return Some(drop_socket(s, "reconnect").await),
+            Some(Command::Check(reply)) => {
+                s.checks.push(reply);
+                if s.check_by.is_none() {
+                    // Before the welcome there is nothing to ping: the welcome is the answer.
+                    if s.welcomed {
+                        let _ = s.tx.send(&ClientFrame::Ping).await;
+                    }
+                    s.check_by = Some(Instant::now() + self.config.check_timeout);
+                }
+            }
             Some(Command::Send(data, reply)) => {
                 let sent = self.send_data(s, &data).await;
                 let _ = reply.send(sent);
@@ -413,15 +473,26 @@ impl Driver {
         if !s.welcomed {
             return Err(Error::NotOpen);
         }
-        match self.config.codec.as_mut() {
-            None => s.tx.send_data(data).await,
+        let sealed;
+        let data = match self.config.codec.as_mut() {
+            None => data,
             Some(codec) => {
                 let slot = self.status.borrow().slot.clone();
-                let sealed = codec
+                sealed = codec
                     .seal(&context(&self.config.room, &slot, true), data)
                     .map_err(Error::Data)?;
-                s.tx.send_data(&sealed).await
+                &sealed
             }
+        };
+        let text = ClientFrame::Message(data).to_text();
+        let max = self.status.borrow().slot.max_message_bytes;
+        match max {
+            // The server would refuse it (`too-large`); say so before it leaves.
+            Some(max) if text.len() > max => Err(Error::TooLarge {
+                bytes: text.len(),
+                max,
+            }),
+            _ => s.tx.send_text(text).await,
         }
     }
 
@@ -429,6 +500,10 @@ impl Driver {
     async fn on_event(&mut self, s: &mut Session, event: Event) {
         // Any frame proves the socket works.
         s.pong_by = None;
+        s.check_by = None;
+        for check in s.checks.drain(..) {
+            let _ = check.send(true);
+        }
         let event = match event {
             Event::Message { from, data } => match self.open(s, from, data).await {
                 Some(event) => event,
@@ -532,7 +607,8 @@ impl Driver {
                 });
                 self.schedule_ice(s, *expires_at);
             }
-            ServerFrame::PeerAway { .. } | ServerFrame::Error { .. } => {}
+            // `peer-away`, `error`: nothing of the slot changes.
+            _ => {}
         }
     }
 
@@ -612,6 +688,11 @@ struct Session {
     welcomed: bool,
     refusal: Option<Refused>,
     full: bool,
+    /// After a `leave`: how long the server's close may take.
+    leave_by: Option<Instant>,
+    /// The callers of [`Client::check`] waiting for an answer, and until when.
+    checks: Vec<oneshot::Sender<bool>>,
+    check_by: Option<Instant>,
     ping_at: Option<Instant>,
     pong_by: Option<Instant>,
     ice_at: Option<Instant>,
@@ -649,4 +730,21 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moves_between_tasks<T: Send + 'static>() {}
+
+    #[test]
+    fn clients_sockets_and_events_move_between_tasks() {
+        moves_between_tasks::<Client>();
+        moves_between_tasks::<Socket>();
+        moves_between_tasks::<SocketSender>();
+        moves_between_tasks::<SocketReceiver>();
+        moves_between_tasks::<Event>();
+        moves_between_tasks::<Config>();
+    }
 }

@@ -33,6 +33,12 @@ pub enum Error {
     Ticket(String),
     /// The data to send is not JSON, or an end-to-end codec could not seal it.
     Data(String),
+    /// [`crate::Client`]: the `message` frame would be `bytes` long, over the `max` the server
+    /// announced in its welcome (`maxMessageBytes`); nothing was sent.
+    TooLarge {
+        bytes: usize,
+        max: usize,
+    },
     /// [`crate::Client`]: no socket is open (nothing is queued), or the client has stopped.
     NotOpen,
 }
@@ -51,6 +57,9 @@ impl fmt::Display for Error {
             Error::Unexpected(event) => write!(f, "unexpected: {}", event.kind()),
             Error::Ticket(e) => write!(f, "no ticket: {e}"),
             Error::Data(e) => write!(f, "data: {e}"),
+            Error::TooLarge { bytes, max } => {
+                write!(f, "a frame of {bytes} bytes is over the server's {max}")
+            }
             Error::NotOpen => write!(f, "no socket is open"),
         }
     }

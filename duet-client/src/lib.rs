@@ -65,5 +65,5 @@ pub use duet::protocol::{ServerFrame, Welcome};
 pub use duet::report::Report;
 pub use error::Error;
 pub use event::{Close, Event, Refused};
-pub use socket::{room_url, Dial, Socket, SocketReceiver, SocketSender, Welcomed};
+pub use socket::{room_url, Dial, Raw, Socket, SocketReceiver, SocketSender, Welcomed};
 pub use ticket::Ticket;

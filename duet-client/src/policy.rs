@@ -23,7 +23,7 @@ pub enum After {
     RetryIn(Duration),
     /// Stop for good, and keep the resume token (the slot may still be ours: 4000, refusals).
     Stop,
-    /// Stop for good and forget the token: the slot is gone (1000, 4408, 4409).
+    /// Stop for good and forget the token: the slot is gone (4408, 4409).
     StopAndForget,
 }
 
@@ -59,7 +59,7 @@ pub fn after(ending: Ending<'_>) -> After {
     }
     match ending.close.known {
         _ if ending.full => After::StopAndForget,
-        Some(CloseCode::Left | CloseCode::RoomFull | CloseCode::Stale) => After::StopAndForget,
+        Some(CloseCode::RoomFull | CloseCode::Stale) => After::StopAndForget,
         _ if ending.close.is_final() => After::Stop,
         _ => After::Backoff,
     }
@@ -177,7 +177,8 @@ mod tests {
     #[test]
     fn closes_of_the_server() {
         let cases = [
-            (CloseCode::Left, After::StopAndForget),
+            // A 1000 after our own `leave` never comes here (the client stops by itself).
+            (CloseCode::Left, After::Backoff),
             (CloseCode::Replaced, After::Stop),
             (CloseCode::Stale, After::StopAndForget),
             (CloseCode::RoomFull, After::StopAndForget),

@@ -35,7 +35,7 @@ pub struct Dial {
     /// (`?resume=`) with `resume_in_query`.
     pub resume: Option<String>,
     pub resume_in_query: bool,
-    /// The limit on the TCP connect, the TLS handshake and the upgrade together.
+    /// The limit on the TCP connect, the TLS handshake and the upgrade together; zero: none.
     pub timeout: Duration,
 }
 
@@ -138,6 +138,16 @@ impl Welcomed {
     }
 }
 
+/// A frame as it came off a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raw {
+    Text(Utf8Bytes),
+    /// A binary frame, which the server never sends.
+    Binary,
+    /// The socket closed: its close frame, or 1006 for a lost connection.
+    Closed(Close),
+}
+
 /// One open socket. [`Socket::split`] gives a sending and a receiving half that two tasks can
 /// hold; [`SocketSender::reunite`] makes a socket of them again.
 pub struct Socket {
@@ -166,11 +176,14 @@ impl Socket {
             ensure_crypto_provider();
         }
         let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
-        let ws = match timeout(dial.timeout, connect).await {
-            Err(_) => return Err(Error::Timeout("connect")),
-            Ok(Err(e)) => return Err(connect_error(e)),
-            Ok(Ok((ws, _response))) => ws,
+        let connected = if dial.timeout.is_zero() {
+            connect.await
+        } else {
+            timeout(dial.timeout, connect)
+                .await
+                .map_err(|_| Error::Timeout("connect"))?
         };
+        let (ws, _response) = connected.map_err(connect_error)?;
         let (sink, stream) = ws.split();
         Ok(Socket {
             tx: SocketSender { sink },
@@ -197,6 +210,11 @@ impl Socket {
     /// The next event; after [`Event::SocketClosed`], `None`.
     pub async fn recv(&mut self) -> Option<Event> {
         self.rx.recv().await
+    }
+
+    /// The next frame as it came ([`SocketReceiver::recv_raw`]).
+    pub async fn recv_raw(&mut self) -> Option<Raw> {
+        self.rx.recv_raw().await
     }
 
     /// The next event within `limit`, or [`Error::Timeout`] with `step` as its label; after
@@ -293,13 +311,23 @@ impl SocketReceiver {
     /// The next event; after [`Event::SocketClosed`], `None`. WebSocket-level pings and pongs
     /// are answered by the library and not reported.
     pub async fn recv(&mut self) -> Option<Event> {
+        Some(match self.recv_raw().await? {
+            Raw::Text(text) => Event::decode(&text),
+            Raw::Binary => Event::Unknown("(binary)".into()),
+            Raw::Closed(close) => Event::SocketClosed(close),
+        })
+    }
+
+    /// The next frame as it came, not decoded ([`Event::decode`] reads a text): for a reader
+    /// that only counts or times frames. After [`Raw::Closed`], `None`.
+    pub async fn recv_raw(&mut self) -> Option<Raw> {
         if self.ended {
             return None;
         }
         loop {
             let closed = match self.stream.next().await {
-                Some(Ok(Message::Text(text))) => return Some(Event::decode(&text)),
-                Some(Ok(Message::Binary(_))) => return Some(Event::Unknown("(binary)".into())),
+                Some(Ok(Message::Text(text))) => return Some(Raw::Text(text)),
+                Some(Ok(Message::Binary(_))) => return Some(Raw::Binary),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(Some(frame)))) => {
                     Close::new(u16::from(frame.code), frame.reason.as_str())
@@ -309,7 +337,7 @@ impl SocketReceiver {
                 None => Close::lost("connection ended"),
             };
             self.ended = true;
-            return Some(Event::SocketClosed(closed));
+            return Some(Raw::Closed(closed));
         }
     }
 
@@ -346,7 +374,9 @@ impl SocketReceiver {
     }
 }
 
-/// wss:// needs a rustls crypto provider; install ring's unless the program chose one.
+/// wss:// needs a rustls crypto provider. rustls picks the only one compiled in by itself, but
+/// a build with two (aws-lc-rs beside ring, through another crate) must choose: then ring,
+/// unless the program chose already.
 fn ensure_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Another thread may have installed one meanwhile, which is as good.
@@ -378,5 +408,81 @@ fn socket_error(e: WsError) -> Error {
         }
         WsError::Io(io) => Error::Io(io.kind()),
         other => Error::Socket(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_urls() {
+        for (base, url) in [
+            ("https://duet.example", "wss://duet.example/ws/r-1"),
+            ("https://duet.example/", "wss://duet.example/ws/r-1"),
+            ("http://127.0.0.1:8787", "ws://127.0.0.1:8787/ws/r-1"),
+            ("wss://duet.example", "wss://duet.example/ws/r-1"),
+            ("ws://h:1", "ws://h:1/ws/r-1"),
+        ] {
+            assert_eq!(room_url(base, "r-1").unwrap(), url, "{base}");
+        }
+        for (base, room) in [
+            ("ftp://duet.example", "r"),
+            ("duet.example", "r"),
+            ("https://duet.example", ""),
+            ("https://duet.example", "a/b"),
+            ("https://duet.example", &"x".repeat(65)),
+        ] {
+            assert!(
+                matches!(room_url(base, room), Err(Error::Url(_))),
+                "{base} {room}"
+            );
+        }
+    }
+
+    #[test]
+    fn dials_offer_v1_the_ticket_and_the_token() {
+        let dial = Dial::new("ws://h/ws/r");
+        assert_eq!(dial.subprotocols(), "duet.v1");
+        let dial = dial.ticket("a.b.c").resume("ff00");
+        assert_eq!(
+            dial.subprotocols(),
+            "duet.v1, duet.ticket.a.b.c, duet.resume.ff00"
+        );
+        let request = dial.request().unwrap();
+        assert_eq!(request.uri().to_string(), "ws://h/ws/r");
+        assert_eq!(
+            request.headers()[SEC_WEBSOCKET_PROTOCOL],
+            "duet.v1, duet.ticket.a.b.c, duet.resume.ff00"
+        );
+        let query = Dial {
+            resume_in_query: true,
+            ..dial
+        };
+        assert_eq!(query.subprotocols(), "duet.v1, duet.ticket.a.b.c");
+        assert_eq!(
+            query.request().unwrap().uri().to_string(),
+            "ws://h/ws/r?resume=ff00"
+        );
+        let bad = Dial::new("ws://h/ws/r").ticket("line\nbreak");
+        assert!(matches!(bad.request(), Err(Error::Url(_))));
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_is_an_error() {
+        // wss:// to a plain TCP server that hangs up: an error to count, never a panic.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                drop(tcp);
+            }
+        });
+        let dial = Dial::new(format!("wss://127.0.0.1:{port}/ws/r"));
+        match Socket::connect(&dial).await {
+            Err(Error::Tls(_) | Error::Io(_)) => {}
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a TLS socket to a plain server"),
+        }
     }
 }

@@ -160,6 +160,9 @@ async fn a_welcome_then_the_first_ping_answered_then_a_verbatim_relay() {
         }
         other => panic!("{other:?}"),
     }
+    // A check: the runtime answers its ping at once.
+    assert!(b.check().await);
+    assert!(matches!(next(&mut b, LIMIT).await, Event::Pong));
     b.send(&serde_json::json!({"back": true})).await.unwrap();
     match next_frame(&mut a).await {
         Event::Message { data, .. } => assert_eq!(data.get(), r#"{"back":true}"#),
@@ -506,6 +509,10 @@ async fn until_within(client: &mut Client, kind: &str, within: Duration) -> Even
     }
 }
 
+fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.into()).unwrap()
+}
+
 /// A stand-in for the end-to-end envelope: wraps every message as `{"sealed": data}`, and
 /// confirms the pairing with a hello sent on `ready`.
 struct Wrap;
@@ -573,22 +580,16 @@ async fn a_codec_seals_opens_and_confirms() {
         Event::Message { data, .. } => assert_eq!(data.get(), r#"{"sealed":"hi"}"#),
         other => panic!("{other:?}"),
     }
-    b.send_text(r#"{"type":"message","data":{"hello":1}}"#)
-        .await
-        .unwrap();
+    b.send_data(&raw(r#"{"hello":1}"#)).await.unwrap();
     assert!(matches!(
         until(&mut a, "e2e-confirmed").await,
         Event::E2eConfirmed { .. }
     ));
-    b.send_text(r#"{"type":"message","data":{"sealed":[1]}}"#)
-        .await
-        .unwrap();
+    b.send_data(&raw(r#"{"sealed":[1]}"#)).await.unwrap();
     match next_frame(&mut a).await {
         Event::Message { data, .. } => assert_eq!(data.get(), "[1]"),
         other => panic!("{other:?}"),
     }
-    b.send_text(r#"{"type":"message","data":"plain"}"#)
-        .await
-        .unwrap();
+    b.send_data(&raw(r#""plain""#)).await.unwrap();
     assert_eq!(next_frame(&mut a).await.kind(), "e2e-error:not-encrypted");
 }

@@ -3,7 +3,7 @@
 //! an HTTP status), and the exact delays of the backoff. The frames it sends are the server's
 //! own types (`ServerFrame`), never retyped.
 
-use duet_client::protocol::{ServerFrame, Welcome, PING_TEXT};
+use duet_client::protocol::{ServerFrame, Welcome, PING_TEXT, PONG_TEXT};
 use duet_client::{Backoff, Client, Config, Event};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
@@ -31,6 +31,11 @@ struct Scripted {
 
 impl Scripted {
     async fn start(refuse: Option<StatusCode>) -> Scripted {
+        Scripted::start_slow(refuse, Duration::ZERO).await
+    }
+
+    /// A server that waits `slow` before it answers each upgrade.
+    async fn start_slow(refuse: Option<StatusCode>, slow: Duration) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, conns) = mpsc::unbounded_channel();
@@ -38,6 +43,7 @@ impl Scripted {
             while let Ok((tcp, _)) = listener.accept().await {
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    tokio::time::sleep(slow).await;
                     let mut offer = String::new();
                     // tungstenite's callback type: its error is the HTTP answer, large or not.
                     #[allow(clippy::result_large_err)]
@@ -84,6 +90,10 @@ impl Conn {
             .send(Message::Text(frame.to_text().into()))
             .await
             .unwrap();
+    }
+
+    async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
     }
 
     /// The next text or close the client sent.
@@ -303,4 +313,148 @@ async fn an_http_refusal_is_final() {
         other => panic!("{other:?}"),
     }
     assert!(client.next_event().await.is_none());
+}
+
+#[tokio::test]
+async fn a_frame_over_the_announced_limit_is_refused_before_it_leaves() {
+    let mut server = Scripted::start(None).await;
+    let mut client = Client::connect(config(&server));
+    let mut conn = server.next().await;
+    // `{"type":"message","data":"…"}` is 28 bytes around the string's characters.
+    let max = 40;
+    conn.send(ServerFrame::Created(Welcome {
+        max_message_bytes: max,
+        ..welcome("t", None)
+    }))
+    .await;
+    until(&mut client, "created").await;
+    assert_eq!(conn.read().await, Message::Text(PING_TEXT.into()));
+    let over = "x".repeat(max - 28 + 1);
+    match client.send(&over).await {
+        Err(duet_client::Error::TooLarge { bytes, max: m }) => {
+            assert_eq!((bytes, m), (max + 1, max))
+        }
+        other => panic!("{other:?}"),
+    }
+    let exact = "y".repeat(max - 28);
+    client.send(&exact).await.unwrap();
+    // The next frame on the wire is the one at the limit: the one over it never left.
+    assert_eq!(
+        conn.read().await,
+        Message::Text(format!(r#"{{"type":"message","data":"{exact}"}}"#).into())
+    );
+}
+
+#[tokio::test]
+async fn a_leave_the_server_never_closes_still_stops_without_reconnecting() {
+    let mut server = Scripted::start(None).await;
+    let mut client = Client::connect(config(&server));
+    let mut conn = server.next().await;
+    conn.send(ServerFrame::Created(welcome("t", None))).await;
+    until(&mut client, "created").await;
+    client.leave();
+    assert_eq!(conn.read().await, Message::Text(PING_TEXT.into()));
+    assert_eq!(
+        conn.read().await,
+        Message::Text(r#"{"type":"leave"}"#.into())
+    );
+    // The server says nothing more; the client stops by itself and forgets the token.
+    let close = loop {
+        match next(&mut client).await {
+            Event::Closed(close) => break close,
+            Event::Pong => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!((close.code, close.reason.as_str()), (1000, "left"));
+    assert_eq!(client.status().slot.token, None);
+    assert!(client.next_event().await.is_none());
+    assert!(
+        server.conns.try_recv().is_err(),
+        "no new socket after a leave"
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_provider_that_hangs_fails_the_attempt() {
+    let mut server = Scripted::start(None).await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let mut config = config(&server).ticket(duet_client::Ticket::provider(move || {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, String>("jwt".to_owned())
+        }
+    }));
+    config.connect_timeout = Duration::from_millis(100);
+    let mut client = Client::connect(config);
+    match next(&mut client).await {
+        Event::Reconnecting { cause, .. } => {
+            assert_eq!(cause.reason, "no ticket: the ticket provider timed out")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The next attempt asks again, and offers what it got.
+    let conn = server.next().await;
+    assert!(
+        conn.offer.split(", ").any(|p| p == "duet.ticket.jwt"),
+        "{}",
+        conn.offer
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_zero_connect_timeout_waits_as_long_as_it_takes() {
+    let mut server = Scripted::start_slow(None, Duration::from_millis(50)).await;
+    let mut config = config(&server);
+    config.connect_timeout = Duration::ZERO;
+    let mut client = Client::connect(config);
+    let mut conn = server.next().await;
+    conn.send(ServerFrame::Created(welcome("t", None))).await;
+    assert_eq!(next(&mut client).await.kind(), "created");
+}
+
+#[tokio::test]
+async fn a_check_answered_is_true_and_one_unanswered_redials_at_once() {
+    let mut server = Scripted::start(None).await;
+    let mut config = config(&server);
+    config.ping_interval = Duration::from_secs(3600);
+    config.check_timeout = Duration::from_millis(100);
+    config.backoff.initial = Duration::from_secs(3600);
+    config.backoff.max = Duration::from_secs(3600);
+    let mut client = Client::connect(config);
+    let mut first = server.next().await;
+    first.send(ServerFrame::Created(welcome("t1", None))).await;
+    until(&mut client, "created").await;
+    assert_eq!(first.read().await, Message::Text(PING_TEXT.into()));
+    first.send_text(PONG_TEXT).await;
+    assert_eq!(next(&mut client).await.kind(), "pong");
+
+    // A check pings at once; the pong answers it.
+    let (ok, ()) = tokio::join!(client.check(), async {
+        assert_eq!(first.read().await, Message::Text(PING_TEXT.into()));
+        first.send_text(PONG_TEXT).await;
+    });
+    assert!(ok);
+    assert_eq!(next(&mut client).await.kind(), "pong");
+
+    // Unanswered: the socket is dropped (4001) and the next dials at once, not after the
+    // hour of backoff, resuming the slot.
+    assert!(!client.check().await);
+    match next(&mut client).await {
+        Event::Reconnecting { delay, cause, .. } => {
+            assert_eq!(delay, Duration::ZERO);
+            assert_eq!(
+                (cause.code, cause.reason.as_str()),
+                (4001, "no answer to a check")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let second = server.next().await;
+    assert!(second.offers_token("t1"), "{}", second.offer);
 }

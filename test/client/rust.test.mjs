@@ -1,6 +1,7 @@
 // The Rust client (duet-client) against the real Worker: the Worker under Miniflare, five
-// servers for the five configurations the tests need, and `cargo test -p duet-client --test
-// live -- --ignored` with their URLs in DUET_* variables. The live tests are ignored in a plain
+// servers for the five configurations the tests need, and `cargo test --workspace --test live
+// -- --ignored` with their URLs in DUET_* variables (`--workspace`, as `make test-rust` builds:
+// the same features, so the test binary it built is reused, not rebuilt). The live tests are ignored in a plain
 // `cargo test` (make test runs test-rust before the Worker is built) and fail, never skip,
 // when a variable is missing. The run includes the crate's documented example
 // (tests/live/quickstart.rs, the doctest of src/lib.rs).
@@ -39,7 +40,7 @@ describe("duet-client against the Worker", () => {
   });
   after(() => Promise.all(Object.values(servers).map((s) => s?.dispose())));
 
-  test("cargo test -p duet-client --test live", { timeout: 600_000 }, async () => {
+  test("cargo test --workspace --test live", { timeout: 600_000 }, async () => {
     const env = {
       DUET_URL: servers.open.origin,
       DUET_TICKETED_URL: servers.ticketed.origin,
@@ -48,7 +49,7 @@ describe("duet-client against the Worker", () => {
       DUET_BROKEN_URL: servers.broken.origin,
       DUET_STRICT_URL: servers.strict.origin,
     };
-    const { code, output } = await run("cargo", ["test", "--quiet", "-p", "duet-client", "--test", "live", "--", "--ignored"], env);
+    const { code, output } = await run("cargo", ["test", "--quiet", "--workspace", "--test", "live", "--", "--ignored"], env);
     assert.equal(code, 0, output);
     // Every live test ran: none was filtered out or left ignored.
     const summary = /test result: ok\. (\d+) passed; 0 failed; 0 ignored/.exec(output);
