@@ -414,3 +414,117 @@ fn random_id() -> String {
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Two peers of this example call each other in memory (signals and datagrams handed over
+    //! by the test, the clock the real one): the rules of call.js between them, and the safety
+    //! code the same on both sides.
+    use super::*;
+
+    struct Side {
+        peer: Peer,
+        reports: Vec<Report>,
+    }
+
+    /// Hands each step's signals and datagrams to the other side, and ticks both, until
+    /// `done` holds; nothing is lost in memory, so no retransmission timer has to run out.
+    fn exchange(
+        a: &mut Side,
+        b: &mut Side,
+        mut pending: Vec<(bool, Step)>,
+        done: impl Fn(&Side, &Side) -> bool,
+    ) {
+        let (a_addr, b_addr) = (a.peer.local, b.peer.local);
+        for _ in 0..2000 {
+            if done(a, b) {
+                return;
+            }
+            let mut next = Vec::new();
+            for (from_a, step) in pending.drain(..) {
+                let (to, source) = if from_a {
+                    (&mut *b, a_addr)
+                } else {
+                    (&mut *a, b_addr)
+                };
+                let mut out = Step::default();
+                for signal in step.signals {
+                    to.peer.on_message(&signal, &mut out).unwrap();
+                }
+                for (_, datagram) in step.transmit {
+                    to.peer.receive(source, &datagram, &mut out);
+                }
+                next.push((!from_a, out));
+            }
+            for (is_a, side) in [(true, &mut *a), (false, &mut *b)] {
+                let mut out = Step::default();
+                side.peer.tick(&mut out);
+                next.push((is_a, out));
+            }
+            // Reports stay with the side that made them.
+            for (is_a, step) in &mut next {
+                let side = if *is_a { &mut *a } else { &mut *b };
+                side.reports.append(&mut step.reports);
+            }
+            pending = next;
+        }
+        panic!("no outcome: {:?} / {:?}", a.reports, b.reports);
+    }
+
+    fn side(port: u16) -> Side {
+        Side {
+            peer: Peer::new(SocketAddr::from(([127, 0, 0, 1], port))),
+            reports: Vec::new(),
+        }
+    }
+
+    fn code(side: &Side) -> Option<&String> {
+        side.reports.iter().rev().find_map(|r| {
+            if let Report::SafetyCode(c) = r {
+                Some(c)
+            } else {
+                None
+            }
+        })
+    }
+
+    #[test]
+    fn two_peers_connect_chat_and_show_the_same_safety_code() {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let (mut a, mut b) = (side(40001), side(40002));
+        let mut first = Step::default();
+        a.peer.ready(true, &mut first).unwrap();
+        b.peer.ready(false, &mut Step::default()).unwrap();
+        assert_eq!(first.signals.len(), 1, "the initiator offers at once");
+        assert_eq!(first.signals[0]["description"]["type"], "offer");
+        assert_eq!(first.signals[0]["to"], Value::Null);
+        a.peer.say("hello b");
+        let open = |s: &Side| s.reports.contains(&Report::ChannelOpen);
+        exchange(&mut a, &mut b, vec![(true, first)], |a, b| {
+            open(a) && open(b) && b.reports.contains(&Report::Chat("hello b".into()))
+        });
+        assert!(a.reports.contains(&Report::Connected) && b.reports.contains(&Report::Connected));
+        assert!(a
+            .reports
+            .contains(&Report::PeerState(r#"mic="none" camera="none""#.into())));
+        assert_eq!(code(&a), code(&b));
+        assert!(code(&a).is_some());
+    }
+
+    #[test]
+    fn a_signal_for_a_peer_connection_we_no_longer_have_is_dropped() {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let (mut a, mut b) = (side(40003), side(40004));
+        let mut offer = Step::default();
+        a.peer.ready(true, &mut offer).unwrap();
+        let mut stale = offer.signals[0].clone();
+        stale["to"] = json!("an-old-peer-connection");
+        let mut out = Step::default();
+        b.peer.on_message(&stale, &mut out).unwrap();
+        assert!(out.signals.is_empty() && b.peer.conn.is_none());
+        // The real offer is answered, addressed to the offering connection.
+        b.peer.on_message(&offer.signals[0], &mut out).unwrap();
+        assert_eq!(out.signals[0]["description"]["type"], "answer");
+        assert_eq!(out.signals[0]["to"], offer.signals[0]["pc"]);
+    }
+}
