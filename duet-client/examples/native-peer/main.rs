@@ -204,7 +204,12 @@ impl State {
                 reason, message, ..
             } => println!("e2e error: {reason} ({message})"),
             Event::Reconnecting { delay, .. } => println!("reconnecting in {delay:?}"),
-            Event::Reconnected { resumed, .. } => println!("reconnected (resumed: {resumed})"),
+            Event::Reconnected { resumed, .. } => {
+                println!("reconnected (resumed: {resumed})");
+                if resumed {
+                    self.peer.resend_pending_offer(step);
+                }
+            }
             Event::Refused(refused) => println!("refused: {refused:?}"),
             Event::Closed(close) => {
                 println!("closed: {close:?}");
@@ -244,6 +249,7 @@ impl State {
                 }
             }
             ServerFrame::PeerJoined { resumed: false, .. } => self.peer.close(),
+            ServerFrame::PeerJoined { resumed: true, .. } => self.peer.resend_pending_offer(step),
             ServerFrame::PeerLeft { reason, .. } => {
                 println!("peer left ({reason:?})");
                 self.peer.close();

@@ -243,6 +243,20 @@ impl Peer {
         Ok(())
     }
 
+    /// After either side's signaling came back: an offer still unanswered may have been lost
+    /// with the socket, so it goes again (`resendPendingOffer` of negotiation.js).
+    pub fn resend_pending_offer(&mut self, step: &mut Step) {
+        let Some(conn) = self.conn.as_ref() else {
+            return;
+        };
+        if let (Some(_), Some(sdp)) = (&conn.pending, &conn.local_sdp) {
+            step.signals.push(signal(
+                conn,
+                json!({"description": {"type": "offer", "sdp": sdp}}),
+            ));
+        }
+    }
+
     /// A UDP datagram from `source`.
     pub fn receive(&mut self, source: SocketAddr, datagram: &[u8], step: &mut Step) {
         let Some(conn) = self.conn.as_mut() else {
@@ -509,6 +523,29 @@ mod tests {
             .contains(&Report::PeerState(r#"mic="none" camera="none""#.into())));
         assert_eq!(code(&a), code(&b));
         assert!(code(&a).is_some());
+    }
+
+    #[test]
+    fn an_unanswered_offer_goes_again_after_a_signaling_gap_and_an_answered_one_does_not() {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let (mut a, mut b) = (side(40005), side(40006));
+        let mut lost = Step::default();
+        a.peer.ready(true, &mut lost).unwrap();
+        let mut again = Step::default();
+        a.peer.resend_pending_offer(&mut again);
+        assert_eq!(
+            again.signals, lost.signals,
+            "the same offer, from the same peer connection"
+        );
+        let mut answer = Step::default();
+        b.peer.on_message(&again.signals[0], &mut answer).unwrap();
+        a.peer
+            .on_message(&answer.signals[0], &mut Step::default())
+            .unwrap();
+        let mut none = Step::default();
+        a.peer.resend_pending_offer(&mut none);
+        b.peer.resend_pending_offer(&mut none);
+        assert!(none.signals.is_empty());
     }
 
     #[test]
