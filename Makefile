@@ -41,7 +41,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # room; 154,320 before, bench/BASELINE.md "Closing the holes") plus 2%.
 WASM_GZIP_BUDGET := 165835
 
-.PHONY: help setup tools build dev test test-rust test-node lint size-check bench bench-floor fuzz soak flood deploy dry-run clean
+.PHONY: help setup tools build native-peer dev test test-rust test-node lint size-check bench bench-floor fuzz soak flood deploy dry-run clean
 
 help:
 	@echo "make dev     serve the app locally on http://localhost:8787"
@@ -91,7 +91,7 @@ build/index_bg.wasm: $(RUST_INPUTS) Makefile
 dev: setup
 	wrangler dev
 
-test: setup test-rust lint build size-check dry-run test-node
+test: setup test-rust lint build size-check dry-run native-peer test-node
 
 test-rust:
 	cargo test --workspace --all-targets
@@ -134,6 +134,11 @@ flood: setup
 # in BENCH_ARGS: --json, --rounds N, --idle-rounds N, --quick, --out DIR.
 bench-floor: setup
 	bench/floor.sh $(BENCH_ARGS)
+
+# The native peer (duet-client/examples/native-peer), which test/browser/native-peer.test.mjs
+# runs against the app in Chromium: built once here, before the browser lane.
+native-peer:
+	cargo build -p duet-client --example native-peer
 
 # Two lanes at once (test/lanes.sh): the Miniflare and client suites, and the browser and
 # network-lab suites; each lane runs one suite at a time.

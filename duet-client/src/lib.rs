@@ -50,6 +50,7 @@
 pub mod backoff;
 pub mod client;
 pub mod codec;
+pub mod e2e;
 pub mod error;
 pub mod event;
 pub mod policy;
