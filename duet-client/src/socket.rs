@@ -21,6 +21,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The step a welcome that did not come in time is named by: `Error::Timeout("welcome")`.
+pub const WELCOME_STEP: &str = "welcome";
+
 /// How long [`Socket::close`] waits for the server to answer a close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -34,6 +37,8 @@ pub struct Dial {
     /// A resume token, offered as the subprotocol `duet.resume.{token}`, or in the query
     /// (`?resume=`) with `resume_in_query`.
     pub resume: Option<String>,
+    /// Offer the resume token in the query rather than as a subprotocol: both are
+    /// documented (`docs/protocol.md`), and a proxy may strip one of them.
     pub resume_in_query: bool,
     /// The limit on the TCP connect, the TLS handshake and the upgrade together; zero: none.
     pub timeout: Duration,
@@ -58,6 +63,12 @@ impl Dial {
 
     pub fn resume(mut self, token: impl Into<String>) -> Dial {
         self.resume = Some(token.into());
+        self
+    }
+
+    /// Offers the resume token in the query (`?resume=`) rather than as a subprotocol.
+    pub fn resume_in_query(mut self, in_query: bool) -> Dial {
+        self.resume_in_query = in_query;
         self
     }
 
@@ -195,14 +206,17 @@ impl Socket {
     }
 
     /// Connects and reads the welcome (`created` or `joined`), which must be the first frame:
-    /// anything else (a refusal, `full`) is [`Error::Unexpected`].
+    /// anything else (a refusal, `full`) is [`Error::Unexpected`]. A welcome that does not
+    /// come within the dial's timeout (counted afresh after the connect) is
+    /// `Error::Timeout("welcome")`, apart from `Error::Timeout("connect")`.
     pub async fn join(dial: &Dial) -> Result<(Socket, Welcomed), Error> {
         let mut socket = Socket::connect(dial).await?;
         let welcomed = socket.welcome(dial.timeout).await?;
         Ok((socket, welcomed))
     }
 
-    /// Waits up to `limit` for the next event, which must be a welcome.
+    /// Waits up to `limit` (zero: as long as it takes) for the next event, which must be a
+    /// welcome.
     pub async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
         self.rx.welcome(limit).await
     }
@@ -256,6 +270,15 @@ impl Socket {
             return;
         }
         let _ = timeout(CLOSE_WAIT, async { while rx.recv().await.is_some() {} }).await;
+    }
+
+    /// Sends a close frame and returns at once: the socket stays readable, so the server's
+    /// answer (its close frame, and what it relayed before) is still read with
+    /// [`Socket::recv`]; dropping the socket instead abandons the connection right after the
+    /// close frame went out, a client that leaves without waiting. 1000 releases the slot;
+    /// any other code (1001, say) leaves it away and resumable.
+    pub async fn send_close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
+        self.tx.close(code, reason).await
     }
 
     pub fn split(self) -> (SocketSender, SocketReceiver) {
@@ -354,8 +377,19 @@ impl SocketReceiver {
         }
     }
 
+    /// Waits up to `limit` (zero: as long as it takes) for the next event, which must be a
+    /// welcome; none in time is `Error::Timeout("welcome")`.
     pub async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
-        match self.recv_within(limit, "welcome").await? {
+        let event = if limit.is_zero() {
+            match self.recv().await {
+                Some(Event::SocketClosed(close)) => Err(Error::Closed(close)),
+                Some(event) => Ok(event),
+                None => Err(Error::Closed(Close::lost("already closed"))),
+            }
+        } else {
+            self.recv_within(limit, WELCOME_STEP).await
+        };
+        match event? {
             Event::Frame(ServerFrame::Created(welcome)) => Ok(Welcomed {
                 created: true,
                 welcome,
