@@ -4,7 +4,7 @@
 //! own types (`ServerFrame`), never retyped.
 
 use duet_client::protocol::{ServerFrame, Welcome, PING_TEXT, PONG_TEXT};
-use duet_client::{Backoff, Client, Config, Dial, Error, Event, Socket};
+use duet_client::{Backoff, Client, Config, Dial, Disconnect, Error, Event, Socket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use std::future::Future;
@@ -111,6 +111,23 @@ impl Conn {
                 Some(Ok(m @ (Message::Text(_) | Message::Close(_)))) => return m,
                 Some(Ok(_)) => {}
                 other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// How the client ended this socket: its close frame's code, or `None` for a connection
+    /// that went without one. What it sent before is skipped.
+    async fn ended(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(LIMIT, self.ws.next())
+                .await
+                .expect("not ended in time")
+            {
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(frame.map_or(1005, |f| f.code.into()))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
             }
         }
     }
@@ -542,5 +559,36 @@ async fn send_close_returns_at_once_and_the_socket_reads_on() {
     match socket.recv_within(limit, "close").await {
         Err(Error::Closed(close)) => assert_eq!(close.code, 1001),
         other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deliberate_drops_end_the_socket_as_asked_and_resume_the_slot() {
+    for (how, close, delay) in [
+        (Disconnect::Abort, None, Duration::from_millis(2)),
+        (Disconnect::GoingAway, Some(1001), Duration::from_millis(2)),
+        (Disconnect::Replace, None, Duration::ZERO),
+    ] {
+        let mut server = Scripted::start(None).await;
+        let mut client = Client::connect(config(&server));
+        let mut first = server.next().await;
+        first.send(ServerFrame::Created(welcome("t1", None))).await;
+        until(&mut client, "created").await;
+        client.disconnect(how);
+        let mut second = server.next().await;
+        assert!(second.offers_token("t1"), "{how:?}: {}", second.offer);
+        // A replaced socket is dropped once its successor is connected, without a close.
+        assert_eq!(first.ended().await, close, "{how:?}");
+        match until(&mut client, "reconnecting").await {
+            Event::Reconnecting { delay: d, .. } => assert!(d <= delay, "{how:?}: {d:?}"),
+            other => panic!("{other:?}"),
+        }
+        second
+            .send(ServerFrame::Joined(welcome("t2", Some(true))))
+            .await;
+        match until(&mut client, "reconnected").await {
+            Event::Reconnected { resumed, .. } => assert!(resumed, "{how:?}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
