@@ -18,12 +18,9 @@ fn frame_overhead() -> usize {
 /// A JSON string `"{seq}-xxx…"` whose `message` frame is `size` bytes (at least room for the
 /// sequence number).
 pub fn data(size: usize, seq: u64) -> Box<RawValue> {
-    let mut text = format!("\"{seq}-");
+    let head = format!("\"{seq}-");
     let want = size.saturating_sub(frame_overhead() + 1);
-    while text.len() < want {
-        text.push('x');
-    }
-    text.push('"');
+    let text = format!("{head}{}\"", "x".repeat(want.saturating_sub(head.len())));
     // A quoted string of digits, a dash and x's is JSON.
     RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }

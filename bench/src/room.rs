@@ -1,10 +1,11 @@
 //! A room of two peers on `duet-client` sockets: open it (first peer `created`, second
 //! `joined`, then `peer-joined` and `ready` for both), wait for what a scenario expects, close
-//! it. The wire is the client's: nothing here reads or writes a frame's text.
+//! it. The wire is the client's: nothing here spells or parses a frame.
 
 use crate::stats::{Failure, Latency};
-use duet_client::protocol::ServerFrame;
-use duet_client::{Dial, Event, Socket};
+use duet_client::event::relayed;
+use duet_client::protocol::{ClientFrame, ServerFrame};
+use duet_client::{Dial, Event, Raw, Socket};
 use serde_json::value::RawValue;
 use std::time::{Duration, Instant};
 
@@ -24,18 +25,19 @@ pub struct Pair {
 impl Pair {
     /// `data` from `a` to `b`, and back: it must return unchanged. Whatever reaches `a`
     /// meanwhile (say `error:rate-limited`) means the message will never arrive: that is the
-    /// failure, rather than a timeout.
+    /// failure, rather than a timeout. Each message is read once, in place.
     pub async fn round_trip(&mut self, data: &RawValue, limit: Duration) -> Result<(), Failure> {
         self.a.send_data(data).await?;
+        let echo = |got: &RawValue| ClientFrame::Message(got).to_text();
         let back = tokio::select! {
-            back = expect_data(&mut self.b, limit, "relay") => back?,
+            back = expect_relay(&mut self.b, limit, "relay", echo) => back?,
             event = self.a.recv_within(limit, "relay") => {
                 return Err(event.map_or_else(Failure::from, |e| Failure::Unexpected(e.kind())));
             }
         };
-        self.b.send_data(&back).await?;
-        let got = expect_data(&mut self.a, limit, "relay back").await?;
-        if got.get() == data.get() {
+        self.b.send_text(back).await?;
+        let same = |got: &RawValue| got.get() == data.get();
+        if expect_relay(&mut self.a, limit, "relay back", same).await? {
             Ok(())
         } else {
             Err(Failure::WrongData)
@@ -118,16 +120,31 @@ pub async fn expect(
     }
 }
 
-/// Waits for a relayed message and returns its `data`, skipping `pong`s.
-pub async fn expect_data(
+/// Waits for a relayed message, skipping `pong`s, and reads its `data` with `read` where it
+/// lies in the frame (the hot path of relay: one parse, no copy).
+pub async fn expect_relay<R>(
     socket: &mut Socket,
     limit: Duration,
     step: &'static str,
-) -> Result<Box<RawValue>, Failure> {
-    let message = |e: &Event| matches!(e, Event::Message { .. });
-    match expect(socket, limit, step, message).await? {
-        Event::Message { data, .. } => Ok(data),
-        other => Err(Failure::Unexpected(other.kind())),
+    read: impl FnOnce(&RawValue) -> R,
+) -> Result<R, Failure> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let raw = tokio::time::timeout(left, socket.recv_raw()).await;
+        let text = match raw.map_err(|_| Failure::Timeout(step))? {
+            Some(Raw::Text(text)) => text,
+            Some(Raw::Binary) => return Err(Failure::Unexpected("(binary)".into())),
+            Some(Raw::Closed(close)) => return Err(duet_client::Error::Closed(close).into()),
+            None => return Err(Failure::Closed(None)),
+        };
+        if let Some(message) = relayed(&text) {
+            return Ok(read(message.data));
+        }
+        match Event::decode(&text) {
+            Event::Pong => {}
+            other => return Err(Failure::Unexpected(other.kind())),
+        }
     }
 }
 

@@ -96,11 +96,32 @@ pub struct Status {
     pub slot: Slot,
 }
 
+/// A deliberate drop of the socket ([`Client::disconnect`]): what a lost network, a page that
+/// goes away or a network change looks like to the server. The client resumes its slot after
+/// each, as after the real thing; to simulate them in an application's tests, or to drive
+/// them in a load test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The connection goes without a close frame, as when the network is lost: the server
+    /// sees 1006 and holds the slot away for its grace. Reconnects with backoff.
+    Abort,
+    /// A close frame 1001 (going away, as a closing browser tab) and no wait for the answer:
+    /// the slot is away, as after an abort. Reconnects with backoff.
+    GoingAway,
+    /// A second socket resumes the slot while the first is still open, as a device that
+    /// changed networks before it noticed: the server moves the slot to the new socket as
+    /// it upgrades (and closes the old one with 4000, which the client no longer reads). No
+    /// backoff and no `peer-away` for the peer. If the new socket cannot connect, the old one
+    /// is dropped all the same and the client reconnects as after a failed attempt.
+    Replace,
+}
+
 enum Command {
     Send(Box<RawValue>, oneshot::Sender<Result<(), Error>>),
     Frame(String, oneshot::Sender<Result<(), Error>>),
     Leave,
     Reconnect,
+    Disconnect(Disconnect),
     Check(oneshot::Sender<bool>),
 }
 
@@ -197,6 +218,13 @@ impl Client {
         let _ = self.command(Command::Reconnect);
     }
 
+    /// Drops the socket on purpose, as `how` says ([`Disconnect`]), and resumes the slot
+    /// after. While reconnecting there is no socket to drop: an abort or going-away does
+    /// nothing, a replace dials at once.
+    pub fn disconnect(&self, how: Disconnect) {
+        let _ = self.command(Command::Disconnect(how));
+    }
+
     /// Checks at once that the socket still works, after a network change say: sends the
     /// keep-alive and waits [`Config::check_timeout`] for any frame. Without one, the socket
     /// is dropped and a new one dials at once, without backoff, resuming the slot; while
@@ -233,6 +261,8 @@ const LEAVE_WAIT: Duration = Duration::from_secs(2);
 enum Next {
     Retry(Close, After),
     Stop(Close),
+    /// [`Disconnect::Replace`]: go on with this socket, already connected.
+    Replace(Box<Socket>),
 }
 
 /// The client's task.
@@ -250,14 +280,29 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self) {
+        let mut replacement = None;
         loop {
-            let next = match self.dial().await {
+            let socket = match replacement.take() {
+                Some(socket) => Ok(socket),
+                None => self.dial().await,
+            };
+            let next = match socket {
                 Ok(socket) => self.session(socket).await,
                 Err(failure) => failure,
             };
             let (cause, after) = match next {
                 Next::Stop(close) => return self.finish(close),
                 Next::Retry(close, after) => (close, after),
+                Next::Replace(socket) => {
+                    self.set_state(State::Reconnecting);
+                    self.emit(Event::Reconnecting {
+                        attempt: self.attempt + 1,
+                        delay: Duration::ZERO,
+                        cause: Close::new(CLIENT_DROP, "replaced by a new socket"),
+                    });
+                    replacement = Some(*socket);
+                    continue;
+                }
             };
             if self.attempt >= self.config.max_reconnect_attempts {
                 return self.finish(cause);
@@ -291,7 +336,10 @@ impl Driver {
                         self.status.send_modify(|st| st.slot.token = None);
                         return Some(left());
                     }
-                    Some(Command::Reconnect) => return None,
+                    Some(Command::Reconnect | Command::Disconnect(Disconnect::Replace)) => {
+                        return None
+                    }
+                    Some(Command::Disconnect(_)) => {}
                     // Nothing to check: dial now.
                     Some(Command::Check(reply)) => {
                         let _ = reply.send(false);
@@ -353,10 +401,13 @@ impl Driver {
                 .filter(|_| !self.config.connect_timeout.is_zero()),
         };
         let next = self.serve(&mut session, rx).await;
-        let (Next::Retry(cause, _) | Next::Stop(cause)) = &next;
+        let cause = match &next {
+            Next::Retry(cause, _) | Next::Stop(cause) => cause.clone(),
+            Next::Replace(_) => Close::new(CLIENT_DROP, "replaced by a new socket"),
+        };
         // The codec learns of the drop (no key confirmation while away); it has nothing to
         // send on a socket that is gone.
-        let _ = self.observe(&Event::SocketClosed(cause.clone()));
+        let _ = self.observe(&Event::SocketClosed(cause));
         next
     }
 
@@ -443,6 +494,7 @@ impl Driver {
                 s.leave_by = Some(Instant::now() + LEAVE_WAIT);
             }
             Some(Command::Reconnect) => return Some(drop_socket(s, "reconnect").await),
+            Some(Command::Disconnect(how)) => return Some(self.disconnect(s, how).await),
             Some(Command::Check(reply)) => {
                 s.checks.push(reply);
                 if s.check_by.is_none() {
@@ -467,6 +519,22 @@ impl Driver {
             }
         }
         None
+    }
+
+    /// A deliberate drop ([`Disconnect`]); the session's socket goes as the session ends.
+    async fn disconnect(&mut self, s: &mut Session, how: Disconnect) -> Next {
+        match how {
+            Disconnect::Abort => Next::Retry(Close::lost("aborted"), After::Backoff),
+            Disconnect::GoingAway => {
+                let _ = s.tx.close(1001, "going away").await;
+                Next::Retry(Close::new(1001, "going away"), After::Backoff)
+            }
+            // The new socket has upgraded (its resume is done) before the old one goes.
+            Disconnect::Replace => match self.dial().await {
+                Ok(socket) => Next::Replace(Box::new(socket)),
+                Err(failure) => failure,
+            },
+        }
     }
 
     async fn send_data(&mut self, s: &mut Session, data: &RawValue) -> Result<(), Error> {

@@ -3,7 +3,9 @@
 //! ([`duet::protocol::ServerFrame`]); this module only tells them apart ([`Event::decode`]) and
 //! names the close codes and refusals of `docs/protocol.md`.
 
-use duet::protocol::{CloseCode, RefusalFrame, Relayed, ServerFrame, ServerFrameType};
+use duet::protocol::{CloseCode, RefusalFrame, ServerFrame, ServerFrameType};
+
+pub use duet::protocol::Relayed;
 use duet::route::HttpError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -137,14 +139,11 @@ impl Event {
     /// [`Event::Unknown`].
     pub fn decode(text: &str) -> Event {
         let unknown = || Event::Unknown(text.to_owned());
-        // The hot path: a relay as the server writes it (`relay_text`), read in one pass.
-        if text.starts_with(RELAY_HEAD) {
-            if let Ok(m) = serde_json::from_str::<Relayed>(text) {
-                return Event::Message {
-                    from: m.from.into_owned(),
-                    data: m.data.to_owned(),
-                };
-            }
+        if let Some(m) = relayed(text) {
+            return Event::Message {
+                from: m.from.into_owned(),
+                data: m.data.to_owned(),
+            };
         }
         let Ok(head) = serde_json::from_str::<Head>(text) else {
             return unknown();
@@ -191,6 +190,18 @@ impl Event {
             Event::Closed(c) => format!("closed:{}", c.code),
         }
     }
+}
+
+/// A relayed `message` as the server writes it ([`duet::protocol::relay_text`]), read in one
+/// pass and in place: `from` and `data` borrow `text`, nothing is copied. For a reader of
+/// [`crate::Raw`] frames on a hot path (a load generator echoing or checking messages);
+/// anything else, a message spelled otherwise too, is `None`: read it with
+/// [`Event::decode`].
+pub fn relayed(text: &str) -> Option<Relayed<'_>> {
+    if !text.starts_with(RELAY_HEAD) {
+        return None;
+    }
+    serde_json::from_str::<Relayed>(text).ok()
 }
 
 /// The refusal named `code`: one of the HTTP errors the server also sends in-band.
@@ -298,6 +309,68 @@ mod tests {
             let event = Event::decode(text);
             assert!(matches!(event, Event::Unknown(_)), "{text}");
             assert_eq!(event.kind(), kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn relayed_messages_are_read_in_place() {
+        let data = RawValue::from_string(r#"{"n":[1,2],"s":"é\"x"}"#.into()).unwrap();
+        let text = relay_text("0123456789abcdef", &data);
+        let m = relayed(&text).unwrap();
+        assert_eq!(
+            (m.from.as_ref(), m.data.get()),
+            ("0123456789abcdef", data.get())
+        );
+        // Borrowed from the frame, not copied.
+        let range = text.as_bytes().as_ptr_range();
+        assert!(range.contains(&m.data.get().as_ptr()));
+        assert!(matches!(m.from, Cow::Borrowed(_)));
+        for other in [
+            PONG_TEXT,
+            r#"{"from":"a","type":"message","data":1}"#,
+            r#"{"type":"message","from":"a"}"#,
+            "not json",
+        ] {
+            assert!(relayed(other).is_none(), "{other}");
+        }
+    }
+
+    /// Not a check (speed is the benchmark's): `cargo test -p duet-client --release --lib --
+    /// --ignored --nocapture relay_read_cost` prints the CPU per relayed message of reading
+    /// it as an [`Event`] (one parse, `from` and `data` copied), in place ([`relayed`]), and
+    /// in two passes (the type, then the message).
+    #[test]
+    #[ignore]
+    fn relay_read_cost() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        for size in [256, 4096] {
+            let data = format!("\"0-{}\"", "x".repeat(size - 32));
+            let data = RawValue::from_string(data).unwrap();
+            let text = relay_text("0123456789abcdef", &data);
+            let rounds = 2_000_000 / (size / 256);
+            let time = |read: &dyn Fn(&str) -> usize| {
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    black_box(read(black_box(&text)));
+                }
+                start.elapsed().as_nanos() as f64 / rounds as f64
+            };
+            let event = time(&|t| match Event::decode(t) {
+                Event::Message { data, .. } => data.get().len(),
+                _ => 0,
+            });
+            let in_place = time(&|t| relayed(t).map_or(0, |m| m.data.get().len()));
+            let two_passes = time(&|t| {
+                let head: Head = serde_json::from_str(t).unwrap();
+                let m: Relayed = serde_json::from_str(t).unwrap();
+                head.kind.len() + m.from.into_owned().len() + m.data.to_owned().get().len()
+            });
+            println!(
+                "{} B frame: Event::decode {event:.0} ns, relayed {in_place:.0} ns, \
+                 two passes {two_passes:.0} ns",
+                text.len()
+            );
         }
     }
 

@@ -58,7 +58,7 @@ pub mod socket;
 pub mod ticket;
 
 pub use backoff::Backoff;
-pub use client::{Client, Config, State, Status};
+pub use client::{Client, Config, Disconnect, State, Status};
 pub use codec::Codec;
 pub use duet::protocol;
 pub use duet::protocol::{ServerFrame, Welcome};

@@ -7,7 +7,7 @@ use crate::Error;
 use duet::protocol::{ClientFrame, ServerFrame, Welcome};
 use duet::route::{is_room_name, RESUME_PREFIX, SUBPROTOCOL, TICKET_PREFIX};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::value::RawValue;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -20,6 +20,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The step a welcome that did not come in time is named by: `Error::Timeout("welcome")`.
+pub const WELCOME_STEP: &str = "welcome";
 
 /// How long [`Socket::close`] waits for the server to answer a close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -34,6 +37,8 @@ pub struct Dial {
     /// A resume token, offered as the subprotocol `duet.resume.{token}`, or in the query
     /// (`?resume=`) with `resume_in_query`.
     pub resume: Option<String>,
+    /// Offer the resume token in the query rather than as a subprotocol: both are
+    /// documented (`docs/protocol.md`), and a proxy may strip one of them.
     pub resume_in_query: bool,
     /// The limit on the TCP connect, the TLS handshake and the upgrade together; zero: none.
     pub timeout: Duration,
@@ -58,6 +63,12 @@ impl Dial {
 
     pub fn resume(mut self, token: impl Into<String>) -> Dial {
         self.resume = Some(token.into());
+        self
+    }
+
+    /// Offers the resume token in the query (`?resume=`) rather than as a subprotocol.
+    pub fn resume_in_query(mut self, in_query: bool) -> Dial {
+        self.resume_in_query = in_query;
         self
     }
 
@@ -149,10 +160,10 @@ pub enum Raw {
 }
 
 /// One open socket. [`Socket::split`] gives a sending and a receiving half that two tasks can
-/// hold; [`SocketSender::reunite`] makes a socket of them again.
+/// hold; [`SocketSender::reunite`] makes a socket of them again. Unsplit, it reads and writes
+/// the stream directly: no lock between the halves on every frame.
 pub struct Socket {
-    tx: SocketSender,
-    rx: SocketReceiver,
+    frames: Frames<Ws>,
 }
 
 /// The sending half of a [`Socket`].
@@ -162,8 +173,7 @@ pub struct SocketSender {
 
 /// The receiving half of a [`Socket`].
 pub struct SocketReceiver {
-    stream: SplitStream<Ws>,
-    ended: bool,
+    frames: Frames<SplitStream<Ws>>,
 }
 
 impl Socket {
@@ -184,37 +194,35 @@ impl Socket {
                 .map_err(|_| Error::Timeout("connect"))?
         };
         let (ws, _response) = connected.map_err(connect_error)?;
-        let (sink, stream) = ws.split();
         Ok(Socket {
-            tx: SocketSender { sink },
-            rx: SocketReceiver {
-                stream,
-                ended: false,
-            },
+            frames: Frames::new(ws),
         })
     }
 
     /// Connects and reads the welcome (`created` or `joined`), which must be the first frame:
-    /// anything else (a refusal, `full`) is [`Error::Unexpected`].
+    /// anything else (a refusal, `full`) is [`Error::Unexpected`]. A welcome that does not
+    /// come within the dial's timeout (counted afresh after the connect) is
+    /// `Error::Timeout("welcome")` ([`WELCOME_STEP`]), apart from `Error::Timeout("connect")`.
     pub async fn join(dial: &Dial) -> Result<(Socket, Welcomed), Error> {
         let mut socket = Socket::connect(dial).await?;
         let welcomed = socket.welcome(dial.timeout).await?;
         Ok((socket, welcomed))
     }
 
-    /// Waits up to `limit` for the next event, which must be a welcome.
+    /// Waits up to `limit` (zero: as long as it takes) for the next event, which must be a
+    /// welcome.
     pub async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
-        self.rx.welcome(limit).await
+        self.frames.welcome(limit).await
     }
 
     /// The next event; after [`Event::SocketClosed`], `None`.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        self.frames.recv().await
     }
 
     /// The next frame as it came ([`SocketReceiver::recv_raw`]).
     pub async fn recv_raw(&mut self) -> Option<Raw> {
-        self.rx.recv_raw().await
+        self.frames.recv_raw().await
     }
 
     /// The next event within `limit`, or [`Error::Timeout`] with `step` as its label; after
@@ -224,42 +232,53 @@ impl Socket {
         limit: Duration,
         step: &'static str,
     ) -> Result<Event, Error> {
-        self.rx.recv_within(limit, step).await
+        self.frames.recv_within(limit, step).await
     }
 
     /// Sends a client frame.
     pub async fn send(&mut self, frame: &ClientFrame<'_>) -> Result<(), Error> {
-        self.tx.send(frame).await
+        self.send_text(frame.to_text()).await
     }
 
     /// Relays `data` (JSON text) to the other peer.
     pub async fn send_data(&mut self, data: &RawValue) -> Result<(), Error> {
-        self.tx.send_data(data).await
+        self.send(&ClientFrame::Message(data)).await
     }
 
     /// Sends a text frame as it is: for frames spelled on purpose (a ping the room's object
     /// answers, a malformed frame in a test), or built once and sent many times.
     pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.tx.send_text(text).await
+        write(&mut self.frames.stream, Message::Text(text.into())).await
     }
 
     /// The keep-alive the runtime answers without waking the room ([`Event::Pong`]).
     pub async fn ping(&mut self) -> Result<(), Error> {
-        self.tx.send(&ClientFrame::Ping).await
+        self.send(&ClientFrame::Ping).await
+    }
+
+    /// Sends a close frame and returns at once: the socket stays readable, so the server's
+    /// answer (its close frame, and what it relayed before) is still read with
+    /// [`Socket::recv`]; dropping the socket instead abandons the connection right after the
+    /// close frame went out, a client that leaves without waiting. 1000 releases the slot;
+    /// any other code (1001, say) leaves it away and resumable.
+    pub async fn send_close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
+        write(&mut self.frames.stream, close_frame(code, reason)).await
     }
 
     /// Closes with `code` and `reason` and waits briefly for the server's answer. 1000
     /// releases the slot at once; any other code leaves it away, resumable for the grace.
-    pub async fn close(self, code: u16, reason: &str) {
-        let Socket { mut tx, mut rx } = self;
-        if tx.close(code, reason).await.is_err() {
+    pub async fn close(mut self, code: u16, reason: &str) {
+        if self.send_close(code, reason).await.is_err() {
             return;
         }
-        let _ = timeout(CLOSE_WAIT, async { while rx.recv().await.is_some() {} }).await;
+        let _ = timeout(CLOSE_WAIT, async { while self.recv().await.is_some() {} }).await;
     }
 
     pub fn split(self) -> (SocketSender, SocketReceiver) {
-        (self.tx, self.rx)
+        let Frames { stream, ended } = self.frames;
+        let (sink, stream) = stream.split();
+        let frames = Frames { stream, ended };
+        (SocketSender { sink }, SocketReceiver { frames })
     }
 }
 
@@ -273,35 +292,21 @@ impl SocketSender {
     }
 
     pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.sink
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(socket_error)
+        write(&mut self.sink, Message::Text(text.into())).await
     }
 
     /// Sends a close frame (the answer is read by the receiving half).
     pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
-        let frame = CloseFrame {
-            code: WsCloseCode::from(code),
-            reason: reason.to_owned().into(),
-        };
-        self.sink
-            .send(Message::Close(Some(frame)))
-            .await
-            .map_err(socket_error)
+        write(&mut self.sink, close_frame(code, reason)).await
     }
 
     /// The socket again, from both its halves.
     pub fn reunite(self, rx: SocketReceiver) -> Result<Socket, Error> {
-        let ended = rx.ended;
-        match self.sink.reunite(rx.stream) {
-            Ok(ws) => {
-                let (sink, stream) = ws.split();
-                Ok(Socket {
-                    tx: SocketSender { sink },
-                    rx: SocketReceiver { stream, ended },
-                })
-            }
+        let Frames { stream, ended } = rx.frames;
+        match self.sink.reunite(stream) {
+            Ok(ws) => Ok(Socket {
+                frames: Frames { stream: ws, ended },
+            }),
             Err(_) => Err(Error::Socket("the halves are of different sockets".into())),
         }
     }
@@ -311,6 +316,50 @@ impl SocketReceiver {
     /// The next event; after [`Event::SocketClosed`], `None`. WebSocket-level pings and pongs
     /// are answered by the library and not reported.
     pub async fn recv(&mut self) -> Option<Event> {
+        self.frames.recv().await
+    }
+
+    /// The next frame as it came, not decoded ([`Event::decode`] reads a text,
+    /// [`crate::event::relayed`] a relayed message in place): for a reader that only counts,
+    /// times or echoes frames. After [`Raw::Closed`], `None`.
+    pub async fn recv_raw(&mut self) -> Option<Raw> {
+        self.frames.recv_raw().await
+    }
+
+    pub async fn recv_within(
+        &mut self,
+        limit: Duration,
+        step: &'static str,
+    ) -> Result<Event, Error> {
+        self.frames.recv_within(limit, step).await
+    }
+
+    pub async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
+        self.frames.welcome(limit).await
+    }
+
+    /// Whether the socket has closed (its [`Event::SocketClosed`] was returned).
+    pub fn is_ended(&self) -> bool {
+        self.frames.ended
+    }
+}
+
+/// The reading side of a socket, whole or split: frames in, until the close.
+struct Frames<S> {
+    stream: S,
+    /// The close was returned; nothing follows.
+    ended: bool,
+}
+
+impl<S: Stream<Item = Result<Message, WsError>> + Unpin> Frames<S> {
+    fn new(stream: S) -> Frames<S> {
+        Frames {
+            stream,
+            ended: false,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Event> {
         Some(match self.recv_raw().await? {
             Raw::Text(text) => Event::decode(&text),
             Raw::Binary => Event::Unknown("(binary)".into()),
@@ -318,9 +367,7 @@ impl SocketReceiver {
         })
     }
 
-    /// The next frame as it came, not decoded ([`Event::decode`] reads a text): for a reader
-    /// that only counts or times frames. After [`Raw::Closed`], `None`.
-    pub async fn recv_raw(&mut self) -> Option<Raw> {
+    async fn recv_raw(&mut self) -> Option<Raw> {
         if self.ended {
             return None;
         }
@@ -341,21 +388,21 @@ impl SocketReceiver {
         }
     }
 
-    pub async fn recv_within(
-        &mut self,
-        limit: Duration,
-        step: &'static str,
-    ) -> Result<Event, Error> {
-        match timeout(limit, self.recv()).await {
-            Err(_) => Err(Error::Timeout(step)),
-            Ok(Some(Event::SocketClosed(close))) => Err(Error::Closed(close)),
-            Ok(Some(event)) => Ok(event),
-            Ok(None) => Err(Error::Closed(Close::lost("already closed"))),
-        }
+    /// The next event within `limit`; a limit of zero (a deadline already passed) times out
+    /// unless an event is there.
+    async fn recv_within(&mut self, limit: Duration, step: &'static str) -> Result<Event, Error> {
+        let event = timeout(limit, self.recv()).await;
+        opened(event.map_err(|_| Error::Timeout(step))?)
     }
 
-    pub async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
-        match self.recv_within(limit, "welcome").await? {
+    /// The welcome, within `limit` (zero: as long as it takes, as a dial's timeout).
+    async fn welcome(&mut self, limit: Duration) -> Result<Welcomed, Error> {
+        let event = if limit.is_zero() {
+            opened(self.recv().await)?
+        } else {
+            self.recv_within(limit, WELCOME_STEP).await?
+        };
+        match event {
             Event::Frame(ServerFrame::Created(welcome)) => Ok(Welcomed {
                 created: true,
                 welcome,
@@ -367,11 +414,30 @@ impl SocketReceiver {
             other => Err(Error::Unexpected(Box::new(other))),
         }
     }
+}
 
-    /// Whether the socket has closed (its [`Event::SocketClosed`] was returned).
-    pub fn is_ended(&self) -> bool {
-        self.ended
+/// An event of an open socket; its close is [`Error::Closed`].
+fn opened(event: Option<Event>) -> Result<Event, Error> {
+    match event {
+        Some(Event::SocketClosed(close)) => Err(Error::Closed(close)),
+        Some(event) => Ok(event),
+        None => Err(Error::Closed(Close::lost("already closed"))),
     }
+}
+
+/// Sends one message on a whole socket or its sending half.
+async fn write<S: Sink<Message, Error = WsError> + Unpin>(
+    sink: &mut S,
+    message: Message,
+) -> Result<(), Error> {
+    sink.send(message).await.map_err(socket_error)
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: WsCloseCode::from(code),
+        reason: reason.to_owned().into(),
+    }))
 }
 
 /// wss:// needs a rustls crypto provider. rustls picks the only one compiled in by itself, but

@@ -4,9 +4,11 @@
 //! own types (`ServerFrame`), never retyped.
 
 use duet_client::protocol::{ServerFrame, Welcome, PING_TEXT, PONG_TEXT};
-use duet_client::{Backoff, Client, Config, Event};
+use duet_client::{Backoff, Client, Config, Dial, Disconnect, Error, Event, Socket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -17,9 +19,11 @@ use tokio_tungstenite::WebSocketStream;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// One accepted socket and the subprotocols its upgrade offered.
+/// One accepted socket, the subprotocols its upgrade offered and the path and query it asked
+/// for.
 struct Conn {
     offer: String,
+    uri: String,
     ws: WebSocketStream<TcpStream>,
 }
 
@@ -44,11 +48,12 @@ impl Scripted {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(slow).await;
-                    let mut offer = String::new();
+                    let (mut offer, mut uri) = (String::new(), String::new());
                     // tungstenite's callback type: its error is the HTTP answer, large or not.
                     #[allow(clippy::result_large_err)]
                     let callback =
                         |req: &Request, mut res: Response| -> Result<Response, ErrorResponse> {
+                            uri = req.uri().to_string();
                             offer = req
                                 .headers()
                                 .get("sec-websocket-protocol")
@@ -68,7 +73,7 @@ impl Scripted {
                             Ok(res)
                         };
                     if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await {
-                        let _ = tx.send(Conn { offer, ws });
+                        let _ = tx.send(Conn { offer, uri, ws });
                     }
                 });
             }
@@ -106,6 +111,23 @@ impl Conn {
                 Some(Ok(m @ (Message::Text(_) | Message::Close(_)))) => return m,
                 Some(Ok(_)) => {}
                 other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// How the client ended this socket: its close frame's code, or `None` for a connection
+    /// that went without one. What it sent before is skipped.
+    async fn ended(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(LIMIT, self.ws.next())
+                .await
+                .expect("not ended in time")
+            {
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(frame.map_or(1005, |f| f.code.into()))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
             }
         }
     }
@@ -457,4 +479,116 @@ async fn a_check_answered_is_true_and_one_unanswered_redials_at_once() {
     }
     let second = server.next().await;
     assert!(second.offers_token("t1"), "{}", second.offer);
+}
+
+fn socket_dial(server: &Scripted) -> Dial {
+    Dial::new(duet_client::room_url(&server.base, "r").unwrap())
+}
+
+#[tokio::test]
+async fn a_dial_offers_its_ticket_and_token_as_subprotocols_or_the_token_in_the_query() {
+    let mut server = Scripted::start(None).await;
+    let dial = socket_dial(&server).ticket("a.b.c").resume("t1");
+    let _socket = Socket::connect(&dial).await.unwrap();
+    let conn = server.next().await;
+    assert_eq!(conn.offer, "duet.v1, duet.ticket.a.b.c, duet.resume.t1");
+    assert_eq!(conn.uri, "/ws/r");
+
+    let _socket = Socket::connect(&dial.resume_in_query(true)).await.unwrap();
+    let conn = server.next().await;
+    assert_eq!(conn.offer, "duet.v1, duet.ticket.a.b.c");
+    assert_eq!(conn.uri, "/ws/r?resume=t1");
+}
+
+#[tokio::test]
+async fn a_join_without_a_welcome_in_time_names_the_welcome() {
+    let mut server = Scripted::start(None).await;
+    let dial = socket_dial(&server).timeout(Duration::from_millis(100));
+    let joining = tokio::spawn(async move { Socket::join(&dial).await });
+    let _silent = server.next().await;
+    match joining.await.unwrap() {
+        Err(Error::Timeout(step)) => assert_eq!(step, "welcome"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a welcome from a silent server"),
+    }
+}
+
+#[tokio::test]
+async fn a_welcome_with_no_limit_waits_as_long_as_it_takes() {
+    let mut server = Scripted::start(None).await;
+    let mut socket = Socket::connect(&socket_dial(&server)).await.unwrap();
+    let mut conn = server.next().await;
+    let waiting = socket.welcome(Duration::ZERO);
+    tokio::pin!(waiting);
+    // An hour passes (on tokio's paused clock) and nothing comes: still waiting.
+    let first = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx))).await;
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let later = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx))).await;
+    tokio::time::resume();
+    assert!(first.is_pending() && later.is_pending(), "{later:?}");
+    conn.send(ServerFrame::Created(welcome("t1", None))).await;
+    assert!(waiting.await.unwrap().created);
+}
+
+#[tokio::test]
+async fn send_close_returns_at_once_and_the_socket_reads_on() {
+    let mut server = Scripted::start(None).await;
+    let mut socket = Socket::connect(&socket_dial(&server)).await.unwrap();
+    let mut conn = server.next().await;
+    // Relayed before the server saw the close: still delivered.
+    conn.send_text(PONG_TEXT).await;
+    socket.send_close(1001, "going").await.unwrap();
+    match conn.read().await {
+        Message::Close(Some(frame)) => {
+            assert_eq!(
+                (u16::from(frame.code), frame.reason.as_str()),
+                (1001, "going")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // The server's echo of the close leaves with its next flush.
+    conn.ws.flush().await.unwrap();
+    let limit = Duration::from_secs(10);
+    assert!(matches!(
+        socket.recv_within(limit, "pong").await,
+        Ok(Event::Pong)
+    ));
+    // The server's answer to the close (tungstenite echoes it) ends the socket.
+    match socket.recv_within(limit, "close").await {
+        Err(Error::Closed(close)) => assert_eq!(close.code, 1001),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deliberate_drops_end_the_socket_as_asked_and_resume_the_slot() {
+    for (how, close, delay) in [
+        (Disconnect::Abort, None, Duration::from_millis(2)),
+        (Disconnect::GoingAway, Some(1001), Duration::from_millis(2)),
+        (Disconnect::Replace, None, Duration::ZERO),
+    ] {
+        let mut server = Scripted::start(None).await;
+        let mut client = Client::connect(config(&server));
+        let mut first = server.next().await;
+        first.send(ServerFrame::Created(welcome("t1", None))).await;
+        until(&mut client, "created").await;
+        client.disconnect(how);
+        let mut second = server.next().await;
+        assert!(second.offers_token("t1"), "{how:?}: {}", second.offer);
+        // A replaced socket is dropped once its successor is connected, without a close.
+        assert_eq!(first.ended().await, close, "{how:?}");
+        match until(&mut client, "reconnecting").await {
+            Event::Reconnecting { delay: d, .. } => assert!(d <= delay, "{how:?}: {d:?}"),
+            other => panic!("{other:?}"),
+        }
+        second
+            .send(ServerFrame::Joined(welcome("t2", Some(true))))
+            .await;
+        match until(&mut client, "reconnected").await {
+            Event::Reconnected { resumed, .. } => assert!(resumed, "{how:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -9,13 +9,14 @@ use super::{join_all, Ctx, Scenario};
 use crate::args::{check_concurrency, check_rooms, seconds, ArgError, MIN_MESSAGE_BYTES};
 use crate::payload;
 use crate::report::{failures_line, Outcome, Report, Row};
-use crate::room::{close_pair, expect_data, open_room, Opened, Pair};
+use crate::room::{close_pair, expect_relay, open_room, Opened, Pair};
 use crate::server::Sample;
 use crate::stats::{Failure, Failures, Latency, Summary};
 use duet_client::Event;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -272,11 +273,12 @@ impl Room {
         let start = Instant::now();
         let there = payload::data(MIN_MESSAGE_BYTES, u64::from(self.index));
         pair.a.send_data(&there).await?;
-        let got = expect_data(&mut pair.b, self.limit, "check relay").await?;
+        let there_same = |got: &RawValue| got.get() == there.get();
+        let got = expect_relay(&mut pair.b, self.limit, "check relay", there_same).await?;
         let back = payload::data(MIN_MESSAGE_BYTES, u64::from(self.index) + 1);
         pair.b.send_data(&back).await?;
-        let got_back = expect_data(&mut pair.a, self.limit, "check relay back").await?;
-        if got.get() == there.get() && got_back.get() == back.get() {
+        let back_same = |got: &RawValue| got.get() == back.get();
+        if got && expect_relay(&mut pair.a, self.limit, "check relay back", back_same).await? {
             Ok(start.elapsed())
         } else {
             Err(Failure::WrongData)

@@ -342,9 +342,10 @@ fn resume(
 }
 
 fn resume_dial(url: &str, token: &str, by_subprotocol: bool, limit: Duration) -> Dial {
-    let mut dial = Dial::new(url).timeout(limit).resume(token);
-    dial.resume_in_query = !by_subprotocol;
-    dial
+    Dial::new(url)
+        .timeout(limit)
+        .resume(token)
+        .resume_in_query(!by_subprotocol)
 }
 
 /// Opens a room: `created` for the first peer, `joined` for the second, `peer-joined` and
@@ -855,8 +856,8 @@ impl<'a> Call<'a> {
             DropKind::Close => {
                 self.run.drops.close += 1;
                 // The close frame, and no wait for the answer: the socket is dropped.
-                let (mut tx, _rx) = ws.split();
-                let _ = tx.close(1001, "").await;
+                let mut ws = ws;
+                let _ = ws.send_close(1001, "").await;
             }
             DropKind::Replace => {
                 self.run.drops.replace += 1;
@@ -1193,12 +1194,8 @@ impl<'a> Call<'a> {
     /// Closes peer `i`'s socket with 1000 (a leave) and goes on reading it for the server's
     /// answer and what was relayed before.
     async fn close_leaving(&mut self, i: usize) {
-        if let Link::Up(ws) = std::mem::replace(&mut self.peers[i].link, Link::Gone) {
-            let (mut tx, rx) = ws.split();
-            let _ = tx.close(1000, "").await;
-            if let Ok(ws) = tx.reunite(rx) {
-                self.peers[i].link = Link::Up(Box::new(ws));
-            }
+        if let Link::Up(ws) = &mut self.peers[i].link {
+            let _ = ws.send_close(1000, "").await;
         }
     }
 
