@@ -764,8 +764,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn server_frames_read_back_as_written() {
+    /// One of every server frame, with every optional field both present and absent.
+    fn every_server_frame() -> Vec<ServerFrame> {
         let identity = Identity {
             sub: "u1".into(),
             name: Some("Ann".into()),
@@ -785,7 +785,7 @@ mod tests {
             identity: Some(identity.clone()),
             peer_identities: Some(BTreeMap::from([("b".to_owned(), identity.clone())])),
         };
-        let frames = [
+        vec![
             ServerFrame::Created(Welcome {
                 resumed: None,
                 identity: None,
@@ -822,7 +822,24 @@ mod tests {
                 ice_servers: raw(r#"[{"urls":["turn:t"],"username":"1:a","credential":"c"}]"#),
                 expires_at: Some(1_000),
             },
-        ];
+            ServerFrame::Ended {
+                room: "r".into(),
+                reason: "over".into(),
+            },
+            ServerFrame::Kicked {
+                room: "r".into(),
+                reason: String::new(),
+            },
+        ]
+    }
+
+    #[test]
+    fn server_frames_read_back_as_written() {
+        let frames = every_server_frame();
+        // `message` and `pong` are written by hand, never as a `ServerFrame`.
+        let types: std::collections::BTreeSet<_> =
+            frames.iter().map(|f| f.frame_type().as_str()).collect();
+        assert_eq!(types.len(), ServerFrameType::ALL.len() - 2, "{types:?}");
         for frame in frames {
             let text = frame.to_text();
             let read: ServerFrame = serde_json::from_str(&text).unwrap();
