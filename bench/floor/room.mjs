@@ -1,13 +1,21 @@
 // The floor: a JavaScript Durable Object that does only what a room of two needs, for
 // `make bench-floor` to measure Duet against (bench/BASELINE.md). It speaks enough of
-// protocol v1 for duet-bench: the welcome (`created`/`joined`), `peer-joined`, `ready`,
-// `full` and 4409, the ping auto-response, `peer-left`, and a relay that forwards the client's
-// frame as it is. With `durable`, each join puts its slot, the first arms one alarm, and the
+// protocol v1 for duet-bench: the `duet.v1` subprotocol, the welcome (`created`/`joined`),
+// `peer-joined`, `ready`, `full` and 4409, the ping auto-response, `peer-left`, and a relay
+// that forwards the client's frame as it is. With `durable`, each join puts its slot, the first arms one alarm, and the
 // last close deletes everything (deleteAll also drops the alarm since compatibility date
 // 2026-02-24); no write is awaited, as the output gate holds every frame until it is durable.
 import { DurableObject } from "cloudflare:workers";
 
 const hex = () => crypto.randomUUID().replaceAll("-", "");
+
+/** The 101, naming `duet.v1` when offered: duet-bench (on duet-client) offers it and, like any
+ * WebSocket client, refuses a handshake that does not name an offered subprotocol. */
+function upgraded(request, client) {
+  const offered = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim());
+  const headers = offered.includes("duet.v1") ? { "Sec-WebSocket-Protocol": "duet.v1" } : {};
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
 
 export function floorRoom(durable) {
   return class Room extends DurableObject {
@@ -24,7 +32,7 @@ export function floorRoom(durable) {
         server.accept();
         server.send(JSON.stringify({ type: "full", room, maxPeers: 2 }));
         server.close(4409, "room full");
-        return new Response(null, { status: 101, webSocket: client });
+        return upgraded(request, client);
       }
       const clientId = hex().slice(0, 16);
       this.ctx.acceptWebSocket(server);
@@ -35,7 +43,7 @@ export function floorRoom(durable) {
       }
       const peers = others.map((ws) => ws.deserializeAttachment());
       const type = peers.length ? "joined" : "created";
-      const welcome = { type, version: 1, room, clientId, resumeToken: hex() + hex(), iceServers: [], maxPeers: 2, peers };
+      const welcome = { type, version: 1, room, clientId, resumeToken: hex() + hex(), iceServers: [], maxPeers: 2, maxMessageBytes: 65536, peers };
       server.send(JSON.stringify(peers.length ? { ...welcome, resumed: false } : welcome));
       if (peers.length) {
         others[0].send(JSON.stringify({ type: "peer-joined", room, clientId, resumed: false }));
@@ -43,7 +51,7 @@ export function floorRoom(durable) {
         others[0].send(ready);
         server.send(ready);
       }
-      return new Response(null, { status: 101, webSocket: client });
+      return upgraded(request, client);
     }
 
     webSocketMessage(ws, message) {
