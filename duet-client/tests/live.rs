@@ -4,7 +4,8 @@
 //! skipping, when a variable is missing.
 //!
 //! - `DUET_URL`: defaults, with TURN credentials that live 10 s;
-//! - `DUET_TICKETED_URL` and `DUET_TICKET_SECRET`: `JOIN_SECRET` set;
+//! - `DUET_TICKETED_URL`, `DUET_TICKET_SECRET` and `DUET_ADMIN_SECRET`: `JOIN_SECRET` and
+//!   `ADMIN_SECRET` set;
 //! - `DUET_LIMITED_URL`: a join limit of one per minute;
 //! - `DUET_BROKEN_URL`: `JOIN_SECRET` without a key (every socket refused, `config-error`);
 //! - `DUET_STRICT_URL`: `STALE_AFTER_MS=300`, `RATE_LIMIT_BURST=5`, `RATE_LIMIT_PER_SEC=1`.
@@ -592,4 +593,94 @@ async fn a_codec_seals_opens_and_confirms() {
     }
     b.send_data(&raw(r#""plain""#)).await.unwrap();
     assert_eq!(next_frame(&mut a).await.kind(), "e2e-error:not-encrypted");
+}
+
+/// One admin request (docs/admin.md) to the ticketed server: the status and the body.
+async fn admin(path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = server("DUET_TICKETED_URL");
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let secret = server("DUET_ADMIN_SECRET");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {secret}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+#[ignore = "needs the Worker: run by test/client/rust.test.mjs"]
+async fn kicked_banned_and_ended_are_final() {
+    let base = server("DUET_TICKETED_URL");
+    let room = room("admin");
+    let join = |sub: &str| {
+        Client::connect(
+            Config::new(&base, &room)
+                .unwrap()
+                .ticket(mint(&room, sub, now_s() + 600)),
+        )
+    };
+    let mut ann = join("ann");
+    until(&mut ann, "created").await;
+    let mut bob = join("bob");
+    until(&mut bob, "ready").await;
+    until(&mut ann, "ready").await;
+
+    let kick = r#"{"sub":"bob","reason":"be nice","banSeconds":600}"#;
+    let (status, body) = admin(&format!("/admin/rooms/{room}/kick"), kick).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"kicked":true}"#));
+    match until(&mut bob, "kicked").await {
+        Event::Frame(ServerFrame::Kicked { reason, .. }) => assert_eq!(reason, "be nice"),
+        other => panic!("{other:?}"),
+    }
+    let close = closed(next_frame(&mut bob).await);
+    assert_eq!(close.known, Some(CloseCode::Kicked));
+    assert!(
+        bob.next_event().await.is_none(),
+        "no reconnect after a kick"
+    );
+    match until(&mut ann, "peer-left").await {
+        Event::Frame(ServerFrame::PeerLeft { reason, .. }) => {
+            assert_eq!(reason, LeaveReason::Kicked)
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A fresh ticket does not bring the banned identity back.
+    let mut again = join("bob");
+    assert_eq!(
+        refused(next(&mut again, LIMIT).await).code,
+        HttpError::Banned
+    );
+    let close = closed(next(&mut again, LIMIT).await);
+    assert_eq!(close.known, Some(CloseCode::Banned));
+    assert!(again.next_event().await.is_none());
+
+    let (status, body) = admin(&format!("/admin/rooms/{room}/end"), r#"{"reason":"over"}"#).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"ended":1}"#));
+    match until(&mut ann, "ended").await {
+        Event::Frame(ServerFrame::Ended { reason, .. }) => assert_eq!(reason, "over"),
+        other => panic!("{other:?}"),
+    }
+    let close = closed(next_frame(&mut ann).await);
+    assert_eq!((close.code, close.known), (4410, Some(CloseCode::Ended)));
+    assert!(
+        ann.next_event().await.is_none(),
+        "no reconnect after the end"
+    );
 }

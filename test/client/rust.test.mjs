@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { ROOT, startServer } from "../helpers/miniflare.mjs";
 
 const TICKET_SECRET = "rust-client-live-secret-0123456789abcdef";
+const ADMIN_SECRET = "rust-client-live-admin-secret";
 
 /** Runs a command to its end; resolves with its exit code and output. */
 function run(command, args, env) {
@@ -32,7 +33,7 @@ describe("duet-client against the Worker", () => {
     [servers.open, servers.ticketed, servers.limited, servers.broken, servers.strict] = await Promise.all([
       // TURN credentials of the shortest lifetime, so the client refreshes them within seconds.
       startServer({ vars: { TURN_SECRET: "rust-client-turn", TURN_URLS: "turn:127.0.0.1:3478", TURN_TTL_SECONDS: "10" } }),
-      startServer({ vars: { JOIN_SECRET: TICKET_SECRET } }),
+      startServer({ vars: { JOIN_SECRET: TICKET_SECRET, ADMIN_SECRET } }),
       startServer({ joinLimit: { limit: 1, period: 60 } }),
       startServer({ vars: { JOIN_SECRET: " , " } }),
       startServer({ vars: { STALE_AFTER_MS: "300", RATE_LIMIT_BURST: "5", RATE_LIMIT_PER_SEC: "1" } }),
@@ -45,6 +46,7 @@ describe("duet-client against the Worker", () => {
       DUET_URL: servers.open.origin,
       DUET_TICKETED_URL: servers.ticketed.origin,
       DUET_TICKET_SECRET: TICKET_SECRET,
+      DUET_ADMIN_SECRET: ADMIN_SECRET,
       DUET_LIMITED_URL: servers.limited.origin,
       DUET_BROKEN_URL: servers.broken.origin,
       DUET_STRICT_URL: servers.strict.origin,
