@@ -155,47 +155,52 @@ impl RoomState {
     }
 
     /// The arrival's budget cannot pay for its join: `rate-limited` and close 4429.
-    fn refuse(&self, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
-        out.push(Effect::Log(LogEvent::room("rate-limited", &self.name)));
-        out.push(Effect::Send {
+    fn refuse(&self, arrival: Arrival, out: Vec<Effect>) -> (Accept, Vec<Effect>) {
+        let frame = ErrorCode::RateLimited.to_frame();
+        let send = Effect::Send {
             conn: arrival.conn.clone(),
-            frame: ErrorCode::RateLimited.to_frame(),
-        });
-        out.push(Effect::Close {
-            conn: arrival.conn,
-            code: CloseCode::RateLimited,
-        });
-        (Accept::Refuse, out)
+            frame,
+        };
+        self.turn_away(arrival, "rate-limited", send, CloseCode::RateLimited, out)
     }
 
     /// The arrival's identity is banned: `error` `banned` and close 4403, before any slot or
     /// budget is looked at, so neither a fresh ticket nor a resume token gets past it.
-    fn banned(&self, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
-        out.push(Effect::Log(LogEvent::room("banned", &self.name)));
-        out.push(Effect::SendText {
+    fn banned(&self, arrival: Arrival, out: Vec<Effect>) -> (Accept, Vec<Effect>) {
+        let send = Effect::SendText {
             conn: arrival.conn.clone(),
             text: HttpError::Banned.frame(),
-        });
-        out.push(Effect::Close {
-            conn: arrival.conn,
-            code: CloseCode::Banned,
-        });
-        (Accept::Refuse, out)
+        };
+        self.turn_away(arrival, "banned", send, CloseCode::Banned, out)
     }
 
     /// No slot: the new socket gets `full` and close 4409.
-    fn full(&self, arrival: Arrival, mut out: Vec<Effect>) -> (Accept, Vec<Effect>) {
-        out.push(Effect::Log(LogEvent::room("full", &self.name)));
-        out.push(Effect::Send {
+    fn full(&self, arrival: Arrival, out: Vec<Effect>) -> (Accept, Vec<Effect>) {
+        let frame = ServerFrame::Full {
+            room: self.name.clone(),
+            max_peers: MAX_PEERS,
+        };
+        let send = Effect::Send {
             conn: arrival.conn.clone(),
-            frame: ServerFrame::Full {
-                room: self.name.clone(),
-                max_peers: MAX_PEERS,
-            },
-        });
+            frame,
+        };
+        self.turn_away(arrival, "full", send, CloseCode::RoomFull, out)
+    }
+
+    /// Every refusal of an arrival: one log line, the frame that says why, and the close.
+    fn turn_away(
+        &self,
+        arrival: Arrival,
+        event: &'static str,
+        send: Effect,
+        code: CloseCode,
+        mut out: Vec<Effect>,
+    ) -> (Accept, Vec<Effect>) {
+        out.push(Effect::Log(LogEvent::room(event, &self.name)));
+        out.push(send);
         out.push(Effect::Close {
             conn: arrival.conn,
-            code: CloseCode::RoomFull,
+            code,
         });
         (Accept::Refuse, out)
     }
