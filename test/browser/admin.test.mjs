@@ -5,15 +5,17 @@
 // and passes axe-core. Waits are on state in the page, never sleeps.
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { accessibilityProblems, launchChromium, openPage, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
+import { describe, test } from "node:test";
+import { accessibilityProblems, chromiumSuite, roomName, SCREENSHOTS, until } from "../helpers/browser.mjs";
 
 const ADMIN_SECRET = "browser-admin-secret";
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 
-/** POSTs an admin verb and returns its JSON answer. */
+/**
+ * POSTs an admin verb to the suite's server and returns its JSON answer.
+ * @param {{ origin: string }} server @param {string} path @param {object} body
+ */
 async function admin(server, path, body) {
   const response = await fetch(`${server.origin}/admin/rooms/${path}`, {
     method: "POST",
@@ -43,33 +45,14 @@ async function showsFinished(page, text) {
 }
 
 describe("the operator ends a call and removes a person", () => {
-  /** @type {Awaited<ReturnType<typeof startDevServer>>} */
-  let server;
-  /** @type {import("playwright-core").Browser} */
-  let browser;
-  /** @type {Awaited<ReturnType<typeof openPage>>[]} */
-  const pages = [];
-
-  before(async () => {
-    browser = await launchChromium();
-    server = await startDevServer({ vars: { ADMIN_SECRET } });
-    mkdirSync(SCREENSHOTS, { recursive: true });
-  });
-  after(async () => {
-    const problems = pages.flatMap((page) => page.problems);
-    await browser?.close();
-    await server?.stop();
-    assert.deepEqual(problems, [], "script errors or CSP violations");
-  });
+  const suite = chromiumSuite({ vars: { ADMIN_SECRET } });
 
   /** Two pages in a fresh room, connected to each other. */
   async function call() {
     const room = roomName("op");
-    const first = await openPage(browser, `${server.origin}/${room}`);
-    pages.push(first);
+    const first = await suite.open(`${suite.origin}/${room}`);
     await until(first, () => window.duetDebug?.status === "waiting");
-    const second = await openPage(browser, `${server.origin}/${room}`);
-    pages.push(second);
+    const second = await suite.open(`${suite.origin}/${room}`);
     await Promise.all([until(first, connected), until(second, connected)]);
     return { room, first, second };
   }
@@ -77,7 +60,7 @@ describe("the operator ends a call and removes a person", () => {
   test("the removed person is told why; the other sees them leave", async () => {
     const { room, first, second } = await call();
     const clientId = await second.evaluate(() => window.duetDebug.clientId);
-    assert.deepEqual(await admin(server, `${room}/kick`, { clientId, reason: "Please keep it civil" }), { kicked: true });
+    assert.deepEqual(await admin(suite, `${room}/kick`, { clientId, reason: "Please keep it civil" }), { kicked: true });
     await showsFinished(second, "You were removed from this call: Please keep it civil");
     await second.screenshot({ path: join(SCREENSHOTS, "removed.png") });
     await until(first, () => window.duetDebug.status === "peer-left");
@@ -86,7 +69,7 @@ describe("the operator ends a call and removes a person", () => {
 
   test("everyone in an ended call is told why", async () => {
     const { room, first, second } = await call();
-    assert.deepEqual(await admin(server, `${room}/end`, { reason: "Your session time is up" }), { ended: 2 });
+    assert.deepEqual(await admin(suite, `${room}/end`, { reason: "Your session time is up" }), { ended: 2 });
     for (const page of [first, second]) await showsFinished(page, "The call was ended: Your session time is up");
     await first.screenshot({ path: join(SCREENSHOTS, "call-ended.png") });
   });

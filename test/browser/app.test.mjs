@@ -6,23 +6,20 @@
 // steps share one server and run in order; each screenshot lands in SCREENSHOTS.
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   accessibilityProblems,
   chatArrives,
   dropResumes,
   dropsForGood,
-  launchChromium,
-  openPage,
+  chromiumSuite,
   remoteVideoPlays,
   roomName,
   SCREENSHOTS,
   sendChat,
   signalingCutter,
-  startDevServer,
   until,
   videoStopsAndComesBack,
 } from "../helpers/browser.mjs";
@@ -75,39 +72,16 @@ async function videoArrives(page) {
 }
 
 describe("the app, as a person sees it", () => {
-  /** @type {Awaited<ReturnType<typeof startDevServer>>} */
-  let server;
-  /** @type {import("playwright-core").Browser} */
-  let browser;
-  /** @type {Awaited<ReturnType<typeof openPage>>[]} */
-  const pages = [];
+  // Two fake cameras and microphones, to choose between.
+  const suite = chromiumSuite({ fakeDevices: 2 });
+  const { open } = suite;
   let phone, desk; // one call: a touch phone and a 1366×768 window
   const secret = randomBytes(32).toString("base64url");
   const room = roomName("app");
-  const url = (name = room) => `${server.origin}/${name}#k=${secret}`;
-
-  before(async () => {
-    // Two fake cameras and microphones, to choose between. First: without a browser, fail early.
-    browser = await launchChromium({ fakeDevices: 2 });
-    server = await startDevServer();
-    mkdirSync(SCREENSHOTS, { recursive: true });
-  });
-
-  after(async () => {
-    const problems = pages.flatMap((page) => page.problems);
-    await browser?.close();
-    await server?.stop();
-    assert.deepEqual(problems, [], "script errors or CSP violations");
-  });
-
-  const open = async (/** @type {string} */ address, /** @type {Parameters<typeof openPage>[2]} */ options) => {
-    const page = await openPage(browser, address, options);
-    pages.push(page);
-    return page;
-  };
+  const url = (name = room) => `${suite.origin}/${name}#k=${secret}`;
 
   test("the start page and a waiting call page have an h1 and pass axe-core", async () => {
-    const landing = await open(`${server.origin}/`);
+    const landing = await open(`${suite.origin}/`);
     await landing.getByRole("heading", { level: 1, name: "Video calls for two" }).waitFor();
     assert.deepEqual(await accessibilityProblems(landing), []);
     await landing.goto(url(roomName("waiting")));
@@ -288,7 +262,7 @@ describe("the app, as a person sees it", () => {
   });
 
   test("a link with a damaged key looks over from the start, with a new call to start", async () => {
-    const page = await open(`${server.origin}/${roomName("damaged")}#k=${secret.slice(0, 40)}`);
+    const page = await open(`${suite.origin}/${roomName("damaged")}#k=${secret.slice(0, 40)}`);
     await looksFinished(page, "The key in this link is damaged", "Start a new call");
     assert.equal(await page.evaluate(() => window.duetDebug.call.media.stream), null, "the camera was never turned on");
     await page.screenshot({ path: join(SCREENSHOTS, "damaged-key.png") });

@@ -3,50 +3,25 @@
 // Every wait is on a condition in the page (`window.duetDebug`, the DOM), never a fixed sleep.
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, test } from "node:test";
-import { dropResumes, launchChromium, openPage, remoteVideoPlays, roomName, SCREENSHOTS, startDevServer, until } from "../helpers/browser.mjs";
+import { describe, test } from "node:test";
+import { chromiumSuite, dropResumes, remoteVideoPlays, roomName, SCREENSHOTS, until } from "../helpers/browser.mjs";
 
 const connected = () => window.duetDebug?.pc?.connectionState === "connected" && window.duetDebug.status === "connected";
 
 describe("a call between two browsers", () => {
-  /** @type {Awaited<ReturnType<typeof startDevServer>>} */
-  let server;
-  /** @type {import("playwright-core").Browser} */
-  let browser;
-  /** @type {Awaited<ReturnType<typeof openPage>>[]} */
-  const pages = [];
+  const suite = chromiumSuite();
+  const { open } = suite;
   let alice, bob; // the two pages in the call
   const room = roomName("call");
   // An end-to-end protected link, as the app makes them (plain links: test/browser/e2e.test.mjs).
   const secret = randomBytes(32).toString("base64url");
-  const url = () => `${server.origin}/${room}#k=${secret}`;
-
-  before(async () => {
-    browser = await launchChromium(); // first: without a browser, fail before starting a server
-    server = await startDevServer();
-    mkdirSync(SCREENSHOTS, { recursive: true });
-  });
-
-  // Whatever ran, and even after a failure: no page may have had script errors or CSP violations.
-  after(async () => {
-    const problems = pages.flatMap((page) => page.problems);
-    await browser?.close();
-    await server?.stop();
-    assert.deepEqual(problems, [], "script errors or CSP violations");
-  });
-
-  const open = async (/** @type {string} */ address, /** @type {Parameters<typeof openPage>[2]} */ options) => {
-    const page = await openPage(browser, address, options);
-    pages.push(page);
-    return page;
-  };
+  const url = () => `${suite.origin}/${room}#k=${secret}`;
 
   test("the landing page has security headers, starts a call and fits a phone", async () => {
     for (const path of ["/", `/${room}`]) {
-      const response = await fetch(server.origin + path);
+      const response = await fetch(suite.origin + path);
       assert.equal(response.status, 200);
       const csp = response.headers.get("content-security-policy") ?? "";
       assert.match(csp, /script-src 'self'(;|$)/, path);
@@ -57,10 +32,10 @@ describe("a call between two browsers", () => {
       assert.equal(response.headers.get("referrer-policy"), "no-referrer");
       assert.equal(response.headers.get("x-content-type-options"), "nosniff");
     }
-    const library = await fetch(`${server.origin}/js/duet.js`);
+    const library = await fetch(`${suite.origin}/js/duet.js`);
     assert.equal(library.headers.get("access-control-allow-origin"), "*");
 
-    const landing = await open(`${server.origin}/`);
+    const landing = await open(`${suite.origin}/`);
     await landing.getByRole("button", { name: "Start a call" }).waitFor();
     await landing.screenshot({ path: join(SCREENSHOTS, "landing.png") });
 
@@ -74,7 +49,7 @@ describe("a call between two browsers", () => {
     await landing.getByRole("button", { name: "Start a call" }).click();
     await landing.waitForURL(/\/[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}-[a-z2-9]{5}#k=[A-Za-z0-9_-]{43}$/);
     await until(landing, () => window.duetDebug?.status === "waiting");
-    await landing.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.origin });
+    await landing.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: suite.origin });
     await landing.getByRole("button", { name: "Copy link" }).click();
     await landing.getByText("Link copied.").waitFor();
     assert.equal(await landing.evaluate(() => navigator.clipboard.readText()), landing.url());
@@ -184,7 +159,7 @@ describe("a call between two browsers", () => {
   });
 
   test("a page without camera or microphone joins with data only and still sees the other", async () => {
-    const other = `${server.origin}/${roomName("data-only")}`;
+    const other = `${suite.origin}/${roomName("data-only")}`;
     const [carol, dave] = [await open(other, { denyMedia: true }), await open(other)];
     await Promise.all([until(carol, connected), until(dave, connected)]);
     await until(carol, () => /** @type {HTMLVideoElement} */ (document.getElementById("remote-video")).videoWidth > 0);
@@ -199,7 +174,7 @@ describe("a call between two browsers", () => {
   });
 
   test("?relay=1 makes the peer connection use relays only; ICE that cannot start is restarted", async () => {
-    const relayRoom = `${server.origin}/${roomName("relay")}?relay=1`;
+    const relayRoom = `${suite.origin}/${roomName("relay")}?relay=1`;
     const [erin, frank] = [await open(relayRoom), await open(relayRoom)];
     const policies = await Promise.all(
       [erin, frank].map((page) =>

@@ -19,12 +19,13 @@
 //   violations.
 
 import { execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 import puppeteer from "puppeteer-core";
 import { ROOT } from "./common.mjs";
@@ -180,6 +181,49 @@ function requireBrowser(path, name, debianPackage, variable) {
         "(The tests never download a browser.)",
     );
   }
+}
+
+/**
+ * One Chromium and one `wrangler dev` for the suite that calls this inside its `describe`:
+ * registers the suite's `before` (the browser first: without one, fail before starting a server)
+ * and `after`, which closes both and, whatever ran and even after a failure, asserts that no page
+ * opened through `open` had script errors or CSP violations.
+ * @param {{ fakeDevices?: number, vars?: Record<string, string> }} [options]
+ */
+export function chromiumSuite({ fakeDevices, vars } = {}) {
+  /** @type {import("playwright-core").Browser | undefined} */
+  let browser;
+  /** @type {Awaited<ReturnType<typeof startDevServer>> | undefined} */
+  let server;
+  /** @type {Awaited<ReturnType<typeof openPage>>[]} */
+  const pages = [];
+  before(async () => {
+    browser = await launchChromium({ fakeDevices });
+    server = await startDevServer({ vars });
+    mkdirSync(SCREENSHOTS, { recursive: true });
+  });
+  after(async () => {
+    const problems = pages.flatMap((page) => page.problems);
+    await browser?.close();
+    await server?.stop();
+    assert.deepEqual(problems, [], "script errors or CSP violations");
+  });
+  return {
+    /** The server's origin, once `before` ran. */
+    get origin() {
+      return /** @type {NonNullable<typeof server>} */ (server).origin;
+    },
+    /**
+     * Opens a page whose problems the suite checks at its end.
+     * @param {string} address
+     * @param {Parameters<typeof openPage>[2]} [options]
+     */
+    async open(address, options) {
+      const page = await openPage(browser, address, options);
+      pages.push(page);
+      return page;
+    },
+  };
 }
 
 /**
